@@ -1,0 +1,46 @@
+"""The `smp` command line: one parser, one subcommand module per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import metadata
+
+from console import cmd_protocols
+from protocols.errors import SmpError
+
+COMMANDS = (cmd_protocols,)
+
+
+def version() -> str:
+    try:
+        return metadata.version("smp")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smp",
+        description="Controller and clinical session logger for rotary SMP machines.",
+    )
+    parser.add_argument("--version", action="version", version=f"smp {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except SmpError as exc:
+        print(f"smp: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

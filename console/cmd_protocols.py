@@ -1,0 +1,119 @@
+"""`smp protocols list | show NAME | check FILE...`"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from protocols import (
+    DEPTH,
+    RATE,
+    VOLTAGE,
+    ProfileRefused,
+    SkinCondition,
+    Stage,
+    load_library,
+    resolve,
+)
+from protocols.library import check_files
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("protocols", help="the treatment-protocol library")
+    ps = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    ls = ps.add_parser("list", help="every profile, built-in and user")
+    ls.set_defaults(handler=cmd_list)
+
+    show = ps.add_parser("show", help="a profile resolved for a stage and skin, with reasons")
+    show.add_argument("name")
+    show.add_argument("--stage", type=_stage, default=Stage.S1,
+                      help=f"session stage: {', '.join(s.value for s in Stage)} (default 1)")
+    show.add_argument("--skin", type=_skin, action="append", default=[], metavar="CONDITION",
+                      help="skin condition, repeatable: "
+                      + ", ".join(c.value for c in SkinCondition))
+    show.set_defaults(handler=cmd_show)
+
+    check = ps.add_parser("check", help="validate profile files (exit 1 on any error)")
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    check.set_defaults(handler=cmd_check)
+
+
+def _stage(text: str) -> Stage:
+    try:
+        return Stage.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except Exception as exc:  # SmpError
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _skin(text: str) -> SkinCondition:
+    try:
+        return SkinCondition.parse(text)
+    except Exception as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    lib = load_library()
+    rows = [("NAME", "ZONE", "DEPTH mm", "RATE Hz", "VOLT V", "NEEDLE", "SOURCE")]
+    for entry in lib.entries.values():
+        p, s = entry.profile, entry.profile.settings
+        source = "user" + (" (overrides built-in)" if entry.overrides else "") if (
+            entry.source == "user") else "built-in"
+        rows.append((p.name, p.zone.value, DEPTH.fmt(s.depth_mm), RATE.fmt(s.rate_hz),
+                     VOLTAGE.fmt(s.voltage_v), p.needle.code, source))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(f"\n{len(lib.entries)} profiles; user directory: {lib.user_dir}")
+    for err in lib.errors:
+        print(f"skipped: {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    lib = load_library()
+    entry = lib.get(args.name)
+    p = entry.profile
+    where = f"{entry.source}: {entry.path}" + (f":{entry.line}" if entry.line else "")
+    print(f"{p.name}  ({where})")
+    print(f"zone      {p.zone.label}")
+    n = p.needle
+    print(f"needle    {n.code} ({n.count} x {n.configuration.label}, {n.diameter_mm} mm)")
+    print(f"base      {p.settings}")
+    try:
+        res = resolve(p, args.stage, args.skin)
+    except ProfileRefused as exc:
+        _print_reasons(exc.reasons)
+        raise
+    plan = res.plan
+    print(f"{plan.stage.label:<9} target {plan.target_density_pct}% of natural density, "
+          f"dilution {plan.lightest} to {plan.darkest}: {plan.aim}")
+    print(f"resolved  {res.settings}")
+    _print_reasons(res.reasons)
+    for advisory in res.advisories:
+        print(f"warning   {advisory}")
+    if p.notes:
+        print(f"notes     {p.notes}")
+    return 0
+
+
+def _print_reasons(reasons: tuple[str, ...]) -> None:
+    print("why")
+    if not reasons:
+        print("  - no skin adjustments: the base profile as written")
+    for reason in reasons:
+        print(f"  - {reason}")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    count, errors = check_files(args.files)
+    for err in errors:
+        print(err, file=sys.stderr)
+    if errors:
+        return 1
+    print(f"ok: {count} profiles in {len(args.files)} file(s)")
+    return 0

@@ -1,0 +1,87 @@
+"""`smp protocols ...` as a person runs it: real processes, exit codes, no tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.protocols.test_library import GOOD, MALFORMED
+
+
+def smp(*args, env_dir=None, **kw):
+    env = {"SMP_PROTOCOLS_DIR": str(env_dir or "/nonexistent"), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "console", *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=60, **kw,
+    )
+
+
+def test_help_and_version():
+    assert smp("--help").returncode == 0
+    out = smp("--version")
+    assert out.returncode == 0 and out.stdout.startswith("smp ")
+
+
+def test_list_shows_the_library_with_sources(tmp_path):
+    (tmp_path / "mine.toml").write_text(GOOD)
+    out = smp("protocols", "list", env_dir=tmp_path)
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "ZONE", "DEPTH", "mm", "RATE", "Hz", "VOLT", "V",
+                                "NEEDLE", "SOURCE"]
+    assert any(line.split()[:6] == ["crown-thick", "crown", "1.80", "140.0", "8.0", "1003RL"]
+               and line.endswith("user") for line in lines)
+    assert any(line.startswith("hairline-soft") and line.endswith("built-in") for line in lines)
+
+
+def test_show_explains_every_adjustment():
+    out = smp("protocols", "show", "crown-standard", "--stage", "2", "--skin", "scar-tissue",
+              "--skin", "fitzpatrick-iv-vi")
+    assert out.returncode == 0, out.stderr
+    assert "resolved  depth 1.40 mm, rate 130.0 Hz, voltage 8.0 V" in out.stdout
+    assert ("crown, stage 2, scar tissue: needle depth 1.80 -> 1.50 mm: scar tissue is treated "
+            "conservatively") in out.stdout
+    assert "voltage 7.5 -> 8.0 V" in out.stdout
+    assert "needle depth 1.50 -> 1.40 mm" in out.stdout
+    assert "target 70% of natural density" in out.stdout
+
+
+def test_show_refusal_is_one_error_line_and_exit_1(tmp_path):
+    (tmp_path / "fast.toml").write_text(GOOD.replace("140", "145"))
+    out = smp("protocols", "show", "crown-thick", "--skin", "thick", env_dir=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "smp: error: crown, stage 1, thick or resistant skin: refused: stroke rate 155.0 Hz is "
+        "outside the allowed 50.0 to 150.0 Hz"
+    ]
+    assert "145.0 -> 155.0 Hz" in out.stdout
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (("show", "nosuch"), "no profile named 'nosuch'"),
+    (("show", "crown-standard", "--skin", "oily"), "unknown skin condition 'oily'"),
+    (("show", "crown-standard", "--stage", "9"), "unknown stage '9'"),
+])
+def test_bad_arguments_are_one_line_without_traceback(args, fragment):
+    out = smp("protocols", *args)
+    assert out.returncode != 0
+    assert fragment in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_check_valid_file(tmp_path):
+    (tmp_path / "ok.toml").write_text(GOOD)
+    out = smp("protocols", "check", tmp_path / "ok.toml")
+    assert out.returncode == 0 and "ok: 1 profiles" in out.stdout
+
+
+@pytest.mark.parametrize(("text", "expected"), MALFORMED[::3], ids=range(0, len(MALFORMED), 3))
+def test_check_malformed_prints_one_line_and_exits_1(tmp_path, text, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    out = smp("protocols", "check", path)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(str(path))
+    assert expected.format(path=path) in lines[0]
+    assert "Traceback" not in out.stderr
