@@ -1,0 +1,162 @@
+"""The simulated machine's body: motor, needle-depth actuator and skin load.
+
+A teaching model, not a clinical one: simple equations with plausible constants so that a
+trainer can show what happens (spin-up, under-speed when the voltage is too low for the load,
+stall, overheating) and tests can rely on it. docs/simulator.md gives the equations.
+
+The motor is a brushed DC motor whose controller regulates the stroke rate to the setpoint with
+the drive voltage as its ceiling:
+    current      I = I0 + L_skin * (0.5 + 0.5 * r / 130 Hz)          (+ injected short)
+    reachable    r_max = (V - I * R) / Ke                            (0 when jammed)
+    rate         dr/dt = (min(r_set, r_max) - r) / tau               (first-order spin-up)
+    stall        r_max < 20 Hz while driven: I = V / R; trips after 100 ms
+    temperature  dT/dt = (P * R_th - (T - T_amb)) / (R_th * C_th),   P = I^2 * R + heat
+The depth actuator moves toward its setpoint at a bounded speed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
+
+from protocols.settings import WireSettings
+
+
+class Skin(StrEnum):
+    """What the needle is in: nothing, or one of the skin types the trainer selects."""
+
+    AIR = "air"
+    NORMAL = "normal"
+    THIN = "thin"
+    THICK = "thick"
+    SCAR = "scar"
+
+
+class Readings(NamedTuple):
+    """What the machine's sensors report, in wire units."""
+
+    rate_dhz: int
+    voltage_mv: int
+    current_ma: int
+    depth_um: int
+    temperature_dc: int  # 0.1 °C
+
+
+@dataclass(frozen=True)
+class Constants:
+    ke_v_per_hz: float = 0.038  # back-EMF: ~190 Hz free running at 7.5 V
+    r_ohm: float = 2.0  # winding resistance
+    i0_a: float = 0.15  # no-load current (friction, the cartridge's spring)
+    tau_s: float = 0.07  # spin-up time constant: 90% of a step in ~160 ms
+    load_a: dict[Skin, float] = field(default_factory=lambda: {
+        Skin.AIR: 0.0, Skin.THIN: 0.25, Skin.NORMAL: 0.35, Skin.THICK: 0.7, Skin.SCAR: 0.9,
+    })
+    stall_below_hz: float = 20.0
+    stall_trip_s: float = 0.10
+    overcurrent_a: float = 2.5
+    overcurrent_trip_s: float = 0.05
+    depth_speed_um_s: float = 2000.0  # 2 mm/s
+    ambient_c: float = 25.0
+    r_th_c_per_w: float = 12.0  # motor to air
+    c_th_j_per_c: float = 15.0  # thermal time constant R_th * C_th = 180 s
+    overtemp_c: float = 70.0
+    overtemp_clear_c: float = 60.0  # hysteresis: a hot motor stays faulted until it cools
+
+
+@dataclass
+class Injected:
+    """Physical faults a trainer or a test switches on."""
+
+    jam: bool = False  # something blocks the needle: stall
+    short_a: float = 0.0  # extra current, e.g. a failing winding: over-current
+    heat_w: float = 0.0  # extra heat, e.g. blocked cooling: over-temperature
+    depth_limit_um: int | None = None  # the actuator stops short of this position
+
+
+class MachinePhysics:
+    def __init__(self, constants: Constants | None = None):
+        self.c = constants or Constants()
+        self.skin = Skin.AIR
+        self.injected = Injected()
+        self.rate_hz = 0.0
+        self.current_a = 0.0
+        self.voltage_v = 0.0
+        self.depth_um = 0.0
+        self.temperature_c = self.c.ambient_c
+        self.fault: str | None = None
+        self._stalled_for = 0.0
+        self._over_for = 0.0
+
+    def step(self, dt_s: float, *, motor_on: bool, target: WireSettings) -> None:
+        c = self.c
+        self._move_depth(dt_s, target.depth_um)
+        driven = motor_on and self.fault is None
+        volts = target.voltage_mv / 1000 if driven else 0.0
+        if driven:
+            set_hz = target.rate_dhz / 10
+            current = self._load_current(self.rate_hz)
+            reachable = 0.0 if self.injected.jam else max(0.0, (volts - current * c.r_ohm)
+                                                           / c.ke_v_per_hz)
+            stalled = reachable < c.stall_below_hz
+            goal = 0.0 if stalled else min(set_hz, reachable)
+            current = volts / c.r_ohm if stalled else current
+            self._stalled_for = self._stalled_for + dt_s if stalled else 0.0
+        else:
+            goal, current, self._stalled_for = 0.0, 0.0, 0.0
+        # Exact discretisation of the first-order lag: stable for any dt.
+        self.rate_hz += (goal - self.rate_hz) * (1 - math.exp(-dt_s / c.tau_s))
+        if self.rate_hz < 0.5:  # below the tachometer's resolution: stopped
+            self.rate_hz = 0.0
+        self.current_a = current
+        self.voltage_v = volts
+        # A stall draws more than the over-current limit too; it is reported as the stall.
+        over = current > c.overcurrent_a and not self._stalled_for
+        self._over_for = self._over_for + dt_s if over else 0.0
+        power = current * current * c.r_ohm + self.injected.heat_w
+        t_ss = c.ambient_c + power * c.r_th_c_per_w
+        self.temperature_c += (t_ss - self.temperature_c) * (
+            1 - math.exp(-dt_s / (c.r_th_c_per_w * c.c_th_j_per_c)))
+        if self.fault is None:
+            if self._stalled_for >= c.stall_trip_s:
+                self.fault = "stall"
+            elif self._over_for >= c.overcurrent_trip_s:
+                self.fault = "overcurrent"
+            elif self.temperature_c >= c.overtemp_c:
+                self.fault = "overtemp"
+
+    def _load_current(self, rate_hz: float) -> float:
+        c = self.c
+        return (c.i0_a + c.load_a[self.skin] * (0.5 + 0.5 * rate_hz / 130.0)
+                + self.injected.short_a)
+
+    def _move_depth(self, dt_s: float, target_um: int) -> None:
+        goal = float(target_um)
+        if self.injected.depth_limit_um is not None:
+            goal = min(goal, float(self.injected.depth_limit_um))
+        step = self.c.depth_speed_um_s * dt_s
+        delta = goal - self.depth_um
+        self.depth_um = goal if abs(delta) <= step else self.depth_um + step * (1 if delta > 0
+                                                                                else -1)
+
+    def clear_fault(self) -> bool:
+        """Clear a latched physical fault; refused while its cause is still there."""
+        if self.fault == "overtemp" and self.temperature_c > self.c.overtemp_clear_c:
+            return False
+        if self.fault == "stall" and self.injected.jam:
+            return False
+        if self.fault == "overcurrent" and self.injected.short_a > 0:
+            return False
+        self.fault = None
+        self._stalled_for = self._over_for = 0.0
+        return True
+
+    def readings(self) -> Readings:
+        return Readings(
+            rate_dhz=round(self.rate_hz * 10),
+            voltage_mv=round(self.voltage_v * 1000),
+            current_ma=round(self.current_a * 1000),
+            depth_um=round(self.depth_um),
+            temperature_dc=round(self.temperature_c * 10),
+        )
