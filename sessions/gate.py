@@ -1,0 +1,105 @@
+"""The gate before a session starts: contraindications (DOMAIN.md) and the minimum interval.
+
+Refusing items stop the session unless overridden with a reason; warning items need an
+acknowledgement (also a non-empty reason). Every answer, verdict and reason is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sessions.errors import GateRefused
+
+INTERVAL = "interval"  # the override key for the minimum-interval rule
+WARN_UNDER_DAYS = 10
+REFUSE_UNDER_DAYS = 7
+
+
+class Contraindication(StrEnum):
+    SUNBURN = "sunburn"
+    INFECTION_OR_WOUND = "infection-or-wound"
+    ACNE_OR_PSORIASIS_FLARE = "acne-or-psoriasis-flare"
+    UNHEALED_TRANSPLANT = "unhealed-transplant"
+    KELOID_PRONE = "keloid-prone"
+    SENSITIVITY_NO_PATCH_TEST = "sensitivity-no-patch-test"
+    BLOOD_THINNERS_OR_ALCOHOL = "blood-thinners-or-alcohol"
+    PREGNANCY = "pregnancy"
+
+    @property
+    def refuses(self) -> bool:
+        """True: refuse until resolved; False: warn and require an acknowledgement."""
+        return self in _REFUSING
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_REFUSING = {Contraindication.SUNBURN, Contraindication.INFECTION_OR_WOUND,
+             Contraindication.ACNE_OR_PSORIASIS_FLARE, Contraindication.UNHEALED_TRANSPLANT}
+_LABELS = {
+    Contraindication.SUNBURN: "sunburnt skin",
+    Contraindication.INFECTION_OR_WOUND: "active infection or open wounds",
+    Contraindication.ACNE_OR_PSORIASIS_FLARE: "scalp acne or psoriasis flare in the zone",
+    Contraindication.UNHEALED_TRANSPLANT: "unhealed transplant area",
+    Contraindication.KELOID_PRONE: "keloid-prone skin",
+    Contraindication.SENSITIVITY_NO_PATCH_TEST:
+        "skin sensitivity or pigment allergy without a patch test",
+    Contraindication.BLOOD_THINNERS_OR_ALCOHOL: "blood thinners or alcohol in the last 48 h",
+    Contraindication.PREGNANCY: "pregnancy",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    item: str
+    present: bool
+    decision: str  # clear | warned | acknowledged | overridden
+    detail: str = ""
+    reason: str = ""
+
+
+def evaluate(
+    answers: Mapping[Contraindication, bool],
+    overrides: Mapping[str, str],
+    days_since_last: float | None,
+) -> list[Verdict]:
+    """The verdict for every item, or GateRefused naming everything unresolved and how to
+    override it. `overrides` maps an item (or "interval") to its reason."""
+    missing = [c.value for c in Contraindication if c not in answers]
+    if missing:
+        raise GateRefused(f"contraindication gate: unanswered: {', '.join(missing)}; "
+                          "every question must be answered yes or no")
+    unknown = set(overrides) - {c.value for c in Contraindication} - {INTERVAL}
+    if unknown:
+        raise GateRefused(f"contraindication gate: unknown override {sorted(unknown)[0]!r}; "
+                          f"allowed: {', '.join(c.value for c in Contraindication)}, {INTERVAL}")
+    verdicts, blocked = [], []
+    for c in Contraindication:
+        reason = overrides.get(c.value, "").strip()
+        if not answers[c]:
+            verdicts.append(Verdict(c.value, False, "clear"))
+        elif reason:
+            verdicts.append(Verdict(c.value, True, "overridden" if c.refuses else "acknowledged",
+                                    c.label, reason))
+        else:
+            blocked.append(f"{c.label} ({'refused' if c.refuses else 'needs an acknowledgement'}"
+                           f"; override {c.value!r} with a reason)")
+    if days_since_last is not None:
+        detail = f"{days_since_last:.1f} days since the last session"
+        reason = overrides.get(INTERVAL, "").strip()
+        if days_since_last < REFUSE_UNDER_DAYS and not reason:
+            blocked.append(f"{detail}, under the minimum {REFUSE_UNDER_DAYS} (override "
+                           f"{INTERVAL!r} with a reason)")
+        elif days_since_last < REFUSE_UNDER_DAYS:
+            verdicts.append(Verdict(INTERVAL, True, "overridden", detail, reason))
+        elif days_since_last < WARN_UNDER_DAYS:
+            verdicts.append(Verdict(INTERVAL, True, "warned",
+                                    f"{detail}, under the usual {WARN_UNDER_DAYS}", reason))
+        else:
+            verdicts.append(Verdict(INTERVAL, False, "clear", detail))
+    if blocked:
+        raise GateRefused("session refused: " + "; ".join(blocked))
+    return verdicts

@@ -1,0 +1,262 @@
+"""Opening the record: URL choice, engine set-up, schema upgrades, and database errors.
+
+`open_store()` is the one way in. It resolves the URL (argument, then SMP_DB_URL, then a SQLite
+file in the user data directory), creates a new SQLite file with mode 0600 itself, sets the
+SQLite pragmas on every connection, and brings the schema to this program's head (after a backup
+copy for SQLite) or refuses a database newer than the program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from sessions.errors import AppendOnlyViolation, StoreError
+from sessions.models import Event
+
+ENV_VAR = "SMP_DB_URL"
+BUSY_TIMEOUT_MS = 5000
+URL_HELP = "write sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+
+
+def default_path() -> Path:
+    import platformdirs
+
+    return platformdirs.user_data_path("smp") / "smp.sqlite3"
+
+
+def resolve_url(arg: str | None = None) -> URL:
+    """The database URL: `--db` beats SMP_DB_URL beats the default SQLite file."""
+    raw = arg or os.environ.get(ENV_VAR)
+    if not raw:
+        return URL.create("sqlite", database=str(default_path()))
+    try:
+        url = make_url(raw)
+    except exc.ArgumentError:
+        raise StoreError(f"malformed database URL {raw!r}: {URL_HELP}") from None
+    backend = url.get_backend_name()
+    if backend == "postgresql" and url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship
+    elif backend == "sqlite" and not url.database:
+        raise StoreError(f"database URL {raw!r} names no file: {URL_HELP}")
+    elif backend not in ("sqlite", "postgresql"):
+        raise StoreError(f"unsupported database URL {raw!r}: {URL_HELP}")
+    return url
+
+
+def describe(url: URL) -> str:
+    """A URL for messages: the SQLite path, or the server without its password."""
+    if url.get_backend_name() == "sqlite":
+        return str(url.database)
+    return url.render_as_string(hide_password=True)
+
+
+def _create_sqlite_file(path: Path) -> None:
+    if path == default_path():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise StoreError(f"cannot create database {path}: directory {path.parent} does not exist")
+    # Clinical data: only the owner may read it. SQLite gives -wal and -shm the same mode.
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    except OSError as err:
+        raise StoreError(f"cannot create database {path}: {err.strerror}") from None
+    os.close(fd)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # pysqlite's own transaction handling would defer BEGIN; let SQLAlchemy emit it.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # Writers take the write lock at BEGIN so two of them wait on busy_timeout instead of
+    # failing half-way through a unit of work; readers stay deferred and never block (WAL).
+    read = conn.get_execution_options().get("smp_read", False)
+    conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        _create_sqlite_file(Path(url.database))
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+@contextlib.contextmanager
+def translated(url: URL) -> Iterator[None]:
+    """Turn driver errors a person can act on into one-line StoreErrors."""
+    where = describe(url)
+    try:
+        yield
+    except exc.DBAPIError as err:
+        detail = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+        low = detail.lower()
+        if "append-only" in low:
+            raise AppendOnlyViolation(detail) from None
+        if "locked" in low or "busy" in low:
+            raise StoreError(f"database {where} is locked by another program; try again "
+                             "when it has finished") from None
+        if "not a database" in low or "malformed" in low or "corrupt" in low:
+            raise StoreError(f"database {where} is corrupt ({detail}); restore it from a "
+                             "backup") from None
+        if isinstance(err, exc.OperationalError) and url.get_backend_name() == "postgresql":
+            raise StoreError(f"cannot reach PostgreSQL at {where}: {detail}") from None
+        if isinstance(err, exc.OperationalError):
+            raise StoreError(f"cannot open database {where}: {detail}") from None
+        raise
+
+
+def _alembic_config(conn) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", "sessions:migrations")
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+
+
+def _guard_events(session, flush_context, instances) -> None:
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, Event) and (obj in session.deleted or session.is_modified(obj)):
+            raise AppendOnlyViolation(
+                f"timeline event {obj.id} cannot be changed or deleted: events are "
+                "append-only, record a correction event instead")
+
+
+def _guard_bulk(state) -> None:
+    if (state.is_update or state.is_delete) and any(
+            m.class_ is Event for m in state.all_mappers):
+        raise AppendOnlyViolation(
+            "timeline events cannot be updated or deleted: events are append-only, record a "
+            "correction event instead")
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def status(self) -> str:
+        if self.current == self.head:
+            return "current"
+        return "empty" if self.current is None else "older"
+
+
+class Store:
+    """An open record: the engine, a session factory, and the schema version."""
+
+    def __init__(self, url: URL, engine: Engine):
+        self.url = url
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._readers = sessionmaker(engine.execution_options(smp_read=True),
+                                     expire_on_commit=False)
+        for factory in (self.sessions, self._readers):
+            event.listen(factory, "before_flush", _guard_events)
+            event.listen(factory, "do_orm_execute", _guard_bulk)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any error."""
+        with translated(self.url), self.sessions.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only transaction that never waits for writers."""
+        with translated(self.url), self._readers.begin() as session:
+            yield session
+
+    def schema(self) -> SchemaState:
+        head = head_revision()
+        with translated(self.url), self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        known = {s.revision for s in ScriptDirectory.from_config(_alembic_config(None))
+                 .walk_revisions()}
+        if current is not None and current not in known:
+            raise StoreError(
+                f"database {describe(self.url)} has schema {current}, newer than this program "
+                f"(which knows up to {head}); install a newer smp to open it")
+        return SchemaState(current, head)
+
+    def upgrade(self) -> tuple[SchemaState, Path | None]:
+        """Bring the schema to head; back up an older SQLite file first. Returns the state
+        before and the backup path (None if nothing needed copying)."""
+        before = self.schema()
+        if before.status == "current":
+            return before, None
+        backup = self._backup(before.current) if before.status == "older" and self.is_sqlite \
+            else None
+        with translated(self.url), self.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+        return before, backup
+
+    def _backup(self, revision: str) -> Path:
+        src = Path(self.url.database)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        dest = src.with_name(f"{src.name}.{revision}.{stamp}.bak")
+        fd = os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+        # The backup API copies a consistent snapshot even with the WAL in use.
+        with contextlib.closing(sqlite3.connect(src)) as s, \
+                contextlib.closing(sqlite3.connect(dest)) as d:
+            s.backup(d)
+        return dest
+
+    def integrity(self) -> str:
+        """"ok", or the backend's first complaint (SQLite's integrity_check)."""
+        if not self.is_sqlite:
+            with translated(self.url), self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return "ok"
+        with translated(self.url), self.engine.connect() as conn:
+            return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str | URL | None = None, *, upgrade: bool = True) -> Store:
+    """Open the record at `url` (or SMP_DB_URL, or the default file). With `upgrade`, an
+    empty or older schema is brought to head; a newer one is always refused."""
+    resolved = url if isinstance(url, URL) else resolve_url(url)
+    store = Store(resolved, make_engine(resolved))
+    try:
+        if upgrade:
+            store.upgrade()
+        else:
+            store.schema()
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -1,0 +1,237 @@
+"""The recorder during a session: gate, interval, events, consumables, telemetry, crashes."""
+
+import json
+import threading
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from protocols import Dilution, Stage, Zone
+from sessions.errors import GateRefused, RecordError
+from sessions.gate import Contraindication
+from sessions.models import (
+    Client,
+    Event,
+    GateAnswer,
+    SessionRow,
+    TelemetrySample,
+    TelemetrySummary,
+    ZoneWork,
+)
+from sessions.recorder import (
+    Machine,
+    Recorder,
+    close_interrupted,
+    open_sessions,
+    prune_telemetry,
+)
+from sessions.telemetry import Reading
+from tests.sessions.factory import CLEAR, REAL, FakeClock, client, session, settings
+
+
+def start(store, cid, clock, answers=CLEAR, **kw):
+    return Recorder.start(store, client_id=cid, technician="Tom", stage=Stage.S2, machine=REAL,
+                          planned_zones=[Zone.CROWN], answers=answers, clock=clock, **kw)
+
+
+def test_refusing_contraindication_needs_an_override_with_a_reason(store):
+    cid, clock = client(store), FakeClock()
+    answers = {**CLEAR, Contraindication.SUNBURN: True}
+    with pytest.raises(GateRefused, match=r"sunburnt skin \(refused; override 'sunburn' with a "
+                       "reason\\)"):
+        start(store, cid, clock, answers)
+    with pytest.raises(GateRefused):
+        start(store, cid, clock, answers, overrides={"sunburn": "   "})
+    with store.reading() as s:
+        assert s.scalar(select(func.count()).select_from(SessionRow)) == 0
+    rec = start(store, cid, clock, answers, overrides={"sunburn": "doctor cleared, sun 3 wk ago"})
+    with store.reading() as s:
+        row = s.scalar(select(GateAnswer).where(GateAnswer.session_id == rec.session_id,
+                                                GateAnswer.item == "sunburn"))
+    assert (row.present, row.decision, row.reason) == (True, "overridden",
+                                                       "doctor cleared, sun 3 wk ago")
+    assert "sunburn: overridden" in rec.warnings[0]
+
+
+def test_warning_contraindication_needs_an_acknowledgement(store):
+    cid, clock = client(store), FakeClock()
+    answers = {**CLEAR, Contraindication.PREGNANCY: True}
+    with pytest.raises(GateRefused, match="pregnancy \\(needs an acknowledgement"):
+        start(store, cid, clock, answers)
+    rec = start(store, cid, clock, answers, overrides={"pregnancy": "client informed"})
+    with store.reading() as s:
+        decisions = dict(s.execute(select(GateAnswer.item, GateAnswer.decision)
+                                   .where(GateAnswer.session_id == rec.session_id)).all())
+    assert decisions["pregnancy"] == "acknowledged"
+    assert decisions["sunburn"] == "clear" and len(decisions) == len(Contraindication)
+
+
+def test_unanswered_question_refuses(store):
+    answers = dict(CLEAR)
+    del answers[Contraindication.KELOID_PRONE]
+    with pytest.raises(GateRefused, match="unanswered: keloid-prone"):
+        start(store, client(store), FakeClock(), answers)
+
+
+def test_interval_rule_warns_under_10_days_and_refuses_under_7(store):
+    cid, clock = client(store), FakeClock()
+    session(store, cid, clock)
+    clock.advance(days=6)
+    with pytest.raises(GateRefused, match=r"6\.0 days since the last session, under the "
+                       "minimum 7 \\(override 'interval' with a reason\\)"):
+        start(store, cid, clock)
+    rec = start(store, cid, clock, overrides={"interval": "client travelling abroad"})
+    assert any("interval: overridden" in w for w in rec.warnings)
+    rec.end(aftercare_given=True)
+    clock.advance(days=8)
+    rec = start(store, cid, clock)
+    assert rec.warnings == ("interval: warned (8.0 days since the last session, under the "
+                            "usual 10)",)
+
+
+def test_events_are_committed_when_the_call_returns(store, db_url):
+    from sessions.store import open_store
+
+    clock = FakeClock()
+    rec = start(store, client(store), clock)
+    rec.zone_changed(Zone.CROWN, profile="crown-standard", reasons=["crown base"])
+    got = rec.settings_applied(settings("1.80", "140", "7.5"))
+    other = open_store(db_url)  # a separate connection pool sees it at once
+    with other.reading() as s:
+        ev = s.get(Event, got.id)
+        assert (ev.kind, ev.zone, ev.depth_um, ev.rate_dhz, ev.voltage_mv) == (
+            "settings-applied", "crown", 1800, 1400, 7500)
+        zw = s.scalar(select(ZoneWork).where(ZoneWork.session_id == rec.session_id))
+        assert (zw.depth_um, zw.profile, json.loads(zw.reasons)) == (
+            1800, "crown-standard", ["crown base"])
+    other.close()
+
+
+def test_every_link_event_kind_is_recorded_in_order(store):
+    clock = FakeClock()
+    rec = start(store, client(store), clock)
+    rec.zone_changed(Zone.CROWN)
+    rec.settings_requested(settings())
+    rec.settings_refused(settings("2.50"), "depth above the machine's 2.00 mm")
+    rec.settings_applied(settings())
+    rec.pedal_down()
+    clock.advance(seconds=2)
+    rec.pedal_up()
+    rec.stop("technician pressed STOP")
+    rec.fault("E12", "motor stall")
+    rec.link_lost("no heartbeat for 250 ms")
+    rec.link_restored()
+    rec.machine_rebooted("boot-7f3a")
+    rec.note("client asked for a break")
+    rec.end(aftercare_given=True)
+    with store.reading() as s:
+        rows = s.execute(select(Event.seq, Event.kind, Event.duration_ms)
+                         .where(Event.session_id == rec.session_id).order_by(Event.seq)).all()
+    assert [r.kind for r in rows] == [
+        "session-started", "zone-changed", "settings-requested", "settings-refused",
+        "settings-applied", "pedal-down", "pedal-up", "stop", "fault", "link-lost",
+        "link-restored", "machine-rebooted", "note", "session-ended"]
+    assert [r.seq for r in rows] == list(range(1, 15))
+    assert rows[6].duration_ms == 2000
+    with pytest.raises(RecordError, match="has ended"):
+        rec.note("too late")
+
+
+def test_telemetry_is_summarised_per_run_and_per_zone(store):
+    clock = FakeClock()
+    rec = start(store, client(store), clock)
+    rec.zone_changed(Zone.CROWN)
+    for run, rates in enumerate(([1200, 1400, 1300], [1000, 1500])):
+        rec.pedal_down()
+        for rate in rates:
+            clock.advance(milliseconds=20)
+            rec.telemetry(Reading(clock(), rate, 7500 + run * 100, 300 + rate // 100,
+                                  fault=rate == 1500))
+        rec.pedal_up()
+    rec.zone_changed(Zone.HAIRLINE)
+    with store.reading() as s:
+        runs = s.scalars(select(TelemetrySummary).where(TelemetrySummary.run_index.is_not(None))
+                         .order_by(TelemetrySummary.run_index)).all()
+        zone = s.scalar(select(TelemetrySummary).where(TelemetrySummary.run_index.is_(None)))
+        raw = s.scalar(select(func.count()).select_from(TelemetrySample))
+    assert [(r.samples, r.mean_rate_dhz, r.peak_rate_dhz, r.run_ms, r.faults) for r in runs] \
+        == [(3, 1300, 1400, 60, 0), (2, 1250, 1500, 40, 1)]
+    assert (zone.zone, zone.samples, zone.mean_rate_dhz, zone.peak_rate_dhz, zone.run_ms,
+            zone.peak_voltage_mv, zone.peak_current_ma, zone.faults) == (
+        "crown", 5, 1280, 1500, 100, 7600, 315, 1)
+    assert raw == 5
+
+
+def test_raw_telemetry_is_pruned_after_the_window(store):
+    clock = FakeClock()
+    rec = start(store, client(store), clock)
+    rec.pedal_down()
+    rec.telemetry(Reading(clock(), 1200, 7000, 300))
+    rec.pedal_up()
+    assert prune_telemetry(store, now=clock() + timedelta(days=29)) == 0
+    assert prune_telemetry(store, now=clock() + timedelta(days=31)) == 1
+    with store.reading() as s:
+        assert s.scalar(select(func.count()).select_from(TelemetrySummary)) == 1
+
+
+def test_consumables_need_a_lot_and_an_unexpired_date(store):
+    rec = start(store, client(store), FakeClock())
+    with pytest.raises(RecordError, match="lot number is required"):
+        rec.use_pigment(brand="B", shade="S", dilution=Dilution.parse("6:1"), lot=" ",
+                        expiry=date(2030, 1, 1))
+    with pytest.raises(RecordError, match="pigment lot L9 expired on 2025-01-01"):
+        rec.use_pigment(brand="B", shade="S", dilution=Dilution.parse("6:1"), lot="L9",
+                        expiry=date(2025, 1, 1))
+    with pytest.raises(RecordError, match="coverage 120% is outside 0 to 100%"):
+        rec.record_coverage(Zone.CROWN, coverage_pct=120)
+
+
+def test_simulator_sessions_are_marked(store):
+    rec = Recorder.start(store, client_id=client(store), technician="Trainee", stage=Stage.S1,
+                         machine=Machine.simulated("sim-1.0"), planned_zones=[Zone.HAIRLINE],
+                         answers=CLEAR, clock=FakeClock())
+    with store.reading() as s:
+        row = s.get(SessionRow, rec.session_id)
+        first = s.scalar(select(Event.payload).where(Event.session_id == rec.session_id))
+    assert (row.simulator, row.machine_model, row.machine_serial) == (
+        True, "SIMULATOR", "SIMULATOR")
+    assert json.loads(first)["machine"]["simulator"] is True
+
+
+def test_open_sessions_are_found_and_closed_as_interrupted(store):
+    clock = FakeClock()
+    cid = client(store)
+    rec = session(store, cid, clock, end=False)
+    done = session(store, client(store, "Bo Chen"), clock)
+    found = open_sessions(store)
+    assert [o.id for o in found] == [rec.session_id] and found[0].client_name == "Ann Lee"
+    before = found[0].events
+    close_interrupted(store, rec.session_id, clock=clock)
+    assert open_sessions(store) == []
+    with store.reading() as s:
+        row = s.get(SessionRow, rec.session_id)
+        kinds = s.scalars(select(Event.kind).where(Event.session_id == rec.session_id)).all()
+        assert s.get(Client, cid).last_completed_at is None
+    assert row.outcome == "interrupted" and len(kinds) == before + 1
+    with pytest.raises(RecordError, match="already closed"):
+        close_interrupted(store, done.session_id)
+
+
+def test_one_recorder_is_safe_across_threads(store):
+    rec = start(store, client(store), FakeClock())
+    ids: list[int] = []
+
+    def worker(n):
+        for i in range(10):
+            ids.append(rec.note(f"thread {n} note {i}").id)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.reading() as s:
+        seqs = s.scalars(select(Event.seq).where(Event.session_id == rec.session_id)
+                         .order_by(Event.seq)).all()
+    assert len(set(ids)) == 40 and seqs == list(range(1, 42))

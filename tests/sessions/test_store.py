@@ -1,0 +1,128 @@
+"""Opening the record: file mode, pragmas, URLs, schema upgrades and refusals."""
+
+import os
+import stat
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, text
+
+from sessions.errors import StoreError
+from sessions.store import _alembic_config, default_path, head_revision, open_store, resolve_url
+from tests.sessions.factory import client
+
+
+def test_new_sqlite_file_is_private_and_durable(tmp_path):
+    path = tmp_path / "r.sqlite3"
+    store = open_store(f"sqlite:///{path}")
+    client(store)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(f"{path}-wal").st_mode) == 0o600
+    with store.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert c.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+    store.close()
+
+
+def test_url_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv("SMP_DB_URL", raising=False)
+    assert resolve_url(None).database == str(default_path())
+    assert str(default_path()).endswith("smp/smp.sqlite3")
+    monkeypatch.setenv("SMP_DB_URL", f"sqlite:///{tmp_path}/env.db")
+    assert resolve_url(None).database == f"{tmp_path}/env.db"
+    assert resolve_url(f"sqlite:///{tmp_path}/arg.db").database == f"{tmp_path}/arg.db"
+    assert resolve_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("not a url", "malformed database URL 'not a url'"),
+    ("mysql://u@h/db", "unsupported database URL"),
+    ("sqlite://", "names no file"),
+])
+def test_bad_urls_are_one_line(url, fragment):
+    with pytest.raises(StoreError, match=fragment) as err:
+        resolve_url(url)
+    assert "\n" not in str(err.value)
+
+
+def test_empty_database_upgrades_to_head(store):
+    state = store.schema()
+    assert state.current == state.head == head_revision()
+    with store.engine.connect() as c:
+        tables = {"clients", "client_health", "sessions", "events", "zone_works",
+                  "pigment_uses", "needle_uses", "gate_answers", "telemetry_summaries",
+                  "telemetry_samples", "consents", "meta"}
+        for t in tables:
+            c.execute(text(f"SELECT count(*) FROM {t}"))
+
+
+def test_models_and_migrations_agree(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from sessions.models import Base
+
+    with store.engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}),
+                                Base.metadata)
+    assert diff == []
+
+
+def _at_revision(url, revision):
+    engine = create_engine(url)
+    with engine.begin() as c:
+        command.upgrade(_alembic_config(c), revision)
+    engine.dispose()
+
+
+def test_older_database_is_backed_up_then_upgraded(db_url):
+    _at_revision(db_url, "0001")
+    with create_engine(db_url).begin() as c:
+        c.execute(text("INSERT INTO clients (name, phone, email, created_at, scar_work) "
+                       "VALUES ('Old Client', '', '', '2020-01-01 00:00:00', false)"))
+    store = open_store(db_url)
+    assert store.schema().status == "current"
+    with store.engine.connect() as c:
+        assert c.execute(text("SELECT name FROM clients")).scalar() == "Old Client"
+    if store.is_sqlite:
+        path = store.url.database
+        backups = [p for p in os.listdir(os.path.dirname(path)) if p.endswith(".bak")]
+        assert len(backups) == 1 and ".0001." in backups[0]
+        old = create_engine(f"sqlite:///{os.path.dirname(path)}/{backups[0]}")
+        with old.connect() as c:
+            assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert c.execute(text("SELECT name FROM clients")).scalar() == "Old Client"
+        old.dispose()
+    store.close()
+
+
+def test_newer_database_is_refused(store, db_url):
+    with store.engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    store.close()
+    with pytest.raises(StoreError, match=r"schema 9999, newer than this program \(which knows "
+                       rf"up to {head_revision()}\)"):
+        open_store(db_url)
+
+
+def test_check_without_upgrade_reports_older(db_url):
+    _at_revision(db_url, "0001")
+    store = open_store(db_url, upgrade=False)
+    assert store.schema().status == "older"
+    store.close()
+
+
+def test_unreachable_postgres_is_one_line():
+    with pytest.raises(StoreError, match="cannot reach PostgreSQL at") as err:
+        open_store("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert "\n" not in str(err.value)
+
+
+def test_corrupt_sqlite_is_one_line(tmp_path):
+    path = tmp_path / "bad.sqlite3"
+    path.write_bytes(b"this is not a database, it is a shopping list " * 100)
+    with pytest.raises(StoreError, match="is corrupt"):
+        open_store(f"sqlite:///{path}")
+    assert path.read_bytes().startswith(b"this is not a database")
