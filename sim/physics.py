@@ -6,7 +6,7 @@ stall, overheating) and tests can rely on it. docs/simulator.md gives the equati
 
 The motor is a brushed DC motor whose controller regulates the stroke rate to the setpoint with
 the drive voltage as its ceiling:
-    current      I = I0 + L_skin * (0.5 + 0.5 * r / 130 Hz)          (+ injected short)
+    current      I = I0 + L_skin * (0.5 + 0.5 * r / 130 Hz)   (a short adds current, no torque)
     reachable    r_max = (V - I * R) / Ke                            (0 when jammed)
     rate         dr/dt = (min(r_set, r_max) - r) / tau               (first-order spin-up)
     stall        r_max < 20 Hz while driven: I = V / R; trips after 100 ms
@@ -102,6 +102,8 @@ class MachinePhysics:
             stalled = reachable < c.stall_below_hz
             goal = 0.0 if stalled else min(set_hz, reachable)
             current = volts / c.r_ohm if stalled else current
+            # A short bypasses the winding: it draws current but makes no torque.
+            current += self.injected.short_a
             self._stalled_for = self._stalled_for + dt_s if stalled else 0.0
         else:
             goal, current, self._stalled_for = 0.0, 0.0, 0.0
@@ -128,8 +130,7 @@ class MachinePhysics:
 
     def _load_current(self, rate_hz: float) -> float:
         c = self.c
-        return (c.i0_a + c.load_a[self.skin] * (0.5 + 0.5 * rate_hz / 130.0)
-                + self.injected.short_a)
+        return c.i0_a + c.load_a[self.skin] * (0.5 + 0.5 * rate_hz / 130.0)
 
     def _move_depth(self, dt_s: float, target_um: int) -> None:
         goal = float(target_um)
