@@ -1,0 +1,469 @@
+"""Reading the record: plain frozen views for the console, the shell and the exports.
+
+No ORM row leaves this module. Each query is a handful of indexed selects so that a clinic's
+whole history stays fast (bench/bench_history.py).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from protocols import MachineSettings, Zone
+from sessions.errors import RecordError
+from sessions.models import (
+    Client,
+    ClientHealth,
+    Consent,
+    Event,
+    GateAnswer,
+    NeedleUse,
+    PigmentUse,
+    SessionRow,
+    TelemetrySummary,
+    ZoneWork,
+)
+from sessions.store import Store
+
+TOUCH_UP_YEARS = 4
+SCAR_TOUCH_UP_YEARS = 2
+
+
+@dataclass(frozen=True)
+class ClientView:
+    id: int
+    name: str
+    phone: str
+    email: str
+    date_of_birth: date | None
+
+
+@dataclass(frozen=True)
+class HealthView:
+    hair_colour: str
+    hair_loss_stage: str
+    hair_loss_cause: str
+    fitzpatrick: int | None
+    skin_quality: str
+    allergies: str
+    patch_test: str
+    medications: str
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    procedure: bool
+    photos: bool
+    version: str
+    signed_on: date
+
+
+@dataclass(frozen=True)
+class PigmentView:
+    zone: str | None
+    brand: str
+    shade: str
+    dilution: str
+    lot: str
+    expiry: date
+
+
+@dataclass(frozen=True)
+class NeedleView:
+    zone: str | None
+    code: str
+    lot: str
+    expiry: date
+
+
+@dataclass(frozen=True)
+class GateView:
+    item: str
+    present: bool
+    decision: str
+    detail: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ZoneView:
+    zone: str
+    profile: str
+    reasons: tuple[str, ...]
+    coverage_pct: int | None
+    target_density_pct: int | None
+    passes: int
+    notes: str
+    settings: MachineSettings | None  # the last read-back applied in this zone
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    seq: int
+    at: datetime
+    kind: str
+    zone: str | None
+    settings: MachineSettings | None
+    duration_ms: int | None
+    corrects_id: int | None
+    payload: dict
+
+
+@dataclass(frozen=True)
+class SummaryView:
+    zone: str | None
+    run_index: int | None
+    run_ms: int
+    samples: int
+    mean_rate_dhz: int | None
+    peak_rate_dhz: int | None
+    mean_voltage_mv: int | None
+    peak_voltage_mv: int | None
+    mean_current_ma: int | None
+    peak_current_ma: int | None
+    faults: int
+
+
+@dataclass(frozen=True)
+class MachineView:
+    model: str
+    serial: str
+    firmware: str
+    simulator: bool
+
+    def __str__(self) -> str:
+        if self.simulator:
+            return f"SIMULATOR (firmware {self.firmware})"
+        return f"{self.model} serial {self.serial}, firmware {self.firmware}"
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    technician: str
+    stage: str
+    machine: MachineView
+    planned_zones: tuple[str, ...]
+    outcome: str | None
+    aftercare_given: bool
+    gate: tuple[GateView, ...]
+    zones: tuple[ZoneView, ...]
+    pigments: tuple[PigmentView, ...]
+    needles: tuple[NeedleView, ...]
+    telemetry: tuple[SummaryView, ...] = ()
+    events: tuple[EventView, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    client: ClientView
+    health: HealthView | None
+    consents: tuple[ConsentView, ...]
+    sessions: tuple[SessionView, ...]
+
+
+@dataclass(frozen=True)
+class ClientSummary:
+    id: int
+    name: str
+    sessions: int
+    last_session_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ZoneVisit:
+    session_id: int
+    started_at: datetime
+    stage: str
+    simulator: bool
+    work: ZoneView
+    pigments: tuple[PigmentView, ...]
+
+
+@dataclass(frozen=True)
+class RecallHit:
+    client_id: int
+    client_name: str
+    session_id: int
+    started_at: datetime
+    simulator: bool
+    item: str  # "pigment" or "needle"
+    product: str
+    zone: str | None
+    lot: str
+    expiry: date
+
+
+@dataclass(frozen=True)
+class TouchUpDue:
+    client_id: int
+    client_name: str
+    last_completed_at: datetime
+    due_on: date
+    scar: bool
+
+
+@dataclass(frozen=True)
+class Activity:
+    technician: str
+    sessions: int
+    completed: int
+    interrupted: int
+    simulator: int
+    zones: int
+
+
+class UnknownClient(RecordError):
+    pass
+
+
+class AmbiguousClient(RecordError):
+    pass
+
+
+# -- finding clients --------------------------------------------------------------------------
+
+def list_clients(store: Store) -> list[ClientSummary]:
+    with store.reading() as s:
+        rows = s.execute(
+            select(Client.id, Client.name, func.count(SessionRow.id),
+                   func.max(SessionRow.started_at))
+            .outerjoin(SessionRow, SessionRow.client_id == Client.id)
+            .group_by(Client.id, Client.name).order_by(Client.name, Client.id)).all()
+    return [ClientSummary(*r) for r in rows]
+
+
+def find_client(store: Store, text: str) -> ClientView:
+    """A client by id ("12" or "#12") or by name (exact, else a unique partial match)."""
+    key = text.strip()
+    with store.reading() as s:
+        if key.lstrip("#").isdigit():
+            row = s.get(Client, int(key.lstrip("#")))
+            if row is None:
+                raise UnknownClient(f"no client with id {key.lstrip('#')}")
+            return _client(row)
+        rows = s.scalars(select(Client).where(func.lower(Client.name) == key.lower())).all()
+        if not rows:
+            like = key.lower().replace("%", r"\%").replace("_", r"\_")
+            rows = s.scalars(select(Client).where(
+                func.lower(Client.name).like(f"%{like}%", escape="\\"))
+                .order_by(Client.name).limit(21)).all()
+        if len(rows) == 1:
+            return _client(rows[0])
+        if len(rows) > 1:
+            shown = ", ".join(f"{r.name} (id {r.id})" for r in rows[:20])
+            raise AmbiguousClient(f"client {key!r} is ambiguous: {shown}; give the id instead")
+        names = s.scalars(select(Client.name)).all()
+    close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownClient(f"no client named {key!r}{hint}")
+
+
+def _client(row: Client) -> ClientView:
+    return ClientView(row.id, row.name, row.phone, row.email, row.date_of_birth)
+
+
+# -- a client's record ------------------------------------------------------------------------
+
+def client_record(store: Store, client_id: int, *, events: bool = False) -> ClientRecord:
+    """Everything about a client, sessions oldest first; with `events`, each timeline too."""
+    with store.reading() as s:
+        row = s.get(Client, client_id)
+        if row is None:
+            raise UnknownClient(f"no client with id {client_id}")
+        health = s.get(ClientHealth, client_id)
+        consents = s.scalars(select(Consent).where(Consent.client_id == client_id)
+                             .order_by(Consent.id)).all()
+        rows = s.scalars(select(SessionRow).where(SessionRow.client_id == client_id)
+                         .order_by(SessionRow.started_at, SessionRow.id)).all()
+        sessions = _sessions(s, rows, events=events)
+        return ClientRecord(
+            _client(row),
+            None if health is None else HealthView(
+                health.hair_colour, health.hair_loss_stage, health.hair_loss_cause,
+                health.fitzpatrick, health.skin_quality, health.allergies, health.patch_test,
+                health.medications),
+            tuple(ConsentView(c.procedure, c.photos, c.version, c.signed_on) for c in consents),
+            tuple(sessions))
+
+
+def _grouped(s: Session, model, ids: list[int], order) -> dict[int, list]:
+    out: dict[int, list] = defaultdict(list)
+    if ids:
+        for r in s.scalars(select(model).where(model.session_id.in_(ids)).order_by(*order)):
+            out[r.session_id].append(r)
+    return out
+
+
+def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool) -> list[SessionView]:
+    rows = list(rows)
+    ids = [r.id for r in rows]
+    zones = _grouped(s, ZoneWork, ids, [ZoneWork.id])
+    pigments = _grouped(s, PigmentUse, ids, [PigmentUse.id])
+    needles = _grouped(s, NeedleUse, ids, [NeedleUse.id])
+    gates = _grouped(s, GateAnswer, ids, [GateAnswer.id])
+    summaries = _grouped(s, TelemetrySummary, ids, [TelemetrySummary.id]) if events else {}
+    timeline = _grouped(s, Event, ids, [Event.seq]) if events else {}
+    return [SessionView(
+        id=r.id, started_at=r.started_at, ended_at=r.ended_at, technician=r.technician,
+        stage=r.stage, machine=MachineView(r.machine_model, r.machine_serial,
+                                           r.machine_firmware, r.simulator),
+        planned_zones=tuple(z for z in r.planned_zones.split(",") if z), outcome=r.outcome,
+        aftercare_given=r.aftercare_given,
+        gate=tuple(GateView(g.item, g.present, g.decision, g.detail, g.reason)
+                   for g in gates[r.id]),
+        zones=tuple(_zone(z) for z in zones[r.id]),
+        pigments=tuple(_pigment(p) for p in pigments[r.id]),
+        needles=tuple(NeedleView(n.zone, n.code, n.lot, n.expiry) for n in needles[r.id]),
+        telemetry=tuple(SummaryView(t.zone, t.run_index, t.run_ms, t.samples, t.mean_rate_dhz,
+                                    t.peak_rate_dhz, t.mean_voltage_mv, t.peak_voltage_mv,
+                                    t.mean_current_ma, t.peak_current_ma, t.faults)
+                        for t in summaries.get(r.id, ())),
+        events=tuple(_event(e) for e in timeline.get(r.id, ())),
+    ) for r in rows]
+
+
+def _settings(depth, rate, volt) -> MachineSettings | None:
+    return None if depth is None else MachineSettings.from_wire(depth, rate, volt)
+
+
+def _zone(z: ZoneWork) -> ZoneView:
+    return ZoneView(z.zone, z.profile, tuple(json.loads(z.reasons)), z.coverage_pct,
+                    z.target_density_pct, z.passes, z.notes,
+                    _settings(z.depth_um, z.rate_dhz, z.voltage_mv))
+
+
+def _pigment(p: PigmentUse) -> PigmentView:
+    return PigmentView(p.zone, p.brand, p.shade, f"{p.dilution_water}:{p.dilution_pigment}",
+                       p.lot, p.expiry)
+
+
+def _event(e: Event) -> EventView:
+    return EventView(e.id, e.seq, e.at, e.kind, e.zone,
+                     _settings(e.depth_um, e.rate_dhz, e.voltage_mv), e.duration_ms,
+                     e.corrects_id, json.loads(e.payload))
+
+
+def timeline(store: Store, session_id: int) -> list[EventView]:
+    with store.reading() as s:
+        rows = s.scalars(select(Event).where(Event.session_id == session_id)
+                         .order_by(Event.seq)).all()
+        return [_event(e) for e in rows]
+
+
+# -- per zone -----------------------------------------------------------------------------
+
+def zone_history(store: Store, client_id: int, zone: Zone, *, limit: int | None = None,
+                 with_settings: bool = False) -> list[ZoneVisit]:
+    """Every visit to `zone` for the client, newest first: settings, pigment, coverage."""
+    zone = Zone(zone)
+    q = (select(ZoneWork, SessionRow.started_at, SessionRow.stage, SessionRow.simulator)
+         .join(SessionRow, SessionRow.id == ZoneWork.session_id)
+         .where(SessionRow.client_id == client_id, ZoneWork.zone == zone.value)
+         .order_by(SessionRow.started_at.desc(), SessionRow.id.desc()))
+    if with_settings:
+        q = q.where(ZoneWork.depth_um.is_not(None))
+    if limit:
+        q = q.limit(limit)
+    with store.reading() as s:
+        rows = s.execute(q).all()
+        ids = [r[0].session_id for r in rows]
+        pigments: dict[int, list] = defaultdict(list)
+        if ids:
+            for p in s.scalars(select(PigmentUse).where(PigmentUse.session_id.in_(ids),
+                                                        or_(PigmentUse.zone == zone.value,
+                                                            PigmentUse.zone.is_(None)))):
+                pigments[p.session_id].append(_pigment(p))
+        return [ZoneVisit(zw.session_id, started, stage, sim, _zone(zw),
+                          tuple(pigments[zw.session_id])) for zw, started, stage, sim in rows]
+
+
+def settings_to_repeat(store: Store, client_id: int, zone: Zone) -> ZoneVisit | None:
+    """The last visit to `zone` with settings the machine confirmed: what to start from."""
+    visits = zone_history(store, client_id, zone, limit=1, with_settings=True)
+    return visits[0] if visits else None
+
+
+# -- clinic-wide --------------------------------------------------------------------------
+
+def _add_years(d: date, years: int) -> date:
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + years, day=28)
+
+
+def touchups_due(store: Store, *, today: date, within_days: int = 0,
+                 years: int = TOUCH_UP_YEARS, scar_years: int = SCAR_TOUCH_UP_YEARS,
+                 ) -> list[TouchUpDue]:
+    """Clients whose touch-up falls due by `today + within_days`: `years` after the last
+    completed session (`scar_years` for clients with scar work), soonest first."""
+    horizon = today + timedelta(days=within_days)
+
+    def bound(y: int) -> datetime:
+        # Coarse bound in SQL (index on last_completed_at), exact calendar check below.
+        return datetime.combine(_add_years(horizon, -y) + timedelta(days=1), time.min,
+                                tzinfo=UTC)
+
+    with store.reading() as s:
+        rows = s.execute(
+            select(Client.id, Client.name, Client.last_completed_at, Client.scar_work)
+            .where(or_(Client.last_completed_at < bound(years),
+                       Client.scar_work.is_(True) & (Client.last_completed_at
+                                                     < bound(scar_years))))).all()
+    out = []
+    for cid, name, last, scar in rows:
+        due = _add_years(last.date(), scar_years if scar else years)
+        if due <= horizon:
+            out.append(TouchUpDue(cid, name, last, due, scar))
+    return sorted(out, key=lambda d: (d.due_on, d.client_name))
+
+
+def recall(store: Store, lot: str) -> list[RecallHit]:
+    """Every client and session that used pigment or needle lot `lot` (exact match)."""
+    lot = lot.strip()
+    hits = []
+    with store.reading() as s:
+        for model, item in ((PigmentUse, "pigment"), (NeedleUse, "needle")):
+            rows = s.execute(
+                select(model, SessionRow.started_at, SessionRow.simulator, Client.id,
+                       Client.name)
+                .join(SessionRow, SessionRow.id == model.session_id)
+                .join(Client, Client.id == SessionRow.client_id)
+                .where(model.lot == lot)).all()
+            for use, started, sim, cid, name in rows:
+                product = (f"{use.brand} {use.shade} {use.dilution_water}:"
+                           f"{use.dilution_pigment}" if item == "pigment" else use.code)
+                hits.append(RecallHit(cid, name, use.session_id, started, sim, item, product,
+                                      use.zone, use.lot, use.expiry))
+    return sorted(hits, key=lambda h: (h.started_at, h.session_id, h.item, h.zone or ""))
+
+
+def technician_activity(store: Store, *, since: datetime | None = None,
+                        until: datetime | None = None) -> list[Activity]:
+    """Sessions per technician in [since, until): outcomes, simulator practice, zones."""
+    zones = (select(ZoneWork.session_id, func.count().label("n"))
+             .group_by(ZoneWork.session_id).subquery())
+    q = (select(SessionRow.technician, func.count(SessionRow.id),
+                func.count(SessionRow.id).filter(SessionRow.outcome == "completed"),
+                func.count(SessionRow.id).filter(SessionRow.outcome == "interrupted"),
+                func.count(SessionRow.id).filter(SessionRow.simulator.is_(True)),
+                func.coalesce(func.sum(zones.c.n), 0))
+         .outerjoin(zones, zones.c.session_id == SessionRow.id)
+         .group_by(SessionRow.technician).order_by(SessionRow.technician))
+    if since:
+        q = q.where(SessionRow.started_at >= since)
+    if until:
+        q = q.where(SessionRow.started_at < until)
+    with store.reading() as s:
+        return [Activity(*r) for r in s.execute(q).all()]

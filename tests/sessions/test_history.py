@@ -1,0 +1,114 @@
+"""History queries on both backends: the questions a technician and a clinic ask."""
+
+from datetime import date
+
+import pytest
+
+from protocols import Zone
+from sessions.history import (
+    AmbiguousClient,
+    UnknownClient,
+    client_record,
+    find_client,
+    list_clients,
+    recall,
+    settings_to_repeat,
+    technician_activity,
+    timeline,
+    touchups_due,
+    zone_history,
+)
+from sessions.recorder import Machine
+from tests.sessions.factory import FakeClock, client, session
+
+
+@pytest.fixture
+def clinic(store):
+    clock = FakeClock()
+    ann, bo, ann2 = client(store, "Ann Lee"), client(store, "Bo Chen"), client(store, "Ann Lewis")
+    session(store, ann, clock, lot="PG-1", depth="1.50", coverage=30)
+    clock.advance(days=14)
+    session(store, ann, clock, lot="PG-2", depth="1.80", coverage=70)
+    session(store, bo, clock, zones=(Zone.SCAR,), lot="PG-2", needle_lot="NL-9",
+            technician="Mia Ortiz", machine=Machine.simulated())
+    clock.advance(days=20)
+    return store, {"ann": ann, "bo": bo, "ann2": ann2}, clock
+
+
+def test_client_record_lists_sessions_zones_and_consumables(clinic):
+    store, ids, _ = clinic
+    rec = client_record(store, ids["ann"])
+    assert rec.client.name == "Ann Lee" and rec.health.allergies == "nickel"
+    assert [s.zones[0].coverage_pct for s in rec.sessions] == [30, 70]
+    first = rec.sessions[0]
+    assert [z.zone for z in first.zones] == ["hairline", "crown"]
+    assert {p.lot for p in first.pigments} == {"PG-1"} and first.needles[0].code == "0601RL"
+    assert first.outcome == "completed" and first.aftercare_given
+    assert str(first.zones[1].settings) == "depth 1.50 mm, rate 110.0 Hz, voltage 6.5 V"
+    assert first.events == ()
+    full = client_record(store, ids["ann"], events=True)
+    assert full.sessions[0].events[0].kind == "session-started"
+    assert full.sessions[0].telemetry
+
+
+def test_zone_history_and_settings_to_repeat(clinic):
+    store, ids, _ = clinic
+    visits = zone_history(store, ids["ann"], Zone.CROWN)
+    assert [v.work.coverage_pct for v in visits] == [70, 30]  # newest first
+    assert visits[0].pigments[0].lot == "PG-2"
+    last = settings_to_repeat(store, ids["ann"], Zone.CROWN)
+    assert str(last.work.settings) == "depth 1.80 mm, rate 110.0 Hz, voltage 6.5 V"
+    assert settings_to_repeat(store, ids["ann"], Zone.NAPE) is None
+
+
+def test_recall_finds_every_session_across_clients(clinic):
+    store, ids, _ = clinic
+    hits = recall(store, "PG-2")
+    assert {(h.client_name, h.zone) for h in hits} == {
+        ("Ann Lee", "hairline"), ("Ann Lee", "crown"), ("Bo Chen", "scar")}
+    assert [h.simulator for h in hits if h.client_name == "Bo Chen"] == [True]
+    needles = recall(store, "NL-9")
+    assert [(h.item, h.product, h.client_id) for h in needles] == [
+        ("needle", "0601RL", ids["bo"])]
+    assert recall(store, "NOPE") == []
+
+
+def test_touchups_due_after_four_years_or_two_for_scars(clinic):
+    store, _, clock = clinic
+    today = clock().date()
+    assert touchups_due(store, today=today) == []
+    due = touchups_due(store, today=date(2028, 4, 1))
+    assert [(d.client_name, d.scar, d.due_on) for d in due] == [
+        ("Bo Chen", True, date(2028, 3, 16))]
+    due = touchups_due(store, today=date(2030, 3, 1), within_days=30)
+    assert [d.client_name for d in due] == ["Bo Chen", "Ann Lee"]
+    assert touchups_due(store, today=date(2028, 4, 1), scar_years=3) == []
+
+
+def test_technician_activity(clinic):
+    store, _, _ = clinic
+    act = {a.technician: a for a in technician_activity(store)}
+    assert (act["Tom Reyes"].sessions, act["Tom Reyes"].completed, act["Tom Reyes"].zones) == (
+        2, 2, 4)
+    assert (act["Mia Ortiz"].simulator, act["Mia Ortiz"].zones) == (1, 1)
+
+
+def test_find_client_by_name_id_and_close_matches(clinic):
+    store, ids, _ = clinic
+    assert find_client(store, "ann lee").id == ids["ann"]
+    assert find_client(store, f"#{ids['bo']}").name == "Bo Chen"
+    assert find_client(store, "Lewis").id == ids["ann2"]
+    with pytest.raises(AmbiguousClient, match=r"'Ann' is ambiguous: Ann Lee \(id \d+\), "
+                       r"Ann Lewis \(id \d+\); give the id instead"):
+        find_client(store, "Ann")
+    with pytest.raises(UnknownClient, match="no client named 'Bo Chan'; did you mean Bo Chen"):
+        find_client(store, "Bo Chan")
+    assert [c.name for c in list_clients(store)] == ["Ann Lee", "Ann Lewis", "Bo Chen"]
+
+
+def test_timeline_of_a_session(clinic):
+    store, ids, _ = clinic
+    sid = client_record(store, ids["ann"]).sessions[0].id
+    kinds = [e.kind for e in timeline(store, sid)]
+    assert kinds[0] == "session-started" and kinds[-1] == "session-ended"
+    assert kinds.count("settings-applied") == 2
