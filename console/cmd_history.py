@@ -1,0 +1,148 @@
+"""`smp history [CLIENT] | recall LOT | due [--within DAYS]`: the record, from the shell."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from protocols.errors import SmpError
+
+
+def add_db_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="URL",
+                   help="database URL (default: SMP_DB_URL, else smp.sqlite3 in the user "
+                   "data directory)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "history", help="a client's history, a lot recall, or touch-ups due",
+        description="smp history              every client\n"
+                    "smp history CLIENT       a client's sessions (name or id)\n"
+                    "smp history recall LOT   every session that used a pigment/needle lot\n"
+                    "smp history due          touch-ups due (--within DAYS)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("words", nargs="*", metavar="CLIENT | recall LOT | due")
+    p.add_argument("--within", type=_days, default=0, metavar="DAYS",
+                   help="with due: also list touch-ups falling due in the next DAYS days")
+    p.add_argument("--years", type=_positive, default=None,
+                   help="with due: years after the last completed session (default 4)")
+    p.add_argument("--scar-years", type=_positive, default=None,
+                   help="with due: years for clients with scar work (default 2)")
+    add_db_option(p)
+    p.set_defaults(handler=cmd_history)
+
+
+def _days(text: str) -> int:
+    if not text.isdigit() or int(text) > 36500:
+        raise argparse.ArgumentTypeError(f"--within {text!r}: a whole number of days, 0 to 36500")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 20:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of years, 1 to 20")
+    return int(text)
+
+
+def _table(rows: list[tuple]) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from sessions.store import open_store
+
+    words = args.words
+    if (args.within or args.years or args.scar_years) and words[:1] != ["due"]:
+        raise SmpError("--within, --years and --scar-years go with 'smp history due'")
+    store = open_store(args.db)
+    try:
+        if words[:1] == ["recall"]:
+            if len(words) != 2:
+                raise SmpError("usage: smp history recall LOT (one lot number)")
+            return _recall(store, words[1])
+        if words[:1] == ["due"]:
+            if len(words) != 1:
+                raise SmpError("usage: smp history due [--within DAYS]")
+            return _due(store, args)
+        if words:
+            return _client(store, " ".join(words))
+        return _clients(store)
+    finally:
+        store.close()
+
+
+def _clients(store) -> int:
+    from sessions.history import list_clients
+
+    clients = list_clients(store)
+    if not clients:
+        print("no clients in the record yet")
+        return 0
+    _table([("ID", "CLIENT", "SESSIONS", "LAST SESSION")] + [
+        (c.id, c.name, c.sessions, f"{c.last_session_at:%Y-%m-%d}" if c.last_session_at else "-")
+        for c in clients])
+    return 0
+
+
+def _client(store, text: str) -> int:
+    from sessions.history import client_record, find_client
+
+    rec = client_record(store, find_client(store, text).id)
+    c = rec.client
+    print(f"{c.name} (id {c.id}): {len(rec.sessions)} session(s)")
+    for sv in rec.sessions:
+        stage = "touch-up" if sv.stage == "touch-up" else f"stage {sv.stage}"
+        sim = "  SIMULATOR" if sv.machine.simulator else ""
+        print(f"\n{sv.started_at:%Y-%m-%d %H:%M} UTC  session {sv.id}  {stage}  "
+              f"{sv.outcome or 'OPEN'}  by {sv.technician}{sim}")
+        print(f"  machine   {sv.machine}")
+        for g in sv.gate:
+            if g.decision != "clear":
+                print(f"  gate      {g.item}: {g.decision}" + (f" ({g.reason})" if g.reason
+                                                              else ""))
+        for z in sv.zones:
+            cov = "-" if z.coverage_pct is None else f"{z.coverage_pct}%"
+            print(f"  {z.zone:<14} coverage {cov:<5} {z.settings or 'no settings applied'}"
+                  + (f"  profile {z.profile}" if z.profile else ""))
+        for p in sv.pigments:
+            print(f"  pigment   {p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
+                  + (f" ({p.zone})" if p.zone else ""))
+        for n in sv.needles:
+            print(f"  needle    {n.code} lot {n.lot} exp {n.expiry}"
+                  + (f" ({n.zone})" if n.zone else ""))
+    return 0
+
+
+def _recall(store, lot: str) -> int:
+    from sessions.history import recall
+
+    hits = recall(store, lot)
+    if not hits:
+        print(f"no session used lot {lot}")
+        return 0
+    _table([("CLIENT ID", "CLIENT", "SESSION", "DATE", "ITEM", "PRODUCT", "ZONE", "EXPIRY")] + [
+        (h.client_id, h.client_name, h.session_id, f"{h.started_at:%Y-%m-%d}",
+         h.item + (" (SIMULATOR)" if h.simulator else ""), h.product, h.zone or "all",
+         h.expiry) for h in hits])
+    clients = len({h.client_id for h in hits})
+    sessions = len({h.session_id for h in hits})
+    print(f"\nlot {lot}: {clients} client(s), {sessions} session(s)")
+    return 0
+
+
+def _due(store, args) -> int:
+    from sessions.history import SCAR_TOUCH_UP_YEARS, TOUCH_UP_YEARS, touchups_due
+
+    due = touchups_due(store, today=datetime.now(UTC).date(), within_days=args.within,
+                       years=args.years or TOUCH_UP_YEARS,
+                       scar_years=args.scar_years or SCAR_TOUCH_UP_YEARS)
+    if not due:
+        print("no touch-ups due")
+        return 0
+    _table([("CLIENT ID", "CLIENT", "LAST COMPLETED", "DUE", "RULE")] + [
+        (d.client_id, d.client_name, f"{d.last_completed_at:%Y-%m-%d}", d.due_on,
+         "scar" if d.scar else "standard") for d in due])
+    return 0

@@ -1,0 +1,215 @@
+"""`smp history`, `smp export` and `smp db` as a person runs them: real processes, one-line
+errors, non-zero exits, no tracebacks, nothing written half-way."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from protocols import Zone
+from sessions.recorder import Machine
+from sessions.store import open_store
+from tests.sessions.factory import FakeClock, client, session
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def smp(*args, cwd=None, env=None):
+    out = subprocess.run(
+        [sys.executable, "-m", "console", *map(str, args)], capture_output=True, text=True,
+        timeout=60, cwd=cwd or ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": "/nonexistent",
+             **(env or {})})
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+def one_error(out) -> str:
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smp: error: "), out.stderr
+    return lines[0]
+
+
+def _clinic(url):
+    store = open_store(url)
+    clock = FakeClock()
+    ann, bo = client(store, "Ann Lee"), client(store, "Bo Chen")
+    client(store, "Ann Lewis")
+    session(store, ann, clock, lot="PG-1")
+    clock.advance(days=14)
+    session(store, ann, clock, lot="PG-2", depth="1.80", coverage=70)
+    session(store, bo, clock, zones=(Zone.SCAR,), lot="PG-2", machine=Machine.simulated())
+    store.close()
+    return url, {"ann": ann, "bo": bo}
+
+
+@pytest.fixture
+def clinic(sqlite_url):
+    """Most command-line behaviour is backend-neutral: one SQLite file keeps these quick."""
+    return _clinic(sqlite_url)
+
+
+@pytest.fixture
+def clinic_any(db_url):
+    return _clinic(db_url)
+
+
+def test_recall_from_the_command_line_finds_every_session(clinic_any):
+    url, ids = clinic_any
+    out = smp("history", "recall", "PG-2", "--db", url)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines()[1:] if line.strip()]
+    hits = {(r[0], r[3]) for r in rows if r and r[0].isdigit()}
+    assert {c for c, _ in hits} == {str(ids["ann"]), str(ids["bo"])}
+    assert "lot PG-2: 2 client(s), 2 session(s)" in out.stdout
+    assert "SIMULATOR" in out.stdout
+
+
+def test_history_of_a_client_and_the_client_list(clinic):
+    url, ids = clinic
+    out = smp("history", "Ann", "Lee", "--db", url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"Ann Lee (id {ids['ann']}): 2 session(s)")
+    assert "crown          coverage 70%   depth 1.80 mm, rate 110.0 Hz, voltage 6.5 V" \
+        in out.stdout
+    assert "pigment   Carbon Co Jet 1 20:1 lot PG-2 exp 2028-06-30 (crown)" in out.stdout
+    listing = smp("history", "--db", url)
+    assert [line.split()[1] for line in listing.stdout.splitlines()[1:]] == ["Ann", "Ann", "Bo"]
+
+
+def test_touch_ups_due(clinic):
+    url, _ = clinic
+    out = smp("history", "due", "--within", "3650", "--db", url)
+    assert out.returncode == 0, out.stderr
+    assert [line.split()[1] for line in out.stdout.splitlines()[1:]] == ["Bo", "Ann"]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("history", "Ann"), r"client 'Ann' is ambiguous: Ann Lee \(id \d+\), Ann Lewis \(id \d+\);"
+     " give the id instead"),
+    (("history", "Bo", "Chan"), "no client named 'Bo Chan'; did you mean Bo Chen?"),
+    (("export", "Zed", "--format", "json"), "no client named 'Zed'"),
+    (("history", "recall"), "usage: smp history recall LOT"),
+])
+def test_client_errors_are_one_line(clinic, args, expected):
+    url, _ = clinic
+    import re
+    assert re.search(expected, one_error(smp(*args, "--db", url)))
+
+
+def test_export_json_is_complete_and_csv_has_a_row_per_zone(clinic, tmp_path):
+    url, ids = clinic
+    out = smp("export", ids["ann"], "--format", "json", "-o", tmp_path / "a.json", "--db", url)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert (doc["format"], doc["version"], doc["client"]["name"]) == (
+        "smp.client-record", 1, "Ann Lee")
+    assert doc["health"]["allergies"] == "nickel"
+    assert len(doc["sessions"]) == 2 and doc["sessions"][0]["events"][0]["kind"] == \
+        "session-started"
+    assert doc["sessions"][1]["zones"][1]["settings"]["wire"]["depth_um"] == 1800
+    assert smp("export", "Bo Chen", "--format", "csv", "-o", tmp_path / "b.csv",
+               "--db", url).returncode == 0
+    rows = (tmp_path / "b.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[0].startswith("client_id,client,session_id")
+    assert ",SIMULATOR (firmware sim),yes,completed,scar," in rows[1]
+
+
+def test_pseudonymised_export_hides_identity_and_health(clinic, tmp_path):
+    url, ids = clinic
+    for name in ("p1.json", "p2.json"):
+        out = smp("export", ids["ann"], "--format", "json", "--pseudonymise",
+                  "-o", tmp_path / name, "--db", url)
+        assert out.returncode == 0, out.stderr
+    text1, text2 = ((tmp_path / n).read_text() for n in ("p1.json", "p2.json"))
+    for secret in ("Ann", "Lee", "nickel", "example.org", "1980-05-17", "Tom Reyes", "+44"):
+        assert secret not in text1
+    doc = json.loads(text1)
+    assert doc["pseudonymised"] and doc["health"] is None
+    assert doc["client"]["name"].startswith("Client-")
+    assert doc["client"]["name"] == json.loads(text2)["client"]["name"]  # stable
+
+
+def test_existing_output_is_refused_unless_forced(clinic, tmp_path):
+    url, ids = clinic
+    target = tmp_path / "out.json"
+    target.write_text("precious")
+    err = one_error(smp("export", ids["ann"], "--format", "json", "-o", target, "--db", url))
+    assert err == f"smp: error: {target} already exists; choose another file or add --force"
+    assert target.read_text() == "precious"
+    assert sorted(os.listdir(tmp_path)) == ["out.json"] or "record.sqlite3" in os.listdir(
+        tmp_path)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+    out = smp("export", ids["ann"], "--format", "json", "-o", target, "--force", "--db", url)
+    assert out.returncode == 0 and json.loads(target.read_text())["client"]["id"] == ids["ann"]
+
+
+def test_db_check_and_upgrade(db_url):
+    out = smp("db", "check", "--db", db_url)
+    assert out.returncode == 1 and "run 'smp db upgrade'" in out.stdout
+    out = smp("db", "upgrade", "--db", db_url)
+    assert out.returncode == 0, out.stderr
+    assert "schema empty -> " in out.stdout
+    out = smp("db", "check", "--db", db_url)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "integrity  ok" in out.stdout and "(current)" in out.stdout
+
+
+def test_db_check_lists_sessions_left_open(sqlite_url):
+    store = open_store(sqlite_url)
+    session(store, client(store), FakeClock(), end=False)
+    store.close()
+    out = smp("db", "check", "--db", sqlite_url)
+    assert out.returncode == 0 and "left open by a crash" in out.stdout
+
+
+def test_newer_database_is_refused_by_every_command(sqlite_url):
+    store = open_store(sqlite_url)
+    with store.engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
+    store.close()
+    for args in (("history",), ("db", "upgrade"), ("db", "check")):
+        err = one_error(smp(*args, "--db", sqlite_url))
+        assert "has schema ffff, newer than this program" in err
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("nonsense", "malformed database URL 'nonsense'"),
+    ("postgresql://nobody@127.0.0.1:1/x", "cannot reach PostgreSQL at"),
+    ("sqlite:////nonexistent/dir/x.sqlite3", "directory /nonexistent/dir does not exist"),
+])
+def test_bad_database_urls(url, expected):
+    assert expected in one_error(smp("history", "--db", url))
+
+
+def test_env_var_selects_the_database(clinic):
+    url, _ = clinic
+    out = smp("history", env={"SMP_DB_URL": url})
+    assert out.returncode == 0 and "Bo Chen" in out.stdout
+
+
+def test_corrupt_sqlite_file(tmp_path):
+    path = tmp_path / "bad.sqlite3"
+    path.write_bytes(b"\x00garbage" * 1000)
+    assert "is corrupt" in one_error(smp("db", "check", "--db", f"sqlite:///{path}"))
+    assert path.read_bytes() == b"\x00garbage" * 1000
+
+
+def test_locked_sqlite_file(tmp_path):
+    path = tmp_path / "locked.sqlite3"
+    open_store(f"sqlite:///{path}").close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE hold (x)")
+    try:
+        err = one_error(smp("history", "--db", f"sqlite:///{path}"))
+    finally:
+        holder.close()
+    assert "is locked by another program" in err
