@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from protocols import Dilution, MachineSettings, NeedleSpec, Stage, Zone
@@ -94,6 +94,8 @@ class Recorder:
         self._runs = 0
         self._samples: list[Reading] = []
         self._flush_samples = flush_samples
+        self._zone_ids: dict[Zone, int] = {}
+        self._pending_zone_ids: dict[Zone, int] = {}
 
     # -- starting -------------------------------------------------------------------------
 
@@ -142,10 +144,11 @@ class Recorder:
 
     def settings_applied(self, settings: MachineSettings) -> Recorded:
         """The machine's read-back: this, not the request, is what the record says was used."""
-        def also(s: Session) -> None:
+        def also(c: Connection) -> None:
             if self._zone is not None:
-                zw = self._zone_work(s, self._zone)
-                zw.depth_um, zw.rate_dhz, zw.voltage_mv = settings.to_wire()
+                w = settings.to_wire()
+                self._update_zone_work(c, self._zone, depth_um=w.depth_um, rate_dhz=w.rate_dhz,
+                                       voltage_mv=w.voltage_mv)
         return self._event(EventKind.SETTINGS_APPLIED, settings=settings, also=also)
 
     def settings_refused(self, settings: MachineSettings, reason: str) -> Recorded:
@@ -173,9 +176,10 @@ class Recorder:
             self._runs += 1
             index = self._runs
 
-            def also(s: Session) -> None:
-                s.add(TelemetrySummary(session_id=self.session_id, zone=_v(self._zone),
-                                       run_index=index, **run.acc.columns()))
+            def also(c: Connection) -> None:
+                c.execute(insert(TelemetrySummary), dict(
+                    session_id=self.session_id, zone=_v(self._zone), run_index=index,
+                    **run.acc.columns()))
 
             rec = self._event(EventKind.PEDAL_UP, duration_ms=ms, also=also, at=now)
             self._zone_acc.merge(run.acc)
@@ -204,15 +208,15 @@ class Recorder:
         with self._lock:
             previous, acc = self._zone, self._zone_acc
 
-            def also(s: Session) -> None:
+            def also(c: Connection) -> None:
                 if previous is not None:
-                    self._write_zone_summary(s, previous, acc)
-                zw = self._zone_work(s, zone)
+                    self._write_zone_summary(c, previous, acc)
+                values: dict[str, Any] = {}
                 if profile:
-                    zw.profile = profile
-                    zw.reasons = json.dumps(list(reasons))
+                    values.update(profile=profile, reasons=json.dumps(list(reasons)))
                 if target_density_pct is not None:
-                    zw.target_density_pct = target_density_pct
+                    values["target_density_pct"] = target_density_pct
+                self._update_zone_work(c, zone, **values)
 
             rec = self._event(EventKind.ZONE_CHANGED, zone=zone, also=also,
                               payload={"profile": profile, "reasons": list(reasons)})
@@ -242,17 +246,17 @@ class Recorder:
     def use_pigment(self, *, brand: str, shade: str, dilution: Dilution, lot: str,
                     expiry: date, zone: Zone | None = None) -> None:
         self._check_lot("pigment", lot, expiry)
-        row = PigmentUse(session_id=self.session_id, zone=_v(zone), brand=brand, shade=shade,
-                         dilution_water=dilution.water, dilution_pigment=dilution.pigment,
-                         lot=lot.strip(), expiry=expiry)
-        self._commit(lambda s: s.add(row))
+        row = dict(session_id=self.session_id, zone=_v(zone), brand=brand, shade=shade,
+                   dilution_water=dilution.water, dilution_pigment=dilution.pigment,
+                   lot=lot.strip(), expiry=expiry)
+        self._commit(lambda c: c.execute(insert(PigmentUse), row))
 
     def use_needle(self, *, needle: NeedleSpec, lot: str, expiry: date,
                    zone: Zone | None = None) -> None:
         self._check_lot("needle cartridge", lot, expiry)
-        row = NeedleUse(session_id=self.session_id, zone=_v(zone), code=needle.code,
-                        lot=lot.strip(), expiry=expiry)
-        self._commit(lambda s: s.add(row))
+        row = dict(session_id=self.session_id, zone=_v(zone), code=needle.code,
+                   lot=lot.strip(), expiry=expiry)
+        self._commit(lambda c: c.execute(insert(NeedleUse), row))
 
     def record_coverage(self, zone: Zone, *, coverage_pct: int, passes: int | None = None,
                         notes: str | None = None) -> None:
@@ -261,14 +265,12 @@ class Recorder:
         if passes is not None and passes < 0:
             raise RecordError(f"passes {passes} is negative")
 
-        def write(s: Session) -> None:
-            zw = self._zone_work(s, Zone(zone))
-            zw.coverage_pct = coverage_pct
-            if passes is not None:
-                zw.passes = passes
-            if notes is not None:
-                zw.notes = notes
-        self._commit(write)
+        values: dict[str, Any] = {"coverage_pct": coverage_pct}
+        if passes is not None:
+            values["passes"] = passes
+        if notes is not None:
+            values["notes"] = notes
+        self._commit(lambda c: self._update_zone_work(c, Zone(zone), **values))
 
     def telemetry(self, reading: Reading) -> None:
         """Feed one sample: summarised in memory, raw rows buffered for the bounded window."""
@@ -277,7 +279,7 @@ class Recorder:
             (self._run.acc if self._run else self._zone_acc).add(reading)
             self._samples.append(reading)
             if len(self._samples) >= self._flush_samples:
-                self._commit(lambda s: None)
+                self._commit(lambda c: None)
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -288,10 +290,12 @@ class Recorder:
                 self.pedal_up()
             zone, acc = self._zone, self._zone_acc
 
-            def also(s: Session) -> None:
+            def also(c: Connection) -> None:
                 if zone is not None:
-                    self._write_zone_summary(s, zone, acc)
-                _close(s, self.session_id, outcome, self._clock(), aftercare_given)
+                    self._write_zone_summary(c, zone, acc)
+                with Session(bind=c) as s:
+                    _close(s, self.session_id, outcome, self._clock(), aftercare_given)
+                    s.flush()
 
             rec = self._event(EventKind.SESSION_ENDED, also=also,
                               payload={"outcome": outcome.value,
@@ -307,20 +311,26 @@ class Recorder:
             raise RecordError(f"session {self.session_id} has ended; nothing more can be "
                               "recorded in it (add a note to a new session instead)")
 
-    def _commit(self, write: Callable[[Session], Any]) -> Any:
+    def _commit(self, write: Callable[[Connection], Any]) -> Any:
+        # Core statements on one connection: the ORM unit of work costs more than the
+        # fsync on the hot path (bench/bench_recorder.py).
         with self._lock:
             self._ensure_open()
             samples, self._samples = self._samples, []
+            self._pending_zone_ids = {}
             try:
-                with self.store.unit() as s:
-                    result = write(s)
-                    s.add_all(TelemetrySample(session_id=self.session_id, at=r.at,
-                                              rate_dhz=r.rate_dhz, voltage_mv=r.voltage_mv,
-                                              current_ma=r.current_ma, fault=r.fault)
-                              for r in samples)
+                with self.store.writing() as c:
+                    result = write(c)
+                    if samples:
+                        c.execute(insert(TelemetrySample), [
+                            dict(session_id=self.session_id, at=r.at, rate_dhz=r.rate_dhz,
+                                 voltage_mv=r.voltage_mv, current_ma=r.current_ma,
+                                 fault=r.fault) for r in samples])
             except BaseException:
                 self._samples = samples + self._samples
                 raise
+            # Remembered only once committed: a rolled-back insert must not leave a stale id.
+            self._zone_ids.update(self._pending_zone_ids)
             return result
 
     def _event(self, kind: EventKind, *, zone: Zone | None = None,
@@ -331,32 +341,38 @@ class Recorder:
         with self._lock:
             at = at or self._clock()
             wire = settings.to_wire() if settings else (None, None, None)
-            row = Event(session_id=self.session_id, seq=self._seq, at=at, kind=kind.value,
-                        zone=_v(zone if zone is not None else self._zone),
-                        depth_um=wire[0], rate_dhz=wire[1], voltage_mv=wire[2],
-                        duration_ms=duration_ms, corrects_id=corrects,
-                        payload=json.dumps(payload or {}, sort_keys=True))
+            row = dict(session_id=self.session_id, seq=self._seq, at=at, kind=kind.value,
+                       zone=_v(zone if zone is not None else self._zone),
+                       depth_um=wire[0], rate_dhz=wire[1], voltage_mv=wire[2],
+                       duration_ms=duration_ms, corrects_id=corrects,
+                       payload=json.dumps(payload or {}, sort_keys=True))
 
-            def write(s: Session) -> None:
-                s.add(row)
+            def write(c: Connection) -> int:
+                event_id = c.execute(insert(Event), row).inserted_primary_key[0]
                 if also:
-                    also(s)
-            self._commit(write)
+                    also(c)
+                return event_id
+            event_id = self._commit(write)
             self._seq += 1
-            return Recorded(row.id, row.seq, at, kind)
+            return Recorded(event_id, row["seq"], at, kind)
 
-    def _zone_work(self, s: Session, zone: Zone) -> ZoneWork:
-        zw = s.scalar(select(ZoneWork).where(ZoneWork.session_id == self.session_id,
-                                             ZoneWork.zone == zone.value))
-        if zw is None:
-            zw = ZoneWork(session_id=self.session_id, zone=zone.value, profile="",
-                          reasons="[]", passes=0, notes="")
-            s.add(zw)
-        return zw
+    def _update_zone_work(self, c: Connection, zone: Zone, **values: Any) -> None:
+        """Set columns of this session's work on `zone`, creating the row on first use."""
+        zid = self._zone_ids.get(zone)
+        if zid is None:
+            zid = c.scalar(select(ZoneWork.id).where(ZoneWork.session_id == self.session_id,
+                                                     ZoneWork.zone == zone.value))
+        if zid is None:
+            zid = c.execute(insert(ZoneWork), {
+                "session_id": self.session_id, "zone": zone.value, "profile": "",
+                "reasons": "[]", "passes": 0, "notes": "", **values}).inserted_primary_key[0]
+        elif values:
+            c.execute(update(ZoneWork).where(ZoneWork.id == zid).values(**values))
+        self._pending_zone_ids[zone] = zid
 
-    def _write_zone_summary(self, s: Session, zone: Zone, acc: Accumulator) -> None:
-        s.add(TelemetrySummary(session_id=self.session_id, zone=zone.value, run_index=None,
-                               **acc.columns()))
+    def _write_zone_summary(self, c: Connection, zone: Zone, acc: Accumulator) -> None:
+        c.execute(insert(TelemetrySummary), dict(session_id=self.session_id, zone=zone.value,
+                                                 run_index=None, **acc.columns()))
 
     def _check_lot(self, what: str, lot: str, expiry: date) -> None:
         if not lot.strip():
