@@ -1,0 +1,157 @@
+"""`sim://`: a simulated machine in this process, behind in-memory byte pipes.
+
+The firmware runs on the real monotonic clock in its own thread; the host side gets a
+`Transport` like any serial port. `sim://` URLs take options as a query string:
+`sim://?serial=SIM-0042&model=SMP-R1&watchdog_ms=250&boot_id=1234`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+from firmware_bridge.transport import Transport, TransportError, register_scheme
+from sim.clock import MonotonicClock
+from sim.firmware import Firmware
+
+TICK_S = 0.001
+
+ByteFilter = Callable[[bytes], bytes]
+
+
+class BytePipe:
+    """One direction of an in-memory serial line."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        with self._cond:
+            if self._closed:
+                raise EOFError("pipe closed")
+            self._buf += data
+            self._cond.notify_all()
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        with self._cond:
+            if not self._buf and not self._closed:
+                self._cond.wait(timeout)
+            if self._buf:
+                out = bytes(self._buf[:max_bytes])
+                del self._buf[:max_bytes]
+                return out
+            if self._closed:
+                raise EOFError("pipe closed")
+            return b""
+
+    def clear(self) -> None:
+        with self._cond:
+            self._buf.clear()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class InProcessSim:
+    """A Firmware on the monotonic clock, in a thread, connected through two BytePipes.
+
+    `host_to_machine` and `machine_to_host` are optional filters on the byte path (each
+    returns the bytes to pass on), for fault injection.
+    """
+
+    def __init__(self, firmware: Firmware | None = None, **firmware_options):
+        self.clock = MonotonicClock()
+        self.to_machine = BytePipe()
+        self.to_host = BytePipe()
+        self.host_to_machine: ByteFilter | None = None
+        self.machine_to_host: ByteFilter | None = None
+        self.firmware = firmware or Firmware(self.clock, **firmware_options)
+        self.firmware.output = self._emit
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="smp-sim", daemon=True)
+        self._thread.start()
+
+    def _emit(self, data: bytes) -> None:
+        if self.machine_to_host is not None:
+            data = self.machine_to_host(data)
+        if data:
+            with contextlib.suppress(EOFError):
+                self.to_host.write(data)
+
+    def _run(self) -> None:
+        fw = self.firmware
+        while self._running:
+            try:
+                data = self.to_machine.read(4096, TICK_S)
+            except EOFError:
+                break
+            if data and self.host_to_machine is not None:
+                data = self.host_to_machine(data)
+            if data:
+                fw.feed(data)
+            fw.tick()
+
+    def close(self) -> None:
+        self._running = False
+        self.to_machine.close()
+        self.to_host.close()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+
+
+class SimTransport(Transport):
+    def __init__(self, sim: InProcessSim, url: str = "sim://"):
+        self.url = url
+        self.simulator = sim
+
+    def read(self, max_bytes: int = 4096) -> bytes:
+        try:
+            return self.simulator.to_host.read(max_bytes, 0.05)
+        except EOFError:
+            raise TransportError(f"{self.url}: the simulator stopped") from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.simulator.to_machine.write(data)
+        except EOFError:
+            raise TransportError(f"{self.url}: the simulator stopped") from None
+
+    def reset_input(self) -> None:
+        self.simulator.to_host.clear()
+
+    def close(self) -> None:
+        self.simulator.close()
+
+
+_INT_OPTIONS = {"watchdog_ms", "boot_id"}
+_STR_OPTIONS = {"serial", "model"}
+
+
+def open_sim(url: str) -> SimTransport:
+    query = parse_qs(urlsplit(url).query)
+    options: dict[str, object] = {}
+    for key, values in query.items():
+        if key in _INT_OPTIONS:
+            try:
+                options[key] = int(values[-1], 0)
+            except ValueError:
+                raise TransportError(f"{url}: {key} must be a whole number") from None
+        elif key in _STR_OPTIONS:
+            options[key] = values[-1]
+        else:
+            allowed = ", ".join(sorted(_INT_OPTIONS | _STR_OPTIONS))
+            raise TransportError(f"{url}: unknown option {key!r} (allowed: {allowed})")
+    try:
+        sim = InProcessSim(**options)
+    except ValueError as exc:
+        raise TransportError(f"{url}: {exc}") from None
+    return SimTransport(sim, url)
+
+
+register_scheme("sim", open_sim)

@@ -1,0 +1,56 @@
+"""Fixtures for link tests: a simulated machine behind a real pty, and a host connected to it."""
+
+import time
+
+import pytest
+
+import sim  # noqa: F401  (registers sim://)
+from firmware_bridge import Machine
+from firmware_bridge.codec import Decoder, encode_raw
+from sim.pty_link import PtyLink
+
+
+@pytest.fixture
+def pty():
+    link = PtyLink(boot_id=0x0B00_7001)
+    link.start()
+    yield link
+    link.close()
+
+
+@pytest.fixture
+def machine(pty):
+    m = Machine.connect(pty.path)
+    events = []
+    m.subscribe(events.append)
+    m.events = events
+    yield m
+    m.close()
+
+
+def wait_for(predicate, timeout=2.0, step=0.005):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+class FrameFilter:
+    """A byte-path filter that works frame by frame: `decide(frame)` returns how many copies
+    of the frame to pass on (0 drops it, 2 duplicates it) or replacement bytes."""
+
+    def __init__(self, decide):
+        self.decide = decide
+        self.decoder = Decoder()
+
+    def __call__(self, data: bytes) -> bytes:
+        out = b""
+        for f in self.decoder.feed(data):
+            verdict = self.decide(f)
+            if isinstance(verdict, bytes):
+                out += verdict
+            else:
+                out += encode_raw(f.seq, f.ack, f.type, f.payload) * verdict
+        return out
