@@ -1,7 +1,7 @@
 """Bytes on the wire at 50 Hz telemetry + 20 Hz heartbeat, as a share of 115200 baud; and the
 heartbeat's timing while the caller's thread is busy (the thread-versus-process question).
 
-The machine runs in a separate process behind a pty (`python -m sim.pty_link`), so its
+The machine runs in a separate process behind a pty (`smp sim --pty`), so its
 timing is not disturbed by this process's load.
 
     .venv/bin/python bench/bench_link_load.py [seconds]
@@ -31,9 +31,11 @@ def pct(values, p):
 
 
 def start_machine() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "sim.pty_link"], stdout=subprocess.PIPE,
-                            text=True)
-    return proc, proc.stdout.readline().strip()
+    # `smp sim --pty` in its own process, paced to the baud rate like a real line.
+    proc = subprocess.Popen([sys.executable, "-m", "console", "sim", "--pty", "--quiet",
+                             "--baud", str(BAUD)], stdout=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    return proc, proc.stdout.readline().split()[3]  # "SIMULATOR listening on PATH ..."
 
 
 def wire_load(m: Machine, seconds: float) -> None:

@@ -19,7 +19,7 @@ import serial
 from firmware_bridge import Machine
 from firmware_bridge.codec import Set, encode
 from protocols import MachineSettings
-from sim.pty_link import PtyLink
+from sim.serve import PtyServer
 
 
 def pct(values: list[float], p: float) -> float:
@@ -61,7 +61,7 @@ def raw_echo(n: int, size: int) -> list[float]:
 
 
 def setpoint_round_trip(n: int) -> tuple[list[float], float]:
-    link = PtyLink()
+    link = PtyServer.simulate()
     path = link.start()
     a = MachineSettings(depth_mm=Decimal("1.8"), rate_hz=Decimal("130"), voltage_v=Decimal("7.5"))
     b = MachineSettings(depth_mm=Decimal("1.5"), rate_hz=Decimal("110"), voltage_v=Decimal("6.5"))

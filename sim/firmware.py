@@ -322,6 +322,10 @@ class Firmware:
         # and the watchdog timeout, and is always answered with IDENT.
         self.handshaken = hello.protocol == PROTOCOL_VERSION
         self.watchdog_ms = self.watchdog_default_ms
+        # A host that says HELLO is starting over and has armed nothing: whoever armed the
+        # machine before (a crashed console, another program) no longer controls the needle.
+        if self.state in (State.ARMED, State.RUNNING):
+            self._set_state(State.DISARMED, "HELLO: a new host session starts disarmed")
         self._event("HELLO", frame.seq, f"host protocol {hello.protocol}")
         reply = self._send(self.ident(), ack=frame.seq)
         self._last_cmd, self._last_reply = (frame.seq, MsgType.HELLO), reply

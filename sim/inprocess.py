@@ -1,24 +1,20 @@
 """`sim://`: a simulated machine in this process, behind in-memory byte pipes.
 
-The firmware runs on the real monotonic clock in its own thread; the host side gets a
-`Transport` like any serial port. `sim://` URLs take options as a query string:
-`sim://?serial=SIM-0042&model=SMP-R1&watchdog_ms=250&boot_id=1234`.
+A whole SimulatedMachine (firmware, physics, link faults) runs on the real monotonic clock in
+its own thread; the host side gets a `Transport` like any serial port, whose `simulator`
+attribute gives the trainer's controls. `sim://` URLs take options as a query string:
+`sim://?serial=SIM-0042&model=SMP-R1&watchdog_ms=250&boot_id=1234&seed=7`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from firmware_bridge.transport import Transport, TransportError, register_scheme
 from sim.clock import MonotonicClock
-from sim.firmware import Firmware
-
-TICK_S = 0.001
-
-ByteFilter = Callable[[bytes], bytes]
+from sim.machine import SimulatedMachine
 
 
 class BytePipe:
@@ -59,43 +55,31 @@ class BytePipe:
 
 
 class InProcessSim:
-    """A Firmware on the monotonic clock, in a thread, connected through two BytePipes.
+    """A SimulatedMachine on the monotonic clock, in a thread, behind two BytePipes."""
 
-    `host_to_machine` and `machine_to_host` are optional filters on the byte path (each
-    returns the bytes to pass on), for fault injection.
-    """
-
-    def __init__(self, firmware: Firmware | None = None, **firmware_options):
-        self.clock = MonotonicClock()
+    def __init__(self, machine: SimulatedMachine | None = None, **options):
+        self.machine = machine or SimulatedMachine(MonotonicClock(), **options)
+        self.firmware = self.machine.firmware
         self.to_machine = BytePipe()
         self.to_host = BytePipe()
-        self.host_to_machine: ByteFilter | None = None
-        self.machine_to_host: ByteFilter | None = None
-        self.firmware = firmware or Firmware(self.clock, **firmware_options)
-        self.firmware.output = self._emit
         self._running = True
         self._thread = threading.Thread(target=self._run, name="smp-sim", daemon=True)
         self._thread.start()
 
-    def _emit(self, data: bytes) -> None:
-        if self.machine_to_host is not None:
-            data = self.machine_to_host(data)
-        if data:
-            with contextlib.suppress(EOFError):
-                self.to_host.write(data)
-
     def _run(self) -> None:
-        fw = self.firmware
+        m = self.machine
         while self._running:
             try:
-                data = self.to_machine.read(4096, TICK_S)
+                data = self.to_machine.read(4096, m.next_wakeup_s())
             except EOFError:
                 break
-            if data and self.host_to_machine is not None:
-                data = self.host_to_machine(data)
             if data:
-                fw.feed(data)
-            fw.tick()
+                m.receive(data)
+            m.step()
+            out = m.transmit()
+            if out:
+                with contextlib.suppress(EOFError):
+                    self.to_host.write(out)
 
     def close(self) -> None:
         self._running = False
@@ -129,7 +113,7 @@ class SimTransport(Transport):
         self.simulator.close()
 
 
-_INT_OPTIONS = {"watchdog_ms", "boot_id"}
+_INT_OPTIONS = {"watchdog_ms", "boot_id", "seed"}
 _STR_OPTIONS = {"serial", "model"}
 
 

@@ -171,6 +171,14 @@ def _step(line: str, number: int) -> Step:
     raise ValueError(f"unknown action {action!r}; allowed: {', '.join(ACTIONS)}")
 
 
+def command(text: str) -> Step:
+    """One step to do now, written as a scenario line without its time ("pedal down")."""
+    try:
+        return _step(f"0 {text.strip()}", 0)
+    except ValueError as exc:
+        raise BadScenario(f"{text.strip()!r}: {exc}") from None
+
+
 def _settings(args: list[str]) -> MachineSettings:
     if len(args) != 3:
         raise ValueError("settings takes DEPTH_MM RATE_HZ VOLTAGE_V, e.g. 'settings 1.5 110 6.5'")

@@ -7,12 +7,12 @@ import pytest
 import sim  # noqa: F401  (registers sim://)
 from firmware_bridge import Machine
 from firmware_bridge.codec import Decoder, encode_raw
-from sim.pty_link import PtyLink
+from sim.serve import PtyServer
 
 
 @pytest.fixture
 def pty():
-    link = PtyLink(boot_id=0x0B00_7001)
+    link = PtyServer.simulate(boot_id=0x0B00_7001)
     link.start()
     yield link
     link.close()
@@ -20,7 +20,7 @@ def pty():
 
 @pytest.fixture
 def machine(pty):
-    m = Machine.connect(pty.path)
+    m = Machine.connect(pty.address)
     events = []
     m.subscribe(events.append)
     m.events = events

@@ -17,7 +17,7 @@ from firmware_bridge.transport import explain_open_error, open_transport
 from protocols.envelope import EmptyEnvelope, Range, SafetyEnvelope
 from sim.clock import MonotonicClock
 from sim.firmware import Firmware
-from sim.pty_link import PtyLink
+from sim.serve import PtyServer
 from tests.link.test_link_pty import CROWN
 
 
@@ -39,15 +39,15 @@ def test_permission_denied_names_the_group(pty, monkeypatch):
     real_open = os.open
 
     def denied(path, *a, **kw):
-        if path == pty.path:
+        if path == pty.address:
             raise PermissionError(errno.EACCES, "Permission denied", path)
         return real_open(path, *a, **kw)
     monkeypatch.setattr(serial.serialposix.os, "open", denied)
     with pytest.raises(TransportError) as exc:
-        Machine.connect(pty.path)
+        Machine.connect(pty.address)
     text = one_line(exc.value)
-    group = grp.getgrgid(os.stat(pty.path).st_gid).gr_name
-    assert text.startswith(f"permission denied on {pty.path}: join the group '{group}'")
+    group = grp.getgrgid(os.stat(pty.address).st_gid).gr_name
+    assert text.startswith(f"permission denied on {pty.address}: join the group '{group}'")
     assert "dialout on Debian/Ubuntu, uucp on Arch" in text
 
 
@@ -57,20 +57,20 @@ def test_permission_hint_defaults_to_dialout():
 
 
 def test_port_busy(pty):
-    with Machine.connect(pty.path):
+    with Machine.connect(pty.address):
         with pytest.raises(TransportError) as exc:
-            Machine.connect(pty.path)
-        assert one_line(exc.value) == f"port {pty.path} is busy: another program has it open"
+            Machine.connect(pty.address)
+        assert one_line(exc.value) == f"port {pty.address} is busy: another program has it open"
 
 
 def test_a_device_answering_garbage_is_named_within_2_s(pty):
     rng = random.Random(7)
-    pty.machine_to_host = lambda data: rng.randbytes(len(data))  # as at a wrong baud rate
+    pty.machine.machine_to_host = lambda data: rng.randbytes(len(data))  # as at a wrong baud rate
     t0 = time.monotonic()
     with pytest.raises(LinkError) as exc:
-        Machine.connect(pty.path)
+        Machine.connect(pty.address)
     assert time.monotonic() - t0 < 2.0
-    assert re.fullmatch(rf"{pty.path}: the device answers garbage \(\d+ bytes, no valid "
+    assert re.fullmatch(rf"{pty.address}: the device answers garbage \(\d+ bytes, no valid "
                         r"frame\): wrong baud rate, or not an SMP machine", one_line(exc.value))
 
 
@@ -99,13 +99,13 @@ class OtherVersionFirmware(Firmware):
 
 
 def test_protocol_version_mismatch_names_both_versions():
-    link = PtyLink(OtherVersionFirmware(MonotonicClock()))
+    link = PtyServer.simulate(firmware=OtherVersionFirmware(MonotonicClock()))
     link.start()
     try:
         with pytest.raises(LinkError) as exc:
-            Machine.connect(link.path)
+            Machine.connect(link.address)
         assert one_line(exc.value) == (
-            f"{link.path}: protocol version mismatch: the machine speaks version 2, this smp "
+            f"{link.address}: protocol version mismatch: the machine speaks version 2, this smp "
             "speaks version 1")
     finally:
         link.close()
@@ -117,11 +117,11 @@ def test_machine_limits_that_exclude_the_configured_envelope():
                                     voltage_v=Range(lo="3.0", hi="8.0"))
     clinic = SafetyEnvelope(depth_mm=Range(lo="1.0", hi="2.0"), rate_hz=Range(lo="100", hi="150"),
                             voltage_v=Range(lo="9.0", hi="12.0"))
-    link = PtyLink(limits=machine_limits)
+    link = PtyServer.simulate(limits=machine_limits)
     link.start()
     try:
         with pytest.raises(EmptyEnvelope) as exc:
-            Machine.connect(link.path, clinic)
+            Machine.connect(link.address, clinic)
         assert one_line(exc.value) == (
             "voltage: the machine allows 3.0 to 8.0 V but 9.0 to 12.0 V is required; no value "
             "satisfies both")
@@ -144,7 +144,7 @@ def test_sim_url_with_an_unknown_option():
 
 def test_spy_url_wraps_a_real_port(pty, tmp_path):
     log = tmp_path / "spy.txt"
-    with Machine.connect(f"spy://{pty.path}?file={log}") as m:
+    with Machine.connect(f"spy://{pty.address}?file={log}") as m:
         assert m.apply(CROWN) == CROWN
     assert "TX" in log.read_text() or "RX" in log.read_text()
 

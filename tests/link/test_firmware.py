@@ -99,6 +99,18 @@ def test_a_hello_of_another_version_leaves_the_machine_refusing(b):
     assert b.reply(Set(*CROWN)).code == ErrorCode.NOT_READY
 
 
+def test_a_new_hello_disarms_and_stops_the_needle(b):
+    """Invariant 1: a host that starts over (HELLO) has armed nothing, so a machine armed by
+    an earlier host session stops and must be armed again, on purpose."""
+    b.armed(pedal=True)
+    assert b.fw.motor_on
+    ident = b.reply(Hello())
+    assert ident.state == State.DISARMED and not b.fw.motor_on
+    assert b.fw.applied == CROWN  # settings are kept; arming is what must be done again
+    b.fw.set_pedal(False)
+    assert b.reply(Arm()) == Ack(MsgType.ARM) and b.fw.state == State.ARMED
+
+
 def test_arm_needs_settings_and_a_released_pedal(b):
     b.reply(Hello())
     assert b.reply(Arm()).code == ErrorCode.NO_SETTINGS

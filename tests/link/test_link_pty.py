@@ -25,7 +25,7 @@ from firmware_bridge.events import (
 )
 from protocols import MachineSettings
 from protocols.envelope import Range, SafetyEnvelope
-from sim.pty_link import PtyLink
+from sim.serve import PtyServer
 from tests.link.conftest import FrameFilter, wait_for
 
 CROWN = MachineSettings(depth_mm=Decimal("1.8"), rate_hz=Decimal("130"), voltage_v=Decimal("7.5"))
@@ -66,7 +66,7 @@ def test_what_is_reported_applied_is_the_read_back_not_the_request(pty, machine)
         if f.type == MsgType.APPLIED:  # the machine applied 7.0 V, not the 7.5 V asked for
             return encode(Applied(1800, 1300, 7000), ack=f.ack)
         return 1
-    pty.machine_to_host = FrameFilter(rewrite)
+    pty.machine.machine_to_host = FrameFilter(rewrite)
     confirmed = machine.apply(CROWN)
     assert confirmed.voltage_v == Decimal("7.0")
     (ev,) = of(machine.events, SettingsApplied)
@@ -76,7 +76,7 @@ def test_what_is_reported_applied_is_the_read_back_not_the_request(pty, machine)
 
 def test_duplicate_commands_are_answered_but_executed_once(pty, machine):
     """Invariant 3: a setpoint is applied at most once, even when the line duplicates it."""
-    pty.host_to_machine = FrameFilter(lambda f: 2 if f.type == MsgType.SET else 1)
+    pty.machine.host_to_machine = FrameFilter(lambda f: 2 if f.type == MsgType.SET else 1)
     assert machine.apply(CROWN) == CROWN
     assert wait_for(lambda: pty.firmware.duplicates == 1)
     assert pty.firmware.sets_applied == 1 and len(fw_log(pty, "SET")) == 1
@@ -91,7 +91,7 @@ def test_retransmission_after_a_dropped_ack(pty, machine):
             dropped.append(f)
             return 0
         return 1
-    pty.machine_to_host = FrameFilter(drop_first_applied)
+    pty.machine.machine_to_host = FrameFilter(drop_first_applied)
     t0 = time.monotonic()
     assert machine.apply(CROWN) == CROWN
     took = time.monotonic() - t0
@@ -106,7 +106,7 @@ def test_a_command_that_is_never_answered_fails_and_stops_the_machine(pty, machi
     machine.arm()
     pty.firmware.set_pedal(True)
     assert wait_for(lambda: machine.state == State.RUNNING)
-    pty.machine_to_host = FrameFilter(lambda f: 0 if f.type == MsgType.APPLIED else 1)
+    pty.machine.machine_to_host = FrameFilter(lambda f: 0 if f.type == MsgType.APPLIED else 1)
     with pytest.raises(LinkError, match="no answer after 4 transmissions"):
         machine.apply(CROWN)
     assert pty.firmware.duplicates == 3  # sent once, retried three times
@@ -120,10 +120,10 @@ def test_outside_the_envelope_is_refused_before_sending(pty):
     pty.close()
     narrow = SafetyEnvelope(depth_mm=Range(lo="0.5", hi="2.0"), rate_hz=Range(lo="80", hi="140"),
                             voltage_v=Range(lo="5.0", hi="8.0"))
-    link = PtyLink(limits=narrow)
+    link = PtyServer.simulate(limits=narrow)
     link.start()
     try:
-        with Machine.connect(link.path) as m:
+        with Machine.connect(link.address) as m:
             assert m.envelope.voltage_v == Range(lo="5.0", hi="8.0")
             hot = MachineSettings(depth_mm=Decimal("1.8"), rate_hz=Decimal("130"),
                                   voltage_v=Decimal("9.0"))
@@ -146,7 +146,7 @@ def test_the_configured_envelope_narrows_too(pty):
     clinic = SafetyEnvelope(depth_mm=Range(lo="1.0", hi="2.0"), rate_hz=Range(lo="100", hi="150"),
                             voltage_v=Range(lo="6.0", hi="8.5"))
     refused = r"needle depth 0\.50 mm is outside the allowed 1\.00 to 2\.00 mm"
-    with Machine.connect(pty.path, clinic) as m, pytest.raises(OutsideEnvelope, match=refused):
+    with Machine.connect(pty.address, clinic) as m, pytest.raises(OutsideEnvelope, match=refused):
             m.apply(MachineSettings(depth_mm=Decimal("0.5"), rate_hz=Decimal("120"),
                                     voltage_v=Decimal("7.0")))
 
@@ -176,7 +176,7 @@ def test_stop_under_a_full_queue(pty, machine):
     pty.firmware.set_pedal(True)
     assert wait_for(lambda: pty.firmware.motor_on)
     # The machine stops answering SETs, so one is outstanding and the rest pile up behind it.
-    pty.machine_to_host = FrameFilter(lambda f: 0 if f.type == MsgType.APPLIED else 1)
+    pty.machine.machine_to_host = FrameFilter(lambda f: 0 if f.type == MsgType.APPLIED else 1)
     results = []
 
     def apply_one(v):
@@ -214,7 +214,7 @@ def test_watchdog_stops_the_needle_when_the_host_process_dies(pty):
         from decimal import Decimal
         from firmware_bridge import Machine
         from protocols import MachineSettings
-        m = Machine.connect({pty.path!r})
+        m = Machine.connect({pty.address!r})
         m.apply(MachineSettings(depth_mm=Decimal("1.8"), rate_hz=Decimal("130"),
                                 voltage_v=Decimal("7.5")))
         m.arm()
@@ -251,18 +251,18 @@ def test_watchdog_stops_the_needle_when_the_line_goes_dead(pty, machine):
     machine.arm()
     pty.firmware.set_pedal(True)
     assert wait_for(lambda: pty.firmware.motor_on)
-    pty.host_to_machine = lambda data: b""  # the cable is cut on the way in
+    pty.machine.host_to_machine = lambda data: b""  # the cable is cut on the way in
     assert wait_for(lambda: pty.firmware.state == State.FAULTED, timeout=0.5)
     assert pty.firmware.faults == Fault.LINK_LOST
-    pty.host_to_machine = None  # the cable is back: the machine stays down until a person acts
+    pty.machine.host_to_machine = None  # cable back: the machine stays down until a person acts
     time.sleep(0.2)
     assert pty.firmware.state == State.FAULTED and pty.firmware.link_alive
 
 
 def test_link_states_stale_and_lost_and_back(pty, machine):
-    pty.machine_to_host = lambda data: b""
+    pty.machine.machine_to_host = lambda data: b""
     assert wait_for(lambda: machine.link_state == LinkState.LOST, timeout=1.5)
-    pty.machine_to_host = None
+    pty.machine.machine_to_host = None
     assert wait_for(lambda: machine.link_state == LinkState.CONNECTED, timeout=1.0)
     changes = [(e.old, e.new) for e in of(machine.events, LinkStateChanged)]
     assert changes == [(LinkState.CONNECTED, LinkState.STALE), (LinkState.STALE, LinkState.LOST),

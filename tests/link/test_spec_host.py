@@ -78,7 +78,7 @@ class SpecHost:
 
 
 def test_a_host_written_from_the_spec_interoperates(pty):
-    h = SpecHost(pty.path)
+    h = SpecHost(pty.address)
     t, p = h.command(0x01, bytes([1]))
     assert t == 0x81
     (proto, _maj, _min, _pat, model, serial_no, boot_id, caps, *limits, wd, state, faults,

@@ -1,0 +1,143 @@
+"""`smp sim`: a simulated machine for the console or any other program."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sim", help="run a simulated machine on a pty or loopback TCP",
+        description="Run a simulated SMP machine. It prints where to connect, shows a live "
+        "status line and reads commands on standard input, one per line, in the scenario "
+        "language without the time: 'pedal down', 'skin thick', 'fault stall', 'clear stall', "
+        "'fault link-drop 0.5'. Ctrl+C stops it.",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="a pseudo-terminal (the default)")
+    where.add_argument("--tcp", metavar="HOST:PORT", help="a TCP port on loopback")
+    p.add_argument("--link", type=Path, metavar="PATH",
+                   help="with --pty: keep a stable symlink to the device at PATH")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="with --tcp: allow a non-loopback address (not recommended)")
+    p.add_argument("--baud", type=_baud, default=115200,
+                   help="pace the line to this baud rate, 8N1 (default 115200)")
+    p.add_argument("--seed", type=int, default=None, help="seed for every random fault")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE][@SECONDS]",
+                   help="inject a fault, at start or after SECONDS; repeatable: "
+                   "bit-errors=1e-4, drop-frames=0.01, link-drop=0.5@10, reboot@20, stall@5 ...")
+    p.add_argument("--script", metavar="FILE|NAME", help="play a scenario file or a shipped one")
+    p.add_argument("--skin", default="air", help="initial skin: air normal thin thick scar")
+    p.add_argument("--serial", default="SIM-0001", help="machine serial number to report")
+    p.add_argument("--quiet", action="store_true", help="no live status line")
+    p.set_defaults(handler=cmd_sim)
+
+
+def _baud(text: str) -> int:
+    if not text.isdigit() or not 300 <= int(text) <= 4_000_000:
+        raise argparse.ArgumentTypeError(f"baud {text!r}: a whole number from 300 to 4000000")
+    return int(text)
+
+
+def fault_steps(specs: list[str]) -> str:
+    """--fault options as scenario lines ("link-drop=0.5@10" -> "10 fault link-drop 0.5")."""
+    lines = []
+    for spec in specs:
+        body, _, at = spec.partition("@")
+        name, _, value = body.partition("=")
+        lines.append(f"{at or 0} fault {name} {value}".rstrip())
+    return "\n".join(sorted(lines, key=lambda line: float(line.split()[0])
+                            if _is_number(line.split()[0]) else 0.0))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim.clock import MonotonicClock
+    from sim.machine import SimulatedMachine
+    from sim.physics import Skin
+    from sim.scenario import BadScenario, Scenario, command, find, parse
+    from sim.serve import PtyServer, TcpServer, parse_hostport
+
+    if args.skin not in {s.value for s in Skin}:
+        raise BadScenario(f"--skin {args.skin!r}: allowed {', '.join(s.value for s in Skin)}")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    script = find(args.script) if args.script else None
+    faults = parse(fault_steps(args.fault) + "\n", "--fault") if args.fault else None
+    if script and faults:
+        steps = tuple(sorted(script.steps + faults.steps, key=lambda s: s.at_s))
+        script = Scenario(script.name, script.description, steps)
+    script = script or faults
+
+    machine = SimulatedMachine(MonotonicClock(), seed=seed, baud=args.baud, serial=args.serial)
+    machine.set_skin(Skin(args.skin))
+    if args.tcp:
+        host, port = parse_hostport(args.tcp)
+        if args.allow_remote:
+            print(f"smp sim: warning: listening on {host}, reachable from other machines",
+                  file=sys.stderr)
+        server = TcpServer(machine, host, port, allow_remote=args.allow_remote)
+    else:
+        server = PtyServer(machine, link=args.link)
+    # Ctrl+C is how a trainer stops it, whenever it comes: close the line, remove the link.
+    with contextlib.suppress(KeyboardInterrupt), server:
+        where = str(args.link) if args.link else server.address
+        print(f"SIMULATOR listening on {where}  ({args.baud} baud 8N1, seed {seed})", flush=True)
+        print(f"connect with: smp console --port {where}", flush=True)
+        if script:
+            machine.play(script)
+            print(f"playing scenario {script.name}: {script.description}", flush=True)
+        _read_commands(machine, command)
+        _show_status(machine, quiet=args.quiet)
+    print("\nsmp sim: stopped", file=sys.stderr)
+    return 0
+
+
+def _read_commands(machine, command) -> None:
+    """Standard input lines are commands for the machine; errors are reported, not fatal."""
+    from sim.scenario import BadScenario
+
+    def loop() -> None:
+        for line in sys.stdin:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                machine.do(command(line))
+                print(f"ok: {line.strip()}", flush=True)
+            except BadScenario as exc:
+                print(f"smp sim: error: {exc}", file=sys.stderr, flush=True)
+
+    if sys.stdin is not None and not sys.stdin.closed:
+        threading.Thread(target=loop, name="smp-sim-stdin", daemon=True).start()
+
+
+def _show_status(machine, *, quiet: bool) -> None:
+    tty = sys.stderr.isatty()
+    last_caption = ""
+    while True:
+        time.sleep(0.2 if tty else 1.0)
+        if machine.caption != last_caption:
+            last_caption = machine.caption
+            print(("\r\033[K" if tty else "") + f"say: {last_caption}", file=sys.stderr,
+                  flush=True)
+        if quiet:
+            continue
+        line = machine.status_line()
+        if tty:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns
+            print("\r\033[K" + line[: width - 1], end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,142 @@
+"""Invariant 1 under random faults: the needle never runs while the link is lost, unarmed,
+faulted or the pedal is up.
+
+The check does not trust the firmware's own flags. An oracle watches from outside: the bytes
+actually delivered to the firmware (decoded independently), the pedal input the simulator
+gives it, the physics' own fault, and whether the physics was actually driven. Each seed plays
+a random session: link faults, physical faults, reboots, pedal presses and a host that sends
+commands, STOPs and heartbeats, and sometimes freezes.
+"""
+
+import random
+
+import pytest
+
+from firmware_bridge.codec import (
+    Arm,
+    ClearFault,
+    Decoder,
+    Disarm,
+    Heartbeat,
+    Hello,
+    MsgType,
+    Set,
+    Stop,
+    encode,
+)
+from sim.clock import FakeClock
+from sim.linkfaults import LinkFaults
+from sim.machine import SimulatedMachine
+from sim.physics import Skin
+
+STEP_MS = 5
+WATCHDOG_MS = 250
+
+
+class Oracle:
+    """What the firmware has really been told, and whether its motor is really driven."""
+
+    def __init__(self, machine: SimulatedMachine, clock: FakeClock):
+        self.m, self.clock = machine, clock
+        self.decoder = Decoder()
+        self.last_valid_ns = None
+        self.last_arm_ns = None
+        self.last_cancel_ns = 0  # latest STOP, DISARM, reboot, fault onset or watchdog gap
+        fw = machine.firmware
+        feed, step = fw.feed, fw.physics.step
+
+        def watched_feed(data: bytes) -> None:
+            now = clock.now_ns()
+            for frame in self.decoder.feed(data):
+                if self.last_valid_ns is not None and now - self.last_valid_ns >= (
+                        WATCHDOG_MS * 1_000_000):
+                    self.last_cancel_ns = now  # the link was lost before this frame
+                self.last_valid_ns = now
+                if frame.type == MsgType.ARM:
+                    self.last_arm_ns = now
+                elif frame.type in (MsgType.STOP, MsgType.DISARM, MsgType.HELLO):
+                    self.last_cancel_ns = now
+            feed(data)
+
+        def watched_step(dt_s, *, motor_on, target):
+            if motor_on:
+                self.check()
+            had_fault = fw.physics.fault is not None
+            step(dt_s, motor_on=motor_on, target=target)
+            if fw.physics.fault is not None and not had_fault:
+                self.cancelled()  # a stall, over-current or over-temperature just tripped
+
+        fw.feed = watched_feed
+        fw.physics.step = watched_step
+        self.driven_steps = 0
+
+    def check(self) -> None:
+        now = self.clock.now_ns()
+        m = self.m
+        assert m._pedal_wanted or m.pedal_stuck, "driven with the pedal up"
+        assert m.firmware.physics.fault is None, "driven with a physical fault"
+        assert self.last_valid_ns is not None and now - self.last_valid_ns < (
+            WATCHDOG_MS * 1_000_000), "driven with the link lost"
+        assert self.last_arm_ns is not None and self.last_arm_ns > self.last_cancel_ns, (
+            "driven without an ARM since the last STOP, DISARM, reboot, fault or link loss")
+        self.driven_steps += 1
+
+    def cancelled(self) -> None:
+        self.last_cancel_ns = self.clock.now_ns()
+
+
+def play(seed: int, seconds: float = 6.0) -> Oracle:
+    rng = random.Random(seed)
+    clock = FakeClock()
+    faults = LinkFaults(bit_error_rate=rng.choice([0, 1e-5, 1e-4, 1e-3, 1e-2]),
+                        drop_frame_rate=rng.choice([0, 0.01, 0.1]),
+                        dup_frame_rate=rng.choice([0, 0.01, 0.1]),
+                        reorder_frame_rate=rng.choice([0, 0.02]))
+    m = SimulatedMachine(clock, seed=seed, faults=faults)
+    oracle = Oracle(m, clock)
+    m.set_skin(rng.choice(list(Skin)))
+    seq = 0
+    frozen_until = 0
+
+    def send(msg):
+        nonlocal seq
+        seq = (seq + 1) & 0xFF
+        m.receive(encode(msg, seq=seq))
+
+    send(Hello())
+    for i in range(round(seconds * 1000 / STEP_MS)):
+        now_ms = i * STEP_MS
+        if now_ms >= frozen_until and now_ms % 50 == 0:
+            m.receive(encode(Heartbeat()))
+        r = rng.random()
+        if r < 0.02:
+            send(rng.choice([Hello(), Set(1800, 1300, 7500), Set(1500, 1100, 6500), Arm(),
+                             Arm(), Disarm(), ClearFault(), Stop()]))
+        elif r < 0.03:
+            m.press_pedal(rng.random() < 0.6)
+        elif r < 0.033:
+            frozen_until = now_ms + rng.choice([100, 300, 800])  # the host stalls
+        elif r < 0.036:
+            fault = rng.choice(["reboot", "stall", "overcurrent", "overtemp", "pedal-stuck",
+                                "link-drop", "silent", "garbage", "depth-short"])
+            value = {"link-drop": 0.4, "silent": 0.4, "garbage": 200, "depth-short": 900}
+            if fault == "reboot":
+                oracle.cancelled()
+            m.inject(fault, value.get(fault))
+        elif r < 0.040:
+            m.clear(rng.choice(["stall", "overcurrent", "overtemp", "pedal-stuck"]))
+        m.step()
+        m.transmit()
+        clock.advance_ms(STEP_MS)
+    return oracle
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_the_needle_never_runs_when_it_must_not(seed):
+    play(seed)
+
+
+def test_the_random_sessions_do_run_the_needle_sometimes():
+    """Otherwise the test above would pass with a machine that never runs at all."""
+    driven = sum(play(seed).driven_steps > 0 for seed in range(40))
+    assert driven >= 10
