@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from protocols import Dilution, MachineSettings, NeedleSpec, Stage, Zone
 from sessions.errors import RecordError
@@ -36,10 +35,31 @@ from sessions.models import (
 )
 from sessions.store import Store
 from sessions.telemetry import Accumulator, Reading
+from sessions.writer import Tx, Writer
 
 Clock = Callable[[], datetime]
 RAW_TELEMETRY_WINDOW = timedelta(days=30)
 SIMULATOR = "SIMULATOR"
+
+
+# Compiled once per dialect by the Writer (sessions/writer.py), never per event.
+_events, _zone_works = Event.__table__, ZoneWork.__table__
+_INSERT_EVENT = insert(_events).returning(_events.c.id)
+_FIND_ZONE_WORK = select(_zone_works.c.id).where(_zone_works.c.session_id == bindparam("sid"),
+                                                 _zone_works.c.zone == bindparam("zone"))
+_INSERT_ZONE_WORK = insert(_zone_works).returning(_zone_works.c.id)
+_UPDATE_ZONE_WORK = update(_zone_works).where(_zone_works.c.id == bindparam("zid"))
+_INSERT_SUMMARY = insert(TelemetrySummary.__table__)
+_INSERT_SAMPLE = insert(TelemetrySample.__table__)
+_INSERT_PIGMENT = insert(PigmentUse.__table__)
+_INSERT_NEEDLE = insert(NeedleUse.__table__)
+_SESSION = select(SessionRow.__table__.c.client_id, SessionRow.__table__.c.outcome).where(
+    SessionRow.__table__.c.id == bindparam("sid"))
+_CLOSE_SESSION = update(SessionRow.__table__).where(SessionRow.__table__.c.id == bindparam("sid"))
+_COUNT_ZONE = select(func.count()).select_from(_zone_works).where(
+    _zone_works.c.session_id == bindparam("sid"), _zone_works.c.zone == bindparam("zone"))
+_UPDATE_CLIENT = update(Client.__table__).where(Client.__table__.c.id == bindparam("cid"))
+_LAST_SEQ = select(func.max(_events.c.seq)).where(_events.c.session_id == bindparam("sid"))
 
 
 def utcnow() -> datetime:
@@ -96,6 +116,7 @@ class Recorder:
         self._flush_samples = flush_samples
         self._zone_ids: dict[Zone, int] = {}
         self._pending_zone_ids: dict[Zone, int] = {}
+        self._writer = Writer(store)
 
     # -- starting -------------------------------------------------------------------------
 
@@ -144,10 +165,10 @@ class Recorder:
 
     def settings_applied(self, settings: MachineSettings) -> Recorded:
         """The machine's read-back: this, not the request, is what the record says was used."""
-        def also(c: Connection) -> None:
+        def also(tx: Tx) -> None:
             if self._zone is not None:
                 w = settings.to_wire()
-                self._update_zone_work(c, self._zone, depth_um=w.depth_um, rate_dhz=w.rate_dhz,
+                self._update_zone_work(tx, self._zone, depth_um=w.depth_um, rate_dhz=w.rate_dhz,
                                        voltage_mv=w.voltage_mv)
         return self._event(EventKind.SETTINGS_APPLIED, settings=settings, also=also)
 
@@ -176,8 +197,8 @@ class Recorder:
             self._runs += 1
             index = self._runs
 
-            def also(c: Connection) -> None:
-                c.execute(insert(TelemetrySummary), dict(
+            def also(tx: Tx) -> None:
+                tx.execute(_INSERT_SUMMARY, dict(
                     session_id=self.session_id, zone=_v(self._zone), run_index=index,
                     **run.acc.columns()))
 
@@ -208,15 +229,15 @@ class Recorder:
         with self._lock:
             previous, acc = self._zone, self._zone_acc
 
-            def also(c: Connection) -> None:
+            def also(tx: Tx) -> None:
                 if previous is not None:
-                    self._write_zone_summary(c, previous, acc)
+                    self._write_zone_summary(tx, previous, acc)
                 values: dict[str, Any] = {}
                 if profile:
                     values.update(profile=profile, reasons=json.dumps(list(reasons)))
                 if target_density_pct is not None:
                     values["target_density_pct"] = target_density_pct
-                self._update_zone_work(c, zone, **values)
+                self._update_zone_work(tx, zone, **values)
 
             rec = self._event(EventKind.ZONE_CHANGED, zone=zone, also=also,
                               payload={"profile": profile, "reasons": list(reasons)})
@@ -249,14 +270,14 @@ class Recorder:
         row = dict(session_id=self.session_id, zone=_v(zone), brand=brand, shade=shade,
                    dilution_water=dilution.water, dilution_pigment=dilution.pigment,
                    lot=lot.strip(), expiry=expiry)
-        self._commit(lambda c: c.execute(insert(PigmentUse), row))
+        self._commit(lambda tx: tx.execute(_INSERT_PIGMENT, row))
 
     def use_needle(self, *, needle: NeedleSpec, lot: str, expiry: date,
                    zone: Zone | None = None) -> None:
         self._check_lot("needle cartridge", lot, expiry)
         row = dict(session_id=self.session_id, zone=_v(zone), code=needle.code,
                    lot=lot.strip(), expiry=expiry)
-        self._commit(lambda c: c.execute(insert(NeedleUse), row))
+        self._commit(lambda tx: tx.execute(_INSERT_NEEDLE, row))
 
     def record_coverage(self, zone: Zone, *, coverage_pct: int, passes: int | None = None,
                         notes: str | None = None) -> None:
@@ -270,7 +291,7 @@ class Recorder:
             values["passes"] = passes
         if notes is not None:
             values["notes"] = notes
-        self._commit(lambda c: self._update_zone_work(c, Zone(zone), **values))
+        self._commit(lambda tx: self._update_zone_work(tx, Zone(zone), **values))
 
     def telemetry(self, reading: Reading) -> None:
         """Feed one sample: summarised in memory, raw rows buffered for the bounded window."""
@@ -279,7 +300,7 @@ class Recorder:
             (self._run.acc if self._run else self._zone_acc).add(reading)
             self._samples.append(reading)
             if len(self._samples) >= self._flush_samples:
-                self._commit(lambda c: None)
+                self._commit(lambda tx: None)
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -290,19 +311,23 @@ class Recorder:
                 self.pedal_up()
             zone, acc = self._zone, self._zone_acc
 
-            def also(c: Connection) -> None:
+            def also(tx: Tx) -> None:
                 if zone is not None:
-                    self._write_zone_summary(c, zone, acc)
-                with Session(bind=c) as s:
-                    _close(s, self.session_id, outcome, self._clock(), aftercare_given)
-                    s.flush()
+                    self._write_zone_summary(tx, zone, acc)
+                _close(tx, self.session_id, outcome, self._clock(), aftercare_given)
 
             rec = self._event(EventKind.SESSION_ENDED, also=also,
                               payload={"outcome": outcome.value,
                                        "aftercare_given": aftercare_given})
             self._closed = True
+            self._writer.close()
         prune_telemetry(self.store, now=self._clock())
         return rec
+
+    def close(self) -> None:
+        """Give the recorder's connection back without ending the session (end() does it)."""
+        with self._lock:
+            self._writer.close()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -311,18 +336,18 @@ class Recorder:
             raise RecordError(f"session {self.session_id} has ended; nothing more can be "
                               "recorded in it (add a note to a new session instead)")
 
-    def _commit(self, write: Callable[[Connection], Any]) -> Any:
-        # Core statements on one connection: the ORM unit of work costs more than the
-        # fsync on the hot path (bench/bench_recorder.py).
+    def _commit(self, write: Callable[[Tx], Any]) -> Any:
+        # One transaction on the recorder's own DBAPI connection: SQLAlchemy's per-execution
+        # work cost several times the fsync on the hot path (bench/bench_recorder.py).
         with self._lock:
             self._ensure_open()
             samples, self._samples = self._samples, []
             self._pending_zone_ids = {}
             try:
-                with self.store.writing() as c:
-                    result = write(c)
+                with self._writer.transaction() as tx:
+                    result = write(tx)
                     if samples:
-                        c.execute(insert(TelemetrySample), [
+                        tx.insert_many(_INSERT_SAMPLE, [
                             dict(session_id=self.session_id, at=r.at, rate_dhz=r.rate_dhz,
                                  voltage_mv=r.voltage_mv, current_ma=r.current_ma,
                                  fault=r.fault) for r in samples])
@@ -336,43 +361,40 @@ class Recorder:
     def _event(self, kind: EventKind, *, zone: Zone | None = None,
                settings: MachineSettings | None = None, duration_ms: int | None = None,
                corrects: int | None = None, payload: dict | None = None,
-               also: Callable[[Session], None] | None = None,
+               also: Callable[[Tx], None] | None = None,
                at: datetime | None = None) -> Recorded:
         with self._lock:
             at = at or self._clock()
-            wire = settings.to_wire() if settings else (None, None, None)
-            row = dict(session_id=self.session_id, seq=self._seq, at=at, kind=kind.value,
-                       zone=_v(zone if zone is not None else self._zone),
-                       depth_um=wire[0], rate_dhz=wire[1], voltage_mv=wire[2],
-                       duration_ms=duration_ms, corrects_id=corrects,
-                       payload=json.dumps(payload or {}, sort_keys=True))
+            row = _event_row(self.session_id, self._seq, at, kind,
+                             zone=_v(zone if zone is not None else self._zone),
+                             settings=settings, duration_ms=duration_ms, corrects=corrects,
+                             payload=payload)
 
-            def write(c: Connection) -> int:
-                event_id = c.execute(insert(Event), row).inserted_primary_key[0]
+            def write(tx: Tx) -> int:
+                event_id = tx.insert(_INSERT_EVENT, row)
                 if also:
-                    also(c)
+                    also(tx)
                 return event_id
             event_id = self._commit(write)
             self._seq += 1
             return Recorded(event_id, row["seq"], at, kind)
 
-    def _update_zone_work(self, c: Connection, zone: Zone, **values: Any) -> None:
+    def _update_zone_work(self, tx: Tx, zone: Zone, **values: Any) -> None:
         """Set columns of this session's work on `zone`, creating the row on first use."""
         zid = self._zone_ids.get(zone)
         if zid is None:
-            zid = c.scalar(select(ZoneWork.id).where(ZoneWork.session_id == self.session_id,
-                                                     ZoneWork.zone == zone.value))
+            zid = tx.scalar(_FIND_ZONE_WORK, {"sid": self.session_id, "zone": zone.value})
         if zid is None:
-            zid = c.execute(insert(ZoneWork), {
+            zid = tx.insert(_INSERT_ZONE_WORK, {
                 "session_id": self.session_id, "zone": zone.value, "profile": "",
-                "reasons": "[]", "passes": 0, "notes": "", **values}).inserted_primary_key[0]
+                "reasons": "[]", "passes": 0, "notes": "", **values})
         elif values:
-            c.execute(update(ZoneWork).where(ZoneWork.id == zid).values(**values))
+            tx.execute(_UPDATE_ZONE_WORK, {**values, "zid": zid})
         self._pending_zone_ids[zone] = zid
 
-    def _write_zone_summary(self, c: Connection, zone: Zone, acc: Accumulator) -> None:
-        c.execute(insert(TelemetrySummary), dict(session_id=self.session_id, zone=zone.value,
-                                                 run_index=None, **acc.columns()))
+    def _write_zone_summary(self, tx: Tx, zone: Zone, acc: Accumulator) -> None:
+        tx.execute(_INSERT_SUMMARY, dict(session_id=self.session_id, zone=zone.value,
+                                         run_index=None, **acc.columns()))
 
     def _check_lot(self, what: str, lot: str, expiry: date) -> None:
         if not lot.strip():
@@ -399,16 +421,27 @@ def _warning(v: Verdict) -> str:
     return text + (f": {v.reason}" if v.reason else "")
 
 
-def _close(s: Session, session_id: int, outcome: Outcome, now: datetime,
+def _event_row(session_id: int, seq: int, at: datetime, kind: EventKind, *,
+               zone: str | None = None, settings: MachineSettings | None = None,
+               duration_ms: int | None = None, corrects: int | None = None,
+               payload: dict | None = None) -> dict[str, Any]:
+    wire = settings.to_wire() if settings else (None, None, None)
+    return dict(session_id=session_id, seq=seq, at=at, kind=kind.value, zone=zone,
+                depth_um=wire[0], rate_dhz=wire[1], voltage_mv=wire[2],
+                duration_ms=duration_ms, corrects_id=corrects,
+                payload=json.dumps(payload or {}, sort_keys=True))
+
+
+def _close(tx: Tx, session_id: int, outcome: Outcome, now: datetime,
            aftercare_given: bool) -> None:
-    row = s.get(SessionRow, session_id)
-    row.outcome, row.ended_at, row.aftercare_given = outcome.value, now, aftercare_given
+    client_id, _ = tx.first(_SESSION, {"sid": session_id})
+    tx.execute(_CLOSE_SESSION, {"sid": session_id, "outcome": outcome.value, "ended_at": now,
+                                "aftercare_given": aftercare_given})
     if outcome is Outcome.COMPLETED:
-        client = s.get(Client, row.client_id)
-        client.last_completed_at = now
-        scar = s.scalar(select(func.count()).select_from(ZoneWork).where(
-            ZoneWork.session_id == session_id, ZoneWork.zone == Zone.SCAR.value))
-        client.scar_work = client.scar_work or bool(scar)
+        client: dict[str, Any] = {"cid": client_id, "last_completed_at": now}
+        if tx.scalar(_COUNT_ZONE, {"sid": session_id, "zone": Zone.SCAR.value}):
+            client["scar_work"] = True  # once a scar client, always on the shorter cycle
+        tx.execute(_UPDATE_CLIENT, client)
 
 
 # -- sessions a crash left open -----------------------------------------------------------
@@ -444,20 +477,22 @@ def close_interrupted(store: Store, session_id: int, *, clock: Clock = utcnow,
                       reason: str = "left open by a crash") -> Recorded:
     """Close an open session as interrupted, keeping every event it has."""
     now = clock()
-    with store.unit() as s:
-        row = s.get(SessionRow, session_id)
-        if row is None:
-            raise RecordError(f"no session with id {session_id}")
-        if row.outcome is not None:
-            raise RecordError(f"session {session_id} is already closed ({row.outcome})")
-        seq = (s.scalar(select(func.max(Event.seq)).where(Event.session_id == session_id))
-               or 0) + 1
-        ev = Event(session_id=session_id, seq=seq, at=now, kind=EventKind.SESSION_ENDED.value,
-                   payload=json.dumps({"outcome": Outcome.INTERRUPTED.value,
-                                       "reason": reason}, sort_keys=True))
-        s.add(ev)
-        _close(s, session_id, Outcome.INTERRUPTED, now, False)
-    return Recorded(ev.id, seq, now, EventKind.SESSION_ENDED)
+    writer = Writer(store)
+    try:
+        with writer.transaction() as tx:
+            row = tx.first(_SESSION, {"sid": session_id})
+            if row is None:
+                raise RecordError(f"no session with id {session_id}")
+            if row[1] is not None:
+                raise RecordError(f"session {session_id} is already closed ({row[1]})")
+            seq = (tx.scalar(_LAST_SEQ, {"sid": session_id}) or 0) + 1
+            event_id = tx.insert(_INSERT_EVENT, _event_row(
+                session_id, seq, now, EventKind.SESSION_ENDED,
+                payload={"outcome": Outcome.INTERRUPTED.value, "reason": reason}))
+            _close(tx, session_id, Outcome.INTERRUPTED, now, False)
+    finally:
+        writer.close()
+    return Recorded(event_id, seq, now, EventKind.SESSION_ENDED)
 
 
 def prune_telemetry(store: Store, *, now: datetime | None = None,

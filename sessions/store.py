@@ -20,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -190,12 +190,6 @@ class Store:
         """One transaction: committed when the block ends, rolled back on any error."""
         with translated(self.url), self.sessions.begin() as session:
             yield session
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """One Core transaction for the recorder's hot path (no ORM unit of work)."""
-        with translated(self.url), self.engine.begin() as conn:
-            yield conn
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:

@@ -235,3 +235,24 @@ def test_one_recorder_is_safe_across_threads(store):
         seqs = s.scalars(select(Event.seq).where(Event.session_id == rec.session_id)
                          .order_by(Event.seq)).all()
     assert len(set(ids)) == 40 and seqs == list(range(1, 42))
+
+
+def test_a_failed_call_commits_nothing_and_the_recorder_carries_on(store):
+    from sqlalchemy import exc
+
+    from sessions.models import EventKind
+    from sessions.recorder import _INSERT_EVENT, _event_row
+
+    clock = FakeClock()
+    rec = start(store, client(store), clock)
+    rec.zone_changed(Zone.CROWN)
+
+    def clash(tx):  # a second row with seq 3 breaks UNIQUE (session_id, seq) in the database
+        tx.insert(_INSERT_EVENT, _event_row(rec.session_id, 3, clock(), EventKind.NOTE))
+
+    with pytest.raises(exc.IntegrityError):
+        rec._event(EventKind.NOTE, payload={"text": "lost"}, also=clash)
+    assert rec.note("kept").seq == 3  # same connection, rolled back, still usable
+    with store.reading() as s:
+        texts = s.scalars(select(Event.payload).where(Event.kind == "note")).all()
+    assert [json.loads(t)["text"] for t in texts] == ["kept"]
