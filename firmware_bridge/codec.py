@@ -64,6 +64,7 @@ class Fault(IntFlag):
     STALL = 0x0004
     OVERCURRENT = 0x0008
     OVERTEMP = 0x0010
+    DEPTH = 0x0020  # the measured depth stayed off its setpoint (actuator stopped short)
 
 
 class ErrorCode(IntEnum):

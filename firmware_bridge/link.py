@@ -84,7 +84,9 @@ STOP_COPIES = 3
 HANDSHAKE_S = 1.5  # a device that has not answered HELLO by then is not our machine (< 2 s)
 HELLO_INTERVAL_S = 0.25
 STALE_AFTER_S = 0.100
-LOST_AFTER_S = 0.500
+# Lost after the machine's default watchdog time: by then a machine that cannot hear us has
+# stopped itself, and one that we cannot hear is stopped by us (see _judge_link).
+LOST_AFTER_S = 0.250
 HEALTH_EVERY_S = 0.250
 
 
@@ -496,9 +498,9 @@ class Machine:
                 next_hb += HEARTBEAT_S
                 if next_hb <= now:  # we were held up: no burst of heartbeats to catch up
                     next_hb = now + HEARTBEAT_S
+                self._judge_link(now)  # every heartbeat, so LOST shows within ~300 ms
             if now >= next_health:
                 next_health = now + HEALTH_EVERY_S
-                self._judge_link(now)
                 self._publish(self.health())
                 self._hb_gap_max = 0.0
 
@@ -519,6 +521,12 @@ class Machine:
         if new != self.link_state:
             old, self.link_state = self.link_state, new
             reason = self._dead or f"last frame from the machine {age * 1000:.0f} ms ago"
+            if (new == LinkState.LOST and not self._dead
+                    and self.state in (State.ARMED, State.RUNNING)):
+                # We cannot see the needle. The machine's watchdog covers a link cut in our
+                # direction; a machine that has gone silent but still hears us is stopped here.
+                self.stop(wait=False)
+                reason += "; STOP sent"
             self._publish(LinkStateChanged(time.time(), old, new, reason))
 
     def _gone(self, reason: str) -> None:

@@ -54,6 +54,10 @@ WATCHDOG_DEFAULT_MS = 250
 WATCHDOG_MIN_MS = 100  # two heartbeat periods
 WATCHDOG_MAX_MS = 500
 TELEMETRY_PERIOD_NS = 20_000_000  # 50 Hz
+# The depth actuator travels 2 mm/s, so any move is done within 1.15 s; a measured depth still
+# more than 0.1 mm off its setpoint after 1.5 s means it stopped short.
+DEPTH_TOLERANCE_UM = 100
+DEPTH_SETTLE_NS = 1_500_000_000
 # Steps of the three settings in wire units (0.05 mm, 0.1 Hz, 0.1 V).
 STEPS = WireSettings(depth_um=50, rate_dhz=1, voltage_mv=100)
 _FIELDS = (Field.DEPTH, Field.RATE, Field.VOLTAGE)
@@ -134,6 +138,7 @@ class Firmware:
         self._next_telemetry = now
         self._telemetry_seq = 0
         self.motor_off_ns: int | None = None
+        self._depth_off_since: int | None = None
         self.sets_applied = 0
         self.duplicates = 0
         self._event("boot", detail=f"boot id {self.boot_id:08x}")
@@ -178,6 +183,7 @@ class Firmware:
                     flag = _PHYSICAL_FAULTS.get(fault, Fault.STALL)
                     if not self.faults & flag:
                         self._latch(flag, f"physics: {fault}")
+                self._check_depth(now)
             if now >= self._next_telemetry:
                 self._send(self._telemetry(now), seq=self._telemetry_seq)
                 self._telemetry_seq = (self._telemetry_seq + 1) & 0xFF
@@ -255,6 +261,23 @@ class Firmware:
             self._set_state(State.RUNNING, "pedal down")
         elif self.state == State.RUNNING and not (self.pedal and self.link_alive):
             self._set_state(State.ARMED, "pedal up" if not self.pedal else "link down")
+
+    def _depth_error_um(self) -> int:
+        if self.applied is None:
+            return 0
+        return abs(self.physics.readings().depth_um - self.applied.depth_um)
+
+    def _check_depth(self, now: int) -> None:
+        """Latch DEPTH when an armed machine's needle stays off its depth setpoint."""
+        if self.state not in (State.ARMED, State.RUNNING) or (
+                self._depth_error_um() <= DEPTH_TOLERANCE_UM):
+            self._depth_off_since = None
+            return
+        if self._depth_off_since is None:
+            self._depth_off_since = now
+        elif now - self._depth_off_since >= DEPTH_SETTLE_NS:
+            self._depth_off_since = None
+            self._latch(Fault.DEPTH, f"depth {self._depth_error_um()} um off its setpoint")
 
     def _check_watchdog(self, now: int) -> None:
         if self.link_alive and now - self.last_host_ns >= self.watchdog_ms * 1_000_000:
@@ -361,6 +384,8 @@ class Firmware:
             if self.state != State.FAULTED:
                 return self._ack(frame)
             if self.physics.fault is not None and not self.physics.clear_fault():
+                return self._nack(frame, ErrorCode.FAULT_PERSISTS)
+            if self.faults & Fault.DEPTH and self._depth_error_um() > DEPTH_TOLERANCE_UM:
                 return self._nack(frame, ErrorCode.FAULT_PERSISTS)
             self.faults = Fault.NONE
             self._set_state(State.DISARMED, "CLEAR_FAULT")

@@ -1,0 +1,128 @@
+"""Every simulator fault, through a real pty and the bridge: the needle stops (or stays safely
+stopped) and the host reports the right state. Link faults must not corrupt a setpoint or apply
+one twice."""
+
+import pytest
+
+from firmware_bridge import Machine
+from firmware_bridge.codec import ErrorCode, Fault, State
+from firmware_bridge.events import LinkState, LinkStateChanged
+from firmware_bridge.link import CommandRefused
+from protocols import MachineSettings
+from protocols.errors import SmpError
+from sim.serve import PtyServer
+from tests.link.conftest import wait_for
+
+CROWN = MachineSettings(depth_mm=1.8, rate_hz=130, voltage_v=7.5)
+HAIRLINE = MachineSettings(depth_mm=1.5, rate_hz=110, voltage_v=6.5)
+
+
+@pytest.fixture
+def sim():
+    server = PtyServer.simulate(baud=115200, seed=11)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def host(sim):
+    m = Machine.connect(sim.address)
+    m.events = []
+    m.subscribe(m.events.append)
+    yield m
+    m.close()
+
+
+def running(sim, host, settings=CROWN):
+    host.apply(settings)
+    host.arm()
+    sim.machine.press_pedal(True)
+    assert wait_for(lambda: sim.firmware.motor_on and host.telemetry.state == State.RUNNING,
+                    timeout=3)
+
+
+def sets_executed(sim):
+    return [e.seq for e in sim.firmware.log if e.what == "SET"]
+
+
+@pytest.mark.parametrize(("fault", "value"), [
+    ("bit-errors", 1e-3), ("drop-bytes", 1e-3), ("dup-bytes", 1e-3), ("drop-frames", 0.05),
+    ("dup-frames", 0.1), ("reorder-frames", 0.05), ("delay-frames", 0.03),
+])
+def test_a_degraded_link_never_corrupts_or_repeats_a_setpoint(sim, host, fault, value):
+    sim.machine.inject(fault, value)
+    confirmed = []
+    for settings in [CROWN, HAIRLINE] * 5:
+        try:
+            confirmed.append(host.apply(settings, timeout=5))
+        except SmpError:
+            # The command failed after its retries: the bridge stopped the machine.
+            assert wait_for(lambda: sim.firmware.faults & Fault.STOP, timeout=2)
+            return
+        assert confirmed[-1] == settings  # the read-back is exactly what was asked
+        assert sim.firmware.applied == settings.to_wire()
+    executed = sets_executed(sim)
+    assert len(executed) == len(set(executed)) == 10  # each SET executed exactly once
+    host.arm()
+    sim.machine.press_pedal(True)
+    assert wait_for(lambda: sim.firmware.motor_on, timeout=3)
+    sim.machine.press_pedal(False)
+    assert wait_for(lambda: not sim.firmware.motor_on, timeout=0.3)
+    assert host.stop(timeout=5) or sim.firmware.faults & Fault.STOP
+    assert wait_for(lambda: sim.firmware.faults & Fault.STOP, timeout=2)
+    assert not sim.firmware.motor_on
+
+
+def test_a_garbage_burst_is_discarded_and_the_link_carries_on(sim, host):
+    running(sim, host)
+    bad_before = host.health().bad_frames
+    sim.machine.inject("garbage", 2000)
+    assert wait_for(lambda: host.health().bad_frames > bad_before, timeout=2)
+    assert host.apply(HAIRLINE) == HAIRLINE
+    assert sim.firmware.motor_on  # noise on the line is not a reason to stop, nor to run
+    host.stop()
+    assert not sim.firmware.motor_on
+
+
+def test_a_silent_machine_is_stopped_by_the_host(sim, host):
+    """Invariant 4: the machine still hears the host, so its watchdog is satisfied; the host
+    loses sight of the needle, reports LINK LOST and stops it."""
+    running(sim, host)
+    sim.machine.inject("silent", 1.0)
+    assert wait_for(lambda: host.link_state == LinkState.LOST, timeout=0.4)
+    assert wait_for(lambda: sim.firmware.faults & Fault.STOP, timeout=0.3)
+    assert not sim.firmware.motor_on
+    lost = [e for e in host.events if isinstance(e, LinkStateChanged)
+            and e.new == LinkState.LOST]
+    assert lost and lost[0].reason.endswith("STOP sent")
+    assert wait_for(lambda: host.link_state == LinkState.CONNECTED, timeout=2)
+    assert host.state == State.FAULTED and host.faults & Fault.STOP
+
+
+def test_a_pedal_stuck_down_is_shown_and_stop_still_stops_the_needle(sim, host):
+    running(sim, host)
+    sim.machine.inject("pedal-stuck")
+    sim.machine.press_pedal(False)  # the technician lifts the pedal; the machine sees it down
+    assert wait_for(lambda: host.telemetry.pedal_down and host.telemetry.motor_on)
+    assert host.stop()
+    assert wait_for(lambda: not host.telemetry.motor_on)
+    host.clear_fault()
+    with pytest.raises(CommandRefused) as exc:
+        host.arm()  # refused while the pedal reads down: arming must never start the needle
+    assert exc.value.nack.code == ErrorCode.PEDAL_DOWN
+    assert not sim.firmware.motor_on
+
+
+def test_a_depth_actuator_short_of_its_setpoint_latches_a_fault(sim, host):
+    sim.machine.inject("depth-short", 1200)
+    running(sim, host)  # asked for 1.8 mm
+    assert wait_for(lambda: host.telemetry.depth_um == 1200, timeout=2)
+    assert wait_for(lambda: host.faults & Fault.DEPTH, timeout=3)
+    assert not sim.firmware.motor_on and host.state == State.FAULTED
+    with pytest.raises(CommandRefused):
+        host.clear_fault()  # refused while the depth is still off
+    sim.machine.clear("depth-short")
+    assert wait_for(lambda: host.telemetry.depth_um == 1800, timeout=2)
+    host.clear_fault()
+    assert wait_for(lambda: host.state == State.DISARMED)
