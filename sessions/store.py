@@ -16,16 +16,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from sessions.errors import AppendOnlyViolation, StoreError
 from sessions.models import Event
+
+# The newest migration in sessions/migrations/versions, known without importing Alembic (about
+# 0.4 s) so that opening an up-to-date record stays quick; Alembic is loaded only to upgrade or
+# to name an unknown schema. tests/sessions/test_store.py fails if this disagrees with the
+# migrations' real head: update it with every new migration.
+HEAD_REVISION = "0002"
+VERSION_TABLE = "alembic_version"  # Alembic's default; env.py does not change it
 
 ENV_VAR = "SMP_DB_URL"
 BUSY_TIMEOUT_MS = 5000
@@ -129,15 +132,35 @@ def translated(url: URL) -> Iterator[None]:
         raise
 
 
-def _alembic_config(conn) -> Config:
+def _alembic_config(conn):
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", "sessions:migrations")
     cfg.attributes["connection"] = conn
     return cfg
 
 
+def _scripts():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(None))
+
+
 def head_revision() -> str:
-    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    """The migrations' head as Alembic computes it (slow: imports Alembic)."""
+    return _scripts().get_current_head()
+
+
+def _stored_revision(conn: Connection, where: str) -> str | None:
+    """The schema revision recorded in the database, read with a plain query."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(rows) > 1:
+        raise StoreError(f"database {where} records several schema versions "
+                         f"({', '.join(sorted(rows))}); this program expects one")
+    return rows[0] if rows else None
 
 
 def _guard_events(session, flush_context, instances) -> None:
@@ -198,11 +221,13 @@ class Store:
             yield session
 
     def schema(self) -> SchemaState:
-        head = head_revision()
         with translated(self.url), self.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-        known = {s.revision for s in ScriptDirectory.from_config(_alembic_config(None))
-                 .walk_revisions()}
+            current = _stored_revision(conn, describe(self.url))
+        if current == HEAD_REVISION:  # the common case, without importing Alembic
+            return SchemaState(current, HEAD_REVISION)
+        scripts = _scripts()
+        head = scripts.get_current_head()
+        known = {s.revision for s in scripts.walk_revisions()}
         if current is not None and current not in known:
             raise StoreError(
                 f"database {describe(self.url)} has schema {current}, newer than this program "
@@ -217,6 +242,8 @@ class Store:
             return before, None
         backup = self._backup(before.current) if before.status == "older" and self.is_sqlite \
             else None
+        from alembic import command
+
         with translated(self.url), self.engine.begin() as conn:
             command.upgrade(_alembic_config(conn), "head")
         return before, backup

@@ -107,6 +107,38 @@ def test_newer_database_is_refused(store, db_url):
         open_store(db_url)
 
 
+def test_head_revision_constant_matches_the_migrations():
+    from sessions.store import HEAD_REVISION
+
+    # Opening a record trusts this constant to skip Alembic: a new migration must update it.
+    assert head_revision() == HEAD_REVISION
+
+
+def test_opening_a_current_record_does_not_import_alembic(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    open_store(url).close()  # created and upgraded here, with Alembic
+    probe = ("import sys; from sessions.store import open_store; s = open_store(sys.argv[1]); "
+             "print(s.schema().status, 'alembic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True,
+                         check=True, timeout=60, cwd=os.path.dirname(os.path.dirname(
+                             os.path.dirname(os.path.abspath(__file__))))).stdout.split()
+    assert out == ["current", "False"]
+
+
+def test_several_version_rows_are_refused_in_one_line(store, db_url):
+    with store.engine.begin() as c:
+        c.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0001')"))
+    store.close()
+    from sessions.store import HEAD_REVISION
+
+    with pytest.raises(StoreError,
+                       match=rf"records several schema versions \(0001, {HEAD_REVISION}\)"):
+        open_store(db_url)
+
+
 def test_check_without_upgrade_reports_older(db_url):
     _at_revision(db_url, "0001")
     store = open_store(db_url, upgrade=False)
