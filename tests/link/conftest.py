@@ -18,14 +18,18 @@ def pty():
     link.close()
 
 
+def connected(address):
+    """A host connected to `address` that keeps every event it is told in `.events`."""
+    m = Machine.connect(address)
+    m.events = []
+    m.subscribe(m.events.append)
+    return m
+
+
 @pytest.fixture
 def machine(pty):
-    m = Machine.connect(pty.address)
-    events = []
-    m.subscribe(events.append)
-    m.events = events
-    yield m
-    m.close()
+    with connected(pty.address) as m:
+        yield m
 
 
 def wait_for(predicate, timeout=2.0, step=0.005):

@@ -4,14 +4,13 @@ one twice."""
 
 import pytest
 
-from firmware_bridge import Machine
 from firmware_bridge.codec import ErrorCode, Fault, State
 from firmware_bridge.events import LinkState, LinkStateChanged
 from firmware_bridge.link import CommandRefused
 from protocols import MachineSettings
 from protocols.errors import SmpError
 from sim.serve import PtyServer
-from tests.link.conftest import wait_for
+from tests.link.conftest import connected, wait_for
 
 CROWN = MachineSettings(depth_mm=1.8, rate_hz=130, voltage_v=7.5)
 HAIRLINE = MachineSettings(depth_mm=1.5, rate_hz=110, voltage_v=6.5)
@@ -27,11 +26,8 @@ def sim():
 
 @pytest.fixture
 def host(sim):
-    m = Machine.connect(sim.address)
-    m.events = []
-    m.subscribe(m.events.append)
-    yield m
-    m.close()
+    with connected(sim.address) as m:
+        yield m
 
 
 def running(sim, host, settings=CROWN):

@@ -14,7 +14,7 @@ from firmware_bridge import Machine
 from firmware_bridge.codec import Fault, State
 from firmware_bridge.events import FaultLatched, LinkState, MachineRebooted
 from protocols import MachineSettings
-from tests.link.conftest import wait_for
+from tests.link.conftest import connected, wait_for
 
 CROWN = MachineSettings(depth_mm=1.8, rate_hz=130, voltage_v=7.5)
 
@@ -54,11 +54,8 @@ def sim():
 
 @pytest.fixture
 def host(sim):
-    m = Machine.connect(sim.address)
-    m.events = []
-    m.subscribe(m.events.append)
-    yield m
-    m.close()
+    with connected(sim.address) as m:
+        yield m
 
 
 def test_handshake_apply_and_telemetry_against_a_separate_process(sim, host):
