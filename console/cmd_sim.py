@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--script", metavar="FILE|NAME", help="play a scenario file or a shipped one")
     p.add_argument("--skin", default="air", help="initial skin: air normal thin thick scar")
     p.add_argument("--serial", default="SIM-0001", help="machine serial number to report")
+    p.add_argument("--events", type=Path, metavar="FILE",
+                   help="append the machine's own log (state changes, commands, refusals, "
+                   "faults) to FILE as JSON lines: the machine's side of the story")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.set_defaults(handler=cmd_sim)
 
@@ -84,6 +87,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     machine = SimulatedMachine(MonotonicClock(), seed=seed, baud=args.baud, serial=args.serial)
     machine.set_skin(Skin(args.skin))
+    if args.events:
+        write = _event_writer(args.events)
+        for event in list(machine.firmware.log):  # what happened before we listened: the boot
+            write(event)
+        machine.firmware.on_event = write
     if args.tcp:
         host, port = parse_hostport(args.tcp)
         if args.allow_remote:
@@ -104,6 +112,23 @@ def cmd_sim(args: argparse.Namespace) -> int:
         _show_status(machine, quiet=args.quiet)
     print("\nsmp sim: stopped", file=sys.stderr)
     return 0
+
+
+def _event_writer(path: Path):
+    import json
+
+    try:
+        out = path.open("a", buffering=1, encoding="utf-8")  # a line reaches the file at once
+    except OSError as exc:
+        from protocols.errors import SmpError
+
+        raise SmpError(f"--events {path}: cannot write: {exc.strerror}") from None
+
+    def write(event) -> None:
+        out.write(json.dumps({"t": time.time(), "mono_ns": event.at_ns, "what": event.what,
+                              "seq": event.seq, "detail": event.detail}) + "\n")
+
+    return write
 
 
 def _read_commands(machine, command) -> None:

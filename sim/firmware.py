@@ -113,6 +113,8 @@ class Firmware:
         self.watchdog_default_ms = watchdog_ms
         self.physics = physics or MachinePhysics()
         self.log: deque[Event] = deque(maxlen=10_000)
+        # Called with every log entry as it happens (`smp sim --events` writes them out).
+        self.on_event: Callable[[Event], None] | None = None
         self._lock = threading.RLock()
         self._outbox = bytearray()
         self.pedal = False
@@ -219,7 +221,10 @@ class Firmware:
     # --- internals -----------------------------------------------------------------------
 
     def _event(self, what: str, seq: int = 0, detail: str = "") -> None:
-        self.log.append(Event(self.clock.now_ns(), what, seq, detail))
+        event = Event(self.clock.now_ns(), what, seq, detail)
+        self.log.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
 
     def _send(self, msg, *, seq: int = 0, ack: int = 0) -> bytes:
         frame = encode(msg, seq=seq, ack=ack)

@@ -163,6 +163,28 @@ def test_a_bad_scenario_line_is_refused_with_file_line_and_reason(tmp_path):
     assert out.stderr.strip() == f"smp: error: {bad}:2: pedal takes 'down' or 'up'"
 
 
+def test_the_machine_log_tells_its_own_side_of_the_story(tmp_path):
+    import json
+
+    log = tmp_path / "machine.jsonl"
+    sim = SimProcess("--pty", "--events", str(log))
+    try:
+        with connected(sim.address) as host:
+            host.apply(CROWN)
+            host.arm()
+            sim.say("pedal down")
+            assert wait_for(lambda: host.telemetry.state == State.RUNNING, timeout=3)
+            host.stop()
+    finally:
+        sim.close()
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    whats = [e["what"] for e in entries]
+    assert whats[0] == "boot" and "HELLO" in whats and "SET" in whats and "STOP" in whats
+    states = [e["detail"] for e in entries if e["what"] == "state"]
+    assert states[:3] == ["DISARMED -> ARMED: ARM", "ARMED -> RUNNING: pedal down",
+                          "RUNNING -> FAULTED: STOP"]
+
+
 def test_ctrl_c_stops_cleanly_and_removes_the_symlink(tmp_path):
     link = tmp_path / "smp-sim"
     sim = SimProcess("--pty", "--link", str(link), "--script", "hairline-pass")
