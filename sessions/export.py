@@ -157,9 +157,11 @@ def _blank(v) -> str:
     return "" if v is None else str(v)
 
 
-def _latin(text: str) -> str:
-    # The PDF's core fonts are Latin-1; anything else prints as "?" rather than failing.
-    return text.encode("latin-1", "replace").decode("latin-1")
+# DejaVu Sans, shipped in the package (licence in fonts/LICENSE): the PDF core fonts are
+# Latin-1 only and printed a name like "Łukasz Żółć" as "?ukasz ?ó??".
+FONT = "DejaVuSans"
+FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
+FONT_DIR = Path(__file__).parent / "fonts"
 
 
 def to_pdf(record: ClientRecord, *, pseudonymised: bool, now: datetime) -> bytes:
@@ -169,20 +171,22 @@ def to_pdf(record: ClientRecord, *, pseudonymised: bool, now: datetime) -> bytes
     pdf = FPDF(format="A4")
     pdf.set_title("Scalp micropigmentation record")
     pdf.set_auto_page_break(auto=True, margin=15)
+    for style, name in FONT_FILES.items():
+        pdf.add_font(FONT, style, FONT_DIR / name)
     pdf.add_page()
     head = FontFace(emphasis="BOLD", fill_color=(225, 225, 225))
 
     def text(s: str, size: int = 11, style: str = "", h: float = 6) -> None:
-        pdf.set_font("Helvetica", style, size)
-        pdf.multi_cell(0, h, _latin(s), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FONT, style, size)
+        pdf.multi_cell(0, h, s, new_x="LMARGIN", new_y="NEXT")
 
     def table(rows: list[tuple], widths: tuple[int, ...]) -> None:
-        pdf.set_font("Helvetica", "", 9)
+        pdf.set_font(FONT, "", 9)
         with pdf.table(col_widths=widths, headings_style=head, line_height=5.5) as t:
             for row in rows:
                 r = t.row()
                 for cell in row:
-                    r.cell(_latin(str(cell)))
+                    r.cell(str(cell))
         pdf.ln(3)
 
     text("Scalp micropigmentation record", 20, "B", 10)

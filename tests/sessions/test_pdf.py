@@ -42,3 +42,19 @@ def test_pdf_renders_to_a_readable_page(pdf_bytes):
                      "SIMULATOR", "Aftercare", AFTERCARE[0][:40], "20:1", "Carbon Co",
                      "Depth", "1.50 mm", "Lot", "Expiry"):
         assert expected in words, expected
+
+
+@pytest.mark.parametrize("name", ["Łukasz Żółć", "Zoë Ng", "Đorđe Šćepanović", "Αλέξης Παπάς",
+                                  "Юлия Ёлкина"])
+def test_names_beyond_latin_1_print_exactly(sqlite_url, name):
+    from sessions.store import open_store
+
+    store = open_store(sqlite_url)
+    clock = FakeClock()
+    cid = client(store, name)
+    session(store, cid, clock, technician="Zoë Đurić")
+    data = render(store, client_record(store, cid, events=True), "pdf")
+    store.close()
+    words = "".join(p.get_textpage().get_text_range() for p in pdfium.PdfDocument(data))
+    assert f"Client: {name}" in words and "Technician: Zoë Đurić." in words
+    assert "?" not in words.replace("Questions or concerns after a session?", "")
