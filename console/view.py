@@ -1,0 +1,144 @@
+"""What the console shows: plain frozen view state built by the controller.
+
+The screen renders these and nothing else: no ORM row, no serial object, no bridge event
+reaches a widget. Every value here is what the machine reported or the record committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from firmware_bridge.codec import Fault, State
+from protocols import MachineSettings, Zone
+
+
+class MachineState(StrEnum):
+    DISARMED = "DISARMED"
+    ARMED = "ARMED"
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"  # latched by STOP only: re-arming is a deliberate act
+    FAULT = "FAULT"  # any other latched fault
+
+
+class Link(StrEnum):
+    CONNECTED = "CONNECTED"
+    STALE = "STALE"
+    LOST = "LOST"
+    NONE = "NOT CONNECTED"
+
+
+def machine_state(state: State | None, faults: Fault) -> MachineState:
+    if state is None or state == State.DISARMED:
+        return MachineState.DISARMED
+    if state == State.ARMED:
+        return MachineState.ARMED
+    if state == State.RUNNING:
+        return MachineState.RUNNING
+    return MachineState.STOPPED if faults == Fault.STOP else MachineState.FAULT
+
+
+# Each latched fault: what happened, and what the technician does about it.
+FAULT_HELP: dict[Fault, tuple[str, str]] = {
+    Fault.STOP: ("STOP was sent", "check the client and the needle; re-arm (a) to continue"),
+    Fault.LINK_LOST: ("the machine heard nothing from the console and stopped the needle",
+                      "check the cable; once the link is back, re-arm (a)"),
+    Fault.STALL: ("the motor stalled", "lift the needle, check the cartridge is not jammed, "
+                  "then re-arm (a)"),
+    Fault.OVERCURRENT: ("the motor drew too much current (a short or a jam)",
+                        "check the cartridge and the cable before re-arming (a)"),
+    Fault.OVERTEMP: ("the motor is too hot", "let it cool down, then re-arm (a)"),
+    Fault.DEPTH: ("the depth actuator stopped short of the set depth",
+                  "seat the cartridge fully, then re-arm (a)"),
+}
+
+
+def fault_text(faults: Fault) -> tuple[str, str]:
+    """(cause, what to do) for the latched faults, most specific first."""
+    bits = [f for f in FAULT_HELP if f in faults]
+    if not bits:
+        return "", ""
+    # STOP is usually latched alongside the real cause (the bridge stops on a fault): show
+    # the cause a technician must act on first.
+    bits.sort(key=lambda f: f == Fault.STOP)
+    causes = "; ".join(FAULT_HELP[f][0] for f in bits)
+    return causes, FAULT_HELP[bits[0]][1]
+
+
+@dataclass(frozen=True)
+class MachineView:
+    connected: bool = False
+    simulator: bool = False
+    identity: str = ""  # "SIMULATOR (firmware 1.0.0)" or "SMP-R1 serial R1-0042 ..."
+    url: str = ""
+    state: MachineState = MachineState.DISARMED
+    link: Link = Link.NONE
+    pedal: bool = False
+    motor: bool = False
+    rate_hz: float | None = None
+    voltage_v: float | None = None
+    current_a: float | None = None
+    depth_mm: float | None = None
+    temperature_c: float | None = None
+    faults: tuple[str, ...] = ()
+    fault_cause: str = ""
+    fault_action: str = ""
+    rtt_ms: float | None = None
+    telemetry_age_ms: float | None = None
+    resend_ratio: float = 0.0
+    applied: MachineSettings | None = None  # the machine's last read-back, None if forgotten
+    envelope: str = ""
+    # Recent values for the sparklines, one point per screen update.
+    rate_trend: tuple[float, ...] = ()
+    voltage_trend: tuple[float, ...] = ()
+    current_trend: tuple[float, ...] = ()
+    depth_trend: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class ZoneStatus:
+    zone: Zone
+    planned: bool
+    coverage_pct: int | None  # as the technician recorded it
+    run_ms: int  # pedal time in this zone
+    runs: int
+    settings: MachineSettings | None  # the last read-back applied in this zone
+
+
+@dataclass(frozen=True)
+class WorkView:
+    session_id: int
+    client: str  # the name, or a pseudonym in presentation mode
+    stage: str
+    zone: Zone | None
+    profile: str
+    reasons: tuple[str, ...]
+    advisories: tuple[str, ...]
+    target_density_pct: int | None
+    zones: tuple[ZoneStatus, ...]
+    run_ms: int  # the pedal run going on now (0 if none)
+    armed_once: bool
+
+
+@dataclass(frozen=True)
+class View:
+    machine: MachineView = field(default_factory=MachineView)
+    work: WorkView | None = None
+    log: tuple[str, ...] = ()  # recent events, each committed to the record before shown
+    presentation: bool = False
+    revision: int = 0
+
+    @property
+    def banners(self) -> tuple[str, ...]:
+        """The words that must be seen, whatever the colours."""
+        m = self.machine
+        out = []
+        if m.simulator:
+            out.append("SIMULATOR")
+        if m.connected and m.link == Link.LOST:
+            out.append("LINK LOST")
+        if m.state == MachineState.FAULT:
+            out.append(f"FAULT: {m.fault_cause} - {m.fault_action}")
+        elif m.state == MachineState.STOPPED:
+            out.append(f"STOPPED - {m.fault_action}")
+        return tuple(out)

@@ -1,0 +1,222 @@
+"""The session workflow without a terminal: the controller against sim:// and a SQLite file."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from console.controller import SessionController, WorkflowError, next_session_text
+from console.view import Link, MachineState
+from protocols import SafetyEnvelope, Stage, Zone
+from protocols.envelope import Range
+from sessions import history
+from sessions.errors import GateRefused
+from sessions.gate import Contraindication
+from tests.console.conftest import CLEAR, new_client, plan, wait_until
+
+
+def state_is(c, *states):
+    return lambda: c.view.machine.state in states
+
+
+def run_pedal(c, seconds=0.3):
+    sim = c.simulator
+    sim.press_pedal(True)
+    assert wait_until(state_is(c, MachineState.RUNNING)), c.view.machine
+    assert wait_until(lambda: c.view.work.run_ms > 0)
+    wait_until(lambda: False, timeout=seconds)
+    sim.press_pedal(False)
+    assert wait_until(lambda: not c.view.machine.pedal)
+
+
+def test_the_whole_session_is_recorded_exactly_as_the_controller_confirmed(controller, store):
+    c = controller
+    assert c.view.machine.simulator and c.view.machine.identity.startswith("SIMULATOR")
+    assert "SIMULATOR" in c.view.banners
+
+    client = c.add_client(new_client())
+    assert c.find_clients("ann")[0].id == client.id and client.suggested_stage == Stage.S1
+
+    # The gate: a refusing item blocks without a reason, and is recorded with one.
+    answers = {**CLEAR, Contraindication.SUNBURN: True}
+    with pytest.raises(GateRefused, match="sunburnt skin"):
+        c.check_gate(answers, {})
+    overrides = {"sunburn": "only the crown was sunburnt and it is not worked today"}
+    verdicts = c.check_gate(answers, overrides)
+    assert [v.decision for v in verdicts if v.present] == ["overridden"]
+    sid = c.start_session(plan(), answers, overrides)
+
+    confirmed = [c.select_zone(Zone.HAIRLINE)]
+    assert c.view.work.zone is Zone.HAIRLINE and c.view.work.profile
+    assert c.view.machine.applied == confirmed[-1]
+    confirmed.append(c.adjust("depth_mm", +1))
+    assert confirmed[-1].depth_mm == confirmed[0].depth_mm + Decimal("0.05")
+    confirmed.append(c.adjust("voltage_v", -2))
+    assert confirmed[-1].voltage_v == confirmed[0].voltage_v - Decimal("0.2")
+
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+    run_pedal(c)
+
+    # STOP: acknowledged, latched, and re-arming is a deliberate act that clears the latch.
+    assert c.stop() is True
+    assert wait_until(state_is(c, MachineState.STOPPED))
+    assert "STOPPED" in " ".join(c.view.banners)
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+
+    # A fault: cause and what to do are in the view; recorded as the machine reported it.
+    c.simulator.inject("stall")
+    c.simulator.press_pedal(True)
+    assert wait_until(state_is(c, MachineState.FAULT), timeout=5)
+    assert "stalled" in c.view.machine.fault_cause and "re-arm" in c.view.machine.fault_action
+    assert any(b.startswith("FAULT: the motor stalled") for b in c.view.banners)
+    c.simulator.press_pedal(False)
+    c.simulator.clear("stall")
+    assert wait_until(lambda: not c.view.machine.pedal)
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+
+    # Link loss while armed: LOST shown and recorded, then restored; re-arm to continue.
+    seen = []
+    c.on_view = lambda v: seen.append(v.machine.link)
+    c.simulator.inject("link-drop", 0.6)
+    assert wait_until(lambda: Link.LOST in seen, timeout=2)
+    assert wait_until(lambda: c.view.machine.link == Link.CONNECTED, timeout=3)
+    assert wait_until(state_is(c, MachineState.FAULT, MachineState.STOPPED))
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+
+    confirmed.append(c.select_zone(Zone.CROWN))
+    run_pedal(c, 0.2)
+    c.set_coverage(Zone.CROWN, 30)
+    shown = {z.zone: z for z in c.view.work.zones}
+    summary = c.end_session({Zone.HAIRLINE: 25}, "a calm first session", aftercare_given=True)
+    assert summary.session_id == sid and "stage 2 between" in summary.next_session
+    assert c.view.work is None
+
+    rec = history.client_record(store, client.id, events=True)
+    (s,) = rec.sessions
+    assert s.machine.simulator and s.machine.model == "SIMULATOR"
+    assert s.outcome == "completed" and s.aftercare_given
+    assert [g.reason for g in s.gate if g.present] == [overrides["sunburn"]]
+    applied = [e.settings for e in s.events if e.kind == "settings-applied"]
+    assert applied[:3] == confirmed[:3] and applied[-1] == confirmed[-1]
+    zones = {z.zone: z for z in s.zones}
+    for zone in (Zone.HAIRLINE, Zone.CROWN):
+        assert zones[zone.value].settings == shown[zone].settings
+    assert zones["hairline"].coverage_pct == 25 and zones["crown"].coverage_pct == 30
+    kinds = [e.kind for e in s.events]
+    for kind in ("stop", "fault", "link-lost", "link-restored", "pedal-down", "pedal-up"):
+        assert kind in kinds, kind
+    assert kinds.count("pedal-down") == kinds.count("pedal-up") >= 2
+    fault = next(e for e in s.events if e.kind == "fault" and "STALL" in e.payload["code"])
+    assert "stalled" in fault.payload["message"]
+    for zone in (Zone.HAIRLINE, Zone.CROWN):  # the run timer shown is the recorded runs
+        runs = [e.duration_ms for e in s.events if e.kind == "pedal-up" and e.zone == zone]
+        assert runs and sum(runs) == shown[zone].run_ms and len(runs) == shown[zone].runs
+    assert s.pigments[0].lot == "PG-2026-001" and s.needles[0].lot == "NL-77"
+
+
+def test_adjustment_outside_the_envelope_is_refused_not_sent_and_recorded(store):
+    narrow = SafetyEnvelope(depth_mm=Range(lo=Decimal("1.0"), hi=Decimal("1.55")),
+                            rate_hz=Range(lo=Decimal("50"), hi=Decimal("150")),
+                            voltage_v=Range(lo=Decimal("3"), hi=Decimal("12")))
+    c = SessionController(store, envelope=narrow)
+    try:
+        c.connect("sim://")
+        client = c.add_client(new_client())
+        c.start_session(plan(), CLEAR, {})
+        first = c.select_zone(Zone.HAIRLINE)
+        assert first.depth_mm == Decimal("1.50")
+        c.adjust("depth_mm", 1)
+        with pytest.raises(WorkflowError, match=r"needle depth 1\.60 mm is outside"):
+            c.adjust("depth_mm", 1)
+        assert c.view.machine.applied.depth_mm == Decimal("1.55")
+        assert c.machine.applied.depth_mm == Decimal("1.55")  # nothing else reached it
+    finally:
+        c.close()
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    refused = [e for e in s.events if e.kind == "settings-refused"]
+    assert len(refused) == 1 and refused[0].settings.depth_mm == Decimal("1.60")
+
+
+def test_repeat_last_session_settings_and_a_machine_restart(controller, store):
+    c = controller
+    client = c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.HAIRLINE)
+    last = c.adjust("rate_hz", 5)
+    c.end_session({Zone.HAIRLINE: 30}, aftercare_given=True)
+
+    again = c.choose_client(client.id)
+    assert again.suggested_stage == Stage.S2 and again.days_since_last < 1
+    with pytest.raises(GateRefused, match="under the minimum 7"):
+        c.check_gate(CLEAR, {})
+    c.start_session(plan(stage=Stage.S2), CLEAR, {"interval": "client travels abroad"})
+    with pytest.raises(WorkflowError, match="choose a zone first"):
+        c.repeat_last()
+    c.select_zone(Zone.HAIRLINE)
+    assert c.repeat_last() == last
+
+    # The machine restarts: it forgets its settings; arming sends the confirmed ones again.
+    c.simulator.inject("reboot")
+    assert wait_until(lambda: c.view.machine.applied is None, timeout=3)
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+    assert c.machine.applied == last
+    c.end_session({}, aftercare_given=False)
+    s = history.client_record(store, client.id, events=True).sessions[-1]
+    kinds = [e.kind for e in s.events]
+    assert "machine-rebooted" in kinds
+    assert any("repeating hairline settings of session" in e.payload.get("text", "")
+               for e in s.events)
+
+
+def test_presentation_mode_hides_the_client(controller):
+    c = controller
+    client = c.add_client(new_client("Zed Quinn"))
+    c.start_session(plan(), CLEAR, {})
+    assert c.view.work.client == "Zed Quinn"
+    c.set_presentation(True)
+    assert c.view.work.client == f"client #{client.id}" and c.view.presentation
+
+
+def test_steps_out_of_order_are_refused_in_one_line(store):
+    c = SessionController(store)
+    try:
+        with pytest.raises(WorkflowError, match="no client chosen"):
+            c.check_gate(CLEAR, {})
+        with pytest.raises(WorkflowError, match="no session is open"):
+            c.select_zone(Zone.CROWN)
+        assert c.stop() is False  # nothing connected: nothing to stop
+    finally:
+        c.close()
+
+
+def test_telemetry_is_coalesced_for_the_screen(controller):
+    c = controller
+    c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.CROWN)
+    c.arm()
+    c.simulator.press_pedal(True)
+    assert wait_until(state_is(c, MachineState.RUNNING))
+    before = len(c.views)
+    wait_until(lambda: False, timeout=1.0)
+    published = len(c.views) - before
+    c.simulator.press_pedal(False)
+    # 50 telemetry frames a second arrive; the screen gets about 10 views (plus a few events).
+    assert 5 <= published <= 20, published
+    assert len(c.view.machine.rate_trend) > 5 and c.view.machine.rate_hz > 50
+
+
+def test_next_session_follows_the_interval_rules():
+    today = date(2026, 3, 2)
+    assert next_session_text(Stage.S1, [Zone.CROWN], today) == (
+        "stage 2 between 2026-03-12 and 2026-03-16 (not before 2026-03-09 without an override)")
+    assert "touch-up around 2028-03-02" in next_session_text(Stage.S4, [Zone.SCAR], today)
+    assert "touch-up around 2030-03-02" in next_session_text(Stage.TOUCH_UP, [Zone.CROWN],
+                                                             today)
