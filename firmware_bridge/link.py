@@ -271,11 +271,18 @@ class Machine:
                                  cmd.reply)
         assert isinstance(cmd.reply, Applied)
         try:
-            return MachineSettings.from_wire(*cmd.reply.settings)
+            confirmed = MachineSettings.from_wire(*cmd.reply.settings)
         except ValidationError:
             self.stop(wait=False)
             raise LinkError(f"the machine reports applied settings {tuple(cmd.reply.settings)} "
                             "outside the hard limits; STOP sent") from None
+        if confirmed != settings:
+            # The machine is set to something nobody asked for: stop it. What it applied is
+            # still what was published and recorded (SettingsApplied carries the read-back).
+            self.stop(wait=False)
+            raise LinkError(f"the machine applied {confirmed} but {settings} was asked; "
+                            "STOP sent")
+        return confirmed
 
     def check(self, settings: MachineSettings) -> list[str]:
         """Why `settings` would be refused before sending (empty if they would be sent)."""

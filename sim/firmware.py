@@ -113,6 +113,7 @@ class Firmware:
         self.watchdog_default_ms = watchdog_ms
         self.physics = physics or MachinePhysics()
         self.log: deque[Event] = deque(maxlen=10_000)
+        self.misapply = False  # an injected firmware bug: applies other values than asked
         # Called with every log entry as it happens (`smp sim --events` writes them out).
         self.on_event: Callable[[Event], None] | None = None
         self._lock = threading.RLock()
@@ -405,6 +406,10 @@ class Firmware:
                 return self._nack(frame, ErrorCode.OUT_OF_RANGE, fld)
             if v % STEPS[i]:
                 return self._nack(frame, ErrorCode.OFF_STEP, fld)
+        if self.misapply:  # a firmware bug: one step deeper than asked, when the limits allow
+            deeper = values.depth_um + STEPS.depth_um
+            values = values._replace(depth_um=deeper if deeper <= self.hi.depth_um
+                                     else values.depth_um - STEPS.depth_um)
         self.applied = values
         self.sets_applied += 1
         self._event("SET", frame.seq, f"{values.depth_um} um {values.rate_dhz} dHz "

@@ -187,6 +187,8 @@ class SimulatedMachine:
                 self.firmware.set_pedal(True)
             elif name == "depth-short":
                 injected.depth_limit_um = int(value)
+            elif name == "misapply":
+                self.firmware.misapply = True
 
     def clear(self, name: str) -> None:
         """Remove the cause of a fault; a latched fault is cleared only by the host."""
@@ -203,6 +205,8 @@ class SimulatedMachine:
                 self.firmware.set_pedal(self._pedal_wanted)
             elif name == "depth-short":
                 injected.depth_limit_um = None
+            elif name == "misapply":
+                self.firmware.misapply = False
             elif name in _RATES or name == "delay-frames":
                 for d in (self.to_machine, self.to_host):
                     if name == "delay-frames":

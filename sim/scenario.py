@@ -79,11 +79,12 @@ FAULTS = {
     "overtemp": ("", None),
     "pedal-stuck": ("", None),
     "depth-short": ("MICROMETRES (0 to 2500), where the actuator stops", _depth_um),
+    "misapply": ("", None),
 }
 # Faults that stay on until cleared; the others are events or outages with their own length.
 CLEARABLE = ("bit-errors", "drop-bytes", "dup-bytes", "drop-frames", "dup-frames",
              "reorder-frames", "delay-frames", "stall", "overcurrent", "overtemp",
-             "pedal-stuck", "depth-short")
+             "pedal-stuck", "depth-short", "misapply")
 ACTIONS = ("say", "settings", "skin", "pedal", "fault", "clear", "end")
 
 

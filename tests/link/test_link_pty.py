@@ -67,11 +67,12 @@ def test_what_is_reported_applied_is_the_read_back_not_the_request(pty, machine)
             return encode(Applied(1800, 1300, 7000), ack=f.ack)
         return 1
     pty.machine.machine_to_host = FrameFilter(rewrite)
-    confirmed = machine.apply(CROWN)
-    assert confirmed.voltage_v == Decimal("7.0")
+    with pytest.raises(LinkError, match=r"but depth 1\.80 mm, rate 130\.0 Hz, voltage 7\.5 V "
+                       r"was asked; STOP sent"):
+        machine.apply(CROWN)  # set to something nobody asked for: the host stops it
     (ev,) = of(machine.events, SettingsApplied)
     assert ev.applied.voltage_v == Decimal("7.0") and ev.requested.voltage_v == Decimal("7.5")
-    assert machine.applied == confirmed
+    assert machine.applied == ev.applied
 
 
 def test_duplicate_commands_are_answered_but_executed_once(pty, machine):

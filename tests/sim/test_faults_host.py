@@ -2,10 +2,12 @@
 stopped) and the host reports the right state. Link faults must not corrupt a setpoint or apply
 one twice."""
 
+from decimal import Decimal
+
 import pytest
 
 from firmware_bridge.codec import ErrorCode, Fault, State
-from firmware_bridge.events import LinkState, LinkStateChanged
+from firmware_bridge.events import LinkState, LinkStateChanged, SettingsApplied
 from firmware_bridge.link import CommandRefused
 from protocols import MachineSettings
 from protocols.errors import SmpError
@@ -107,6 +109,21 @@ def test_a_pedal_stuck_down_is_shown_and_stop_still_stops_the_needle(sim, host):
     with pytest.raises(CommandRefused) as exc:
         host.arm()  # refused while the pedal reads down: arming must never start the needle
     assert exc.value.nack.code == ErrorCode.PEDAL_DOWN
+    assert not sim.firmware.motor_on
+
+
+def test_a_read_back_that_does_not_match_the_request_stops_the_machine(sim, host):
+    """Invariant 3: what the record says was applied is the read-back; and a machine set to
+    something nobody asked for does not go on working."""
+    running(sim, host)
+    sim.machine.inject("misapply")
+    with pytest.raises(SmpError, match=r"the machine applied depth 1\.55 mm.* but depth 1\.50 "
+                       r"mm.* was asked; STOP sent"):
+        host.apply(HAIRLINE)
+    applied = [e for e in host.events if isinstance(e, SettingsApplied)][-1]
+    assert applied.requested == HAIRLINE and applied.applied.depth_mm == Decimal("1.55")
+    assert host.applied == applied.applied  # what the host holds as applied is the read-back
+    assert wait_for(lambda: sim.firmware.faults & Fault.STOP, timeout=1)
     assert not sim.firmware.motor_on
 
 
