@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP)
-	$(BIN)/smp protocols list
+	$(BIN)/smp console --sim
 
 test: $(STAMP)
 	$(BIN)/ruff check .

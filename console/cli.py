@@ -6,10 +6,18 @@ import argparse
 import sys
 from importlib import metadata
 
-from console import cmd_db, cmd_export, cmd_history, cmd_ports, cmd_protocols, cmd_sim
+from console import (
+    cmd_console,
+    cmd_db,
+    cmd_export,
+    cmd_history,
+    cmd_ports,
+    cmd_protocols,
+    cmd_sim,
+)
 from protocols.errors import SmpError
 
-COMMANDS = (cmd_protocols, cmd_ports, cmd_sim, cmd_history, cmd_export, cmd_db)
+COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_history, cmd_export, cmd_db)
 
 
 def version() -> str:

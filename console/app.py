@@ -1,0 +1,237 @@
+"""The technician's console: a Textual app over the SessionController.
+
+All serial and database work runs in thread workers that never touch widgets: they post a
+message, and handlers here (on the UI thread) update the screen. The controller's views arrive
+as `ViewChanged` messages that replace one another in the queue, so a 50 Hz machine never
+floods the screen. Errors a person can act on are one line on screen; anything else is
+logged and reported as an internal error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.worker import Worker, WorkerState
+
+from console.config import ConfigError, ConsoleConfig
+from console.controller import SessionController
+from console.view import MachineState, View
+from protocols.errors import SmpError
+from sessions.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class ViewChanged(Message):
+    def __init__(self, view: View) -> None:
+        super().__init__()
+        self.view = view
+
+    def can_replace(self, message: Message) -> bool:
+        # Only the newest view matters: older ones still queued are dropped.
+        return isinstance(message, ViewChanged)
+
+
+class Done(Message):
+    def __init__(self, then: Callable[[Any], None] | None, result: Any) -> None:
+        super().__init__()
+        self.then, self.result = then, result
+
+
+class Failed(Message):
+    def __init__(self, fail: Callable[[SmpError], None] | None, error: SmpError) -> None:
+        super().__init__()
+        self.fail, self.error = fail, error
+
+
+class SmpApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "smp console"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("escape", "stop", "STOP", priority=True, id="stop", key_display="Esc",
+                tooltip="Stop the needle now, from any screen"),
+        Binding("space", "stop_space", "STOP", priority=True, id="stop-space", show=False,
+                tooltip="Stop the needle now (not while typing in a field)"),
+        Binding("f2", "help", "Keys", id="help", tooltip="Every key of the console"),
+        Binding("f3", "presentation", "Presentation", id="presentation",
+                tooltip="Hide client identities and health data (teaching)"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (disarms the machine)"),
+    ]
+
+    def __init__(self, store: Store, *, url: str | None = None,
+                 config: ConsoleConfig | None = None,
+                 controller: SessionController | None = None) -> None:
+        super().__init__()
+        self.store = store
+        self.url = url
+        self.config_ = config or ConsoleConfig()
+        self.view = View()
+        self.controller = controller or SessionController(store)
+        self.controller.on_view = lambda view: self.post_message(ViewChanged(view))
+        self.workflow: dict[str, Any] = {}  # choices carried from screen to screen
+        if self.config_.theme not in self.available_themes:
+            raise ConfigError(f"theme {self.config_.theme!r}: allowed "
+                              f"{', '.join(sorted(self.available_themes))}")
+
+    # --- start-up ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.theme = self.config_.theme
+        if self.config_.keymap:
+            self.set_keymap({k: v for k, v in self.config_.keymap.items()})
+        if self.config_.presentation:
+            self.controller.set_presentation(True)
+        from console.screens.connect import ConnectScreen
+        from console.screens.recover import offer_recovery
+
+        self.push_screen(ConnectScreen(self.url))
+        offer_recovery(self)
+
+    def connected(self, _: object = None) -> None:
+        from console.screens.client import ClientScreen
+
+        self.switch_screen(ClientScreen())
+
+    # --- workers -------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="machine")
+    def machine_call(self, fn: Callable, *args: Any, then: Callable | None = None,
+                     fail: Callable | None = None) -> None:
+        self._call(fn, args, then, fail)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="db")
+    def db_call(self, fn: Callable, *args: Any, then: Callable | None = None,
+                fail: Callable | None = None) -> None:
+        self._call(fn, args, then, fail)
+
+    @work(thread=True, exclusive=False, exit_on_error=False, group="stop")
+    def stop_call(self) -> None:
+        self._call(self.controller.stop, (), self._stopped, None)
+
+    def _call(self, fn: Callable, args: tuple, then: Callable | None,
+              fail: Callable | None) -> None:
+        try:
+            result = fn(*args)
+        except SmpError as exc:
+            self.post_message(Failed(fail, exc))
+            return
+        self.post_message(Done(then, result))
+
+    def on_done(self, message: Done) -> None:
+        if message.then is not None:
+            message.then(message.result)
+
+    def on_failed(self, message: Failed) -> None:
+        if message.fail is not None:
+            message.fail(message.error)
+        else:
+            self.notify(str(message.error), title="Not done", severity="error", timeout=10)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The one place where unexpected worker errors end up: logged, shown in one line.
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            log.error("worker %s failed", event.worker.name, exc_info=error)
+            self.notify(f"internal error: {type(error).__name__}: {error}",
+                        title="Internal error (logged)", severity="error", timeout=15)
+
+    # --- views ---------------------------------------------------------------------------
+
+    def on_view_changed(self, message: ViewChanged) -> None:
+        self.view = message.view
+        # Under a dialog the screen beneath keeps its banner current too.
+        screens = self.screen_stack[-2:] if isinstance(self.screen, ModalScreen) else [
+            self.screen]
+        for screen in screens:
+            show = getattr(screen, "show", None)
+            if show is not None:
+                show(self.view)
+
+    # --- actions available everywhere ------------------------------------------------------
+
+    def action_stop(self) -> None:
+        if self.controller.machine is None:
+            self.notify("STOP: no machine is connected", severity="warning")
+            return
+        self.stop_call()
+
+    def _stopped(self, acked: bool) -> None:
+        if acked:
+            self.notify("STOP acknowledged by the machine", title="STOPPED", severity="warning")
+        else:
+            self.notify("STOP sent; no acknowledgement (the machine's watchdog stops the "
+                        "needle)", title="STOP", severity="error")
+
+    def action_stop_space(self) -> None:
+        self.action_stop()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_space":
+            # The space bar types into text fields and toggles check boxes; there Esc stops.
+            from textual.widgets import Input, SelectionList, TextArea
+            from textual.widgets._toggle_button import ToggleButton
+
+            return not isinstance(self.focused, Input | TextArea | ToggleButton |
+                                  SelectionList)
+        return True
+
+    def action_help(self) -> None:
+        from console.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_presentation(self) -> None:
+        on = not self.view.presentation
+        self.controller.set_presentation(on)
+        self.notify("presentation mode: client identities and health data hidden" if on
+                    else "presentation mode off", title="Presentation")
+
+    def arm(self) -> None:
+        """Ask, then arm: after STOP or a fault the question says the latch will be cleared."""
+        from console.screens.confirm import Confirm
+
+        state = self.view.machine.state
+        if state in (MachineState.STOPPED, MachineState.FAULT):
+            question = (f"The machine is {state.value}. Clear the latch and RE-ARM?\n"
+                        "The needle runs again when the pedal is pressed.")
+        else:
+            question = "ARM the machine?\nThe needle runs when the pedal is pressed."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.machine_call(self.controller.arm,
+                                  then=lambda _: self.notify("ARMED", title="Machine"))
+
+        self.push_screen(Confirm(question, yes="Arm (y)", no="Cancel (n)"), answered)
+
+    def get_system_commands(self, screen):
+        yield SystemCommand("STOP", "Stop the needle now", self.action_stop)
+        if self.controller.machine is not None and self.view.work is not None:
+            yield SystemCommand("Arm / re-arm", "Arm the machine (asks first)", self.arm)
+            yield SystemCommand("Disarm", "Disarm the machine",
+                                lambda: self.machine_call(self.controller.disarm))
+            yield SystemCommand("Repeat last session's settings",
+                                "Apply this zone's settings from the client's last session",
+                                lambda: self.machine_call(self.controller.repeat_last))
+        yield SystemCommand("Keys", "Every key of the console", self.action_help)
+        yield SystemCommand("Presentation mode", "Hide client identities and health data",
+                            self.action_presentation)
+        yield from super().get_system_commands(screen)
+
+    async def action_quit(self) -> None:
+        self.controller.close()
+        self.exit(0)
+
+
+def make_app(store: Store, *, url: str | None = None, config: ConsoleConfig | None = None,
+             controller: SessionController | None = None) -> SmpApp:
+    """The one way to build the console, for the command line and the tests."""
+    return SmpApp(store, url=url, config=config, controller=controller)

@@ -1,0 +1,31 @@
+"""What every console screen has: the banner on top and the key bindings in the footer."""
+
+from __future__ import annotations
+
+from textual.screen import ModalScreen, Screen, ScreenResultType
+from textual.widgets import Footer
+
+from console.view import View
+from console.widgets.banner import Banner
+
+
+class SmpScreen(Screen):
+    """A full screen of the workflow. `show(view)` is called with every new view."""
+
+    def compose_frame(self):
+        yield Banner(id="banner")
+        yield Footer()
+
+    def on_screen_resume(self) -> None:
+        self.show(self.app.view)
+
+    def show(self, view: View) -> None:
+        for banner in self.query(Banner):
+            banner.show(view)
+
+
+class SmpModal(ModalScreen[ScreenResultType]):
+    """A dialog; the banner stays visible on the screen beneath it."""
+
+    def show(self, view: View) -> None:
+        pass

@@ -1,0 +1,143 @@
+"""Pick a client (search as you type) or create one."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar
+
+from pydantic import ValidationError
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Checkbox, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from console.screens.base import SmpModal, SmpScreen
+from sessions.clients import ConsentForm, Health, NewClient
+
+
+class ClientScreen(SmpScreen):
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("ctrl+n", "new", "New client", id="client.new",
+                tooltip="Create a client record"),
+        Binding("down", "focus_list", "Results", show=False, id="client.results",
+                tooltip="Move into the search results"),
+    ]
+
+    def compose(self):
+        yield from self.compose_frame()
+        yield Static("Client", classes="title")
+        yield Input(placeholder="type a name or #id; Enter picks the first match",
+                    id="search")
+        yield OptionList(id="clients")
+        yield Static(id="error", classes="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#search", Input).focus()
+        self.search("")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.search(event.value)
+
+    def search(self, text: str) -> None:
+        self.app.db_call(self.app.controller.find_clients, text, then=self.fill)
+
+    def fill(self, clients) -> None:
+        hide = self.app.view.presentation
+        box = self.query_one("#clients", OptionList)
+        box.clear_options()
+        for c in clients[:200]:
+            name = f"client #{c.id}" if hide else f"{c.name} (#{c.id})"
+            last = f"last {c.last_session_at:%Y-%m-%d}" if c.last_session_at else "new"
+            box.add_option(Option(f"{name}  {c.sessions} session(s), {last}", id=str(c.id)))
+        if not clients:
+            box.add_option(Option("no match: Ctrl+N creates a client", id="new",
+                                  disabled=True))
+
+    def action_focus_list(self) -> None:
+        self.query_one("#clients", OptionList).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        box = self.query_one("#clients", OptionList)
+        if box.option_count and not box.get_option_at_index(0).disabled:
+            self.pick(int(box.get_option_at_index(0).id))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id and event.option.id.isdigit():
+            self.pick(int(event.option.id))
+
+    def pick(self, client_id: int) -> None:
+        self.app.db_call(self.app.controller.choose_client, client_id, then=self.chosen,
+                         fail=self.failed)
+
+    def chosen(self, choice) -> None:
+        from console.screens.gate import GateScreen
+
+        self.app.workflow["client"] = choice
+        self.app.push_screen(GateScreen(choice))
+
+    def failed(self, exc) -> None:
+        self.query_one("#error", Static).update(f"error: {exc}")
+
+    def action_new(self) -> None:
+        def created(choice) -> None:
+            if choice is not None:
+                self.chosen(choice)
+
+        self.app.push_screen(NewClientScreen(), created)
+
+
+class NewClientScreen(SmpModal[object]):
+    DEFAULT_CSS = """
+    NewClientScreen { align: center middle; }
+    NewClientScreen > Vertical { width: 80; height: auto; border: thick $primary;
+                                 background: $surface; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("ctrl+n", "save", "Save", id="newclient.save", tooltip="Create the client"),
+        Binding("ctrl+g", "cancel", "Cancel", id="newclient.cancel", tooltip="Close"),
+    ]
+
+    def compose(self):
+        with Vertical():
+            yield Static("New client (health data is special-category data: only what is "
+                         "needed)", classes="title")
+            yield Input(placeholder="full name (required)", id="name")
+            yield Input(placeholder="phone", id="phone")
+            yield Input(placeholder="email", id="email")
+            yield Input(placeholder="Fitzpatrick skin type 1 to 6", id="fitzpatrick")
+            yield Input(placeholder="hair loss stage: NW1..NW7 or Ludwig I..III", id="stage")
+            yield Input(placeholder="allergies", id="allergies")
+            yield Checkbox("signed consent to the procedure (today, form v1)", id="consent")
+            yield Static(id="error", classes="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#name", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_save()
+
+    def action_save(self) -> None:
+        v = {i.id: i.value.strip() for i in self.query(Input)}
+        error = self.query_one("#error", Static)
+        fitz = v["fitzpatrick"]
+        if fitz and not (fitz.isdigit() and 1 <= int(fitz) <= 6):
+            error.update(f"error: Fitzpatrick {fitz!r}: allowed 1 to 6, or empty")
+            return
+        try:
+            consent = ConsentForm(procedure=True, photos=False, version="v1",
+                                  signed_on=date.today()) \
+                if self.query_one("#consent", Checkbox).value else None
+            client = NewClient(
+                name=v["name"], phone=v["phone"], email=v["email"], consent=consent,
+                health=Health(fitzpatrick=int(fitz) if fitz else None,
+                              hair_loss_stage=v["stage"], allergies=v["allergies"]))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            error.update(f"error: {field}: {err['msg']}")
+            return
+        self.app.db_call(self.app.controller.add_client, client, then=self.dismiss,
+                         fail=lambda e: error.update(f"error: {e}"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,58 @@
+"""Connect: the serial ports found (never probed) and the simulator."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.binding import Binding
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from console.screens.base import SmpScreen
+
+SIM = "sim://"
+
+
+class ConnectScreen(SmpScreen):
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("s", "connect('sim://')", "Simulator", id="connect.simulator",
+                tooltip="Connect to the simulated machine"),
+        Binding("r", "rescan", "Rescan ports", id="connect.rescan",
+                tooltip="List the serial ports again"),
+    ]
+
+    def __init__(self, url: str | None = None) -> None:
+        super().__init__()
+        self.url = url
+
+    def compose(self):
+        yield from self.compose_frame()
+        yield Static("Connect to a machine", classes="title")
+        yield Static("Serial ports found (smp ports), and the simulator. Enter connects.",
+                     classes="hint")
+        yield OptionList(id="ports")
+        yield Static(id="error", classes="error")
+
+    def on_mount(self) -> None:
+        self.action_rescan()
+        if self.url:
+            self.action_connect(self.url)
+
+    def action_rescan(self) -> None:
+        from console.cmd_ports import rows
+
+        ports = self.query_one("#ports", OptionList)
+        ports.clear_options()
+        ports.add_option(Option("Simulator: a simulated machine in this program (s)", id=SIM))
+        for device, desc, vid_pid, serial in rows():
+            ports.add_option(Option(f"{device}  {desc}  {vid_pid}  {serial}", id=device))
+        ports.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.action_connect(event.option.id)
+
+    def action_connect(self, url: str) -> None:
+        error = self.query_one("#error", Static)
+        error.update(f"connecting to {url} ...")
+        self.app.machine_call(self.app.controller.connect, url, then=self.app.connected,
+                              fail=lambda exc: error.update(f"error: {exc}"))

@@ -1,0 +1,80 @@
+"""End of session: coverage per zone, notes, the aftercare sheet, the next session."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import ClassVar
+
+from textual.binding import Binding
+from textual.containers import Grid, VerticalScroll
+from textual.widgets import Checkbox, Input, Label, Static
+
+from console.controller import AFTERCARE
+from console.screens.base import SmpScreen
+from protocols import Zone
+
+
+class EndScreen(SmpScreen):
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("ctrl+n", "finish", "Finish session", id="end.finish",
+                tooltip="Record coverage, notes and aftercare; close the session"),
+        Binding("ctrl+b", "back", "Back to work", id="end.back",
+                tooltip="Return to the working screen"),
+    ]
+
+    def compose(self):
+        work = self.app.view.work
+        yield from self.compose_frame()
+        yield Static("End of session", classes="title")
+        with VerticalScroll(id="end-body"):
+            with Grid(id="coverage"):
+                for z in work.zones if work else ():
+                    if z.planned or z.settings is not None:
+                        yield Label(f"{z.zone.label} coverage %")
+                        yield Input("" if z.coverage_pct is None else str(z.coverage_pct),
+                                    placeholder="0 to 100", id=f"cover-{z.zone.value}")
+            yield Input(placeholder="notes for the record", id="notes")
+            yield Static("Aftercare (give it to the client):\n" +
+                         "\n".join(f"- {line}" for line in AFTERCARE), id="aftercare")
+            yield Checkbox("aftercare sheet given and explained", value=True,
+                           id="aftercare-given")
+            yield Static(id="error", classes="error")
+            yield Static(id="summary")
+
+    def on_mount(self) -> None:
+        self.done = False
+
+    def action_finish(self) -> None:
+        if self.done:
+            self.app.pop_screen()  # back to the client list for the next session
+            return
+        error = self.query_one("#error", Static)
+        coverage = {}
+        for field in self.query(Input):
+            if field.id and field.id.startswith("cover-") and field.value.strip():
+                text = field.value.strip().rstrip("%")
+                zone = Zone(field.id.removeprefix("cover-"))
+                if not text.isdigit() or not 0 <= int(text) <= 100:
+                    error.update(f"error: {zone.label} coverage {field.value!r}: allowed 0 "
+                                 "to 100")
+                    return
+                coverage[zone] = int(text)
+        notes = self.query_one("#notes", Input).value
+        given = self.query_one("#aftercare-given", Checkbox).value
+        end = partial(self.app.controller.end_session, aftercare_given=given)
+        self.app.machine_call(end, coverage, notes, then=self.ended,
+                              fail=lambda exc: error.update(f"error: {exc}"))
+
+    def ended(self, summary) -> None:
+        self.done = True
+        self.query_one("#error", Static).update("")
+        cover = ", ".join(f"{z.label} {'--' if p is None else p}%" for z, p in summary.coverage)
+        self.query_one("#summary", Static).update(
+            f"Session {summary.session_id} recorded and closed.\nCoverage: {cover}\n"
+            f"Next session: {summary.next_session}\nCtrl+N: next client   Ctrl+Q: quit")
+
+    def action_back(self) -> None:
+        if not self.done:
+            from console.screens.work import WorkScreen
+
+            self.app.switch_screen(WorkScreen())

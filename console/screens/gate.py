@@ -1,0 +1,80 @@
+"""Consultation and the contraindication gate: refusals explained, overrides need a reason."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Checkbox, Input, Static
+
+from console.screens.base import SmpScreen
+from sessions.gate import INTERVAL, WARN_UNDER_DAYS, Contraindication
+
+
+class GateScreen(SmpScreen):
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("ctrl+n", "next", "Check and continue", id="gate.next",
+                tooltip="Run the gate; continue to the session plan if it passes"),
+        Binding("ctrl+b", "back", "Back", id="gate.back", tooltip="Back to the client list"),
+    ]
+
+    def __init__(self, choice) -> None:
+        super().__init__()
+        self.choice = choice
+
+    def compose(self):
+        c = self.choice
+        yield from self.compose_frame()
+        name = f"client #{c.id}" if self.app.view.presentation else c.name
+        since = "first session" if c.days_since_last is None else \
+            f"{c.days_since_last:.1f} days since the last session"
+        yield Static(f"Consultation: {name}, {c.sessions} session(s), {since}; suggested "
+                     f"{c.suggested_stage.label}", classes="title")
+        yield Static("Tick every item that applies. A REFUSING item stops the session unless "
+                     "overridden with a reason; a WARNING item needs an acknowledgement "
+                     "(a reason). Everything is recorded.", classes="hint")
+        with VerticalScroll(id="items"):
+            for item in Contraindication:
+                kind = "REFUSES" if item.refuses else "warns"
+                with Horizontal(classes="gate-row"):
+                    yield Checkbox(f"{item.label} ({kind})", id=f"has-{item.value}")
+                    yield Input(placeholder="reason to override / acknowledge",
+                                id=f"why-{item.value}")
+            if c.days_since_last is not None and c.days_since_last < WARN_UNDER_DAYS:
+                with Horizontal(classes="gate-row"):
+                    yield Static(f"short interval: {c.days_since_last:.1f} days",
+                                 classes="gate-label")
+                    yield Input(placeholder="reason for the short interval",
+                                id=f"why-{INTERVAL}")
+        yield Static(id="verdict")
+
+    def answers(self) -> tuple[dict, dict]:
+        answers = {c: self.query_one(f"#has-{c.value}", Checkbox).value
+                   for c in Contraindication}
+        overrides = {}
+        for field in self.query(Input):
+            key = (field.id or "").removeprefix("why-")
+            if field.value.strip():
+                overrides[key] = field.value.strip()
+        return answers, overrides
+
+    def action_next(self) -> None:
+        answers, overrides = self.answers()
+        self.app.db_call(self.app.controller.check_gate, answers, overrides,
+                         then=lambda verdicts: self.passed(verdicts, answers, overrides),
+                         fail=self.refused)
+
+    def refused(self, exc) -> None:
+        verdict = self.query_one("#verdict", Static)
+        verdict.set_class(True, "error")
+        verdict.update(f"REFUSED: {exc}")
+
+    def passed(self, verdicts, answers, overrides) -> None:
+        from console.screens.plan import PlanScreen
+
+        self.app.workflow.update(answers=answers, overrides=overrides, verdicts=verdicts)
+        self.app.push_screen(PlanScreen(self.choice, answers, overrides))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

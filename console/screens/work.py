@@ -1,0 +1,229 @@
+"""The working screen: scalp map, resolved profile, confirmed settings, machine, STOP."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Static
+
+from console.screens.base import SmpScreen
+from console.view import View
+from console.widgets.machine import MachinePanel
+from console.widgets.scalp import ZONE_KEYS, ScalpMap, ZoneCell
+from console.widgets.stop import StopButton
+from protocols import DEPTH, RATE, VOLTAGE, Zone
+
+SKINS = ("air", "normal", "thin", "thick", "scar")
+SIM_ACTIONS = {"pedal", "skin", "fault", "clear", "scenario"}
+
+
+def _zone_bindings() -> list[Binding]:
+    out = []
+    for i, (zone, key) in enumerate(ZONE_KEYS.items()):
+        out.append(Binding(key, f"zone('{zone.value}')", "Zone" if i == 0 else zone.label,
+                           show=i == 0, key_display="1-0" if i == 0 else None,
+                           id=f"work.zone-{zone.value}", tooltip=f"Work on {zone.label}"))
+    return out
+
+
+class WorkScreen(SmpScreen):
+    BINDINGS: ClassVar[list[Binding]] = [
+        *_zone_bindings(),
+        Binding("u", "adjust('depth_mm', 1)", "Depth+", id="work.depth-up",
+                tooltip=f"Needle depth up one step ({DEPTH.step} mm)"),
+        Binding("j", "adjust('depth_mm', -1)", "Depth-", id="work.depth-down",
+                tooltip=f"Needle depth down one step ({DEPTH.step} mm)"),
+        Binding("i", "adjust('rate_hz', 10)", "Rate+", id="work.rate-up",
+                tooltip="Stroke rate up 1 Hz"),
+        Binding("k", "adjust('rate_hz', -10)", "Rate-", id="work.rate-down",
+                tooltip="Stroke rate down 1 Hz"),
+        Binding("o", "adjust('voltage_v', 1)", "Volt+", id="work.volt-up",
+                tooltip=f"Voltage up one step ({VOLTAGE.step} V)"),
+        Binding("l", "adjust('voltage_v', -1)", "Volt-", id="work.volt-down",
+                tooltip=f"Voltage down one step ({VOLTAGE.step} V)"),
+        Binding("r", "repeat", "Repeat last", id="work.repeat",
+                tooltip="This zone's confirmed settings from the client's last session"),
+        Binding("a", "arm", "Arm", id="work.arm",
+                tooltip="Arm (asks first); after STOP or a fault, clears it and re-arms"),
+        Binding("x", "disarm", "Disarm", id="work.disarm", tooltip="Disarm the machine"),
+        Binding("full_stop", "coverage(10)", "Cover+", id="work.cover-up",
+                tooltip="Coverage of this zone up 10%"),
+        Binding("comma", "coverage(-10)", "Cover-", id="work.cover-down",
+                tooltip="Coverage of this zone down 10%"),
+        Binding("e", "end", "End session", id="work.end",
+                tooltip="Coverage, notes, aftercare and the next session"),
+        Binding("p", "pedal", "Pedal", id="work.sim-pedal",
+                tooltip="Simulator: press or release the foot pedal"),
+        Binding("t", "skin", "Skin", id="work.sim-skin",
+                tooltip="Simulator: the next skin type under the needle"),
+        Binding("f", "fault", "Fault", id="work.sim-fault",
+                tooltip="Simulator: trigger a fault"),
+        Binding("c", "clear", "Clear cause", id="work.sim-clear",
+                tooltip="Simulator: remove every fault cause (the latch stays)"),
+        Binding("g", "scenario", "Scenario", id="work.sim-scenario",
+                tooltip="Simulator: play a trainer scenario"),
+        Binding("question_mark", "app.help", "Keys", show=False, id="work.help",
+                tooltip="Every key"),
+    ]
+
+    def compose(self):
+        yield from self.compose_frame()
+        yield Static(id="session", classes="title")
+        with Horizontal(id="work-body"):
+            with Vertical(id="left"):
+                yield ScalpMap(id="map")
+            with Vertical(id="middle"):
+                yield Static(id="profile")
+                yield Static(id="log")
+            with Vertical(id="right"):
+                yield StopButton()
+                yield MachinePanel(id="machine")
+                yield Static(id="sim")
+
+    def on_mount(self) -> None:
+        self.skin = 0
+        self.query_one("#profile").border_title = "zone and settings (machine-confirmed)"
+        self.query_one("#log").border_title = "recorded"
+        self.show(self.app.view)
+
+    def show(self, view: View) -> None:
+        super().show(view)
+        if not self.is_mounted:
+            return
+        w, m = view.work, view.machine
+        self.query_one(ScalpMap).show(w)
+        self.query_one(MachinePanel).show(view)
+        if w is None:
+            self.query_one("#session", Static).update("no session open")
+            return
+        zone = w.zone.label if w.zone else "none: press a zone key (1-0)"
+        self.query_one("#session", Static).update(
+            f"Session {w.session_id}  client {w.client}  {w.stage}  zone {zone}   "
+            f"[{m.identity}]")
+        applied = m.applied
+        if applied is None:
+            settings = "settings: none confirmed" + (
+                " (arm sends them again)" if w.zone else "")
+        else:
+            settings = (f"depth   {DEPTH.fmt_unit(applied.depth_mm)}   [u/j]\n"
+                        f"rate    {RATE.fmt_unit(applied.rate_hz)}   [i/k]\n"
+                        f"voltage {VOLTAGE.fmt_unit(applied.voltage_v)}   [o/l]")
+        reasons = "\n".join(f"- {r}" for r in w.reasons) or "- the base profile as written"
+        advisories = "\n".join(f"! {a}" for a in w.advisories)
+        target = f", target {w.target_density_pct}% density" if w.target_density_pct else ""
+        self.query_one("#profile", Static).update(
+            f"{zone}  profile {w.profile or '-'}{target}\n{settings}\nwhy:\n{reasons}"
+            + (f"\n{advisories}" if advisories else ""))
+        self.query_one("#log", Static).update("\n".join(view.log))
+        sim = self.app.controller.simulator
+        box = self.query_one("#sim", Static)
+        box.display = m.simulator and sim is not None
+        if sim is not None:
+            caption = f"\nsay: {sim.caption}" if sim.caption else ""
+            box.update(f"SIMULATOR controls: p pedal, t skin ({SKINS[self.skin]}), "
+                       f"f fault, c clear causes, g scenario{caption}")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in SIM_ACTIONS:
+            return self.app.controller.simulator is not None
+        return True
+
+    # --- the workflow --------------------------------------------------------------------
+
+    def on_zone_cell_clicked(self, event: ZoneCell.Clicked) -> None:
+        self.action_zone(event.zone.value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "stop-button":
+            event.stop()
+            self.app.action_stop()
+
+    def action_zone(self, zone: str) -> None:
+        self.app.machine_call(self.app.controller.select_zone, Zone(zone))
+
+    def action_adjust(self, field: str, steps: int) -> None:
+        self.app.machine_call(self.app.controller.adjust, field, steps)
+
+    def action_repeat(self) -> None:
+        self.app.machine_call(self.app.controller.repeat_last,
+                              then=lambda s: self.app.notify(f"repeated: {s}"))
+
+    def action_arm(self) -> None:
+        self.app.arm()
+
+    def action_disarm(self) -> None:
+        self.app.machine_call(self.app.controller.disarm)
+
+    def action_coverage(self, delta: int) -> None:
+        w = self.app.view.work
+        if w is None or w.zone is None:
+            self.app.notify("choose a zone first", severity="warning")
+            return
+        now = next(z.coverage_pct for z in w.zones if z.zone is w.zone) or 0
+        pct = max(0, min(100, now + delta))
+        self.app.db_call(self.app.controller.set_coverage, w.zone, pct)
+
+    def action_end(self) -> None:
+        from console.screens.end import EndScreen
+
+        self.app.switch_screen(EndScreen())
+
+    # --- simulator controls ----------------------------------------------------------------
+
+    def action_pedal(self) -> None:
+        sim = self.app.controller.simulator
+        sim.press_pedal(not self.app.view.machine.pedal)
+
+    def action_skin(self) -> None:
+        from sim.physics import Skin
+
+        self.skin = (self.skin + 1) % len(SKINS)
+        self.app.controller.simulator.set_skin(Skin(SKINS[self.skin]))
+        self.show(self.app.view)
+
+    def action_fault(self) -> None:
+        from console.screens.choose import Choose
+        from sim.scenario import FAULTS
+
+        items = [(name, f"{name} {help_}".strip()) for name, (help_, _) in FAULTS.items()]
+
+        def chosen(name: str | None) -> None:
+            if name:
+                value = {"link-drop": 0.6, "silent": 0.6, "delay-frames": 0.2,
+                         "garbage": 64, "depth-short": 500}.get(name)
+                rates = {"bit-errors": 1e-4, "drop-bytes": 0.01, "dup-bytes": 0.01,
+                         "drop-frames": 0.05, "dup-frames": 0.05, "reorder-frames": 0.05}
+                self.app.controller.simulator.inject(name, rates.get(name, value))
+                self.app.notify(f"simulator: {name}", title="Fault triggered")
+
+        self.app.push_screen(Choose("Trigger a fault (q closes)", items), chosen)
+
+    def action_clear(self) -> None:
+        from sim.scenario import CLEARABLE
+
+        sim = self.app.controller.simulator
+        for name in CLEARABLE:
+            sim.clear(name)
+        self.app.notify("simulator: every fault cause removed; a latched fault still needs "
+                        "re-arming (a)")
+
+    def action_scenario(self) -> None:
+        from importlib import resources
+
+        from console.screens.choose import Choose
+        from sim.scenario import find
+
+        names = sorted(p.name.removesuffix(".txt")
+                       for p in resources.files("sim").joinpath("scenarios").iterdir()
+                       if p.name.endswith(".txt"))
+
+        def chosen(name: str | None) -> None:
+            if name:
+                scenario = find(name)
+                self.app.controller.simulator.play(scenario)
+                self.app.notify(scenario.description, title=f"Scenario {name}")
+
+        self.app.push_screen(Choose("Play a trainer scenario (q closes)",
+                                    [(n, n) for n in names]), chosen)

@@ -1,0 +1,60 @@
+"""What the machine confirms: state in words, pedal, measured values with sparklines, link
+health and the pedal run timer. Only reported values are shown; '--' when unknown."""
+
+from __future__ import annotations
+
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Sparkline, Static
+
+from console.view import Link, MachineState, View
+
+
+def _v(value: float | None, fmt: str) -> str:
+    return "--" if value is None else format(value, fmt)
+
+
+class MachinePanel(Vertical):
+    DEFAULT_CSS = """
+    MachinePanel { height: auto; border: round $primary; padding: 0 1; }
+    MachinePanel #state { text-style: bold; }
+    MachinePanel .spark-row { height: 1; }
+    MachinePanel .spark-label { width: 9; }
+    MachinePanel Sparkline { height: 1; width: 1fr; }
+    """
+
+    def compose(self):
+        yield Static(id="state")
+        yield Static(id="values")
+        for name in ("rate", "voltage", "current", "depth"):
+            with Horizontal(classes="spark-row"):
+                yield Static(f"{name:<8}", classes="spark-label")
+                yield Sparkline([], id=f"spark-{name}")
+        yield Static(id="health")
+
+    def show(self, view: View) -> None:
+        m = view.machine
+        state = m.state.value if m.connected else "NOT CONNECTED"
+        if m.connected and m.link == Link.LOST:
+            state += " (last known: LINK LOST)"
+        self.query_one("#state", Static).update(
+            f"Machine: {state}   Pedal: {'DOWN' if m.pedal else 'up'}")
+        run = view.work.run_ms / 1000 if view.work else 0.0
+        self.query_one("#values", Static).update(
+            f"rate    {_v(m.rate_hz, '6.1f')} Hz\n"
+            f"voltage {_v(m.voltage_v, '6.2f')} V\n"
+            f"current {_v(m.current_a, '6.3f')} A\n"
+            f"depth   {_v(m.depth_mm, '6.3f')} mm\n"
+            f"temp    {_v(m.temperature_c, '6.1f')} C\n"
+            f"pedal run {run:5.1f} s")
+        for name, data in (("rate", m.rate_trend), ("voltage", m.voltage_trend),
+                           ("current", m.current_trend), ("depth", m.depth_trend)):
+            self.query_one(f"#spark-{name}", Sparkline).data = list(data)
+        rtt = _v(m.rtt_ms, ".0f")
+        age = _v(m.telemetry_age_ms, ".0f")
+        link = m.link.value
+        if m.link == Link.LOST:
+            link = "LINK LOST"
+        self.query_one("#health", Static).update(
+            f"link {link}\nround trip {rtt} ms  telemetry age {age} ms\n"
+            f"resends {m.resend_ratio * 100:.1f}%")
+        self.set_class(m.state in (MachineState.FAULT, MachineState.STOPPED), "-alarm")

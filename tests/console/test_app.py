@@ -1,0 +1,207 @@
+"""The console driven by keys (Pilot) against sim://: the whole session, then the record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import pytest
+
+from console.app import make_app
+from console.view import Link, MachineState
+from console.widgets.banner import Banner
+from protocols import Zone
+from sessions import history
+
+SIZE = (130, 42)
+
+
+async def until(pilot, predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            said = [str(n.message) for n in pilot.app._notifications]
+            raise AssertionError(f"timed out; machine {pilot.app.view.machine.state}, "
+                                 f"link {pilot.app.view.machine.link}; notices {said}; "
+                                 f"log {pilot.app.view.log}")
+        await pilot.pause(0.03)
+
+
+async def press(pilot, *keys):
+    """Keys as a user types them. Pilot.press waits for the process to go idle, which it
+    never does with a simulated machine running in it (each press would take 1 s)."""
+    for key in keys:
+        pilot.app.simulate_key(key)
+        await pilot.pause(0.02)
+
+
+async def field(pilot, selector):
+    """A widget of the current screen, once the screen has composed it."""
+    await until(pilot, lambda: pilot.app.screen.query(selector))
+    return pilot.app.screen.query_one(selector)
+
+
+def on(app, name):
+    return lambda: type(app.screen).__name__ == name
+
+
+def banner(app) -> str:
+    return str(app.screen.query_one(Banner).render())
+
+
+def state(app, *states):
+    return lambda: app.view.machine.state in states
+
+
+async def arm(pilot, app):
+    await press(pilot, "a")
+    await until(pilot, on(app, "Confirm"))
+    await press(pilot, "y")
+    await until(pilot, state(app, MachineState.ARMED))
+
+
+@pytest.mark.timeout(120)
+def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(store):
+    app = make_app(store, url="sim://")
+    shown: dict = {}
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            assert "SIMULATOR" in banner(app)
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "NewClientScreen"))
+            (await field(pilot, "#name")).value = "Ann Lee"
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "GateScreen"))
+
+            # Sunburn refuses without a reason, then passes with one.
+            (await field(pilot, "#has-sunburn")).value = True
+            await press(pilot, "ctrl+n")
+            await until(pilot, lambda: "REFUSED" in str(
+                app.screen.query_one("#verdict").render()))
+            assert "sunburnt skin" in str(app.screen.query_one("#verdict").render())
+            (await field(pilot, "#why-sunburn")).value = "crown only"
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "PlanScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "WorkScreen"))
+
+            await press(pilot, "1")
+            await until(pilot, lambda: app.view.machine.applied is not None)
+            first = app.view.machine.applied
+            assert "1.50 mm" in str(app.screen.query_one("#profile").render())
+            await press(pilot, "u")
+            await until(pilot, lambda: app.view.machine.applied.depth_mm == first.depth_mm
+                        + Decimal("0.05"))
+            assert "1.55 mm" in str(app.screen.query_one("#profile").render())
+
+            await arm(pilot, app)
+            await press(pilot, "p")  # the simulator's pedal
+            await until(pilot, state(app, MachineState.RUNNING))
+            assert "RUNNING" in str(app.screen.query_one("#state").render())
+            await pilot.pause(0.3)
+            await press(pilot, "p")
+            await until(pilot, lambda: not app.view.machine.pedal)
+
+            # STOP by the space bar, acknowledged; re-arming asks first.
+            await press(pilot, "space")
+            await until(pilot, state(app, MachineState.STOPPED))
+            await until(pilot, lambda: "STOPPED" in banner(app))
+            await press(pilot, "a")
+            await until(pilot, on(app, "Confirm"))
+            assert "RE-ARM" in str(app.screen.query_one("#question").render())
+            await press(pilot, "n")
+            await pilot.pause(0.2)
+            assert app.view.machine.state == MachineState.STOPPED
+            await arm(pilot, app)
+
+            # A fault: its cause and what to do, in words.
+            app.controller.simulator.inject("stall")
+            await press(pilot, "p")
+            await until(pilot, state(app, MachineState.FAULT))
+            await until(pilot, lambda: "FAULT: the motor stalled" in banner(app))
+            await press(pilot, "p")
+            await press(pilot, "c")  # remove the cause; the latch stays
+            await until(pilot, lambda: not app.view.machine.pedal)
+            await arm(pilot, app)
+
+            # Link loss and recovery; then re-arm.
+            app.controller.simulator.inject("link-drop", 0.6)
+            await until(pilot, lambda: "LINK LOST" in banner(app), timeout=3)
+            await until(pilot, lambda: app.view.machine.link == Link.CONNECTED, timeout=3)
+            await until(pilot, lambda: "LINK LOST" not in banner(app))
+            await arm(pilot, app)
+
+            # A zone by mouse, coverage by key, then the end of the session.
+            await pilot.click("#zone-crown")
+            await until(pilot, lambda: app.view.work.zone is Zone.CROWN
+                        and app.view.machine.applied is not None
+                        and app.view.work.zones[3].settings is not None)
+            await press(pilot, "full_stop", "full_stop")
+            await until(pilot, lambda: next(z for z in app.view.work.zones
+                                            if z.zone is Zone.CROWN).coverage_pct == 20)
+            shown["zones"] = {z.zone: z.settings for z in app.view.work.zones if z.settings}
+            shown["log"] = app.view.log
+            await press(pilot, "e")
+            await until(pilot, on(app, "EndScreen"))
+            (await field(pilot, "#cover-hairline")).value = "40"
+            await press(pilot, "ctrl+n")
+            await until(pilot, lambda: "recorded and closed" in str(
+                app.screen.query_one("#summary").render()))
+            shown["summary"] = str(app.screen.query_one("#summary").render())
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())
+    (client,) = history.list_clients(store)
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    assert s.machine.simulator and s.outcome == "completed" and s.aftercare_given
+    assert {Zone(z.zone): z.settings for z in s.zones if z.settings} == shown["zones"]
+    cover = {z.zone: z.coverage_pct for z in s.zones}
+    assert cover["hairline"] == 40 and cover["crown"] == 20
+    assert "Hairline 40%" in shown["summary"] and "Next session: stage 2" in shown["summary"]
+    kinds = [e.kind for e in s.events]
+    for kind in ("stop", "fault", "link-lost", "link-restored", "pedal-down", "pedal-up"):
+        assert kind in kinds, kind
+    assert [g.reason for g in s.gate if g.present] == ["crown only"]
+
+
+def test_help_lists_every_key_and_a_user_keymap_applies(store):
+    from console.config import ConsoleConfig
+
+    app = make_app(store, config=ConsoleConfig(keymap={"help": "f4"}))
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await press(pilot, "f4")
+            await until(pilot, on(app, "HelpScreen"))
+            text = str(app.screen.query_one("#keys").render())
+            for words in ("escape", "space", "STOP", "[keymap]", "Depth+", "Repeat last",
+                          "work.arm", "f4"):
+                assert words in text, words
+            await press(pilot, "q")
+            await until(pilot, on(app, "ConnectScreen"))
+            # Escape is STOP everywhere; with nothing connected it says so, no traceback.
+            await press(pilot, "escape")
+            await pilot.pause(0.1)
+            assert any("no machine is connected" in str(n.message)
+                       for n in app._notifications)
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())
+
+
+def test_a_port_that_cannot_be_opened_is_one_line_on_the_connect_screen(store, tmp_path):
+    app = make_app(store, url=str(tmp_path / "no-such-port"))
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            error = app.screen.query_one("#error")
+            await until(pilot, lambda: "error:" in str(error.render()))
+            text = str(error.render())
+            assert "no-such-port" in text and "Traceback" not in text
+            assert on(app, "ConnectScreen")()
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())

@@ -1,0 +1,99 @@
+"""Snapshots of the main screens at a fixed size, from fixed view states (no live machine, so
+every figure on screen is the same on every run): SIMULATOR, LINK LOST and FAULT banners."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from console.app import ViewChanged, make_app
+from console.view import Link, MachineState, MachineView, View, WorkView, ZoneStatus, fault_text
+from firmware_bridge import Fault
+from protocols import MachineSettings, Zone
+from tests.console.conftest import new_client
+
+SIZE = (130, 42)
+APPLIED = MachineSettings(depth_mm=Decimal("1.55"), rate_hz=Decimal("110"),
+                          voltage_v=Decimal("6.5"))
+WAVE = tuple(100 + (i % 7) * 3.0 for i in range(40))
+MACHINE = MachineView(
+    connected=True, simulator=True, identity="SIMULATOR (firmware 1.0.0)", url="sim://",
+    state=MachineState.RUNNING, link=Link.CONNECTED, pedal=True, motor=True, rate_hz=109.8,
+    voltage_v=6.5, current_a=0.412, depth_mm=1.55, temperature_c=31.2, rtt_ms=11.0,
+    telemetry_age_ms=12.0, resend_ratio=0.0, applied=APPLIED, rate_trend=WAVE,
+    voltage_trend=tuple(6.5 for _ in WAVE), current_trend=tuple(w / 250 for w in WAVE),
+    depth_trend=tuple(1.55 for _ in WAVE))
+WORK = WorkView(
+    session_id=7, client="Ann Lee", stage="stage 1", zone=Zone.HAIRLINE,
+    profile="hairline-soft", reasons=("hairline, stage 1, Fitzpatrick IV to VI: needle depth "
+                                      "1.65 -> 1.55 mm: too deep heals blue",),
+    advisories=(), target_density_pct=30,
+    zones=tuple(ZoneStatus(z, z in (Zone.HAIRLINE, Zone.CROWN),
+                           30 if z is Zone.CROWN else None,
+                           {Zone.HAIRLINE: 42_000, Zone.CROWN: 95_000}.get(z, 0),
+                           1 if z in (Zone.HAIRLINE, Zone.CROWN) else 0,
+                           APPLIED if z is Zone.HAIRLINE else None) for z in Zone),
+    run_ms=4200, armed_once=True)
+LOG = ("session 7 started: stage 1, 2 zones planned", "zone Hairline: profile hairline-soft",
+       "applied (read-back): depth 1.55 mm, rate 110.0 Hz, voltage 6.5 V", "armed",
+       "pedal down")
+RUNNING = View(machine=MACHINE, work=WORK, log=LOG, revision=1)
+cause, action = fault_text(Fault.STALL | Fault.STOP)
+FAULTED = replace(RUNNING, machine=replace(
+    MACHINE, state=MachineState.FAULT, pedal=False, motor=False, rate_hz=0.0, current_a=0.0,
+    faults=("STOP", "STALL"), fault_cause=cause, fault_action=action))
+LOST = replace(RUNNING, machine=replace(MACHINE, link=Link.LOST, telemetry_age_ms=412.0))
+
+
+def _working(view: View):
+    async def before(pilot):
+        from console.screens.work import WorkScreen
+
+        app = pilot.app
+        await app.push_screen(WorkScreen())
+        app.post_message(ViewChanged(view))
+        await pilot.pause(0.2)
+    return before
+
+
+@pytest.mark.parametrize("view", [RUNNING, FAULTED, LOST], ids=["simulator-running", "fault",
+                                                                "link-lost"])
+def test_working_screen(snap_compare, store, view):
+    assert snap_compare(make_app(store), terminal_size=SIZE, run_before=_working(view))
+
+
+def test_gate_screen_with_a_refusal(snap_compare, store):
+    from sessions.clients import add_client
+
+    client_id = add_client(store, new_client())
+
+    async def before(pilot):
+        from console.screens.gate import GateScreen
+
+        app = pilot.app
+        app.post_message(ViewChanged(View(machine=MACHINE)))
+        await pilot.pause(0.1)
+        choice = app.controller.choose_client(client_id)
+        await app.push_screen(GateScreen(choice))
+        app.screen.query_one("#has-sunburn").value = True
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.3)
+    assert snap_compare(make_app(store), terminal_size=SIZE, run_before=before)
+
+
+def test_client_screen(snap_compare, store):
+    from sessions.clients import add_client
+
+    for name in ("Ann Lee", "Bob Okafor", "Chen Wei"):
+        add_client(store, new_client(name))
+
+    async def before(pilot):
+        from console.screens.client import ClientScreen
+
+        app = pilot.app
+        app.post_message(ViewChanged(View(machine=MACHINE)))
+        await app.push_screen(ClientScreen())
+        await pilot.pause(0.3)
+    assert snap_compare(make_app(store), terminal_size=SIZE, run_before=before)

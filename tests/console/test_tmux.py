@@ -1,0 +1,115 @@
+"""End to end in a real terminal: tmux runs `smp console --port PTY` against `smp sim --pty` in
+another process; keys go in with send-keys and the screen is read with capture-pane."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sessions import history
+from tests.sim.test_sim_process import SimProcess
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
+                                reason="tmux is not installed (apt-get install tmux)")
+SMP = str(Path(sys.executable).with_name("smp"))
+
+
+class Tmux:
+    def __init__(self, tmp: Path, command: str):
+        self.socket = str(tmp / "tmux.sock")
+        env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "config"), "TERM": "xterm-256color"}
+        env.pop("SMP_CONFIG", None)
+        self.env = env
+        self.run("-f", "/dev/null", "new-session", "-d", "-x", "130", "-y", "42", command)
+        self.run("set-option", "-g", "escape-time", "0")
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-S", self.socket, *args], env=self.env, check=True,
+                              capture_output=True, text=True, timeout=10).stdout
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", *keys)
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p")
+
+    def wait_for(self, text: str, timeout: float = 10.0, step: float = 0.02) -> float:
+        """Seconds until `text` is on screen; fails with the screen if it never is."""
+        start = time.monotonic()
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise AssertionError(f"{text!r} not on screen after {timeout} s:\n{screen}")
+            time.sleep(step)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.mark.timeout(120)
+def test_console_in_tmux_against_smp_sim_stop_link_lost_and_back(tmp_path, store, db_url):
+    link = tmp_path / "ttySIM"
+    sim = SimProcess("--pty", "--link", str(link), "--seed", "1")
+    term = Tmux(tmp_path, f"{SMP} console --port {link} --db {db_url}")
+    try:
+        term.wait_for("Client")
+        assert "SIMULATOR" in term.screen()  # smp sim says it is simulated: invariant 5
+        term.keys("C-n")
+        term.wait_for("New client")
+        term.keys("Ann Lee", "C-n")
+        term.wait_for("Consultation")
+        term.keys("C-n")
+        term.wait_for("Session plan")
+        term.keys("C-n")
+        term.wait_for("STOP  (space / Esc)")
+        term.keys("1")
+        term.wait_for("applied (read-back)")
+        term.keys("a")
+        term.wait_for("ARM the machine?")
+        term.keys("y")
+        term.wait_for("Machine: ARMED")
+        sim.say("pedal down")
+        term.wait_for("Machine: RUNNING")
+
+        term.keys("Space")
+        stopped = term.wait_for("Machine: STOPPED", timeout=2)
+        sim.say("pedal up")
+
+        sim.proc.kill()  # the link is unplugged
+        lost = term.wait_for("LINK LOST", timeout=3, step=0.01)
+
+        # The machine comes back (a new process: it has restarted); the console reconnects,
+        # and the technician re-arms.
+        sim2 = SimProcess("--pty", "--link", str(link), "--seed", "2")
+        try:
+            term.wait_for("link restored", timeout=10)
+            term.keys("a")
+            term.wait_for("ARM the machine?")
+            term.keys("y")
+            term.wait_for("Machine: ARMED", timeout=5)
+            term.keys("C-q")
+            time.sleep(0.5)
+        finally:
+            sim2.close()
+    finally:
+        term.close()
+        sim.close()
+    print(f"\nSTOP shown {stopped * 1000:.0f} ms, LINK LOST shown {lost * 1000:.0f} ms "
+          "after the event (including capture-pane polling)")
+    assert lost < 1.0  # the bridge sees the port go at once; a generous real-time bound
+    (client,) = history.list_clients(store)
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    kinds = [e.kind for e in s.events]
+    for kind in ("stop", "link-lost", "link-restored", "machine-rebooted"):
+        assert kind in kinds, kind
+    stop = next(e for e in s.events if e.kind == "stop")
+    assert stop.payload["reason"] == "STOP acknowledged by the machine"
+    assert s.machine.simulator
