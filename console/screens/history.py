@@ -1,0 +1,797 @@
+"""The history browser: clients, sessions, per-session and per-zone timelines, lot recall,
+touch-ups due, and exports of a client's record.
+
+Every database read and every export runs in a thread worker that posts plain objects from
+sessions.history in a message; only the message handlers touch widgets. In presentation mode
+client identities and health data are replaced exactly as a pseudonymised export replaces them
+(the same keyed pseudonyms), so a trainer can project the screen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Input,
+    Label,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.widgets.data_table import RowDoesNotExist
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from protocols import DEPTH, RATE, VOLTAGE, Zone
+from protocols.errors import SmpError
+from sessions.export import FORMATS, pseudonymise, render, write_file
+from sessions.history import (
+    ClientRecord,
+    ClientSummary,
+    ClientView,
+    EventView,
+    RecallHit,
+    SessionView,
+    TouchUpDue,
+    client_record,
+    list_clients,
+    recall,
+    touchups_due,
+)
+from sessions.store import Store, open_store
+
+MAX_CLIENT_ROWS = 200  # search narrows a large clinic; a longer table helps nobody
+MAX_DAYS = 36500
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _cells(*values: object) -> tuple[Text, ...]:
+    # DataTable reads str cells as markup; a name like "[b]" must print as written.
+    return tuple(Text("" if v is None else str(v)) for v in values)
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else f"{at:%Y-%m-%d %H:%M}"
+
+
+def _stage(stage: str) -> str:
+    return "touch-up" if stage == "touch-up" else f"stage {stage}"
+
+
+def _zone_label(zone: str | None) -> str:
+    return "all zones" if zone is None else Zone(zone).label
+
+
+class _Record:
+    """The store the screen reads: one its caller owns, or one opened from a URL on first use
+    (in a worker) and closed with the screen. Also caches pseudonyms, which are stable for one
+    database."""
+
+    def __init__(self, source: Store | str | None):
+        self._owned = not isinstance(source, Store)
+        self._url = None if isinstance(source, Store) else source
+        self._store = source if isinstance(source, Store) else None
+        self._lock = threading.Lock()
+        self._aliases: dict[int, str] = {}
+
+    def get(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(self._url)
+            return self._store
+
+    def alias(self, client_id: int) -> str:
+        if client_id not in self._aliases:
+            stub = ClientRecord(ClientView(client_id, "", "", "", None), None, (), ())
+            self._aliases[client_id] = pseudonymise(self.get(), stub).client.name
+        return self._aliases[client_id]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._owned and self._store is not None:
+                self._store.close()
+                self._store = None
+
+
+# -- messages from the workers ------------------------------------------------------------
+
+class ClientsLoaded(Message):
+    def __init__(self, clients: list[ClientSummary], presentation: bool):
+        super().__init__()
+        self.clients = clients
+        self.presentation = presentation
+
+
+class RecordLoaded(Message):
+    def __init__(self, record: ClientRecord, presentation: bool):
+        super().__init__()
+        self.record = record
+        self.presentation = presentation
+
+
+class RecallLoaded(Message):
+    def __init__(self, lot: str, hits: list[RecallHit], presentation: bool):
+        super().__init__()
+        self.lot = lot
+        self.hits = hits
+        self.presentation = presentation
+
+
+class DueLoaded(Message):
+    def __init__(self, within: int, today: date, due: list[TouchUpDue], presentation: bool):
+        super().__init__()
+        self.within = within
+        self.today = today
+        self.due = due
+        self.presentation = presentation
+
+
+class ExportExists(Message):
+    def __init__(self, client_id: int, fmt: str, path: Path):
+        super().__init__()
+        self.client_id = client_id
+        self.fmt = fmt
+        self.path = path
+
+
+class ExportWritten(Message):
+    def __init__(self, path: Path, size: int, sessions: int):
+        super().__init__()
+        self.path = path
+        self.size = size
+        self.sessions = sessions
+
+
+def _post_unless_cancelled(screen: Screen, message: Message) -> None:
+    # An exclusive worker that was superseded still runs to the end in its thread; its
+    # answer is stale and must not overwrite the newer one.
+    if not get_current_worker().is_cancelled:
+        screen.post_message(message)
+
+
+# -- dialogs ------------------------------------------------------------------------------
+
+class ExportDialog(ModalScreen[tuple[str, Path] | None]):
+    """Ask for the file; its ending (.json, .csv or .pdf) is the format, so the name and the
+    content can never disagree. Answers (format, path) or None."""
+
+    DEFAULT_CSS = """
+    ExportDialog { align: center middle; }
+    ExportDialog > Vertical {
+        width: 80; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+    }
+    ExportDialog #export-format, ExportDialog #export-error { height: auto; margin-top: 1; }
+    ExportDialog Horizontal { height: auto; margin-top: 1; }
+    ExportDialog Button { margin-right: 2; min-width: 8; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f10", "cancel", "Cancel", id="history.export.cancel",
+                tooltip="Close this dialog without exporting"),
+    ]
+
+    def __init__(self, who: str, default: Path):
+        super().__init__()
+        self._who = who
+        self._default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"Export the record of {self._who}"))
+            yield Label("File (its ending chooses the format; Enter exports; an existing "
+                        "file is kept unless you confirm):")
+            yield Input(str(self._default), id="export-path")
+            yield Static(id="export-format")
+            with Horizontal():
+                for fmt in FORMATS:
+                    yield Button(f".{fmt}", id=f"format-{fmt}")
+                yield Button("Export", id="export-ok", variant="primary")
+                yield Button("Cancel (F10)", id="export-cancel")
+            yield Static(id="export-error")
+            yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#export-path", Input).focus()
+        self._describe()
+
+    def _path(self) -> tuple[Path | None, str | None]:
+        text = self.query_one("#export-path", Input).value.strip()
+        if not text:
+            return None, None
+        path = Path(text).expanduser()
+        suffix = path.suffix.lower().lstrip(".")
+        return path, suffix if suffix in FORMATS else None
+
+    @on(Input.Changed, "#export-path")
+    def _describe(self) -> None:
+        _, fmt = self._path()
+        self.query_one("#export-format", Static).update(
+            f"Format: {fmt.upper()}" if fmt else "Format: none yet (end the name with "
+            ".json, .csv or .pdf)")
+
+    @on(Button.Pressed, "#format-json, #format-csv, #format-pdf")
+    def _set_format(self, event: Button.Pressed) -> None:
+        box = self.query_one("#export-path", Input)
+        fmt = (event.button.id or "").removeprefix("format-")
+        path, known = self._path()
+        if path is None:
+            box.value = str(Path.cwd() / f"export.{fmt}")
+        else:
+            box.value = str(path.with_suffix(f".{fmt}") if known else f"{path}.{fmt}")
+        box.focus()
+
+    @on(Input.Submitted, "#export-path")
+    @on(Button.Pressed, "#export-ok")
+    def _submit(self) -> None:
+        path, fmt = self._path()
+        error = self.query_one("#export-error", Static)
+        if path is None:
+            error.update("ERROR: give a file name, e.g. ~/ann-lee.pdf")
+        elif fmt is None:
+            error.update(Text(f"ERROR: {path.name}: the name must end .json, .csv or .pdf "
+                              "(the ending chooses the format)"))
+        else:
+            self.dismiss((fmt, path if path.is_absolute() else Path.cwd() / path))
+
+    @on(Button.Pressed, "#export-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmReplace(ModalScreen[bool]):
+    """An export would replace an existing file: only a deliberate yes replaces it."""
+
+    DEFAULT_CSS = """
+    ConfirmReplace { align: center middle; }
+    ConfirmReplace > Vertical {
+        width: 80; height: auto; border: thick $warning; background: $surface; padding: 1 2;
+    }
+    ConfirmReplace Horizontal { height: auto; margin-top: 1; }
+    ConfirmReplace Button { margin-right: 2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Replace", id="history.replace.yes",
+                tooltip="Replace the existing file with the new export"),
+        Binding("n,f10", "answer(False)", "Keep", id="history.replace.no",
+                tooltip="Keep the existing file; nothing is written"),
+    ]
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self._path = path
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"{self._path} already exists."))
+            yield Label("Replace it with the new export?")
+            with Horizontal():
+                yield Button("Replace (Y)", id="replace-yes", variant="warning")
+                yield Button("Keep it (N)", id="replace-no", variant="primary")
+            yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#replace-no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "replace-yes")
+
+    def action_answer(self, replace: bool) -> None:
+        self.dismiss(replace)
+
+
+# -- the screen ---------------------------------------------------------------------------
+
+class HistoryScreen(Screen):
+    """Browse the record. `store` is an open Store (its owner closes it) or a database URL
+    (None: SMP_DB_URL or the default file) that the screen opens in a worker."""
+
+    DEFAULT_CSS = """
+    HistoryScreen #presentation { display: none; height: 1; padding: 0 1;
+        background: $warning; color: $text; text-style: bold; }
+    HistoryScreen.-presentation #presentation { display: block; }
+    HistoryScreen TabbedContent { height: 1fr; }
+    HistoryScreen #clients-pane { width: 38; height: 1fr; }
+    HistoryScreen #clients { height: 1fr; }
+    HistoryScreen #detail { width: 1fr; height: 1fr; }
+    HistoryScreen #client-head, HistoryScreen #session-head { height: auto; padding: 0 1; }
+    HistoryScreen #sessions { height: auto; max-height: 8; }
+    HistoryScreen #zones { height: auto; max-height: 8; }
+    HistoryScreen #timeline-head { height: 1; padding: 0 1; text-style: bold; }
+    HistoryScreen #timeline { height: 1fr; }
+    HistoryScreen .query { height: auto; }
+    HistoryScreen .query Label { padding: 1 1 0 1; }
+    HistoryScreen .query Input { width: 40; }
+    HistoryScreen #recall-summary, HistoryScreen #due-summary { height: auto; padding: 0 1; }
+    HistoryScreen #recall, HistoryScreen #due { height: 1fr; }
+    HistoryScreen #status { height: 1; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "show('clients')", "Clients", id="history.clients",
+                tooltip="Clients, their sessions and timelines; type to search"),
+        Binding("f3", "show('recall')", "Recall lot", id="history.recall",
+                tooltip="Every client and session that used a pigment or needle lot"),
+        Binding("f4", "show('due')", "Touch-ups due", id="history.due",
+                tooltip="Clients whose touch-up falls due within the days given"),
+        Binding("f5", "export", "Export", id="history.export",
+                tooltip="Export the selected client's record to JSON, CSV or PDF"),
+        Binding("f6", "toggle_presentation", "Presentation", id="history.presentation",
+                tooltip="Hide client identities and health data (for teaching)"),
+        Binding("f10", "close", "Close", id="history.close", tooltip="Leave the history"),
+    ]
+
+    def __init__(self, store: Store | str | None = None, *, presentation: bool = False,
+                 today: Callable[[], date] = _utc_today, export_dir: Path | None = None,
+                 name: str | None = None, id: str | None = None):
+        super().__init__(name=name, id=id)
+        self._record = _Record(store)
+        self._today = today
+        self._export_dir = export_dir
+        self.presentation = presentation
+        self._clients: list[ClientSummary] = []
+        self._client_id: int | None = None
+        self._shown: ClientRecord | None = None
+        self._lot = ""
+
+    # -- layout -------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("PRESENTATION MODE: client identities and health data are hidden",
+                     id="presentation")
+        with TabbedContent(initial="tab-clients"):
+            with TabPane("Clients (F2)", id="tab-clients"), Horizontal():
+                with Vertical(id="clients-pane"):
+                    yield Input(placeholder="search: name or id", id="search")
+                    yield DataTable(id="clients", cursor_type="row", zebra_stripes=True)
+                with Vertical(id="detail"):
+                    yield Static("Choose a client.", id="client-head")
+                    yield DataTable(id="sessions", cursor_type="row")
+                    yield Static(id="session-head")
+                    yield DataTable(id="zones", cursor_type="row")
+                    yield Static(id="timeline-head")
+                    yield DataTable(id="timeline", cursor_type="row", zebra_stripes=True)
+            with TabPane("Recall by lot (F3)", id="tab-recall"), Vertical():
+                with Horizontal(classes="query"):
+                    yield Label("Lot number:")
+                    yield Input(placeholder="e.g. PG-2026-001, then Enter", id="lot")
+                yield Static(id="recall-summary")
+                yield DataTable(id="recall", cursor_type="row", zebra_stripes=True)
+            with TabPane("Touch-ups due (F4)", id="tab-due"), Vertical():
+                with Horizontal(classes="query"):
+                    yield Label("Due within days:")
+                    yield Input("30", type="integer", id="within")
+                yield Static(id="due-summary")
+                yield DataTable(id="due", cursor_type="row", zebra_stripes=True)
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._table("clients").add_columns("Client", "ID", "Sessions", "Last (UTC)")
+        self._table("sessions").add_columns("Started (UTC)", "Stage", "Outcome", "Machine",
+                                            "Technician", "Zones")
+        self._table("zones").add_columns(
+            "Zone", "Coverage", "Target", "Passes", f"Depth {DEPTH.unit}", f"Rate {RATE.unit}",
+            f"Voltage {VOLTAGE.unit}", "Pigment and lot", "Needle and lot", "Profile")
+        self._table("timeline").add_columns("Session", "Time (UTC)", "Event", "Zone",
+                                            "Settings", "Detail")
+        self._table("recall").add_columns("Client", "ID", "Session", "Date (UTC)", "Machine",
+                                          "Item", "Product", "Zone", "Lot", "Expiry")
+        self._table("due").add_columns("Client", "ID", "Last completed (UTC)", "Due on",
+                                       "Rule")
+        self.set_class(self.presentation, "-presentation")
+        self.query_one("#search", Input).focus()
+        self._reload()
+
+    def on_unmount(self) -> None:
+        self._record.close()
+
+    def _table(self, name: str) -> DataTable:
+        return self.query_one(f"#{name}", DataTable)
+
+    def _status(self, text: str) -> None:
+        self.query_one("#status", Static).update(Text(text))
+
+    def _reload(self) -> None:
+        self._load_clients(self.presentation)
+        if self._client_id is not None:
+            self._load_record(self._client_id, self.presentation)
+        if self._lot:
+            self._load_recall(self._lot, self.presentation)
+        self._request_due()
+
+    # -- workers: they read and write files, never widgets -------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="history-clients")
+    def _load_clients(self, presentation: bool) -> None:
+        clients = list_clients(self._record.get())
+        if presentation:
+            clients = [dataclasses.replace(c, name=self._record.alias(c.id)) for c in clients]
+        _post_unless_cancelled(self, ClientsLoaded(clients, presentation))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="history-record")
+    def _load_record(self, client_id: int, presentation: bool) -> None:
+        store = self._record.get()
+        record = client_record(store, client_id, events=True)
+        if presentation:
+            record = pseudonymise(store, record)
+        _post_unless_cancelled(self, RecordLoaded(record, presentation))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="history-recall")
+    def _load_recall(self, lot: str, presentation: bool) -> None:
+        hits = recall(self._record.get(), lot)
+        if presentation:
+            hits = [dataclasses.replace(h, client_name=self._record.alias(h.client_id))
+                    for h in hits]
+        _post_unless_cancelled(self, RecallLoaded(lot, hits, presentation))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="history-due")
+    def _load_due(self, within: int, today: date, presentation: bool) -> None:
+        due = touchups_due(self._record.get(), today=today, within_days=within)
+        if presentation:
+            due = [dataclasses.replace(d, client_name=self._record.alias(d.client_id))
+                   for d in due]
+        _post_unless_cancelled(self, DueLoaded(within, today, due, presentation))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="history-export")
+    def _export(self, client_id: int, fmt: str, path: Path, force: bool,
+                presentation: bool) -> None:
+        if path.exists() and not force:
+            self.post_message(ExportExists(client_id, fmt, path))
+            return
+        store = self._record.get()
+        record = client_record(store, client_id, events=True)
+        data = render(store, record, fmt, pseudonymise_ids=presentation)
+        write_file(path, data, force=force)  # refuses a file that appeared meanwhile
+        self.post_message(ExportWritten(path, len(data), len(record.sessions)))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The one place worker failures surface: one line, never a traceback.
+        if event.state is not WorkerState.ERROR:
+            return
+        err = event.worker.error
+        if isinstance(err, SmpError):
+            self._status(f"ERROR: {err}")
+        else:
+            self.log.error(f"{event.worker.name} failed", err)
+            self._status(f"ERROR: unexpected {type(err).__name__}: {err}")
+
+    # -- clients ------------------------------------------------------------------------
+
+    @on(ClientsLoaded)
+    def _clients_loaded(self, msg: ClientsLoaded) -> None:
+        if msg.presentation != self.presentation:
+            return  # never show names loaded before presentation mode was switched on
+        self._clients = msg.clients
+        self._fill_clients(self.query_one("#search", Input).value)
+
+    @on(Input.Changed, "#search")
+    def _search(self, event: Input.Changed) -> None:
+        self._fill_clients(event.value)
+
+    @on(Input.Submitted, "#search")
+    def _to_clients(self) -> None:
+        self._table("clients").focus()
+
+    def _matches(self, text: str) -> list[ClientSummary]:
+        key = text.strip().lower()
+        if not key:
+            return self._clients
+        if key.lstrip("#").isdigit():
+            return [c for c in self._clients if str(c.id) == key.lstrip("#")]
+        words = key.split()
+        return [c for c in self._clients if all(w in c.name.lower() for w in words)]
+
+    def _fill_clients(self, text: str) -> None:
+        table = self._table("clients")
+        found = self._matches(text)
+        table.clear()
+        for c in found[:MAX_CLIENT_ROWS]:
+            table.add_row(*_cells(c.name, c.id, c.sessions, _when(c.last_session_at)[:10]),
+                          key=str(c.id))
+        shown = min(len(found), MAX_CLIENT_ROWS)
+        more = f" (first {shown}: type more to narrow)" if len(found) > shown else ""
+        self._status(f"{len(found)} of {len(self._clients)} clients{more}")
+        if not found:
+            self._client_id = None
+            self._show_record(None)
+        elif self._client_id is not None and table.is_valid_row_index(
+                row := self._row_of(table, self._client_id)):
+            table.move_cursor(row=row)  # keep the client being read when the list reloads
+
+    @staticmethod
+    def _row_of(table: DataTable, client_id: int) -> int:
+        try:
+            return table.get_row_index(str(client_id))
+        except RowDoesNotExist:  # the client is not in the list shown
+            return -1
+
+    @on(DataTable.RowHighlighted, "#clients")
+    def _client_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        client_id = int(event.row_key.value)
+        if client_id != self._client_id or self._shown is None:
+            self._client_id = client_id
+            self._load_record(client_id, self.presentation)
+
+    @on(RecordLoaded)
+    def _record_loaded(self, msg: RecordLoaded) -> None:
+        if msg.presentation != self.presentation or msg.record.client.id != self._client_id:
+            return
+        self._show_record(msg.record)
+
+    def _show_record(self, record: ClientRecord | None) -> None:
+        self._shown = record
+        head = self.query_one("#client-head", Static)
+        sessions = self._table("sessions")
+        sessions.clear()
+        if record is None:
+            head.update("Choose a client.")
+            self._show_session(None)
+            return
+        head.update(Text("\n".join(_client_lines(record, self.presentation))))
+        for sv in record.sessions:
+            sessions.add_row(*_cells(
+                _when(sv.started_at), _stage(sv.stage), sv.outcome or "OPEN",
+                "SIMULATOR" if sv.machine.simulator else f"{sv.machine.model} "
+                f"{sv.machine.serial}", sv.technician, ", ".join(z.zone for z in sv.zones)),
+                key=str(sv.id))
+        if record.sessions:
+            sessions.move_cursor(row=len(record.sessions) - 1)  # the latest first in view
+            self._show_session(record.sessions[-1])
+        else:
+            self._show_session(None)
+
+    # -- sessions, zones and timelines --------------------------------------------------
+
+    def _session(self, session_id: int) -> SessionView | None:
+        if self._shown is None:
+            return None
+        return next((s for s in self._shown.sessions if s.id == session_id), None)
+
+    @on(DataTable.RowHighlighted, "#sessions")
+    def _session_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_session(self._session(int(event.row_key.value)))
+
+    def _show_session(self, sv: SessionView | None) -> None:
+        head = self.query_one("#session-head", Static)
+        zones = self._table("zones")
+        zones.clear()
+        if sv is None:
+            head.update("No sessions recorded." if self._shown else "")
+            self._show_timeline("", [])
+            return
+        head.update(Text(_session_line(sv)))
+        for z in sv.zones:
+            s = z.settings
+            zones.add_row(*_cells(
+                Zone(z.zone).label, _pct(z.coverage_pct), _pct(z.target_density_pct),
+                z.passes, "" if s is None else DEPTH.fmt(s.depth_mm),
+                "" if s is None else RATE.fmt(s.rate_hz),
+                "" if s is None else VOLTAGE.fmt(s.voltage_v),
+                "; ".join(f"{p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
+                          for p in sv.pigments if p.zone in (z.zone, None)),
+                "; ".join(f"{n.code} lot {n.lot} exp {n.expiry}"
+                          for n in sv.needles if n.zone in (z.zone, None)),
+                z.profile), key=f"{sv.id}:{z.zone}")
+        self._show_timeline(f"Timeline of session {sv.id} ({len(sv.events)} events; "
+                            "Enter on a zone for its timeline across sessions)",
+                            [(sv, e) for e in sv.events])
+
+    @on(DataTable.RowSelected, "#zones")
+    def _zone_selected(self, event: DataTable.RowSelected) -> None:
+        if self._shown is None:
+            return
+        zone = str(event.row_key.value).split(":", 1)[1]
+        rows = [(sv, e) for sv in self._shown.sessions for e in sv.events if e.zone == zone]
+        visits = sum(1 for sv in self._shown.sessions if any(z.zone == zone for z in sv.zones))
+        self._show_timeline(f"Timeline of zone {Zone(zone).label} across {visits} session(s) "
+                            f"({len(rows)} events)", rows)
+        self._table("timeline").focus()
+
+    def _show_timeline(self, title: str, rows: Iterable[tuple[SessionView, EventView]]) -> None:
+        self.query_one("#timeline-head", Static).update(Text(title))
+        table = self._table("timeline")
+        table.clear()
+        for sv, e in rows:
+            table.add_row(*_cells(
+                f"{sv.id}" + (" SIMULATOR" if sv.machine.simulator else ""),
+                f"{e.at:%Y-%m-%d %H:%M:%S}", _KIND.get(e.kind, e.kind),
+                "" if e.zone is None else Zone(e.zone).label,
+                "" if e.settings is None else str(e.settings), _event_detail(e)),
+                key=str(e.id))
+
+    # -- recall and due -----------------------------------------------------------------
+
+    @on(Input.Submitted, "#lot")
+    def _recall_submitted(self, event: Input.Submitted) -> None:
+        lot = event.value.strip()
+        if not lot:
+            self._status("ERROR: type a pigment or needle lot number, then Enter")
+            return
+        self._lot = lot
+        self._load_recall(lot, self.presentation)
+
+    @on(RecallLoaded)
+    def _recall_loaded(self, msg: RecallLoaded) -> None:
+        if msg.presentation != self.presentation or msg.lot != self._lot:
+            return
+        table = self._table("recall")
+        table.clear()
+        for h in msg.hits:
+            table.add_row(*_cells(
+                h.client_name, h.client_id, h.session_id, _when(h.started_at),
+                "SIMULATOR" if h.simulator else "machine", h.item, h.product,
+                _zone_label(h.zone), h.lot, h.expiry))
+        clients = len({h.client_id for h in msg.hits})
+        sessions = len({h.session_id for h in msg.hits})
+        sim = sum(1 for s in {(h.session_id, h.simulator) for h in msg.hits} if s[1])
+        summary = (f"Lot {msg.lot}: {clients} client(s), {sessions} session(s)"
+                   + (f", {sim} of them on the SIMULATOR" if sim else "")
+                   if msg.hits else f"No session used lot {msg.lot}.")
+        self.query_one("#recall-summary", Static).update(Text(summary))
+        self._status(summary)
+
+    @on(Input.Submitted, "#within")
+    def _request_due(self) -> None:
+        text = self.query_one("#within", Input).value.strip()
+        if not text.isdigit() or int(text) > MAX_DAYS:
+            self._status(f"ERROR: due within {text!r}: a whole number of days, 0 to {MAX_DAYS}")
+            return
+        self._load_due(int(text), self._today(), self.presentation)
+
+    @on(DueLoaded)
+    def _due_loaded(self, msg: DueLoaded) -> None:
+        if msg.presentation != self.presentation:
+            return
+        table = self._table("due")
+        table.clear()
+        for d in msg.due:
+            table.add_row(*_cells(d.client_name, d.client_id, _when(d.last_completed_at)[:10],
+                                  d.due_on, "scar (2 years)" if d.scar else "standard (4 years)"))
+        self.query_one("#due-summary", Static).update(Text(
+            f"{len(msg.due)} touch-up(s) due by {msg.today:%Y-%m-%d} + {msg.within} days"))
+
+    # -- actions ------------------------------------------------------------------------
+
+    def action_show(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = f"tab-{tab}"
+        self.query_one({"clients": "#search", "recall": "#lot", "due": "#within"}[tab]).focus()
+
+    def action_toggle_presentation(self) -> None:
+        self.presentation = not self.presentation
+        self.set_class(self.presentation, "-presentation")
+        # Clear what is on screen now: nothing loaded under the other mode stays visible.
+        self._clients = []
+        self._table("clients").clear()
+        self._show_record(None)
+        for name in ("recall", "due"):
+            self._table(name).clear()
+            self.query_one(f"#{name}-summary", Static).update("")
+        self._reload()
+        self._status("Presentation mode on: identities and health data hidden"
+                     if self.presentation else "Presentation mode off")
+
+    def action_export(self) -> None:
+        if self._shown is None:
+            self._status("ERROR: choose a client to export first (F2, then a client)")
+            return
+        client = self._shown.client
+        stem = f"client-{client.id}" if self.presentation else (
+            re.sub(r"[^a-z0-9]+", "-", client.name.lower()).strip("-") or "client")
+        folder = self._export_dir or Path.cwd()
+        presentation = self.presentation
+
+        def chosen(answer: tuple[str, Path] | None) -> None:
+            if answer is not None:
+                self._status(f"Exporting to {answer[1]} ...")
+                self._export(client.id, answer[0], answer[1], False, presentation)
+
+        self.app.push_screen(ExportDialog(f"{client.name} (id {client.id})",
+                                          folder / f"{stem}.json"), chosen)
+
+    @on(ExportExists)
+    def _confirm_replace(self, msg: ExportExists) -> None:
+        presentation = self.presentation
+
+        def answered(replace: bool | None) -> None:
+            if replace:
+                self._export(msg.client_id, msg.fmt, msg.path, True, presentation)
+            else:
+                self._status(f"Not exported: {msg.path} already exists and was kept")
+
+        self.app.push_screen(ConfirmReplace(msg.path), answered)
+
+    @on(ExportWritten)
+    def _exported(self, msg: ExportWritten) -> None:
+        self._status(f"Wrote {msg.path} ({msg.size} bytes, {msg.sessions} session(s))")
+
+    def action_close(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.dismiss()
+        else:
+            self.app.exit()
+
+
+# -- text -----------------------------------------------------------------------------------
+
+_KIND = {
+    "settings-applied": "settings applied (read-back)",
+    "settings-requested": "settings requested",
+    "settings-refused": "settings REFUSED",
+}
+
+
+def _pct(value: int | None) -> str:
+    return "-" if value is None else f"{value}%"
+
+
+def _client_lines(record: ClientRecord, presentation: bool) -> list[str]:
+    c = record.client
+    lines = [f"{c.name}  (id {c.id}), {len(record.sessions)} session(s)"]
+    if presentation:
+        lines.append("Identity and health data hidden (presentation mode).")
+        return lines
+    contact = [x for x in (c.phone, c.email) if x]
+    if c.date_of_birth:
+        contact.append(f"born {c.date_of_birth}")
+    if contact:
+        lines.append("  ".join(contact))
+    h = record.health
+    if h is not None:
+        facts = [h.hair_loss_stage, h.hair_loss_cause,
+                 f"Fitzpatrick {h.fitzpatrick}" if h.fitzpatrick else "", h.skin_quality,
+                 f"hair {h.hair_colour}" if h.hair_colour else "",
+                 f"allergies: {h.allergies}" if h.allergies else "",
+                 f"patch test: {h.patch_test}" if h.patch_test else "",
+                 f"medications: {h.medications}" if h.medications else ""]
+        lines.append("Health: " + (", ".join(f for f in facts if f) or "nothing recorded"))
+    for consent in record.consents:
+        lines.append(f"Consent {consent.version} signed {consent.signed_on}: procedure "
+                     f"{'yes' if consent.procedure else 'NO'}, photos "
+                     f"{'yes' if consent.photos else 'no'}")
+    return lines
+
+
+def _session_line(sv: SessionView) -> str:
+    parts = [f"Session {sv.id}", f"{_when(sv.started_at)} UTC", _stage(sv.stage),
+             sv.outcome or "OPEN", f"by {sv.technician}", f"machine {sv.machine}",
+             "aftercare given" if sv.aftercare_given else "aftercare NOT recorded"]
+    gate = [f"{g.item} {g.decision}" + (f" ({g.reason})" if g.reason else "")
+            for g in sv.gate if g.decision != "clear"]
+    line = ", ".join(parts)
+    if gate:
+        line += "\nGate: " + "; ".join(gate)
+    if sv.machine.simulator:
+        line = "SIMULATOR session: practice on a simulated machine, no pigment applied.\n" + line
+    return line
+
+
+def _event_detail(e: EventView) -> str:
+    parts = []
+    if e.duration_ms is not None:
+        parts.append(f"run {e.duration_ms / 1000:.1f} s")
+    if e.corrects_id is not None:
+        parts.append(f"corrects event {e.corrects_id}")
+    for key, value in sorted(e.payload.items()):
+        if isinstance(value, dict) or value in ("", None, []):
+            continue  # the machine is in the session line; empty fields say nothing
+        if isinstance(value, list):
+            value = "; ".join(map(str, value))
+        parts.append(f"{key}: {value}")
+    return ", ".join(parts)

@@ -1,0 +1,329 @@
+"""The history browser driven by keys in a minimal app, against a real SQLite record in
+tmp_path filled through the sessions Python API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+from textual.app import App
+from textual.widgets import DataTable, Input, Static
+
+from console.screens.history import ConfirmReplace, ExportDialog, HistoryScreen
+from protocols import Zone
+from sessions.recorder import Machine
+from sessions.store import open_store
+from tests.sessions.factory import FakeClock, client, session
+
+TODAY = date(2026, 3, 30)
+SIZE = (160, 45)
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory):
+    """Ann Lee: two sessions (lots PG-1 then PG-2); Bo Chen: a SIMULATOR scar session with
+    PG-2 and needle lot NL-9; Cy Dunn: scar work in 2022 (touch-up overdue); Di Park: 2022-04
+    (due in 16 days); Ann Lewis: no sessions. Read-only for every test, so built once."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('record') / 'record.sqlite3'}"
+    store = open_store(url)
+    ids = {}
+    old = FakeClock(datetime(2022, 1, 10, 9, 0, tzinfo=UTC))
+    ids["cy"] = client(store, "Cy Dunn")
+    session(store, ids["cy"], old, zones=(Zone.SCAR,), lot="PG-0")
+    old.advance(days=95)
+    ids["di"] = client(store, "Di Park")
+    session(store, ids["di"], old, zones=(Zone.NAPE,), lot="PG-0")
+    clock = FakeClock()
+    ids["ann"] = client(store, "Ann Lee")
+    ids["bo"] = client(store, "Bo Chen")
+    ids["ann2"] = client(store, "Ann Lewis")
+    session(store, ids["ann"], clock, lot="PG-1", depth="1.50", coverage=30)
+    clock.advance(days=14)
+    session(store, ids["ann"], clock, lot="PG-2", depth="1.80", coverage=70)
+    session(store, ids["bo"], clock, zones=(Zone.SCAR,), lot="PG-2", needle_lot="NL-9",
+            technician="Mia Ortiz", machine=Machine.simulated())
+    store.close()
+    return url, ids
+
+
+class Host(App):
+    def __init__(self, screen):
+        super().__init__()
+        self.browser = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.browser)
+
+
+def history(url, **kw) -> Host:
+    return Host(HistoryScreen(url, today=lambda: TODAY, **kw))
+
+
+async def settle(pilot) -> None:
+    # A handler may start the next worker (a highlighted client loads its record): repeat.
+    for _ in range(4):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def settled_layout(pilot) -> None:
+    # A DataTable sizes its columns when its message queue next runs empty, which may not
+    # happen before the picture is taken; give each one a message to process first.
+    for table in pilot.app.screen.query(DataTable):
+        table.call_later(lambda: None)
+    for _ in range(2):
+        await pilot.pause()
+
+
+def rows(screen, table_id: str) -> list[list[str]]:
+    table = screen.query_one(f"#{table_id}", DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def text(screen, widget_id: str) -> str:
+    return str(screen.query_one(f"#{widget_id}", Static).render())
+
+
+async def search(pilot, words: str) -> None:
+    await pilot.press(*words)
+    await settle(pilot)
+
+
+def test_search_as_you_type_and_timeline_with_applied_settings(clinic):
+    asyncio.run(_test_search_as_you_type_and_timeline_with_applied_settings(clinic))
+
+
+async def _test_search_as_you_type_and_timeline_with_applied_settings(clinic):
+    url, ids = clinic
+    app = history(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.browser
+        assert [r[0] for r in rows(screen, "clients")] == [
+            "Ann Lee", "Ann Lewis", "Bo Chen", "Cy Dunn", "Di Park"]
+        await search(pilot, "ann")
+        assert [r[0] for r in rows(screen, "clients")] == ["Ann Lee", "Ann Lewis"]
+        await search(pilot, " lee")
+        assert rows(screen, "clients") == [["Ann Lee", str(ids["ann"]), "2", "2026-03-16"]]
+        head = text(screen, "client-head")
+        assert "Ann Lee" in head and "allergies: nickel" in head and "NW4" in head
+        assert [r[:4] for r in rows(screen, "sessions")] == [
+            ["2026-03-02 09:00", "stage 1", "completed", "Rotary One R1-0042"],
+            ["2026-03-16 09:10", "stage 1", "completed", "Rotary One R1-0042"]]
+        # The latest session is shown: each zone with the read-back, pigment lot and needle lot.
+        zones = rows(screen, "zones")
+        assert [z[:7] for z in zones] == [
+            ["Hairline", "70%", "30%", "2", "1.80", "110.0", "6.5"],
+            ["Crown (vertex)", "70%", "30%", "2", "1.80", "110.0", "6.5"]]
+        assert "lot PG-2" in zones[0][7] and "0601RL lot NL-77" in zones[0][8]
+        applied = [r for r in rows(screen, "timeline") if r[2] == "settings applied (read-back)"]
+        assert [(r[3], r[4]) for r in applied] == [
+            ("Hairline", "depth 1.80 mm, rate 110.0 Hz, voltage 6.5 V"),
+            ("Crown (vertex)", "depth 1.80 mm, rate 110.0 Hz, voltage 6.5 V")]
+        # The first session, then the crown's timeline across both sessions.
+        await pilot.press("enter", "tab", "up")
+        await settle(pilot)
+        assert "Session" in text(screen, "session-head") and "2026-03-02" in text(
+            screen, "session-head")
+        assert rows(screen, "zones")[1][4] == "1.50"
+        await pilot.press("tab", "down", "enter")
+        await settle(pilot)
+        assert text(screen, "timeline-head").startswith("Timeline of zone Crown (vertex) across 2")
+        crown = [r for r in rows(screen, "timeline") if r[2] == "settings applied (read-back)"]
+        assert [r[4].split(",")[0] for r in crown] == ["depth 1.50 mm", "depth 1.80 mm"]
+        assert {r[3] for r in rows(screen, "timeline")} == {"Crown (vertex)"}
+
+
+def test_simulator_sessions_say_simulator(clinic):
+    asyncio.run(_test_simulator_sessions_say_simulator(clinic))
+
+
+async def _test_simulator_sessions_say_simulator(clinic):
+    url, _ = clinic
+    app = history(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await search(pilot, "bo")
+        screen = app.browser
+        assert rows(screen, "sessions")[0][3] == "SIMULATOR"
+        assert text(screen, "session-head").startswith("SIMULATOR session")
+        assert all(r[0].endswith("SIMULATOR") for r in rows(screen, "timeline"))
+
+
+def test_recall_by_lot_finds_every_session_across_clients(clinic):
+    asyncio.run(_test_recall_by_lot_finds_every_session_across_clients(clinic))
+
+
+async def _test_recall_by_lot_finds_every_session_across_clients(clinic):
+    url, ids = clinic
+    app = history(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f3", *"PG-2", "enter")
+        await settle(pilot)
+        screen = app.browser
+        found = [(r[0], r[4], r[5], r[7]) for r in rows(screen, "recall")]
+        assert found == [("Ann Lee", "machine", "pigment", "Crown (vertex)"),
+                         ("Ann Lee", "machine", "pigment", "Hairline"),
+                         ("Bo Chen", "SIMULATOR", "pigment", "Scar tissue")]
+        assert text(screen, "recall-summary") == (
+            "Lot PG-2: 2 client(s), 2 session(s), 1 of them on the SIMULATOR")
+        screen.query_one("#lot", Input).value = ""
+        await pilot.press(*"NL-9", "enter")
+        await settle(pilot)
+        assert [(r[1], r[5], r[6]) for r in rows(screen, "recall")] == [
+            (str(ids["bo"]), "needle", "0601RL")]
+
+
+def test_touch_ups_due_within_days(clinic):
+    asyncio.run(_test_touch_ups_due_within_days(clinic))
+
+
+async def _test_touch_ups_due_within_days(clinic):
+    url, _ = clinic
+    app = history(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.browser
+        # Default 30 days from 2026-03-30: Cy's scar touch-up (2 years) is overdue and Di's
+        # four-year touch-up falls due on 2026-04-15.
+        assert [(r[0], r[3], r[4]) for r in rows(screen, "due")] == [
+            ("Cy Dunn", "2024-01-10", "scar (2 years)"),
+            ("Di Park", "2026-04-15", "standard (4 years)")]
+        await pilot.press("f4", "backspace", "backspace", "0", "enter")
+        await settle(pilot)
+        assert [r[0] for r in rows(screen, "due")] == ["Cy Dunn"]
+        await pilot.press("backspace", "enter")
+        await settle(pilot)
+        assert text(screen, "status") == (
+            "ERROR: due within '': a whole number of days, 0 to 36500")
+
+
+def test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_path):
+    asyncio.run(_test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_path))
+
+
+async def _test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_path):
+    url, _ = clinic
+    app = history(url, export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await search(pilot, "ann lee")
+        await pilot.press("f5")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportDialog)
+        assert app.screen.query_one("#export-path", Input).value == str(tmp_path / "ann-lee.json")
+        assert text(app.screen, "export-format") == "Format: JSON"
+        await pilot.press("enter")
+        await settle(pilot)
+        out = tmp_path / "ann-lee.json"
+        doc = json.loads(out.read_bytes())
+        assert doc["client"]["name"] == "Ann Lee" and len(doc["sessions"]) == 2
+        assert text(app.browser, "status").startswith(f"Wrote {out} (")
+
+        # The same file again: asked, and "n" keeps it untouched.
+        before = out.read_bytes()
+        await pilot.press("f5", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmReplace)
+        await pilot.press("n")
+        await settle(pilot)
+        assert out.read_bytes() == before
+        assert text(app.browser, "status") == f"Not exported: {out} already exists and was kept"
+
+        # A PDF, replacing an existing file only after "y".
+        pdf = tmp_path / "ann-lee.pdf"
+        pdf.write_bytes(b"old")
+        await pilot.press("f5")
+        await pilot.click("#format-pdf")
+        await pilot.pause()
+        assert app.screen.query_one("#export-path", Input).value == str(pdf)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert pdf.read_bytes().startswith(b"%PDF")
+
+        # A name without a format, then a folder that does not exist: one line each,
+        # nothing written, the screen carries on.
+        await pilot.press("f5")
+        await pilot.pause()
+        app.screen.query_one("#export-path", Input).value = str(tmp_path / "notes.txt")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert text(app.screen, "export-error") == (
+            "ERROR: notes.txt: the name must end .json, .csv or .pdf (the ending chooses the "
+            "format)")
+        app.screen.query_one("#export-path", Input).value = str(tmp_path / "no" / "x.csv")
+        await pilot.pause()
+        assert text(app.screen, "export-format") == "Format: CSV"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert text(app.browser, "status") == (
+            f"ERROR: cannot write {tmp_path / 'no' / 'x.csv'}: directory {tmp_path / 'no'} "
+            "does not exist")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ann-lee.json", "ann-lee.pdf"]
+
+
+def test_presentation_mode_hides_names_and_health(clinic, tmp_path):
+    asyncio.run(_test_presentation_mode_hides_names_and_health(clinic, tmp_path))
+
+
+async def _test_presentation_mode_hides_names_and_health(clinic, tmp_path):
+    url, ids = clinic
+    app = history(url, export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await search(pilot, "ann lee")
+        screen = app.browser
+        assert "nickel" in text(screen, "client-head")
+        await pilot.press("f6")
+        await settle(pilot)
+        shown = rows(screen, "clients")
+        assert len(shown) == 0  # "ann lee" no longer matches anything shown
+        screen.query_one("#search", Input).value = ""
+        await settle(pilot)
+        names = [r[0] for r in rows(screen, "clients")]
+        assert len(names) == 5 and all(n.startswith("Client-") for n in names)
+        assert "PRESENTATION MODE" in text(screen, "presentation")
+        await pilot.press("f3", *"PG-2", "enter")
+        await settle(pilot)
+        assert {r[0][:7] for r in rows(screen, "recall")} == {"Client-"}
+        await pilot.press("f2", *str(ids["ann"]))
+        await settle(pilot)
+        head = text(screen, "client-head")
+        assert head.startswith("Client-") and "Ann" not in head and "nickel" not in head
+        assert all("Tom Reyes" not in r[4] for r in rows(screen, "sessions"))
+        await pilot.press("f5", "enter")
+        await settle(pilot)
+        doc = json.loads((tmp_path / f"client-{ids['ann']}.json").read_bytes())
+        # The pseudonym on screen is the export's: one keyed pseudonym per client.
+        assert doc["pseudonymised"] is True and doc["client"]["name"] == head.split()[0]
+        assert "Ann Lee" not in json.dumps(doc)
+
+
+def test_a_database_error_is_one_line_on_screen(tmp_path):
+    asyncio.run(_test_a_database_error_is_one_line_on_screen(tmp_path))
+
+
+async def _test_a_database_error_is_one_line_on_screen(tmp_path):
+    app = history(f"sqlite:///{tmp_path / 'missing' / 'x.sqlite3'}")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.screen is app.browser
+        assert text(app.browser, "status") == (
+            f"ERROR: cannot create database {tmp_path / 'missing' / 'x.sqlite3'}: directory "
+            f"{tmp_path / 'missing'} does not exist")
+
+
+def test_snapshot(clinic, snap_compare):
+    """Ann Lee's latest session: zones with read-backs and lots, and its timeline."""
+    url, _ = clinic
+
+    async def find_ann_lee(pilot):
+        await settle(pilot)
+        for box in pilot.app.browser.query(Input):
+            box.cursor_blink = False  # a blinking cursor makes the picture depend on timing
+        await search(pilot, "ann lee")
+        await settled_layout(pilot)
+
+    assert snap_compare(history(url), terminal_size=(150, 44), run_before=find_ann_lee)
