@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from textual.app import App
@@ -184,3 +185,17 @@ def test_snapshot(tmp_path, monkeypatch, snap_compare):
 
     assert snap_compare(Host(ProtocolsScreen(lambda: load_library(user=Path("protocols")))),
                         terminal_size=(130, 44), run_before=choose_thin_skin)
+
+
+def test_bindings_have_ids_descriptions_and_keys_every_terminal_sends():
+    from console.screens.history import ConfirmReplace, ExportDialog, HistoryScreen
+
+    safe = re.compile(r"^(f([1-9]|10)|[a-z0-9]|up|down|left|right|space|ctrl\+[a-gk-ln-z])$")
+    for screen in (HistoryScreen, ExportDialog, ConfirmReplace, ProtocolsScreen):
+        shown = [b for b in screen.BINDINGS if b.show]
+        assert shown, screen.__name__
+        for b in shown:
+            assert b.id and b.description and b.tooltip, (screen.__name__, b)
+            assert all(safe.match(k) for k in b.key.split(",")), (screen.__name__, b.key)
+    ids = [b.id for s in (HistoryScreen, ProtocolsScreen) for b in s.BINDINGS]
+    assert len(ids) == len(set(ids))
