@@ -102,12 +102,15 @@ class SmpApp(App):
 
     # --- workers -------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="machine")
+    # Not exclusive: every key press is a command the technician meant; the controller runs
+    # them one at a time (an exclusive worker would only mark the earlier one cancelled, and
+    # a thread cannot be cancelled half-way, so both would run on the same stale state).
+    @work(thread=True, exclusive=False, exit_on_error=False, group="machine")
     def machine_call(self, fn: Callable, *args: Any, then: Callable | None = None,
                      fail: Callable | None = None) -> None:
         self._call(fn, args, then, fail)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="db")
+    @work(thread=True, exclusive=False, exit_on_error=False, group="db")
     def db_call(self, fn: Callable, *args: Any, then: Callable | None = None,
                 fail: Callable | None = None) -> None:
         self._call(fn, args, then, fail)

@@ -12,6 +12,7 @@ Invariant 5: a simulator is SIMULATOR in the view and in the record's machine id
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -32,7 +33,7 @@ from console.view import (
     fault_text,
     machine_state,
 )
-from firmware_bridge import Fault, LinkState, Machine, State
+from firmware_bridge import Fault, LinkState, Machine, SettingsMismatch, State
 from firmware_bridge.events import (
     CommandFailed,
     Event,
@@ -187,6 +188,17 @@ def next_session_text(stage: Stage, worked: Sequence[Zone], today: date) -> str:
     return f"a touch-up around {due} ({years} years)"
 
 
+def _one_command(method):
+    """Run a technician command under the controller's command lock (see __init__)."""
+
+    @functools.wraps(method)
+    def serialised(self, *args, **kwargs):
+        with self._commands:
+            return method(self, *args, **kwargs)
+
+    return serialised
+
+
 class SessionController:
     def __init__(self, store: Store, *, on_view: Callable[[View], None] | None = None,
                  envelope: SafetyEnvelope = HARD_LIMITS, library: Library | None = None,
@@ -200,6 +212,9 @@ class SessionController:
         self.machine: Machine | None = None
         self.url = ""
         self._lock = threading.RLock()
+        # One technician command at a time, each reading and changing the state it acts on as a
+        # whole: two quick presses of "depth +" give two steps, never one. STOP never waits here.
+        self._commands = threading.RLock()
         self._events: queue.Queue[Event | None] = queue.Queue()
         self._unsubscribe: Callable[[], None] | None = None
         self._machine_view = MachineView()
@@ -421,6 +436,7 @@ class SessionController:
 
     # --- zones and settings ------------------------------------------------------------------
 
+    @_one_command
     def select_zone(self, zone: Zone) -> MachineSettings:
         """Work moves to `zone`: resolve its profile, apply it, record the read-back."""
         work = self._require_work()
@@ -453,6 +469,7 @@ class SessionController:
             self._publish()
         return self._apply(res.settings)
 
+    @_one_command
     def adjust(self, field: str, steps: int) -> MachineSettings:
         """Fine adjustment: `steps` steps of one setting from the confirmed value."""
         work = self._require_work()
@@ -467,6 +484,7 @@ class SessionController:
                                 f"limits {q.range_text()}") from None
         return self._apply(wanted)
 
+    @_one_command
     def repeat_last(self) -> MachineSettings:
         """The settings confirmed on this zone at this client's last visit to it."""
         work = self._require_work()
@@ -506,6 +524,17 @@ class SessionController:
             work.recorder.settings_requested(wanted)
         try:
             confirmed = machine.apply(wanted)
+        except SettingsMismatch as exc:
+            # The machine is set to its read-back, whatever was asked: that is the record's
+            # truth (invariant 3); the bridge has already stopped it.
+            with self._lock:
+                work.recorder.settings_applied(exc.applied)
+                if work.zone is not None:
+                    work.zones[work.zone].settings = exc.applied
+                self._machine_view = replace(self._machine_view, applied=exc.applied)
+                self._note(f"MISMATCH: {exc}")
+                self._publish()
+            raise
         except SmpError as exc:
             with self._lock:
                 work.recorder.settings_refused(wanted, str(exc))
@@ -521,6 +550,7 @@ class SessionController:
             self._publish()
         return confirmed
 
+    @_one_command
     def set_coverage(self, zone: Zone, pct: int) -> None:
         work = self._require_work()
         if not 0 <= pct <= 100:
@@ -530,8 +560,19 @@ class SessionController:
             work.zones[zone].coverage = pct
             self._publish()
 
+    @_one_command
+    def bump_coverage(self, delta: int) -> int:
+        """Coverage of the current zone up or down by `delta` points, within 0 to 100%."""
+        work = self._require_work()
+        if work.zone is None:
+            raise WorkflowError("choose a zone first")
+        pct = max(0, min(100, (work.zones[work.zone].coverage or 0) + delta))
+        self.set_coverage(work.zone, pct)
+        return pct
+
     # --- arming and STOP ---------------------------------------------------------------------
 
+    @_one_command
     def arm(self) -> None:
         """The deliberate act that lets the pedal run the needle. After STOP or a fault the
         latch is cleared first (the app asks for a confirmation before calling this)."""
@@ -557,6 +598,7 @@ class SessionController:
             self._note("armed by the technician")
             self._publish()
 
+    @_one_command
     def disarm(self) -> None:
         machine = self._require_machine()
         machine.disarm()
@@ -584,6 +626,7 @@ class SessionController:
 
     # --- ending ------------------------------------------------------------------------------
 
+    @_one_command
     def end_session(self, coverage: Mapping[Zone, int], notes: str = "", *,
                     aftercare_given: bool) -> EndSummary:
         work = self._require_work()

@@ -10,10 +10,11 @@ from firmware_bridge.link import (
     LinkError,
     Machine,
     OutsideEnvelope,
+    SettingsMismatch,
 )
 from firmware_bridge.transport import TransportError, register_scheme
 
 __all__ = [
     "PROTOCOL_VERSION", "CommandRefused", "Fault", "LinkError", "LinkState", "Machine",
-    "OutsideEnvelope", "State", "TransportError", "register_scheme",
+    "OutsideEnvelope", "SettingsMismatch", "State", "TransportError", "register_scheme",
 ]

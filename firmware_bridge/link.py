@@ -102,6 +102,14 @@ class CommandRefused(SmpError):
         self.nack = nack
 
 
+class SettingsMismatch(LinkError):
+    """The machine applied other settings than asked; `applied` is its read-back."""
+
+    def __init__(self, requested: MachineSettings, applied: MachineSettings):
+        self.requested, self.applied = requested, applied
+        super().__init__(f"the machine applied {applied} but {requested} was asked; STOP sent")
+
+
 class OutsideEnvelope(SmpError):
     """Settings outside the adopted envelope: refused by the bridge, never sent."""
 
@@ -280,8 +288,7 @@ class Machine:
             # The machine is set to something nobody asked for: stop it. What it applied is
             # still what was published and recorded (SettingsApplied carries the read-back).
             self.stop(wait=False)
-            raise LinkError(f"the machine applied {confirmed} but {settings} was asked; "
-                            "STOP sent")
+            raise SettingsMismatch(settings, confirmed)
         return confirmed
 
     def check(self, settings: MachineSettings) -> list[str]:

@@ -12,6 +12,7 @@ from textual.widgets import Checkbox, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.screens.base import SmpModal, SmpScreen
+from console.widgets.ticks import Tick
 from sessions.clients import ConsentForm, Health, NewClient
 
 
@@ -107,7 +108,7 @@ class NewClientScreen(SmpModal[object]):
             yield Input(placeholder="Fitzpatrick skin type 1 to 6", id="fitzpatrick")
             yield Input(placeholder="hair loss stage: NW1..NW7 or Ludwig I..III", id="stage")
             yield Input(placeholder="allergies", id="allergies")
-            yield Checkbox("signed consent to the procedure (today, form v1)", id="consent")
+            yield Tick("signed consent to the procedure (today, form v1)", id="consent")
             yield Static(id="error", classes="error")
 
     def on_mount(self) -> None:

@@ -11,6 +11,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 
 from console.controller import AFTERCARE
 from console.screens.base import SmpScreen
+from console.widgets.ticks import Tick
 from protocols import Zone
 
 
@@ -36,7 +37,7 @@ class EndScreen(SmpScreen):
             yield Input(placeholder="notes for the record", id="notes")
             yield Static("Aftercare (give it to the client):\n" +
                          "\n".join(f"- {line}" for line in AFTERCARE), id="aftercare")
-            yield Checkbox("aftercare sheet given and explained", value=True,
+            yield Tick("aftercare sheet given and explained", value=True,
                            id="aftercare-given")
             yield Static(id="error", classes="error")
             yield Static(id="summary")

@@ -9,6 +9,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Input, Static
 
 from console.screens.base import SmpScreen
+from console.widgets.ticks import Tick
 from sessions.gate import INTERVAL, WARN_UNDER_DAYS, Contraindication
 
 
@@ -38,7 +39,7 @@ class GateScreen(SmpScreen):
             for item in Contraindication:
                 kind = "REFUSES" if item.refuses else "warns"
                 with Horizontal(classes="gate-row"):
-                    yield Checkbox(f"{item.label} ({kind})", id=f"has-{item.value}")
+                    yield Tick(f"{item.label} ({kind})", id=f"has-{item.value}")
                     yield Input(placeholder="reason to override / acknowledge",
                                 id=f"why-{item.value}")
             if c.days_since_last is not None and c.days_since_last < WARN_UNDER_DAYS:

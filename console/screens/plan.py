@@ -13,6 +13,7 @@ from textual.widgets import Input, Label, Select, SelectionList, Static
 
 from console.controller import Cartridge, Pigment, Plan
 from console.screens.base import SmpScreen
+from console.widgets.ticks import TickList
 from protocols import STAGE_PLANS, Dilution, NeedleSpec, SkinCondition, SmpError, Stage, Zone
 
 DEFAULT_ZONES = (Zone.HAIRLINE, Zone.MID_SCALP, Zone.CROWN)
@@ -61,9 +62,9 @@ class PlanScreen(SmpScreen):
                 yield Input(lot, placeholder="cartridge lot", id="needle-lot")
                 yield Input(expiry, placeholder="expiry YYYY-MM-DD", id="needle-expiry")
         with Horizontal(id="plan-lists"):
-            yield SelectionList[str](*((z.label, z.value, z in DEFAULT_ZONES) for z in Zone),
+            yield TickList[str](*((z.label, z.value, z in DEFAULT_ZONES) for z in Zone),
                                      id="zones")
-            yield SelectionList[str](*((c.label, c.value, False) for c in SkinCondition),
+            yield TickList[str](*((c.label, c.value, False) for c in SkinCondition),
                                      id="skin")
         yield Static(id="error", classes="error")
 

@@ -161,9 +161,8 @@ class WorkScreen(SmpScreen):
         if w is None or w.zone is None:
             self.app.notify("choose a zone first", severity="warning")
             return
-        now = next(z.coverage_pct for z in w.zones if z.zone is w.zone) or 0
-        pct = max(0, min(100, now + delta))
-        self.app.db_call(self.app.controller.set_coverage, w.zone, pct)
+        # The controller adds to its own figure: quick presses each count.
+        self.app.db_call(self.app.controller.bump_coverage, delta)
 
     def action_end(self) -> None:
         from console.screens.end import EndScreen

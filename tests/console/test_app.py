@@ -7,6 +7,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from textual.css.query import NoMatches
 
 from console.app import make_app
 from console.view import Link, MachineState
@@ -46,8 +47,16 @@ def on(app, name):
     return lambda: type(app.screen).__name__ == name
 
 
+def text(app, selector) -> str:
+    """What a widget of the current screen shows; "" while the screen is still mounting."""
+    try:
+        return str(app.screen.query_one(selector).render())
+    except NoMatches:
+        return ""
+
+
 def banner(app) -> str:
-    return str(app.screen.query_one(Banner).render())
+    return text(app, Banner)
 
 
 def state(app, *states):
@@ -111,7 +120,7 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             await until(pilot, lambda: "STOPPED" in banner(app))
             await press(pilot, "a")
             await until(pilot, on(app, "Confirm"))
-            assert "RE-ARM" in str(app.screen.query_one("#question").render())
+            await until(pilot, lambda: "RE-ARM" in text(app, "#question"))
             await press(pilot, "n")
             await pilot.pause(0.2)
             assert app.view.machine.state == MachineState.STOPPED

@@ -9,7 +9,7 @@ import pytest
 
 from console.controller import SessionController, WorkflowError, next_session_text
 from console.view import Link, MachineState
-from protocols import SafetyEnvelope, Stage, Zone
+from protocols import SafetyEnvelope, SmpError, Stage, Zone
 from protocols.envelope import Range
 from sessions import history
 from sessions.errors import GateRefused
@@ -220,3 +220,40 @@ def test_next_session_follows_the_interval_rules():
     assert "touch-up around 2028-03-02" in next_session_text(Stage.S4, [Zone.SCAR], today)
     assert "touch-up around 2030-03-02" in next_session_text(Stage.TOUCH_UP, [Zone.CROWN],
                                                              today)
+
+
+def test_a_mismatched_read_back_is_recorded_as_applied_and_stops_the_machine(controller, store):
+    """Invariant 3: the record holds what the machine applied (its read-back), not what was
+    asked, even when they differ; and the machine is stopped."""
+    c = controller
+    client = c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.HAIRLINE)
+    c.simulator.inject("misapply")
+    with pytest.raises(SmpError, match=r"the machine applied depth 1\.60 mm"):
+        c.adjust("depth_mm", 1)  # asks 1.55 mm; the faulty firmware applies 1.60 mm
+    assert c.view.machine.applied.depth_mm == Decimal("1.60")
+    assert wait_until(state_is(c, MachineState.STOPPED, MachineState.FAULT))
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    kinds = [(e.kind, e.settings.depth_mm if e.settings else None) for e in s.events
+             if e.kind.startswith("settings")]
+    assert kinds[-2:] == [("settings-requested", Decimal("1.55")),
+                          ("settings-applied", Decimal("1.60"))]
+
+
+def test_quick_presses_each_count(controller):
+    """Two "depth +" presses arriving together give two steps, and two "cover +" give 20%."""
+    import threading
+
+    c = controller
+    c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.HAIRLINE)  # 1.50 mm
+    presses = [threading.Thread(target=c.adjust, args=("depth_mm", 1)) for _ in range(2)]
+    presses += [threading.Thread(target=c.bump_coverage, args=(10,)) for _ in range(2)]
+    for t in presses:
+        t.start()
+    for t in presses:
+        t.join(timeout=10)
+    assert c.machine.applied.depth_mm == Decimal("1.60")
+    assert next(z for z in c.view.work.zones if z.zone is Zone.HAIRLINE).coverage_pct == 20
