@@ -63,6 +63,10 @@ class SmpApp(App):
         Binding("f2", "help", "Keys", id="help", tooltip="Every key of the console"),
         Binding("f3", "presentation", "Presentation", id="presentation",
                 tooltip="Hide client identities and health data (teaching)"),
+        Binding("f4", "history", "History", id="history",
+                tooltip="Clients, sessions, recall by lot, touch-ups due, exports"),
+        Binding("f5", "protocols", "Protocols", id="protocols",
+                tooltip="The protocol library: profiles, resolution, user-file errors"),
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (disarms the machine)"),
     ]
 
@@ -191,6 +195,19 @@ class SmpApp(App):
 
         self.push_screen(HelpScreen())
 
+    def action_history(self) -> None:
+        from console.screens.browsers import ConsoleHistoryScreen
+
+        if not isinstance(self.screen, ConsoleHistoryScreen):
+            self.push_screen(ConsoleHistoryScreen(self.store,
+                                                  presentation=self.view.presentation))
+
+    def action_protocols(self) -> None:
+        from console.screens.browsers import ConsoleProtocolsScreen
+
+        if not isinstance(self.screen, ConsoleProtocolsScreen):
+            self.push_screen(ConsoleProtocolsScreen())
+
     def action_presentation(self) -> None:
         on = not self.view.presentation
         self.controller.set_presentation(on)
@@ -224,6 +241,10 @@ class SmpApp(App):
             yield SystemCommand("Repeat last session's settings",
                                 "Apply this zone's settings from the client's last session",
                                 lambda: self.machine_call(self.controller.repeat_last))
+        yield SystemCommand("History", "Clients, sessions, recall by lot, touch-ups due, exports",
+                            self.action_history)
+        yield SystemCommand("Protocols", "The protocol library, resolved for a stage and skin",
+                            self.action_protocols)
         yield SystemCommand("Keys", "Every key of the console", self.action_help)
         yield SystemCommand("Presentation mode", "Hide client identities and health data",
                             self.action_presentation)

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
-from textual.widgets import Input, Label, Select, SelectionList, Static
+from textual.widgets import Input, Label, Select, Static
 
 from console.controller import Cartridge, Pigment, Plan
 from console.screens.base import SmpScreen
@@ -62,10 +62,10 @@ class PlanScreen(SmpScreen):
                 yield Input(lot, placeholder="cartridge lot", id="needle-lot")
                 yield Input(expiry, placeholder="expiry YYYY-MM-DD", id="needle-expiry")
         with Horizontal(id="plan-lists"):
-            yield TickList[str](*((z.label, z.value, z in DEFAULT_ZONES) for z in Zone),
-                                     id="zones")
-            yield TickList[str](*((c.label, c.value, False) for c in SkinCondition),
-                                     id="skin")
+            yield TickList([(z.value, z.label) for z in Zone], single=False,
+                           ticked={z.value for z in DEFAULT_ZONES}, id="zones")
+            yield TickList([(c.value, c.label) for c in SkinCondition], single=False,
+                           ticked=set(), id="skin")
         yield Static(id="error", classes="error")
 
     def on_mount(self) -> None:
@@ -78,9 +78,10 @@ class PlanScreen(SmpScreen):
         return Plan(
             technician=v["technician"],
             stage=Stage(self.query_one("#stage", Select).value),
-            zones=tuple(Zone(z) for z in self.query_one("#zones", SelectionList).selected),
-            conditions=tuple(SkinCondition(c) for c in
-                             self.query_one("#skin", SelectionList).selected),
+            # In the library's order (Zone, SkinCondition), whatever order they were ticked in.
+            zones=tuple(z for z in Zone if z.value in self.query_one("#zones", TickList).ticked),
+            conditions=tuple(c for c in SkinCondition
+                             if c.value in self.query_one("#skin", TickList).ticked),
             pigment=Pigment(_text(v, "brand", "pigment brand"), _text(v, "shade", "shade"),
                             Dilution.parse(v["dilution"]), v["pigment-lot"],
                             _date(v["pigment-expiry"], "pigment expiry")),

@@ -19,10 +19,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets import DataTable, Footer, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from console.widgets.ticks import TickList
 from protocols import (
     DEPTH,
     RATE,
@@ -50,48 +50,6 @@ def _where(path: Path, line: int | None, user_dir: Path | None) -> str:
     if user_dir is not None and path.is_relative_to(user_dir):
         shown = str(path.relative_to(user_dir))
     return f"{shown}:{line}" if line else shown
-
-
-class TickList(OptionList):
-    """Choices whose state is written in each line, "(*)" or "[x]", never shown by colour
-    alone. `single`: exactly one is chosen (a stage); otherwise any number (skin)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "select", "Tick", show=False),
-    ]
-
-    class Changed(Message):
-        def __init__(self, ticks: TickList):
-            super().__init__()
-            self.ticks = ticks
-
-        @property
-        def control(self) -> TickList:
-            return self.ticks
-
-    def __init__(self, items: list[tuple[str, str]], *, single: bool, ticked: set[str],
-                 id: str | None = None):
-        self._labels = dict(items)
-        self._single = single
-        self.ticked = set(ticked)
-        super().__init__(*(Option(self._prompt(key), id=key) for key in self._labels), id=id)
-
-    def _prompt(self, key: str) -> Text:
-        on = key in self.ticked
-        mark = ("(*)" if on else "( )") if self._single else ("[x]" if on else "[ ]")
-        return Text(f"{mark} {self._labels[key]}")
-
-    @on(OptionList.OptionSelected)
-    def _toggle(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        key = event.option.id or ""
-        if self._single:
-            self.ticked = {key}
-        else:
-            self.ticked ^= {key}
-        for other in self._labels:
-            self.replace_option_prompt(other, self._prompt(other))
-        self.post_message(self.Changed(self))
 
 
 class LibraryLoaded(Message):

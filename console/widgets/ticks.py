@@ -7,12 +7,12 @@ contraindication questions. Here the state is in the text: "[x] sunburnt skin" /
 
 from __future__ import annotations
 
-from rich.segment import Segment
+from rich.text import Text
+from textual import on
 from textual.content import Content
-from textual.strip import Strip
-from textual.widgets import Checkbox, SelectionList
-from textual.widgets.option_list import OptionDoesNotExist
-from textual.widgets.selection_list import SelectionType
+from textual.message import Message
+from textual.widgets import Checkbox, OptionList
+from textual.widgets.option_list import Option
 
 
 def mark(on: bool) -> str:
@@ -33,20 +33,40 @@ class Tick(Checkbox):
         self.label = self._label_for(event.value)
 
 
-class TickList(SelectionList[SelectionType]):
-    """A SelectionList that writes each option's state as [x] / [ ] instead of a coloured X."""
+class TickList(OptionList):
+    """Choices whose state is written in each line, "(*)" or "[x]", never shown by colour
+    alone; Enter or a click ticks. `single`: exactly one is chosen (a stage); otherwise any
+    number (zones, skin conditions)."""
 
-    def render_line(self, y: int) -> Strip:
-        strip = super().render_line(y)
-        _, scroll_y = self.scroll_offset
-        try:
-            selection = self.get_option_at_index(scroll_y + y)
-        except OptionDoesNotExist:
-            return strip
-        segments = list(strip)
-        if len(segments) < 4:
-            return strip
-        # SelectionList draws its button as three segments and a space: the same four cells.
-        rest = segments[4:]
-        style = rest[0].style if rest else segments[3].style
-        return Strip([Segment(f"{mark(selection.value in self.selected)} ", style), *rest])
+    class Changed(Message):
+        def __init__(self, ticks: TickList):
+            super().__init__()
+            self.ticks = ticks
+
+        @property
+        def control(self) -> TickList:
+            return self.ticks
+
+    def __init__(self, items: list[tuple[str, str]], *, single: bool, ticked: set[str],
+                 id: str | None = None):
+        self._labels = dict(items)
+        self._single = single
+        self.ticked = set(ticked)
+        super().__init__(*(Option(self._prompt(key), id=key) for key in self._labels), id=id)
+
+    def _prompt(self, key: str) -> Text:
+        on = key in self.ticked
+        mark = ("(*)" if on else "( )") if self._single else ("[x]" if on else "[ ]")
+        return Text(f"{mark} {self._labels[key]}")
+
+    @on(OptionList.OptionSelected)
+    def _toggle(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        key = event.option.id or ""
+        if self._single:
+            self.ticked = {key}
+        else:
+            self.ticked ^= {key}
+        for other in self._labels:
+            self.replace_option_prompt(other, self._prompt(other))
+        self.post_message(self.Changed(self))

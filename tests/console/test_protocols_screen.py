@@ -109,7 +109,7 @@ async def _library_sources_resolution_reasons_and_refusal(folder):
         assert lines[-1] == "  - no skin adjustments: the base profile as written"
 
         # Stage 2 and thin or sensitive skin (the second condition): every reason shown.
-        await pilot.press("f3", "down", "enter", "f4", "down", "space")
+        await pilot.press("f3", "down", "enter", "f4", "down", "enter")
         await pilot.pause()
         lines = resolved(screen)
         assert "For       stage 2, thin or sensitive skin" in lines
@@ -121,7 +121,7 @@ async def _library_sources_resolution_reasons_and_refusal(folder):
             "sensitive skin takes a slower stroke"]
 
         # Thick skin instead: 160 Hz is beyond the 150 Hz limit, so it is refused, unclamped.
-        await pilot.press("space", "down", "space")
+        await pilot.press("enter", "down", "enter")
         await pilot.pause()
         lines = resolved(screen)
         assert lines[4].startswith("REFUSED   crown, stage 2, thick or resistant skin: refused:")
@@ -179,7 +179,7 @@ def test_snapshot(tmp_path, monkeypatch, snap_compare):
     async def choose_thin_skin(pilot):
         await settle(pilot)
         await choose(pilot, pilot.app.browser, "crown-fast")
-        await pilot.press("f4", "down", "space")
+        await pilot.press("f4", "down", "enter")
         await pilot.pause()
         await settled_layout(pilot)
 

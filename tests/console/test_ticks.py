@@ -10,7 +10,10 @@ from console.widgets.ticks import Tick, TickList
 class Boxes(App):
     def compose(self) -> ComposeResult:
         yield Tick("sunburnt skin", id="tick")
-        yield TickList[str](("Hairline", "hairline", True), ("Crown", "crown", False), id="list")
+        yield TickList([("hairline", "Hairline"), ("crown", "Crown")], single=False,
+                       ticked={"hairline"}, id="list")
+        yield TickList([("1", "stage 1"), ("2", "stage 2")], single=True, ticked={"1"},
+                       id="stage")
 
 
 def test_a_tick_writes_its_state():
@@ -35,8 +38,17 @@ async def _tick_list():
     app = Boxes()
     async with app.run_test() as pilot:
         ticks = app.query_one("#list", TickList)
-        lines = [ticks.render_line(y).text for y in range(2)]
-        assert lines[0].startswith("[x] Hairline") and lines[1].startswith("[ ] Crown")
-        ticks.select("crown")
-        await pilot.pause()
-        assert ticks.render_line(1).text.startswith("[x] Crown")
+
+        def lines(widget):
+            return [str(widget.get_option_at_index(i).prompt) for i in range(widget.option_count)]
+
+        assert lines(ticks) == ["[x] Hairline", "[ ] Crown"]
+        ticks.focus()
+        ticks.highlighted = 1
+        await pilot.press("enter")
+        assert ticks.ticked == {"hairline", "crown"} and lines(ticks)[1] == "[x] Crown"
+        stage = app.query_one("#stage", TickList)
+        stage.focus()
+        stage.highlighted = 1
+        await pilot.press("enter")
+        assert stage.ticked == {"2"} and lines(stage) == ["( ) stage 1", "(*) stage 2"]

@@ -1,0 +1,39 @@
+"""The history and protocol browsers inside the console.
+
+The browsers are standalone screens (console/screens/history.py, protocols.py); here they get
+what every console screen has: the banner on top (SIMULATOR, LINK LOST, FAULT: invariant 5),
+kept current while a session runs underneath. The app's STOP keys work on them as anywhere.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+
+from console.screens.history import HistoryScreen
+from console.screens.protocols import ProtocolsScreen
+from console.view import View
+from console.widgets.banner import Banner
+
+
+class _WithBanner:
+    def compose(self) -> ComposeResult:
+        yield Banner(id="banner")
+        yield from super().compose()
+
+    def on_mount(self) -> None:
+        self.show(self.app.view)
+
+    def on_screen_resume(self) -> None:
+        self.show(self.app.view)
+
+    def show(self, view: View) -> None:
+        for banner in self.query(Banner):
+            banner.show(view)
+
+
+class ConsoleHistoryScreen(_WithBanner, HistoryScreen):
+    pass
+
+
+class ConsoleProtocolsScreen(_WithBanner, ProtocolsScreen):
+    pass
