@@ -202,11 +202,14 @@ def _one_command(method):
 class SessionController:
     def __init__(self, store: Store, *, on_view: Callable[[View], None] | None = None,
                  envelope: SafetyEnvelope = HARD_LIMITS, library: Library | None = None,
-                 publish_every_s: float = 0.1, today: Callable[[], date] | None = None):
+                 publish_every_s: float = 0.2, today: Callable[[], date] | None = None):
         self.store = store
         self.envelope = envelope
         self.library = library or load_library()
         self.on_view = on_view or (lambda view: None)
+        # Telemetry alone refreshes the screen 5 times a second, as an instrument's readout
+        # does; a state change, a fault, a link change or a read-back is shown at once.
+        # (bench/bench_console.py: 10 Hz cost the console more than a quarter of a core.)
         self.publish_every_s = publish_every_s
         self._today = today or (lambda: datetime.now(UTC).date())
         self.machine: Machine | None = None

@@ -13,6 +13,7 @@ from console.view import View
 from console.widgets.machine import MachinePanel
 from console.widgets.scalp import ZONE_KEYS, ScalpMap, ZoneCell
 from console.widgets.stop import StopButton
+from console.widgets.text import set_text
 from protocols import DEPTH, RATE, VOLTAGE, Zone
 
 SKINS = ("air", "normal", "thin", "thick", "scar")
@@ -96,10 +97,10 @@ class WorkScreen(SmpScreen):
         self.query_one(ScalpMap).show(w)
         self.query_one(MachinePanel).show(view)
         if w is None:
-            self.query_one("#session", Static).update("no session open")
+            set_text(self.query_one("#session", Static), "no session open")
             return
         zone = w.zone.label if w.zone else "none: press a zone key (1-0)"
-        self.query_one("#session", Static).update(
+        set_text(self.query_one("#session", Static),
             f"Session {w.session_id}  client {w.client}  {w.stage}  zone {zone}   "
             f"[{m.identity}]")
         applied = m.applied
@@ -113,16 +114,16 @@ class WorkScreen(SmpScreen):
         reasons = "\n".join(f"- {r}" for r in w.reasons) or "- the base profile as written"
         advisories = "\n".join(f"! {a}" for a in w.advisories)
         target = f", target {w.target_density_pct}% density" if w.target_density_pct else ""
-        self.query_one("#profile", Static).update(
+        set_text(self.query_one("#profile", Static),
             f"{zone}  profile {w.profile or '-'}{target}\n{settings}\nwhy:\n{reasons}"
             + (f"\n{advisories}" if advisories else ""))
-        self.query_one("#log", Static).update("\n".join(view.log))
+        set_text(self.query_one("#log", Static), "\n".join(view.log))
         sim = self.app.controller.simulator
         box = self.query_one("#sim", Static)
         box.display = m.simulator and sim is not None
         if sim is not None:
             caption = f"\nsay: {sim.caption}" if sim.caption else ""
-            box.update(f"SIMULATOR controls: p pedal, t skin ({SKINS[self.skin]}), "
+            set_text(box, f"SIMULATOR controls: p pedal, t skin ({SKINS[self.skin]}), "
                        f"f fault, c clear causes, g scenario{caption}")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

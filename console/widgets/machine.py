@@ -7,6 +7,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
 from console.view import Link, MachineState, View
+from console.widgets.text import set_text
 
 
 def _v(value: float | None, fmt: str) -> str:
@@ -36,10 +37,10 @@ class MachinePanel(Vertical):
         state = m.state.value if m.connected else "NOT CONNECTED"
         if m.connected and m.link == Link.LOST:
             state += " (last known: LINK LOST)"
-        self.query_one("#state", Static).update(
+        set_text(self.query_one("#state", Static),
             f"Machine: {state}   Pedal: {'DOWN' if m.pedal else 'up'}")
         run = view.work.run_ms / 1000 if view.work else 0.0
-        self.query_one("#values", Static).update(
+        set_text(self.query_one("#values", Static),
             f"rate    {_v(m.rate_hz, '6.1f')} Hz\n"
             f"voltage {_v(m.voltage_v, '6.2f')} V\n"
             f"current {_v(m.current_a, '6.3f')} A\n"
@@ -48,13 +49,15 @@ class MachinePanel(Vertical):
             f"pedal run {run:5.1f} s")
         for name, data in (("rate", m.rate_trend), ("voltage", m.voltage_trend),
                            ("current", m.current_trend), ("depth", m.depth_trend)):
-            self.query_one(f"#spark-{name}", Sparkline).data = list(data)
+            spark = self.query_one(f"#spark-{name}", Sparkline)
+            if spark.data != list(data):
+                spark.data = list(data)
         rtt = _v(m.rtt_ms, ".0f")
         age = _v(m.telemetry_age_ms, ".0f")
         link = m.link.value
         if m.link == Link.LOST:
             link = "LINK LOST"
-        self.query_one("#health", Static).update(
+        set_text(self.query_one("#health", Static),
             f"link {link}\nround trip {rtt} ms  telemetry age {age} ms\n"
             f"resends {m.resend_ratio * 100:.1f}%")
         self.set_class(m.state in (MachineState.FAULT, MachineState.STOPPED), "-alarm")

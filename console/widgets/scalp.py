@@ -7,6 +7,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.view import WorkView
+from console.widgets.text import set_text
 from protocols import Zone
 
 # Zone keys, in the order of protocols.zones.Zone: 1 to 9, then 0.
@@ -78,5 +79,5 @@ class ScalpMap(Widget):
             planned = "" if s is None or s.planned else " (unplanned)"
             cover = f"{s.coverage_pct}%" if s and s.coverage_pct is not None else "--%"
             run = f"{s.run_ms / 1000:.0f} s" if s else "0 s"
-            cell.update(f"{mark}[{ZONE_KEYS[z]}] {_short(z)}{planned}\n"
-                        f"run {run}  cover {cover}")
+            set_text(cell, f"{mark}[{ZONE_KEYS[z]}] {_short(z)}{planned}\n"
+                           f"run {run}  cover {cover}")

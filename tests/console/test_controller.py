@@ -208,9 +208,9 @@ def test_telemetry_is_coalesced_for_the_screen(controller):
     wait_until(lambda: False, timeout=1.0)
     published = len(c.views) - before
     c.simulator.press_pedal(False)
-    # 50 telemetry frames a second arrive; the screen gets about 10 views (plus a few events).
-    assert 5 <= published <= 20, published
-    assert len(c.view.machine.rate_trend) > 5 and c.view.machine.rate_hz > 50
+    # 50 telemetry frames a second arrive; the screen gets about 5 views (plus a few events).
+    assert 3 <= published <= 12, published
+    assert len(c.view.machine.rate_trend) >= 3 and c.view.machine.rate_hz > 50
 
 
 def test_next_session_follows_the_interval_rules():

@@ -1,0 +1,111 @@
+"""The console in a real terminal: start to first screen, CPU when idle and at 50 Hz telemetry,
+and the bridge's heartbeat gaps while it renders and records.
+
+tmux runs `smp console --port PTY` against `smp sim --pty` in another process (so the
+simulator's work is not counted); the console's CPU comes from /proc. Baseline in the same run:
+the same console on the client screen (no session, telemetry still arriving at 50 Hz).
+
+    .venv/bin/python bench/bench_console.py [seconds]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SMP = str(Path(sys.executable).with_name("smp"))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tmux(sock: str, *args: str) -> str:
+    return subprocess.run(["tmux", "-S", sock, *args], capture_output=True, text=True,
+                          check=True, timeout=10).stdout
+
+
+def wait_for(sock: str, text: str, timeout: float = 20.0) -> float:
+    start = time.monotonic()
+    while text not in tmux(sock, "capture-pane", "-p"):
+        if time.monotonic() - start > timeout:
+            raise SystemExit(f"{text!r} not on screen:\n{tmux(sock, 'capture-pane', '-p')}")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def console_pid(sock: str) -> int:
+    shell = int(tmux(sock, "display-message", "-p", "#{pane_pid}").strip())
+    out = subprocess.run(["pgrep", "-P", str(shell)], capture_output=True, text=True).stdout
+    return int(out.split()[0]) if out.strip() else shell
+
+
+def share(pid: int, seconds: float) -> float:
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    tmp = Path(tempfile.mkdtemp(prefix="smp-bench-console-"))
+    sim = subprocess.Popen([SMP, "sim", "--pty", "--quiet", "--link", str(tmp / "tty")],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    sim.stdout.readline()
+    sim.stdout.readline()
+    sock = str(tmp / "tmux.sock")
+    env = f"XDG_CONFIG_HOME={tmp} SMP_DB_URL=sqlite:///{tmp / 'record.sqlite3'} TERM=xterm-256color"
+    started = time.monotonic()
+    tmux(sock, "-f", "/dev/null", "new-session", "-d", "-x", "130", "-y", "42",
+         f"env {env} {SMP} console --port {tmp / 'tty'}")
+    try:
+        wait_for(sock, "Client")
+        first_screen = time.monotonic() - started
+        pid = console_pid(sock)
+        idle = share(pid, seconds)
+        for keys in (("C-n",), ("Ann Lee", "C-n"), ("C-n",), ("C-n",)):
+            tmux(sock, "send-keys", *keys)
+            time.sleep(1.0)
+        wait_for(sock, "STOP  (space / Esc)")
+        tmux(sock, "send-keys", "1")
+        wait_for(sock, "applied (read-back)")
+        tmux(sock, "send-keys", "a")
+        wait_for(sock, "ARM the machine?")
+        tmux(sock, "send-keys", "y")
+        wait_for(sock, "Machine: ARMED")
+        sim.stdin.write("skin normal\npedal down\n")
+        sim.stdin.flush()
+        wait_for(sock, "Machine: RUNNING")
+        profile = os.environ.get("SMP_BENCH_PROFILE")  # py-spy collapsed stacks, for digging
+        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-f",
+                                "raw", "-o", profile, "-d", str(int(seconds)), "-p", str(pid),
+                                "-t"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) if profile else None
+        running = share(pid, seconds)
+        if spy is not None:
+            spy.wait(timeout=seconds + 30)
+        screen = tmux(sock, "capture-pane", "-p")
+        tmux(sock, "send-keys", "Space")
+        wait_for(sock, "Machine: STOPPED")
+    finally:
+        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+        sim.terminate()
+        sim.wait(timeout=10)
+    rate = re.search(r"rate\s+([\d.]+) Hz", screen)
+    print(f"console start to first screen: {first_screen:.2f} s  (smp console --port, tmux)")
+    print(f"console CPU, client screen, telemetry arriving (baseline): {idle:6.1%} of one core")
+    print(f"console CPU, working screen, needle RUNNING, 50 Hz telemetry rendered and "
+          f"recorded: {running:6.1%} of one core  (x{running / max(idle, 1e-9):.1f} baseline)"
+          f"   target < 25%: {'met' if running < 0.25 else 'NOT met'}")
+    print(f"  (the screen showed rate {rate[1] if rate else '?'} Hz while measured)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Changing a widget's text cheaply.
+
+The working screen gets a new view ten times a second. `Static.update` re-lays out the whole
+screen by default, and the profiler showed that layout-and-render pass costing more than
+everything else the console does. Most widgets do not change between two telemetry frames,
+and those that do keep their shape (telemetry numbers are formatted to fixed widths); so:
+update only on change, and lay out again only when the number of lines or the longest line
+changes.
+"""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+
+def _shape(text: str) -> tuple[int, int]:
+    lines = text.split("\n")
+    return len(lines), max(len(line) for line in lines)
+
+
+def set_text(widget: Static, text: str) -> None:
+    old = getattr(widget, "_smp_text", None)
+    if old == text:
+        return
+    widget._smp_text = text
+    widget.update(text, layout=old is None or _shape(old) != _shape(text))
