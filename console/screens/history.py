@@ -35,10 +35,10 @@ from textual.widgets import (
     TabPane,
 )
 from textual.widgets.data_table import RowDoesNotExist
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, get_current_worker
 
+from console.screens.failures import failure_line
 from protocols import DEPTH, RATE, VOLTAGE, Zone
-from protocols.errors import SmpError
 from sessions.export import FORMATS, pseudonymise, render, write_file
 from sessions.history import (
     ClientRecord,
@@ -463,14 +463,8 @@ class HistoryScreen(Screen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The one place worker failures surface: one line, never a traceback.
-        if event.state is not WorkerState.ERROR:
-            return
-        err = event.worker.error
-        if isinstance(err, SmpError):
-            self._status(f"ERROR: {err}")
-        else:
-            self.log.error(f"{event.worker.name} failed", err)
-            self._status(f"ERROR: unexpected {type(err).__name__}: {err}")
+        if line := failure_line(self, event):
+            self._status(line)
 
     # -- clients ------------------------------------------------------------------------
 

@@ -20,8 +20,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, get_current_worker
 
+from console.screens.failures import failure_line
 from console.widgets.ticks import TickList
 from protocols import (
     DEPTH,
@@ -35,7 +36,6 @@ from protocols import (
     load_library,
     resolve,
 )
-from protocols.errors import SmpError
 
 
 def _source(entry: LibraryEntry) -> str:
@@ -127,14 +127,8 @@ class ProtocolsScreen(Screen):
             self.post_message(LibraryLoaded(library))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state is not WorkerState.ERROR:
-            return
-        err = event.worker.error
-        if isinstance(err, SmpError):
-            self._status(f"ERROR: {err}")
-        else:
-            self.log.error(f"{event.worker.name} failed", err)
-            self._status(f"ERROR: cannot read the protocol library: {type(err).__name__}: {err}")
+        if line := failure_line(self, event, "cannot read the protocol library:"):
+            self._status(line)
 
     @on(LibraryLoaded)
     def _loaded(self, msg: LibraryLoaded) -> None:
