@@ -627,6 +627,12 @@ class Machine:
             elif isinstance(msg, Nack):
                 self._publish(SettingsRefused(time.time(), cmd.requested, msg.describe(),
                                               "machine"))
+        if (cmd.msg.TYPE == MsgType.ARM and isinstance(msg, Ack)
+                and self.state not in (State.ARMED, State.RUNNING)):
+            # The machine is armed from its ACK on, not from the next telemetry: a machine that
+            # falls silent in between must still be stopped when the link is judged LOST.
+            # (It acknowledges ARM only with nothing latched.)
+            self._note_state(State.ARMED, Fault.NONE)
         self._finish(cmd, reply=msg)
 
     def _on_ident(self, ident: Ident, *, internal: bool) -> None:
