@@ -57,7 +57,7 @@ class Sim:
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
-    def wait_event(self, after_ns: int, match, timeout: float = 3.0) -> dict:
+    def wait_event(self, after_ns: int, match, timeout: float = 10.0) -> dict:
         """The first logged event at or after `after_ns` for which `match(event)` holds."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -83,7 +83,7 @@ def stopped_by(why: str):
         e["detail"].endswith(why))
 
 
-def wait_for(pred, timeout: float = 3.0) -> None:
+def wait_for(pred, timeout: float = 10.0) -> None:
     end = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > end:

@@ -195,6 +195,8 @@ def run_worker(index: int, seconds: float, ber: float, db_dir: str) -> dict[str,
         except LinkError as exc:
             c["commands_failed"] += 1
             recover(str(exc))
+        except SmpError as exc:  # refused, e.g. ARM while a fault from the last run is latched
+            recover(str(exc))
     unsubscribe()
     recorded(rec.end(aftercare_given=True))
     # The bridge's own counters: transmissions include resends.
