@@ -137,7 +137,13 @@ class SimulatedMachine:
     def next_wakeup_s(self) -> float:
         with self._lock:
             now = self.clock.now_ns()
-            return min(0.005, self.to_host.wait_s(now), self.to_machine.wait_s(now))
+            waits = [0.005, self.to_host.wait_s(now), self.to_machine.wait_s(now)]
+            fw = self.firmware
+            if fw.link_alive and fw.last_host_ns is not None:
+                # A real watchdog is a timer that fires at its deadline, not at the next poll.
+                deadline = fw.last_host_ns + fw.watchdog_ms * 1_000_000
+                waits.append(max(0.0, (deadline - now) / 1e9))
+            return min(waits)
 
     # --- the trainer's controls --------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """The whole simulated machine on a fake clock: faults, pacing and scenarios."""
 
+import pytest
+
 from firmware_bridge.codec import (
     Arm,
     Decoder,
@@ -176,3 +178,13 @@ def test_a_scenario_plays_on_the_machine_clock():
     assert m.firmware.state == State.RUNNING
     host.run(0.4)
     assert m.firmware.state == State.ARMED and not m.playing
+
+
+def test_the_machine_wakes_at_its_watchdog_deadline():
+    """A transport sleeps at most next_wakeup_s(): the watchdog must not wait for a poll."""
+    m, host = setup()
+    host.heartbeats = False
+    host.run(0.05)  # the last host frame arrived somewhere in there
+    deadline = m.firmware.last_host_ns + m.firmware.watchdog_ms * 1_000_000
+    host.clock.advance_ns(deadline - host.clock.now_ns() - 1_500_000)  # 1.5 ms before it
+    assert m.next_wakeup_s() == pytest.approx(0.0015)
