@@ -58,6 +58,9 @@ TELEMETRY_PERIOD_NS = 20_000_000  # 50 Hz
 # more than 0.1 mm off its setpoint after 1.5 s means it stopped short.
 DEPTH_TOLERANCE_UM = 100
 DEPTH_SETTLE_NS = 1_500_000_000
+# Commands remembered against re-execution: a host numbers them 1..255 in turn, so a number seen
+# among the last few is a late copy (reordered behind a newer command), never a new command.
+RECENT_COMMANDS = 8
 # Steps of the three settings in wire units (0.05 mm, 0.1 Hz, 0.1 V).
 STEPS = WireSettings(depth_um=50, rate_dhz=1, voltage_mv=100)
 _FIELDS = (Field.DEPTH, Field.RATE, Field.VOLTAGE)
@@ -135,6 +138,7 @@ class Firmware:
         self.last_host_ns: int | None = None
         self.handshaken = False
         self._last_cmd: tuple[int, int] | None = None  # (seq, type) of the last command
+        self._recent: deque[tuple[int, int]] = deque(maxlen=RECENT_COMMANDS)
         self._last_reply = b""
         self._decoder = Decoder()
         self._last_tick = now
@@ -321,7 +325,14 @@ class Firmware:
             else:
                 self._outbox += self._last_reply
             return
+        if (seq, t) in self._recent:
+            # An older command's late copy: executing it would put back what a newer command
+            # replaced. Its answer was already given; the host has moved on.
+            self.duplicates += 1
+            self._event("duplicate", seq, f"{MsgType(t).name}: stale copy")
+            return
         self._last_cmd = (seq, t)
+        self._recent.append((seq, t))
         self._last_reply = self._execute(frame, seq)
 
     def _host_alive(self, now: int) -> None:
@@ -358,6 +369,8 @@ class Firmware:
         self._event("HELLO", frame.seq, f"host protocol {hello.protocol}")
         reply = self._send(self.ident(), ack=frame.seq)
         self._last_cmd, self._last_reply = (frame.seq, MsgType.HELLO), reply
+        self._recent.clear()
+        self._recent.append(self._last_cmd)
 
     def _execute(self, frame: Frame, seq: int) -> bytes:
         t = MsgType(frame.type)
