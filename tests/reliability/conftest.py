@@ -116,7 +116,7 @@ class MachineLog:
             elif e.what == "link":
                 link = True
             elif e.what == "watchdog":
-                link = False
+                armed = link = False  # a link loss needs a new ARM, as a STOP does
             elif e.transition:
                 old, new, why = e.transition
                 assert old == state, f"log out of order at {e}"
