@@ -17,6 +17,7 @@ import errno
 import grp
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -32,27 +33,29 @@ class TransportError(SmpError):
     """The port could not be opened, or went away."""
 
 
-class Transport:
+class Transport(ABC):
     """A byte stream to a machine."""
 
     url: str = ""
     simulator: Any = None  # the in-process simulator behind this transport, if any
 
+    @abstractmethod
     def read(self, max_bytes: int = 4096) -> bytes:
         """Bytes received; b"" after a short timeout; raises TransportError once gone."""
-        raise NotImplementedError
 
-    def write(self, data: bytes) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
 
     def reset_input(self) -> None:
         """Discard bytes received but not yet read."""
+        return  # optional: a transport without an input buffer has nothing to discard
 
     def cancel_read(self) -> None:
         """Make a blocked read() return at once."""
+        return  # optional: a transport whose reads time out by themselves needs nothing
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
 
 TransportFactory = Callable[[str], Transport]
