@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import sys
 import threading
 import time
 from collections import deque
@@ -88,6 +89,7 @@ STALE_AFTER_S = 0.100
 # stopped itself, and one that we cannot hear is stopped by us (see _judge_link).
 LOST_AFTER_S = 0.250
 HEALTH_EVERY_S = 0.250
+SWITCH_INTERVAL_S = 0.0005  # see Machine._start
 
 
 class LinkError(SmpError):
@@ -209,6 +211,11 @@ class Machine:
         return machine
 
     def _start(self) -> None:
+        # A thread waiting for the GIL gets it only after the holder's switch interval (5 ms
+        # by default), and a heartbeat takes several acquisitions: with four busy Python
+        # threads beats stretched to 150 ms; at 0.5 ms the worst was 60 ms (bench_link_load).
+        # Process-wide, and only ever lowered: the heartbeat is the needle's lifeline.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.transport.reset_input()
         self._reader.start()
         self._link.start()

@@ -26,7 +26,7 @@ from firmware_bridge.events import (
 from protocols import MachineSettings
 from protocols.envelope import Range, SafetyEnvelope
 from sim.serve import PtyServer
-from tests.link.conftest import FrameFilter, wait_for
+from tests.link.conftest import FrameFilter, connected, wait_for
 
 CROWN = MachineSettings(depth_mm=Decimal("1.8"), rate_hz=Decimal("130"), voltage_v=Decimal("7.5"))
 HAIRLINE = MachineSettings(depth_mm=Decimal("1.5"), rate_hz=Decimal("110"),
@@ -49,6 +49,20 @@ def test_handshake(pty, machine):
     assert wait_for(lambda: machine.telemetry is not None)
     assert machine.link_state == LinkState.CONNECTED
     assert pty.firmware.handshaken
+
+
+def test_connecting_shortens_the_gil_switch_interval_and_never_lengthens_it(pty):
+    """The heartbeat thread must get the GIL promptly beside busy Python threads."""
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)  # Python's default
+        with connected(pty.address):
+            assert sys.getswitchinterval() == pytest.approx(0.0005, abs=1e-5)
+        sys.setswitchinterval(0.0002)  # a program that chose shorter keeps its choice
+        with connected(pty.address):
+            assert sys.getswitchinterval() == pytest.approx(0.0002, abs=1e-5)
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_apply_returns_the_read_back(pty, machine):

@@ -138,7 +138,7 @@ def test_a_busy_ui_thread_never_lets_the_needle_run_without_a_live_link(sim):
         sim.say("pedal down")
         assert sim.log.wait_state("RUNNING")
         host.heartbeat_gaps.clear()
-        hogs = [threading.Thread(target=hog) for _ in range(2)]
+        hogs = [threading.Thread(target=hog) for _ in range(4)]
         for h in hogs:
             h.start()
         time.sleep(2.0)
@@ -155,4 +155,7 @@ def test_a_busy_ui_thread_never_lets_the_needle_run_without_a_live_link(sim):
     # Either the needle ran normally throughout or it was stopped: never ran on unheard.
     if not tripped:
         assert gaps[-1] < 0.250
+    # The bridge's short GIL switch interval keeps beats near 60 ms beside four hogs (at
+    # Python's default 5 ms they reached 128-155 ms); 100 ms is issue 7's ceiling.
+    assert gaps[int(len(gaps) * 0.99)] < 0.100
     sim.log.assert_needle_safe()
