@@ -13,12 +13,18 @@ watchdog time + 5 ms of the link being lost, judged from the last frame (the str
 STOP: Machine.stop() called -> the machine's STOP latch. Baseline in the same run: ARM, an
 ordinary queued command, Machine.arm() called -> the machine's ARM.
 
-    .venv/bin/python bench/bench_stop.py [trials]
+The tail is the operating system's: a late trial is one where the simulator's process did not
+run on time. The run's CPU steal (time the hypervisor gave this VM's cores to others, from
+/proc/stat) is printed beside the figures; `--realtime` runs the simulator at SCHED_FIFO
+priority (`chrt -f 50`), which removes the scheduler's share of the tail but not the steal.
+
+    .venv/bin/python bench/bench_stop.py [trials] [--realtime]
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,7 +37,7 @@ from firmware_bridge import Machine, State
 from protocols import MachineSettings
 
 SMP = str(Path(sys.executable).with_name("smp"))
-TRIALS = 30
+TRIALS = 100
 WATCHDOGS_MS = (250, 100)
 
 
@@ -43,10 +49,11 @@ def pct(values: list[float], p: float) -> float:
 class Sim:
     """`smp sim --pty` in another process: its stdin is the pedal, its events file its log."""
 
-    def __init__(self, events: Path):
+    def __init__(self, events: Path, *, realtime: bool):
         self.events = events
         self.proc = subprocess.Popen(
-            [SMP, "sim", "--pty", "--quiet", "--seed", "1", "--events", str(events)],
+            [*(["chrt", "-f", "50"] if realtime else []),
+             SMP, "sim", "--pty", "--quiet", "--seed", "1", "--events", str(events)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
         self.port = line.split(" on ", 1)[1].split()[0]
@@ -102,10 +109,19 @@ def run_needle(m: Machine, sim: Sim) -> None:
     wait_for(lambda: m.state == State.RUNNING)
 
 
+def cpu_times() -> list[int]:
+    """The aggregate `cpu` line of /proc/stat: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat", encoding="ascii") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
 def main() -> int:
-    trials = int(sys.argv[1]) if len(sys.argv) > 1 else TRIALS
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    realtime = "--realtime" in sys.argv[1:]
+    trials = int(args[0]) if args else TRIALS
+    cpu_before = cpu_times()
     with tempfile.TemporaryDirectory(prefix="smp-bench-stop-") as tmp:
-        sim = Sim(Path(tmp) / "events.jsonl")
+        sim = Sim(Path(tmp) / "events.jsonl", realtime=realtime)
         try:
             m = Machine.connect(sim.port)
             cut = threading.Event()
@@ -158,20 +174,25 @@ def main() -> int:
         finally:
             sim.close()
 
-    print(f"needle stopped, from the machine's own log (smp sim --pty in another process), "
-          f"{trials} trials each")
+    spent = [b - a for a, b in zip(cpu_before, cpu_times(), strict=True)]
+    print(f"needle stopped, from the machine's own log (smp sim --pty in another process"
+          f"{', SCHED_FIFO' if realtime else ''}), {trials} trials each; load average "
+          f"{os.getloadavg()[0]:.2f}, CPU steal {100 * spent[7] / max(1, sum(spent)):.1f}% "
+          "of the run")
     met = True
     for wd, (from_cut, from_last) in loss.items():
         # Judged strictly: from the last frame that crossed, which is what the watchdog
         # counts from (the cut itself comes up to one heartbeat later).
-        ok = max(from_last) <= wd + 5
-        met &= ok
+        late = sum(1 for x in from_last if x > wd + 5)
+        met &= late == 0
         print(f"  link lost, watchdog {wd} ms (baseline: the setting itself)")
-        print(f"    from the cut              p50 {pct(from_cut, 50):7.2f}  max "
-              f"{max(from_cut):7.2f} ms")
-        print(f"    from the last host frame  p50 {pct(from_last, 50):7.2f}  max "
-              f"{max(from_last):7.2f} ms  max - watchdog {max(from_last) - wd:+6.2f} ms   "
-              f"target <= {wd} + 5 ms: {'met' if ok else 'NOT met'}")
+        print(f"    from the cut              p50 {pct(from_cut, 50):7.2f}  p99 "
+              f"{pct(from_cut, 99):7.2f}  max {max(from_cut):7.2f} ms")
+        print(f"    from the last host frame  p50 {pct(from_last, 50):7.2f}  p99 "
+              f"{pct(from_last, 99):7.2f}  max {max(from_last):7.2f} ms  max - watchdog "
+              f"{max(from_last) - wd:+6.2f} ms")
+        print(f"    target <= {wd} + 5 ms: {'met' if not late else 'NOT met'} "
+              f"({late} of {trials} later)")
     print(f"  STOP called -> STOP latched    p50 {pct(stop_ms, 50):7.2f}  max "
           f"{max(stop_ms):7.2f} ms")
     print(f"  arm() called -> ARM (baseline) p50 {pct(arm_ms, 50):7.2f}  max "
