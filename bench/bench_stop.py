@@ -49,7 +49,7 @@ def pct(values: list[float], p: float) -> float:
 class Sim:
     """`smp sim --pty` in another process: its stdin is the pedal, its events file its log."""
 
-    def __init__(self, events: Path, *, realtime: bool):
+    def __init__(self, events: Path, *, realtime: bool = False):
         self.events = events
         self.proc = subprocess.Popen(
             [*(["chrt", "-f", "50"] if realtime else []),

@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from console.config import ConfigError, ConsoleConfig
 from console.controller import SessionController
+from console.gc_policy import FullCollections
 from console.view import MachineState, View
 from protocols.errors import SmpError
 from sessions.store import Store
@@ -88,6 +89,9 @@ class SmpApp(App):
     # --- start-up ------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        # Full collections would stall the heartbeat thread mid-pass: the app times them.
+        self._full_gc = FullCollections()
+        self.set_interval(1.0, self._collect_garbage)
         self.theme = self.config_.theme
         if self.config_.keymap:
             self.set_keymap({k: v for k, v in self.config_.keymap.items()})
@@ -98,6 +102,14 @@ class SmpApp(App):
 
         self.push_screen(ConnectScreen(self.url))
         offer_recovery(self)
+
+    def on_unmount(self) -> None:
+        self._full_gc.release()
+
+    def _collect_garbage(self) -> None:
+        m = self.view.machine
+        if m.state != MachineState.RUNNING and not m.pedal and not m.motor:
+            self._full_gc.collect_if_due()
 
     def connected(self, _: object = None) -> None:
         from console.screens.client import ClientScreen
