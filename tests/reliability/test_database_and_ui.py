@@ -149,13 +149,14 @@ def test_a_busy_ui_thread_never_lets_the_needle_run_without_a_live_link(sim):
         sim.say("pedal up")
     tripped = sim.log.first("watchdog") is not None
     print(f"\nbusy UI: {spins} hog rounds; heartbeat gaps max {gaps[-1] * 1000:.0f} ms, "
-          f"p99 {gaps[int(len(gaps) * 0.99)] * 1000:.0f} ms; watchdog "
+          f"{sum(g > 0.075 for g in gaps)} of {len(gaps)} over 75 ms; watchdog "
           f"{'tripped (stopped safely)' if tripped else 'never tripped'}")
     assert spins > 10 and len(gaps) > 20  # the hog ran and so did the heartbeat
     # Either the needle ran normally throughout or it was stopped: never ran on unheard.
     if not tripped:
         assert gaps[-1] < 0.250
-    # The bridge's short GIL switch interval keeps beats near 60 ms beside four hogs (at
-    # Python's default 5 ms they reached 128-155 ms); 100 ms is issue 7's ceiling.
-    assert gaps[int(len(gaps) * 0.99)] < 0.100
+    # The bridge's short GIL switch interval keeps beats near 60 ms beside four hogs: none
+    # over 75 ms. At Python's default 5 ms, 6 or 7 of ~36 were, up to 116-155 ms. Two are
+    # allowed for a stall of the whole machine (hypervisor steal, bench_machine_noise.py).
+    assert sum(g > 0.075 for g in gaps) <= 2
     sim.log.assert_needle_safe()
