@@ -150,6 +150,7 @@ class _ZoneState:
     runs: int = 0
     coverage: int | None = None
     settings: MachineSettings | None = None
+    profile: str | None = None  # the profile chosen for this zone in this session
 
 
 @dataclass
@@ -291,6 +292,8 @@ class SessionController:
         return WorkView(
             session_id=w.recorder.session_id, client=name, stage=w.plan.stage.label,
             zone=w.zone, profile=w.profile, reasons=w.reasons, advisories=w.advisories,
+            profiles=tuple(e.profile.name for e in self.library.for_zone(w.zone))
+            if w.zone else (),
             target_density_pct=w.target, zones=zones, run_ms=running,
             armed_once=w.armed_once)
 
@@ -439,36 +442,51 @@ class SessionController:
 
     # --- zones and settings ------------------------------------------------------------------
 
+    def profiles_for(self, zone: Zone) -> list[tuple[str, str]]:
+        """The library's profiles for `zone`, its default first: (name, the profile's notes)."""
+        return [(e.profile.name, e.profile.notes) for e in self.library.for_zone(Zone(zone))]
+
     @_one_command
-    def select_zone(self, zone: Zone) -> MachineSettings:
-        """Work moves to `zone`: resolve its profile, apply it, record the read-back."""
+    def select_zone(self, zone: Zone, profile: str | None = None) -> MachineSettings:
+        """Work moves to `zone`: resolve its profile, apply it, record the read-back.
+
+        `profile` chooses among the zone's profiles; the choice holds for this zone for the
+        rest of the session. Without one, the zone's last choice, else its default.
+        """
         work = self._require_work()
         machine = self._require_machine()
         zone = Zone(zone)
         if self._machine_view.pedal:
             raise WorkflowError("release the pedal before changing zone")
-        entry = self.library.for_zone(zone)
-        if not entry:
+        entries = self.library.for_zone(zone)
+        if not entries:
             raise WorkflowError(f"no profile for zone {zone.value} in the library")
-        profile = entry[0].profile
+        name = profile or work.zones[zone].profile
+        entry = next((e for e in entries if e.profile.name == name), entries[0])
+        if profile and entry.profile.name != profile:
+            raise WorkflowError(f"profile {profile!r} is not for {zone.label}: allowed "
+                                f"{', '.join(e.profile.name for e in entries)}")
+        chosen = entry.profile
         target = None
         try:
-            res = resolve(profile, work.plan.stage, work.plan.conditions, machine.envelope)
+            res = resolve(chosen, work.plan.stage, work.plan.conditions, machine.envelope)
         except ProfileRefused as exc:
             with self._lock:
-                work.recorder.zone_changed(zone, profile=profile.name, reasons=exc.reasons)
-                work.zone, work.profile, work.reasons = zone, profile.name, exc.reasons
+                work.recorder.zone_changed(zone, profile=chosen.name, reasons=exc.reasons)
+                work.zone, work.profile, work.reasons = zone, chosen.name, exc.reasons
+                work.zones[zone].profile = chosen.name
                 work.advisories = (str(exc),)
                 self._note(f"{zone.label}: {exc}")
                 self._publish()
             raise
         target = res.plan.target_density_pct
         with self._lock:
-            work.recorder.zone_changed(zone, profile=profile.name, reasons=res.reasons,
+            work.recorder.zone_changed(zone, profile=chosen.name, reasons=res.reasons,
                                        target_density_pct=target)
-            work.zone, work.profile, work.reasons = zone, profile.name, res.reasons
+            work.zone, work.profile, work.reasons = zone, chosen.name, res.reasons
+            work.zones[zone].profile = chosen.name
             work.advisories, work.target = res.advisories, target
-            self._note(f"zone {zone.label}: profile {profile.name}")
+            self._note(f"zone {zone.label}: profile {chosen.name}")
             self._publish()
         return self._apply(res.settings)
 

@@ -118,6 +118,7 @@ class WorkView:
     zones: tuple[ZoneStatus, ...]
     run_ms: int  # the pedal run going on now (0 if none)
     armed_once: bool
+    profiles: tuple[str, ...] = ()  # the library's profiles for this zone, default first
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ class WorkScreen(SmpScreen):
                 tooltip=f"Voltage up one step ({VOLTAGE.step} V)"),
         Binding("l", "adjust('voltage_v', -1)", "Volt-", id="work.volt-down",
                 tooltip=f"Voltage down one step ({VOLTAGE.step} V)"),
+        Binding("v", "profile", "Profile", id="work.profile",
+                tooltip="Choose another of this zone's profiles (e.g. a defined hairline)"),
         Binding("r", "repeat", "Repeat last", id="work.repeat",
                 tooltip="This zone's confirmed settings from the client's last session"),
         Binding("a", "arm", "Arm", id="work.arm",
@@ -114,8 +116,9 @@ class WorkScreen(SmpScreen):
         reasons = "\n".join(f"- {r}" for r in w.reasons) or "- the base profile as written"
         advisories = "\n".join(f"! {a}" for a in w.advisories)
         target = f", target {w.target_density_pct}% density" if w.target_density_pct else ""
+        others = f"  [v: {len(w.profiles)} for this zone]" if len(w.profiles) > 1 else ""
         set_text(self.query_one("#profile", Static),
-            f"{zone}  profile {w.profile or '-'}{target}\n{settings}\nwhy:\n{reasons}"
+            f"{zone}  profile {w.profile or '-'}{others}{target}\n{settings}\nwhy:\n{reasons}"
             + (f"\n{advisories}" if advisories else ""))
         set_text(self.query_one("#log", Static), "\n".join(view.log))
         sim = self.app.controller.simulator
@@ -146,6 +149,23 @@ class WorkScreen(SmpScreen):
 
     def action_adjust(self, field: str, steps: int) -> None:
         self.app.machine_call(self.app.controller.adjust, field, steps)
+
+    def action_profile(self) -> None:
+        from console.screens.choose import Choose
+
+        w = self.app.view.work
+        if w is None or w.zone is None:
+            self.app.notify("choose a zone first", severity="warning")
+            return
+        zone, current = w.zone, w.profile
+        items = [(name, f"{name}{' (in use)' if name == current else ''}: {notes}")
+                 for name, notes in self.app.controller.profiles_for(zone)]
+
+        def chosen(name: str | None) -> None:
+            if name and name != current:
+                self.app.machine_call(self.app.controller.select_zone, zone, name)
+
+        self.app.push_screen(Choose(f"Profile for {zone.label} (q closes)", items), chosen)
 
     def action_repeat(self) -> None:
         self.app.machine_call(self.app.controller.repeat_last,

@@ -176,6 +176,47 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
     assert [g.reason for g in s.gate if g.present] == ["crown only"]
 
 
+@pytest.mark.timeout(60)
+def test_another_profile_for_the_zone_is_chosen_by_key_and_recorded(store):
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            await press(pilot, "ctrl+n")
+            (await field(pilot, "#name")).value = "Ann Lee"
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "GateScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "PlanScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "WorkScreen"))
+            await press(pilot, "v")  # no zone yet: said, nothing opens
+            await until(pilot, lambda: any("choose a zone first" in str(n.message)
+                                           for n in app._notifications))
+            await press(pilot, "1")
+            await until(pilot, lambda: app.view.machine.applied is not None)
+            soft = app.view.machine.applied
+            await until(pilot, lambda: "profile hairline-soft  [v: 2 for this zone]" in text(
+                app, "#profile"))
+
+            await press(pilot, "v")
+            await until(pilot, on(app, "Choose"))
+            options = app.screen.query_one("OptionList")
+            assert "hairline-soft (in use)" in str(options.get_option_at_index(0).prompt)
+            assert "once the design has healed" in str(options.get_option_at_index(1).prompt)
+            await press(pilot, "down", "enter")
+            await until(pilot, lambda: app.view.work.profile == "hairline-defined")
+            await until(pilot, lambda: app.view.machine.applied != soft)
+            assert app.view.machine.applied.rate_hz == soft.rate_hz + 10
+            await until(pilot, lambda: "profile hairline-defined" in text(app, "#profile"))
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())
+    (s,) = history.client_record(store, history.find_client(store, "Ann Lee").id).sessions
+    assert [z.profile for z in s.zones] == ["hairline-defined"]
+
+
 def test_help_lists_every_key_and_a_user_keymap_applies(store):
     from console.config import ConsoleConfig
 

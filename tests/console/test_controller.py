@@ -175,6 +175,37 @@ def test_repeat_last_session_settings_and_a_machine_restart(controller, store):
                for e in s.events)
 
 
+def test_a_zone_works_with_the_profile_chosen_for_it_and_keeps_it(controller, store):
+    c = controller
+    client = c.add_client(new_client())
+    c.start_session(plan(stage=Stage.S2), CLEAR, {})
+    assert [n for n, _ in c.profiles_for(Zone.HAIRLINE)] == ["hairline-soft", "hairline-defined"]
+    soft = c.select_zone(Zone.HAIRLINE)  # the default: 110 Hz, 6.5 V
+    assert c.view.work.profile == "hairline-soft"
+    assert c.view.work.profiles == ("hairline-soft", "hairline-defined")
+    defined = c.select_zone(Zone.HAIRLINE, "hairline-defined")  # 120 Hz, 7.0 V
+    assert c.view.work.profile == "hairline-defined" and c.view.machine.applied == defined
+    assert (defined.rate_hz, defined.voltage_v) != (soft.rate_hz, soft.voltage_v)
+    assert defined.rate_hz - soft.rate_hz == Decimal("10")
+
+    # Back to the hairline after the crown: the choice holds for the session.
+    c.select_zone(Zone.CROWN)
+    assert c.view.work.profiles == ("crown-standard",)
+    assert c.select_zone(Zone.HAIRLINE) == defined
+    assert c.view.work.profile == "hairline-defined"
+
+    # Another zone's profile is refused in one line, and nothing changes.
+    with pytest.raises(WorkflowError, match="profile 'crown-standard' is not for Hairline: "
+                                            "allowed hairline-soft, hairline-defined"):
+        c.select_zone(Zone.HAIRLINE, "crown-standard")
+    assert c.view.work.profile == "hairline-defined" and c.view.machine.applied == defined
+    c.end_session({Zone.HAIRLINE: 40}, aftercare_given=True)
+
+    (s,) = history.client_record(store, client.id).sessions
+    (hairline,) = [z for z in s.zones if z.zone == Zone.HAIRLINE.value]
+    assert hairline.profile == "hairline-defined"
+
+
 def test_presentation_mode_hides_the_client(controller):
     c = controller
     client = c.add_client(new_client("Zed Quinn"))
