@@ -70,6 +70,15 @@ async def arm(pilot, app):
     await until(pilot, state(app, MachineState.ARMED))
 
 
+async def new_client(pilot, name):
+    """From the client screen: a new client saved, on to the gate."""
+    await press(pilot, "ctrl+n")
+    await until(pilot, on(pilot.app, "NewClientScreen"))
+    (await field(pilot, "#name")).value = name
+    await press(pilot, "ctrl+n")
+    await until(pilot, on(pilot.app, "GateScreen"))
+
+
 @pytest.mark.timeout(120)
 def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(store):
     app = make_app(store, url="sim://")
@@ -79,11 +88,7 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, on(app, "ClientScreen"))
             assert "SIMULATOR" in banner(app)
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "NewClientScreen"))
-            (await field(pilot, "#name")).value = "Ann Lee"
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "GateScreen"))
+            await new_client(pilot, "Ann Lee")
 
             # Sunburn refuses without a reason, then passes with one.
             (await field(pilot, "#has-sunburn")).value = True
@@ -183,10 +188,7 @@ def test_another_profile_for_the_zone_is_chosen_by_key_and_recorded(store):
     async def run():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, on(app, "ClientScreen"))
-            await press(pilot, "ctrl+n")
-            (await field(pilot, "#name")).value = "Ann Lee"
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "GateScreen"))
+            await new_client(pilot, "Ann Lee")
             await press(pilot, "ctrl+n")
             await until(pilot, on(app, "PlanScreen"))
             await press(pilot, "ctrl+n")
