@@ -7,9 +7,9 @@ heartbeat thread could not run meanwhile, and heartbeat gaps reached 177 ms with
 running. So, while the console runs:
 
 - the objects that live as long as the program (modules, classes, the app) are frozen out of
-  every later scan (`gc.freeze`), which makes a full collection about 3x shorter;
-- automatic full collections are off; the young generations still collect as usual (under
-  4 ms each);
+  every later scan (`gc.freeze`), which makes a full collection 2 to 3 times shorter;
+- automatic full collections are off; the young generations still collect as usual (about
+  4 ms at most);
 - the app runs a full collection itself, once one is due by CPython's own measure (10 young
   collections since the last), and only while the needle is not running.
 """
