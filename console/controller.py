@@ -716,8 +716,7 @@ class SessionController:
             if rec is not None:
                 rec.telemetry(Reading(datetime.now(UTC), t.rate_dhz, t.voltage_mv,
                                       t.current_ma, fault=bool(faults)))
-            if t.pedal_down != mv.pedal:
-                self._pedal(t.pedal_down)
+            if self._needle_changed(mv) or t.pedal_down != mv.pedal:
                 self._publish()
             else:
                 self._dirty = True
@@ -732,6 +731,7 @@ class SessionController:
             self._machine_view = replace(mv, state=machine_state(event.new, event.faults),
                                          **self._fault_fields(event.faults))
             self._note(f"machine {self._machine_view.state.value}")
+            self._needle_changed(mv)
         elif isinstance(event, FaultLatched):
             self._fault(event)
         elif isinstance(event, LinkStateChanged):
@@ -752,16 +752,26 @@ class SessionController:
             return
         self._publish()
 
-    def _pedal(self, down: bool) -> None:
+    def _needle_changed(self, before: MachineView) -> bool:
+        """A run is the needle running, whatever the pedal does: it starts when the machine
+        reports RUNNING and ends when it leaves it (pedal up, STOP, a fault), so a pedal held
+        through a fault, or pressed while disarmed, adds no needle time."""
+        running = self._machine_view.state == MachineState.RUNNING
+        if running == (before.state == MachineState.RUNNING):
+            return False
+        self._run(running, ended_by=self._machine_view.state.value)
+        return True
+
+    def _run(self, start: bool, *, ended_by: str = "") -> None:
         work = self._work
         if work is None:
             return
         now = time.monotonic()
-        if down and work.run_started is None:
+        if start and work.run_started is None:
             work.run_started = now
             work.recorder.pedal_down()
-            self._note("pedal down")
-        elif not down and work.run_started is not None:
+            self._note("needle running")
+        elif not start and work.run_started is not None:
             ms = round((now - work.run_started) * 1000)
             work.run_started = None
             work.recorder.pedal_up(ms)
@@ -769,7 +779,7 @@ class SessionController:
                 zs = work.zones[work.zone]
                 zs.run_ms += ms
                 zs.runs += 1
-            self._note(f"pedal up: run of {ms / 1000:.1f} s")
+            self._note(f"needle stopped ({ended_by}): run of {ms / 1000:.1f} s")
 
     def _fault(self, event: FaultLatched) -> None:
         rec = self._record()
@@ -796,8 +806,7 @@ class SessionController:
             if rec is not None:
                 rec.link_lost(event.reason)
             self._note(f"LINK LOST: {event.reason}")
-            if self._work is not None and self._work.run_started is not None:
-                self._pedal(False)
+            self._run(False, ended_by="LINK LOST")
             self._reconnect_later()
         elif event.old == LinkState.LOST:
             if rec is not None:

@@ -100,7 +100,7 @@ class ZoneStatus:
     zone: Zone
     planned: bool
     coverage_pct: int | None  # as the technician recorded it
-    run_ms: int  # pedal time in this zone
+    run_ms: int  # needle running time in this zone
     runs: int
     settings: MachineSettings | None  # the last read-back applied in this zone
 
@@ -116,7 +116,7 @@ class WorkView:
     advisories: tuple[str, ...]
     target_density_pct: int | None
     zones: tuple[ZoneStatus, ...]
-    run_ms: int  # the pedal run going on now (0 if none)
+    run_ms: int  # the needle run going on now (0 if none)
     armed_once: bool
     profiles: tuple[str, ...] = ()  # the library's profiles for this zone, default first
 

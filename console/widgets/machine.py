@@ -1,5 +1,5 @@
 """What the machine confirms: state in words, pedal, measured values with sparklines, link
-health and the pedal run timer. Only reported values are shown; '--' when unknown."""
+health and the needle run timer. Only reported values are shown; '--' when unknown."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class MachinePanel(Vertical):
             f"current {_v(m.current_a, '6.3f')} A\n"
             f"depth   {_v(m.depth_mm, '6.3f')} mm\n"
             f"temp    {_v(m.temperature_c, '6.1f')} C\n"
-            f"pedal run {run:5.1f} s")
+            f"needle run {run:4.1f} s")
         for name, data in (("rate", m.rate_trend), ("voltage", m.voltage_trend),
                            ("current", m.current_trend), ("depth", m.depth_trend)):
             spark = self.query_one(f"#spark-{name}", Sparkline)

@@ -206,6 +206,44 @@ def test_a_zone_works_with_the_profile_chosen_for_it_and_keeps_it(controller, st
     assert hairline.profile == "hairline-defined"
 
 
+def test_a_run_is_needle_time_not_pedal_time(controller, store):
+    c = controller
+    client = c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.CROWN)
+
+    # The pedal pressed while disarmed: the needle never ran, so no run.
+    c.simulator.press_pedal(True)
+    assert wait_until(lambda: c.view.machine.pedal)
+    wait_until(lambda: False, timeout=0.3)
+    c.simulator.press_pedal(False)
+    assert wait_until(lambda: not c.view.machine.pedal)
+    assert c.view.work.run_ms == 0
+
+    # A stall mid-run: the run ends at the fault, however long the pedal stays down after.
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+    c.simulator.press_pedal(True)
+    assert wait_until(state_is(c, MachineState.RUNNING))
+    wait_until(lambda: False, timeout=0.3)
+    c.simulator.inject("stall")
+    assert wait_until(state_is(c, MachineState.FAULT), timeout=5)
+    wait_until(lambda: False, timeout=1.5)  # the pedal still held
+    assert c.view.work.run_ms == 0  # no run going on
+    c.simulator.press_pedal(False)
+    assert wait_until(lambda: not c.view.machine.pedal)
+    (crown,) = [z for z in c.view.work.zones if z.zone is Zone.CROWN]
+    assert crown.runs == 1 and 200 <= crown.run_ms < 1400, crown.run_ms
+    c.end_session({Zone.CROWN: 20}, aftercare_given=True)
+
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    kinds = [e.kind for e in s.events if e.kind in ("pedal-down", "pedal-up", "fault")]
+    assert kinds == ["pedal-down", "fault", "pedal-up"] or kinds == [
+        "pedal-down", "pedal-up", "fault"], kinds
+    (up,) = [e for e in s.events if e.kind == "pedal-up"]
+    assert up.duration_ms == crown.run_ms
+
+
 def test_presentation_mode_hides_the_client(controller):
     c = controller
     client = c.add_client(new_client("Zed Quinn"))

@@ -38,7 +38,7 @@ WORK = WorkView(
     run_ms=4200, armed_once=True)
 LOG = ("session 7 started: stage 1, 2 zones planned", "zone Hairline: profile hairline-soft",
        "applied (read-back): depth 1.55 mm, rate 110.0 Hz, voltage 6.5 V", "armed",
-       "pedal down")
+       "needle running")
 RUNNING = View(machine=MACHINE, work=WORK, log=LOG, revision=1)
 cause, action = fault_text(Fault.STALL | Fault.STOP)
 FAULTED = replace(RUNNING, machine=replace(
