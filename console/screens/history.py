@@ -332,6 +332,8 @@ class HistoryScreen(Screen):
                 tooltip="Clients whose touch-up falls due within the days given"),
         Binding("f5", "export", "Export", id="history.export",
                 tooltip="Export the selected client's record to JSON, CSV or PDF"),
+        Binding("ctrl+r", "refresh", "Refresh", id="history.refresh",
+                tooltip="Read the record again: sessions recorded since this opened"),
         Binding("f6", "toggle_presentation", "Presentation", id="history.presentation",
                 tooltip="Hide client identities and health data (for teaching)"),
         Binding("f10", "close", "Close", id="history.close", tooltip="Leave the history"),
@@ -666,6 +668,10 @@ class HistoryScreen(Screen):
     def action_show(self, tab: str) -> None:
         self.query_one(TabbedContent).active = f"tab-{tab}"
         self.query_one({"clients": "#search", "recall": "#lot", "due": "#within"}[tab]).focus()
+
+    def action_refresh(self) -> None:
+        self._status("Reading the record again...")
+        self._reload()  # the clients' count replaces this when they are read
 
     def action_toggle_presentation(self) -> None:
         self.presentation = not self.presentation

@@ -327,3 +327,29 @@ def test_snapshot(clinic, snap_compare):
         await settled_layout(pilot)
 
     assert snap_compare(history(url), terminal_size=(150, 44), run_before=find_ann_lee)
+
+
+def test_refresh_reads_what_was_recorded_since_the_browser_opened(tmp_path):
+    url = f"sqlite:///{tmp_path / 'record.sqlite3'}"
+    store = open_store(url)
+    client(store, "Ann Lee")
+
+    async def run():
+        app = history(url)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            names = lambda: [r[0] for r in rows(app.browser, "clients")]  # noqa: E731
+            assert names() == ["Ann Lee"]
+            client(store, "Bo Chen")  # the console records a new client meanwhile
+            await pilot.pause(0.2)
+            await settle(pilot)
+            assert names() == ["Ann Lee"]  # what is shown was read when it opened
+            await pilot.press("ctrl+r")
+            await settle(pilot)
+            assert names() == ["Ann Lee", "Bo Chen"]
+            assert text(app.browser, "status") == "2 of 2 clients"
+
+    try:
+        asyncio.run(run())
+    finally:
+        store.close()
