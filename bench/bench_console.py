@@ -2,8 +2,10 @@
 and the bridge's heartbeat gaps while it renders and records.
 
 tmux runs `smp console --port PTY` against `smp sim --pty` in another process (so the
-simulator's work is not counted); the console's CPU comes from /proc. Baseline in the same run:
-the same console on the client screen (no session, telemetry still arriving at 50 Hz).
+simulator's work is not counted); the console's CPU comes from /proc. Baselines in the same
+run: a minimal Textual app (one line of text) started the same way, the floor that Python and
+Textual set, for start-up and idle CPU; for CPU at 50 Hz, the same console idle on the client
+screen (no session, telemetry still arriving at 50 Hz).
 
     .venv/bin/python bench/bench_console.py [seconds]
 """
@@ -53,9 +55,37 @@ def share(pid: int, seconds: float) -> float:
     return (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
 
 
+MINIMAL_APP = '''
+from textual.app import App
+from textual.widgets import Static
+
+class Minimal(App):
+    def compose(self):
+        yield Static("minimal first screen")
+
+Minimal().run()
+'''
+
+
+def minimal_app(tmp: Path, seconds: float) -> tuple[float, float]:
+    """A one-line Textual app: seconds from tmux starting it to its text on screen, and its
+    idle CPU share."""
+    (tmp / "minimal.py").write_text(MINIMAL_APP)
+    sock = str(tmp / "tmux-minimal.sock")
+    started = time.monotonic()
+    tmux(sock, "-f", "/dev/null", "new-session", "-d", "-x", "130", "-y", "42",
+         f"env TERM=xterm-256color {sys.executable} {tmp / 'minimal.py'}")
+    try:
+        wait_for(sock, "minimal first screen")
+        return time.monotonic() - started, share(console_pid(sock), seconds)
+    finally:
+        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+
+
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     tmp = Path(tempfile.mkdtemp(prefix="smp-bench-console-"))
+    textual_start, textual_idle = minimal_app(tmp, seconds)
     sim = subprocess.Popen([SMP, "sim", "--pty", "--quiet", "--link", str(tmp / "tty")],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     sim.stdout.readline()
@@ -99,10 +129,13 @@ def main() -> None:
         sim.terminate()
         sim.wait(timeout=10)
     rate = re.search(r"rate\s+([\d.]+) Hz", screen)
-    print(f"console start to first screen: {first_screen:.2f} s  (smp console --port, tmux)")
-    print(f"console CPU, client screen, telemetry arriving (baseline): {idle:6.1%} of one core")
+    print(f"console start to first screen: {first_screen:.2f} s  (smp console --port, tmux); "
+          f"baseline, a minimal Textual app: {textual_start:.2f} s  "
+          f"(x{first_screen / textual_start:.1f})")
+    print(f"console CPU idle: client screen, telemetry arriving: {idle:6.1%} of one core; "
+          f"baseline, the minimal Textual app idle: {textual_idle:.1%}")
     print(f"console CPU, working screen, needle RUNNING, 50 Hz telemetry rendered and "
-          f"recorded: {running:6.1%} of one core  (x{running / max(idle, 1e-9):.1f} baseline)"
+          f"recorded: {running:6.1%} of one core  (x{running / max(idle, 1e-9):.1f} idle)"
           f"   target < 25%: {'met' if running < 0.25 else 'NOT met'}")
     print(f"  (the screen showed rate {rate[1] if rate else '?'} Hz while measured)")
 
