@@ -759,7 +759,8 @@ class SessionController:
         running = self._machine_view.state == MachineState.RUNNING
         if running == (before.state == MachineState.RUNNING):
             return False
-        self._run(running, ended_by=self._machine_view.state.value)
+        state = self._machine_view.state
+        self._run(running, ended_by="pedal up" if state == MachineState.ARMED else state.value)
         return True
 
     def _run(self, start: bool, *, ended_by: str = "") -> None:

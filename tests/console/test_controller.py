@@ -234,6 +234,7 @@ def test_a_run_is_needle_time_not_pedal_time(controller, store):
     assert wait_until(lambda: not c.view.machine.pedal)
     (crown,) = [z for z in c.view.work.zones if z.zone is Zone.CROWN]
     assert crown.runs == 1 and 200 <= crown.run_ms < 1400, crown.run_ms
+    assert any(line.startswith("needle stopped (FAULT): run of") for line in c.view.log)
     c.end_session({Zone.CROWN: 20}, aftercare_given=True)
 
     (s,) = history.client_record(store, client.id, events=True).sessions
