@@ -26,7 +26,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@# Every benchmark runs; the ones that missed a target (or failed) are named at the end.
+	@failed=""; for b in bench/bench_*.py; do echo "== $$b"; \
+		$(BIN)/python $$b || failed="$$failed $$b"; done; \
+	test -z "$$failed" || { echo "make bench: missed a target or failed:$$failed"; exit 1; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
