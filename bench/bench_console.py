@@ -82,7 +82,7 @@ def minimal_app(tmp: Path, seconds: float) -> tuple[float, float]:
         subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
 
 
-def main() -> None:
+def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     tmp = Path(tempfile.mkdtemp(prefix="smp-bench-console-"))
     textual_start, textual_idle = minimal_app(tmp, seconds)
@@ -138,7 +138,8 @@ def main() -> None:
           f"recorded: {running:6.1%} of one core  (x{running / max(idle, 1e-9):.1f} idle)"
           f"   target < 25%: {'met' if running < 0.25 else 'NOT met'}")
     print(f"  (the screen showed rate {rate[1] if rate else '?'} Hz while measured)")
+    return 0 if running < 0.25 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

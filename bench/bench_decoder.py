@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import statistics
+import sys
 import time
 
 from firmware_bridge.codec import Decoder, Telemetry, encode
@@ -81,7 +82,7 @@ def run_mavlink(mavlink2, parts: list[bytes]) -> float:
     return n / dt
 
 
-def main() -> None:
+def main() -> int:
     rng = random.Random(1)
     parts = chunks(ours_stream(rng))
     mav = mavlink_setup(rng)
@@ -100,14 +101,15 @@ def main() -> None:
           f"{med(framing):>9,.0f} frames/s")
     if not mav:
         print("  pymavlink not installed: .venv/bin/pip install pymavlink (the bench extra)")
-        return
+        return 1  # no baseline, no verdict
     print(f"  pymavlink SCALED_IMU -> message best {max(theirs):>9,.0f}  median "
           f"{med(theirs):>9,.0f} frames/s   (baseline, {mav[2]})")
     ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
     ratio = max(ours) / max(theirs)
     print(f"  ratio smp / pymavlink           best/best x{ratio:.2f}  per-round median "
           f"x{med(ratios):.2f}   target >= x1.5: {'met' if ratio >= 1.5 else 'NOT met'}")
+    return 0 if ratio >= 1.5 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -38,7 +38,7 @@ def start_machine() -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().split()[3]  # "SIMULATOR listening on PATH ..."
 
 
-def wire_load(m: Machine, seconds: float) -> None:
+def wire_load(m: Machine, seconds: float) -> bool:
     sent = [0]
     write = m.transport.write
 
@@ -64,6 +64,7 @@ def wire_load(m: Machine, seconds: float) -> None:
     both = (rx + tx) / BYTES_PER_S
     print(f"  both directions on one 115200 baud budget: {both:.1%}   target < 20%: "
           f"{'met' if both < 0.20 else 'NOT met'}")
+    return both < 0.20
 
 
 def gaps_while(m: Machine, label: str, seconds: float, load) -> list[float]:
@@ -109,12 +110,12 @@ def gil_hog(stop: threading.Event) -> None:
 gil_hog.threads = 1
 
 
-def main() -> None:
+def main() -> int:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     proc, path = start_machine()
     try:
         with Machine.connect(path) as m:
-            wire_load(m, seconds)
+            met = wire_load(m, seconds)
             print(f"heartbeat gaps (nominal {HEARTBEAT_S * 1000:.0f} ms; the machine stops at "
                   "250 ms), heartbeat on its own thread")
             gaps_while(m, "idle caller (baseline)", seconds, None)
@@ -133,7 +134,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait()
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

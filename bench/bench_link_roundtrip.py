@@ -80,7 +80,7 @@ def setpoint_round_trip(n: int) -> tuple[list[float], float]:
     return out, resend
 
 
-def main() -> None:
+def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     frame_len = len(encode(Set(1800, 1300, 7500), seq=1))
     echo = raw_echo(n, frame_len)
@@ -94,7 +94,8 @@ def main() -> None:
     print(f"  ratio to raw echo        p50 x{r50 / e50:.2f}  p99 x{r99 / e99:.2f}")
     verdict = "met" if r99 < 2.0 else "NOT met"
     print(f"  target p99 < 2 ms: {verdict}")
+    return 0 if r99 < 2.0 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -91,7 +92,7 @@ def raw_rate(path: Path) -> float:
     return N / elapsed
 
 
-def main() -> None:
+def main() -> int:
     raws, recs = [], []
     with tempfile.TemporaryDirectory() as d:
         for r in range(ROUNDS):
@@ -106,7 +107,8 @@ def main() -> None:
           f"{', '.join(f'{x:.0f}' for x in recs)})")
     print(f"ratio recorder/raw:     {rec / raw:8.2f}  (target >= 0.50: "
           f"{'met' if rec / raw >= 0.5 else 'NOT met'})")
+    return 0 if rec / raw >= 0.5 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
