@@ -28,4 +28,4 @@ class SmpModal(ModalScreen[ScreenResultType]):
     """A dialog; the banner stays visible on the screen beneath it."""
 
     def show(self, view: View) -> None:
-        pass
+        """Nothing of its own to update: the app shows each view to the screen beneath."""

@@ -8,13 +8,13 @@ import json
 from datetime import UTC, date, datetime
 
 import pytest
-from textual.app import App
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from console.screens.history import ConfirmReplace, ExportDialog, HistoryScreen
 from protocols import Zone
 from sessions.recorder import Machine
 from sessions.store import open_store
+from tests.console.browser_pilot import Host, rows, settle, settled_layout
 from tests.sessions.factory import FakeClock, client, session
 
 TODAY = date(2026, 3, 30)
@@ -48,38 +48,8 @@ def clinic(tmp_path_factory):
     return url, ids
 
 
-class Host(App):
-    def __init__(self, screen):
-        super().__init__()
-        self.browser = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self.browser)
-
-
 def history(url, **kw) -> Host:
     return Host(HistoryScreen(url, today=lambda: TODAY, **kw))
-
-
-async def settle(pilot) -> None:
-    # A handler may start the next worker (a highlighted client loads its record): repeat.
-    for _ in range(4):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-
-
-async def settled_layout(pilot) -> None:
-    # A DataTable sizes its columns when its message queue next runs empty, which may not
-    # happen before the picture is taken; give each one a message to process first.
-    for table in pilot.app.screen.query(DataTable):
-        table.call_later(lambda: None)
-    for _ in range(2):
-        await pilot.pause()
-
-
-def rows(screen, table_id: str) -> list[list[str]]:
-    table = screen.query_one(f"#{table_id}", DataTable)
-    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
 def text(screen, widget_id: str) -> str:

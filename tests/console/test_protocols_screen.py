@@ -6,11 +6,11 @@ import asyncio
 import re
 from pathlib import Path
 
-from textual.app import App
 from textual.widgets import DataTable, Static
 
 from console.screens.protocols import ProtocolsScreen
 from protocols import load_library
+from tests.console.browser_pilot import Host, rows, settle, settled_layout
 
 GOOD = """\
 [[profile]]
@@ -46,34 +46,6 @@ def user_folder(path):
     (path / "clinic.toml").write_text(GOOD)
     (path / "bad.toml").write_text(BAD)
     return path
-
-
-class Host(App):
-    def __init__(self, screen):
-        super().__init__()
-        self.browser = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self.browser)
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def settled_layout(pilot) -> None:
-    # A DataTable sizes its columns when its message queue next runs empty, which may not
-    # happen before the picture is taken; give each one a message to process first.
-    for table in pilot.app.screen.query(DataTable):
-        table.call_later(lambda: None)
-    for _ in range(2):
-        await pilot.pause()
-
-
-def rows(screen, table_id: str) -> list[list[str]]:
-    table = screen.query_one(f"#{table_id}", DataTable)
-    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
 def resolved(screen) -> list[str]:

@@ -1,0 +1,36 @@
+"""Driving a browser screen (history, protocols) in a minimal app: the host and the waits."""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.widgets import DataTable
+
+
+class Host(App):
+    def __init__(self, screen):
+        super().__init__()
+        self.browser = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.browser)
+
+
+async def settle(pilot) -> None:
+    # A handler may start the next worker (a highlighted client loads its record): repeat.
+    for _ in range(4):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def settled_layout(pilot) -> None:
+    # A DataTable sizes its columns when its message queue next runs empty, which may not
+    # happen before the picture is taken; give each one a message to process first.
+    for table in pilot.app.screen.query(DataTable):
+        table.call_later(lambda: None)
+    for _ in range(2):
+        await pilot.pause()
+
+
+def rows(screen, table_id: str) -> list[list[str]]:
+    table = screen.query_one(f"#{table_id}", DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
