@@ -24,7 +24,7 @@ from typing import ClassVar, NamedTuple
 
 from protocols.settings import WireSettings
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_BODY = 250  # bytes before COBS; larger frames are discarded (ours are at most 60)
 MAX_ENCODED = MAX_BODY + 2  # COBS adds 1 byte per 254 (so 1 here), plus slack
 HEADER = 3
@@ -325,9 +325,10 @@ class Nack(Message):
 @dataclass(frozen=True)
 class Telemetry(Message):
     TYPE = MsgType.TELEMETRY
-    FORMAT = "<BBHHHHHhI"
+    FORMAT = "<BBHHHHHhIHHH"
     DEFINITION = ("TELEMETRY state:u8 flags:u8 faults:u16 rate_dhz:u16 voltage_mv:u16 "
-                  "current_ma:u16 depth_um:u16 temperature_dc:i16 uptime_ms:u32")
+                  "current_ma:u16 depth_um:u16 temperature_dc:i16 uptime_ms:u32 "
+                  "set_depth_um:u16 set_rate_dhz:u16 set_voltage_mv:u16")
     state: int
     flags: int  # bit 0 pedal down, bit 1 motor on, bit 2 link alive, bit 3 host session
     faults: int
@@ -337,6 +338,9 @@ class Telemetry(Message):
     depth_um: int
     temperature_dc: int
     uptime_ms: int
+    set_depth_um: int = 0
+    set_rate_dhz: int = 0
+    set_voltage_mv: int = 0
 
     PEDAL: ClassVar[int] = 0x01
     MOTOR: ClassVar[int] = 0x02
@@ -350,6 +354,10 @@ class Telemetry(Message):
     @property
     def motor_on(self) -> bool:
         return bool(self.flags & self.MOTOR)
+
+    @property
+    def setpoints(self) -> WireSettings:
+        return WireSettings(self.set_depth_um, self.set_rate_dhz, self.set_voltage_mv)
 
 
 MESSAGES: dict[MsgType, type[Message]] = {

@@ -1,7 +1,8 @@
 """What the link tells its subscribers: plain frozen dataclasses (the console and the recorder
 consume them; nothing here refers to a thread, a port or a UI).
 
-`at` is wall-clock time (time.time()) when the bridge learned of the event.
+`at` is the link's monotonic clock (seconds, time.monotonic() in the process that runs the link)
+when it learned of the event: for ordering and intervals, not a wall-clock date.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from protocols.settings import MachineSettings
 class LinkState(StrEnum):
     CONNECTED = "connected"  # machine frames arriving (telemetry younger than 100 ms)
     STALE = "stale"  # nothing from the machine for 100 ms: late, maybe a glitch
-    LOST = "lost"  # nothing for 500 ms, or the port went away: the machine has stopped itself
+    LOST = "lost"  # nothing for the watchdog time, or the port went away
 
 
 @dataclass(frozen=True)
 class TelemetryReceived:
     at: float
     telemetry: Telemetry
+    ack: int = 0  # the seq of the last command the machine had acted on when it sent this
 
     @property
     def state(self) -> State:
@@ -35,12 +37,37 @@ class TelemetryReceived:
 
 @dataclass(frozen=True)
 class SettingsApplied:
-    """The machine confirmed these settings; `applied` is its read-back, the only truth."""
+    """The machine holds these settings: `applied` is what it reported, the only truth.
+
+    `source` is "read-back" (its APPLIED answer to our SET `seq`) or "telemetry" (the
+    setpoints its telemetry names, after an outcome was lost or when they changed without a
+    SET answered; `requested` is then None and `seq` the command it had last acted on).
+    """
 
     at: float
-    requested: MachineSettings
+    requested: MachineSettings | None
     applied: MachineSettings
     seq: int
+    source: str = "read-back"
+
+
+@dataclass(frozen=True)
+class SettingsUnknown:
+    """A SET's outcome was lost: until the machine reports its setpoints they are unknown."""
+
+    at: float
+    requested: MachineSettings | None
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnsafeReport:
+    """The machine sent what a conforming machine cannot (an unknown state, impossible
+    values): the link has sent STOP. `what` says in one line what arrived."""
+
+    at: float
+    what: str
 
 
 @dataclass(frozen=True)
@@ -55,7 +82,7 @@ class SettingsRefused:
 class StateChanged:
     at: float
     old: State | None
-    new: State
+    new: State | None  # None: the machine reported a state this host does not know
     faults: Fault
 
 
@@ -107,5 +134,6 @@ class CommandFailed:
     reason: str
 
 
-Event = (TelemetryReceived | SettingsApplied | SettingsRefused | StateChanged | FaultLatched
-         | LinkHealth | LinkStateChanged | MachineRebooted | CommandFailed)
+Event = (TelemetryReceived | SettingsApplied | SettingsUnknown | SettingsRefused | StateChanged
+         | FaultLatched | LinkHealth | LinkStateChanged | MachineRebooted | CommandFailed
+         | UnsafeReport)

@@ -1,4 +1,4 @@
-"""The link supervisor: a plain Python API to a machine (no UI, usable from a script).
+"""A machine link in this process: the link core (firmware_bridge.core) driven by one I/O loop.
 
     from firmware_bridge import Machine
     with Machine.connect("/dev/ttyUSB0") as m:        # or "sim://", "socket://...", ...
@@ -8,144 +8,92 @@
         ...
         m.stop()
 
-Two threads per machine: a reader that owns the port's input and decodes frames, and a link
-thread that sends the heartbeat every 50 ms, one command at a time with retransmission, and
-judges link health. Neither waits on the caller, so a busy UI thread does not delay the
-heartbeat (docs/protocol.md gives the measured gaps; the firmware's watchdog covers the rest:
-a host that stalls makes the needle stop, never run on). STOP is written at once from the
-calling thread, ahead of anything queued, three times.
+One thread, the loop, owns the core and the port's writing side: it reads the port (or is
+handed what a reader thread read, for transports without a file descriptor), runs the core's
+timers, writes what the core says to write and hands its events to the subscribers. Every other
+thread talks to it by message (`call_soon`), never by sharing the core. The machine service
+(firmware_bridge.service) runs its clients' sockets on this same loop, so one thread owns all
+of the link's state, and the heartbeat never waits on anything but the port.
 
-Subscriber callbacks run on the reader or link thread: keep them short and thread-safe.
+The console does not use this class directly: it talks to the machine service, which runs the
+link in a process of its own (docs/architecture.md). Scripts, tests and the service do.
+Subscriber callbacks run on the loop thread: keep them short, never block in them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import random
-import sys
+import os
+import selectors
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from pydantic import ValidationError
+from dataclasses import dataclass
 
 from firmware_bridge.codec import (
-    PROTOCOL_VERSION,
-    Ack,
     Applied,
     Arm,
     ClearFault,
-    Decoder,
     Disarm,
-    ErrorCode,
     Fault,
-    Frame,
-    Heartbeat,
-    Hello,
     Ident,
-    Malformed,
-    Message,
-    MsgType,
     Nack,
     Set,
     State,
-    Stop,
     Telemetry,
-    VersionMismatch,
     Watchdog,
-    encode,
 )
-from firmware_bridge.events import (
-    CommandFailed,
-    Event,
-    FaultLatched,
-    LinkHealth,
-    LinkState,
-    LinkStateChanged,
-    MachineRebooted,
-    SettingsApplied,
-    SettingsRefused,
-    StateChanged,
-    TelemetryReceived,
+from firmware_bridge.commands import (
+    CommandRefused,
+    Kind,
+    LinkError,
+    NotConfirmed,
+    Op,
+    OutcomeUnknown,
+    OutsideEnvelope,
+    Result,
+    SettingsMismatch,
+    raise_for,
 )
+from firmware_bridge.core import (
+    HANDSHAKE_S,
+    Knowledge,
+    LinkCore,
+    Outcome,
+    Ticket,
+)
+from firmware_bridge.events import Event, LinkHealth, LinkState, SettingsRefused
 from firmware_bridge.transport import Transport, TransportError, open_transport
 from protocols.envelope import HARD_LIMITS, EmptyEnvelope, SafetyEnvelope
 from protocols.errors import SmpError
-from protocols.settings import MachineSettings, WireSettings
+from protocols.settings import MachineSettings
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 0.050
-RTO_MIN_S, RTO_MAX_S, RTO_INITIAL_S = 0.025, 0.500, 0.100
-RETRIES = 3
-STOP_COPIES = 3
-HANDSHAKE_S = 1.5  # a device that has not answered HELLO by then is not our machine (< 2 s)
-HELLO_INTERVAL_S = 0.25
-STALE_AFTER_S = 0.100
-# Lost after the machine's default watchdog time: by then a machine that cannot hear us has
-# stopped itself, and one that we cannot hear is stopped by us (see _judge_link).
-LOST_AFTER_S = 0.250
-HEALTH_EVERY_S = 0.250
-SWITCH_INTERVAL_S = 0.0005  # see Machine._start
+# A frame on a paced line arrives a byte at a time; reading again after this long instead of
+# at every byte coalesces the reads of a frame (a 33-byte frame takes 2.9 ms at 115200 baud)
+# while adding at most this much to when the frame is seen.
+COALESCE_S = 0.001
 
 
-class LinkError(SmpError):
-    """The machine could not be reached or did not answer as it must."""
+@dataclass(frozen=True)
+class Status:
+    """What the link knows now, as one frozen value (read from any thread)."""
 
-
-class CommandRefused(SmpError):
-    """The machine answered a command with a refusal (NACK)."""
-
-    def __init__(self, message: str, nack: Nack | None = None):
-        super().__init__(message)
-        self.nack = nack
-
-
-class SettingsMismatch(LinkError):
-    """The machine applied other settings than asked; `applied` is its read-back."""
-
-    def __init__(self, requested: MachineSettings, applied: MachineSettings):
-        self.requested, self.applied = requested, applied
-        super().__init__(f"the machine applied {applied} but {requested} was asked; STOP sent")
-
-
-class OutsideEnvelope(SmpError):
-    """Settings outside the adopted envelope: refused by the bridge, never sent."""
-
-
-@dataclass(eq=False)
-class _Command:
-    msg: Message
-    requested: MachineSettings | None = None
-    seq: int = 0
-    frame: bytes = b""
-    attempts: int = 0
-    first_sent: float = 0.0
-    deadline: float = 0.0
-    max_attempts: int = 1 + RETRIES
-    fixed_interval: float | None = None  # HELLO during the handshake
-    done: threading.Event = field(default_factory=threading.Event)
-    reply: Message | None = None
-    error: str | None = None
-    internal: bool = False  # a re-handshake started by the link itself
-
-    @property
-    def name(self) -> str:
-        return self.msg.TYPE.name
-
-
-def _answers(cmd: _Command, msg: Message) -> bool:
-    t = cmd.msg.TYPE
-    if isinstance(msg, Ident):
-        return t == MsgType.HELLO
-    if isinstance(msg, Applied):
-        return t == MsgType.SET
-    if isinstance(msg, Ack | Nack):
-        return msg.command == t
-    return False
+    ident: Ident | None
+    state: State | None
+    faults: Fault
+    knowledge: Knowledge
+    applied: MachineSettings | None
+    confirmed: bool
+    link_state: LinkState
+    telemetry: Telemetry | None
+    envelope: SafetyEnvelope
+    machine_envelope: SafetyEnvelope | None
+    rto: float
+    queued: int  # commands waiting behind the outstanding one
 
 
 class Machine:
@@ -154,40 +102,22 @@ class Machine:
     def __init__(self, transport: Transport, envelope: SafetyEnvelope = HARD_LIMITS):
         self.transport = transport
         self.configured = envelope
-        self.envelope = envelope  # narrowed to the machine's limits by the handshake
-        self.machine_envelope: SafetyEnvelope | None = None
-        self.ident: Ident | None = None
-        self.state: State | None = None
-        self.faults = Fault.NONE
-        self.applied: MachineSettings | None = None
-        self.telemetry: Telemetry | None = None
-        self.link_state = LinkState.CONNECTED
-        self._decoder = Decoder()
-        self._cond = threading.Condition()
-        self._queue: deque[_Command] = deque()
-        self._outstanding: _Command | None = None
-        self._seq = random.randint(1, 255)
+        self._core = LinkCore(envelope, now=time.monotonic())
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._calls: deque[Callable[[float], None]] = deque()
+        self._waiting: list[tuple[Ticket, Callable[[Ticket], None]]] = []
         self._subscribers: list[Callable[[Event], None]] = []
         self._closing = threading.Event()
-        self._dead: str | None = None  # the port went away
-        self._echoes = 0  # host-type frames received: our own, echoed
-        now = time.monotonic()
-        self._last_rx = now
-        self._last_telemetry_at: float | None = None
-        self._telemetry_seq: int | None = None
-        self._telemetry_lost = 0
-        self._srtt: float | None = None
-        self._rttvar = 0.0
-        self.rto = RTO_INITIAL_S
-        self._sent = 0
-        self._resent = 0
-        self._hb_last: float | None = None
-        self._hb_gap_max = 0.0
-        self.heartbeat_gaps: deque[float] = deque(maxlen=5000)  # seconds, for measurement
-        self._reader = threading.Thread(target=self._read_loop, name="smp-link-reader",
-                                        daemon=True)
-        self._link = threading.Thread(target=self._link_loop, name="smp-link-heartbeat",
-                                      daemon=True)
+        self._stopped = threading.Event()
+        self._fd = transport.fileno()
+        self._reader: threading.Thread | None = None
+        self._partial = False  # the last read ended inside a frame
+        self._status = self._snapshot()
+        self._thread = threading.Thread(target=self._loop, name="smp-link", daemon=True)
 
     # --- connecting ----------------------------------------------------------------------
 
@@ -197,204 +127,164 @@ class Machine:
                 rts: bool = False) -> Machine:
         """Open the port, hand-shake (HELLO -> IDENT) and adopt the narrower envelope.
 
-        `dtr`/`rts` are the modem lines' levels set before the port opens (low by default, so
-        that a board that resets on DTR is not reset by connecting).
+        `dtr`/`rts` are the modem lines' levels set before the port opens (deasserted by
+        default, so that a board that resets on DTR is not reset by connecting).
         """
         transport = open_transport(url, baudrate=baudrate, dtr=dtr, rts=rts)
         machine = cls(transport, envelope)
         try:
-            machine._start()
-            machine._handshake(handshake_s)
+            machine.start(handshake_s)
         except BaseException:
             machine.close(disarm=False)
             raise
         return machine
 
-    def _start(self) -> None:
-        # A thread waiting for the GIL gets it only after the holder's switch interval (5 ms
-        # by default), and a heartbeat takes several acquisitions: with four busy Python
-        # threads beats stretched to 150 ms; at 0.5 ms the worst was 60 ms (bench_link_load).
-        # Process-wide, and only ever lowered: the heartbeat is the needle's lifeline.
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+    def start(self, handshake_s: float = HANDSHAKE_S) -> None:
+        """Start the loop and hand-shake; raises LinkError if no machine answers as it must."""
         self.transport.reset_input()
-        self._reader.start()
-        self._link.start()
+        if self._fd is not None:
+            self._selector.register(self._fd, selectors.EVENT_READ, self._read_port)
+        else:
+            self._reader = threading.Thread(target=self._read_thread, name="smp-link-reader",
+                                            daemon=True)
+            self._reader.start()
+        self._thread.start()
+        done = threading.Event()
+        box: list[Ticket] = []
 
-    def _handshake(self, timeout_s: float) -> None:
-        attempts = max(1, round(timeout_s / HELLO_INTERVAL_S))
-        cmd = self._submit(Hello(PROTOCOL_VERSION), max_attempts=attempts,
-                           fixed_interval=HELLO_INTERVAL_S)
-        if not cmd.done.wait(timeout_s + 1.0) or cmd.error:
-            raise LinkError(self._no_ident_reason(cmd))
-        assert isinstance(cmd.reply, Ident)
-        self._adopt(cmd.reply)
+        def begin(now: float) -> None:
+            box.append(self._core.begin(now=now, timeout_s=handshake_s))
+            self._waiting.append((box[0], lambda _t: done.set()))
 
-    def _no_ident_reason(self, cmd: _Command) -> str:
-        url = self.transport.url
-        if cmd.error and cmd.error.startswith("protocol"):
-            return f"{url}: {cmd.error}"
-        if self._dead:
-            return f"{url}: {self._dead}"
-        s = self._decoder.stats
-        if s.bytes == 0:
-            return (f"{url}: no answer to HELLO within {HANDSHAKE_S:.1f} s (is the machine "
-                    f"switched on and is this its port?)")
-        if s.frames == 0:
-            return (f"{url}: the device answers garbage ({s.bytes} bytes, no valid frame): "
-                    f"wrong baud rate, or not an SMP machine")
-        if self._echoes and s.frames == self._echoes:
-            return (f"{url}: only our own frames came back (a loopback or an echoing device), "
-                    f"no machine answered")
-        return f"{url}: the device sends frames but did not answer HELLO"
+        self.call_soon(begin)
+        if not done.wait(handshake_s + 2.0) or box[0].outcome is not Outcome.DONE:
+            raise LinkError(self._core.no_ident_reason(self.transport.url))
 
-    def _adopt(self, ident: Ident) -> None:
-        lo = WireSettings(*(max(a, b) for a, b in zip(ident.lo, HARD_LIMITS.to_wire()[0],
-                                                       strict=True)))
-        hi = WireSettings(*(min(a, b) for a, b in zip(ident.hi, HARD_LIMITS.to_wire()[1],
-                                                       strict=True)))
-        try:
-            machine_env = SafetyEnvelope.from_wire(lo, hi)
-        except (ValidationError, ValueError) as exc:
-            raise LinkError(f"{self.transport.url}: the machine reports unusable limits "
-                            f"({exc.__class__.__name__})") from None
-        self.machine_envelope = machine_env
-        self.envelope = self.configured.intersect(machine_env, other_name="machine")
-        self.ident = ident
-        self._note_state(State(ident.state), Fault(ident.faults))
-        try:
-            self.applied = (MachineSettings.from_wire(*ident.applied)
-                            if any(ident.applied) else None)
-        except ValidationError:
-            self.applied = None
+    # --- what the link knows (read from any thread) ----------------------------------------
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def ident(self) -> Ident | None:
+        return self._status.ident
+
+    @property
+    def state(self) -> State | None:
+        return self._status.state
+
+    @property
+    def faults(self) -> Fault:
+        return self._status.faults
+
+    @property
+    def applied(self) -> MachineSettings | None:
+        """The settings in force as the machine reported them; None if none or not known."""
+        return self._status.applied
+
+    @property
+    def knowledge(self) -> Knowledge:
+        return self._status.knowledge
+
+    @property
+    def link_state(self) -> LinkState:
+        return self._status.link_state
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        return self._status.telemetry
+
+    @property
+    def envelope(self) -> SafetyEnvelope:
+        return self._status.envelope
+
+    @property
+    def machine_envelope(self) -> SafetyEnvelope | None:
+        return self._status.machine_envelope
+
+    @property
+    def rto(self) -> float:
+        return self._status.rto
 
     @property
     def simulated(self) -> bool:
-        return bool(self.ident and self.ident.capabilities & 0x0010)
+        return self._core.simulated
 
-    # --- commands ------------------------------------------------------------------------
+    @property
+    def heartbeat_gaps(self) -> deque[float]:
+        """Gaps between heartbeats written (seconds), for measurement."""
+        return self._core.heartbeat_gaps
 
-    def apply(self, settings: MachineSettings, *, timeout: float = 10.0) -> MachineSettings:
-        """Send the three setpoints; returns what the machine confirmed it applied."""
-        problems = self.check(settings)
-        if problems:
-            reason = "; ".join(problems)
-            self._publish(SettingsRefused(time.time(), settings, reason, "bridge"))
-            raise OutsideEnvelope(f"not sent: {reason}")
-        cmd = self._call(Set(*settings.to_wire()), timeout, requested=settings)
-        if isinstance(cmd.reply, Nack):
-            raise CommandRefused(f"the machine refused {settings}: {cmd.reply.describe()}",
-                                 cmd.reply)
-        assert isinstance(cmd.reply, Applied)
-        try:
-            confirmed = MachineSettings.from_wire(*cmd.reply.settings)
-        except ValidationError:
-            self.stop(wait=False)
-            raise LinkError(f"the machine reports applied settings {tuple(cmd.reply.settings)} "
-                            "outside the hard limits; STOP sent") from None
-        if confirmed != settings:
-            # The machine is set to something nobody asked for: stop it. What it applied is
-            # still what was published and recorded (SettingsApplied carries the read-back).
-            self.stop(wait=False)
-            raise SettingsMismatch(settings, confirmed)
-        return confirmed
+    def health(self) -> LinkHealth:
+        return self._core.health(time.monotonic())
 
     def check(self, settings: MachineSettings) -> list[str]:
         """Why `settings` would be refused before sending (empty if they would be sent)."""
-        out = []
-        for v in self.envelope.check(settings):
-            q = v.quantity
-            where = []
-            if self.machine_envelope is not None:
-                r = self.machine_envelope.range(q)
-                where.append(f"the machine allows {q.range_text(r.lo, r.hi)}")
-            r = self.configured.range(q)
-            where.append(f"the configured envelope {q.range_text(r.lo, r.hi)}")
-            out.append(f"{v} ({', '.join(where)})")
-        return out
+        return self._core.check(settings)
+
+    # --- commands (from any thread but the loop's) -----------------------------------------
+
+    def apply(self, settings: MachineSettings, *, timeout: float = 10.0) -> MachineSettings:
+        """Send the three setpoints; returns what the machine confirmed it applied."""
+        result = raise_for(self._request(Op.SET, settings, timeout), settings)
+        assert result.applied is not None
+        return result.applied
 
     def arm(self, *, timeout: float = 10.0) -> None:
-        self._expect_ack(self._call(Arm(), timeout), "arm")
+        raise_for(self._request(Op.ARM, None, timeout))
 
     def disarm(self, *, timeout: float = 10.0) -> None:
-        self._expect_ack(self._call(Disarm(), timeout), "disarm")
+        raise_for(self._request(Op.DISARM, None, timeout))
 
     def clear_fault(self, *, timeout: float = 10.0) -> None:
         """The deliberate act after a latched fault; the machine is then DISARMED."""
-        self._expect_ack(self._call(ClearFault(), timeout), "clear the fault")
+        raise_for(self._request(Op.CLEAR_FAULT, None, timeout))
 
     def set_watchdog(self, timeout_ms: int, *, timeout: float = 10.0) -> None:
         """Shorten the machine's watchdog (100 to 500 ms, never longer than in force)."""
-        self._expect_ack(self._call(Watchdog(timeout_ms), timeout), "set the watchdog")
+        raise_for(self._request(Op.WATCHDOG, timeout_ms, timeout))
 
     def stop(self, *, wait: bool = True, timeout: float = 2.0) -> bool:
-        """STOP: written at once ahead of anything queued, three times; the machine latches.
-
-        Everything queued or outstanding is cancelled. Returns True once the machine has
-        acknowledged (or at once, without waiting, if `wait` is False).
-        """
-        now = time.monotonic()
-        with self._cond:
-            cancelled = list(self._queue)
-            self._queue.clear()
-            if self._outstanding is not None:
-                cancelled.append(self._outstanding)
-            cmd = _Command(Stop())
-            cmd.seq = self._next_seq()
-            cmd.frame = encode(cmd.msg, seq=cmd.seq)
-            cmd.attempts, cmd.first_sent = 1, now
-            cmd.deadline = now + self.rto
-            self._outstanding = cmd
-            self._sent += 1
-            for c in cancelled:
-                self._finish(c, error="cancelled by STOP")
-            self._cond.notify_all()
-        with contextlib.suppress(TransportError):
-            for _ in range(STOP_COPIES):
-                self.transport.write(cmd.frame)
+        """STOP: written first, three times; the machine latches; everything else is
+        cancelled. Returns True once the machine acknowledged (False at once if not `wait`)."""
         if not wait:
+            self.call_soon(lambda now: self.request(Op.STOP, None, now, lambda _r: None))
             return False
-        return cmd.done.wait(timeout) and cmd.error is None
+        try:
+            return self._request(Op.STOP, None, timeout).ok
+        except LinkError:
+            return False
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        """Call `callback(event)` for every event; returns a function that unsubscribes."""
-        with self._cond:
-            self._subscribers.append(callback)
+        """Call `callback(event)` on the loop thread for every event; returns an unsubscribe."""
+        self._subscribers.append(callback)
 
         def unsubscribe() -> None:
-            with self._cond, contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError):
                 self._subscribers.remove(callback)
         return unsubscribe
 
-    def health(self) -> LinkHealth:
-        now = time.monotonic()
-        age = None if self._last_telemetry_at is None else (now - self._last_telemetry_at)
-        return LinkHealth(
-            at=time.time(), rtt_ms=None if self._srtt is None else self._srtt * 1000,
-            rto_ms=self.rto * 1000, resend_ratio=self._resent / self._sent if self._sent else 0.0,
-            telemetry_age_ms=None if age is None else age * 1000,
-            telemetry_lost=self._telemetry_lost, bad_frames=self._decoder.stats.bad_frames,
-            heartbeat_gap_max_ms=self._hb_gap_max * 1000,
-        )
-
     def close(self, *, disarm: bool = True) -> None:
-        """Disarm, stop the heartbeat and release the port."""
+        """Disarm (if it may be armed), stop the loop and release the port."""
         if self._closing.is_set():
             return
-        if disarm and self._dead is None and self.ident is not None:
+        if (disarm and self._thread.is_alive() and not self._core.dead
+                and self._core.ident is not None and self._core.may_be_armed):
             with contextlib.suppress(SmpError):
                 self.disarm(timeout=1.0)
         self._closing.set()
-        with self._cond:
-            for c in [*self._queue, *([self._outstanding] if self._outstanding else [])]:
-                self._finish(c, error="the link was closed")
-            self._queue.clear()
-            self._outstanding = None
-            self._cond.notify_all()
-        for t in (self._link, self._reader):
-            if t.is_alive() and t is not threading.current_thread():
-                self.transport.cancel_read()
-                t.join(timeout=2.0)
+        self._wake()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        self.transport.cancel_read()
+        if self._reader is not None and self._reader.is_alive():
+            self._reader.join(timeout=2.0)
         self.transport.close()
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def __enter__(self) -> Machine:
         return self
@@ -402,299 +292,218 @@ class Machine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- internals: commands -------------------------------------------------------------
+    # --- the loop's API (for code that runs on the loop: the machine service) ----------------
 
-    def _next_seq(self) -> int:
-        self._seq = self._seq % 255 + 1  # 1..255; 0 means "not a command"
-        return self._seq
+    def call_soon(self, fn: Callable[[float], None]) -> None:
+        """Run `fn(now)` on the loop thread (thread-safe)."""
+        self._calls.append(fn)
+        self._wake()
 
-    def _submit(self, msg: Message, *, requested: MachineSettings | None = None,
-                max_attempts: int = 1 + RETRIES, fixed_interval: float | None = None,
-                front: bool = False, internal: bool = False) -> _Command:
-        cmd = _Command(msg, requested=requested, max_attempts=max_attempts,
-                       fixed_interval=fixed_interval, internal=internal)
-        with self._cond:
-            if self._closing.is_set() or self._dead:
-                cmd.error = self._dead or "the link is closed"
-                cmd.done.set()
-                return cmd
-            if front:
-                self._queue.appendleft(cmd)
-            else:
-                self._queue.append(cmd)
-            self._cond.notify_all()
-        return cmd
+    def add_reader(self, fd: int, callback: Callable[[float], None]) -> None:
+        """On the loop: call `callback(now)` whenever `fd` is readable."""
+        self._selector.register(fd, selectors.EVENT_READ, callback)
 
-    def _call(self, msg: Message, timeout: float, *,
-              requested: MachineSettings | None = None) -> _Command:
-        cmd = self._submit(msg, requested=requested)
-        if not cmd.done.wait(timeout):
-            raise LinkError(f"{cmd.name}: no result within {timeout:.1f} s")
-        if cmd.error:
-            raise LinkError(f"{cmd.name} failed: {cmd.error}")
-        return cmd
+    def remove_reader(self, fd: int) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(fd)
 
-    @staticmethod
-    def _expect_ack(cmd: _Command, what: str) -> None:
-        if isinstance(cmd.reply, Nack):
-            raise CommandRefused(f"the machine refused to {what}: {cmd.reply.describe()}",
-                                 cmd.reply)
+    def request(self, op: Op, arg: object, now: float,
+                on_result: Callable[[Result], None]) -> None:
+        """On the loop: carry out one command; `on_result` gets how it ended, on the loop.
 
-    def _finish(self, cmd: _Command, *, reply: Message | None = None,
-                error: str | None = None) -> None:
-        cmd.reply, cmd.error = reply, error
-        cmd.done.set()
-
-    def _timeout_for(self, cmd: _Command) -> float:
-        if cmd.fixed_interval is not None:
-            return cmd.fixed_interval
-        return min(RTO_MAX_S, self.rto * (2 ** (cmd.attempts - 1)))
-
-    def _rtt_sample(self, r: float) -> None:
-        # RFC 6298 smoothing; Karn: only commands answered on their first transmission.
-        if self._srtt is None:
-            self._srtt, self._rttvar = r, r / 2
+        `arg` is the MachineSettings of a SET, the milliseconds of a WATCHDOG, else None.
+        """
+        core = self._core
+        if op is Op.STOP:
+            ticket = core.stop(now=now)
+        elif op is Op.SET:
+            assert isinstance(arg, MachineSettings)
+            problems = core.check(arg)
+            if problems:
+                reason = "; ".join(problems)
+                self._publish(SettingsRefused(now, arg, reason, "bridge"))
+                on_result(Result(op, Kind.OUTSIDE, f"not sent: {reason}"))
+                return
+            ticket = core.submit(Set(*arg.to_wire()), requested=arg, now=now)
+        elif op is Op.ARM and (core.knowledge is Knowledge.UNKNOWN or (
+                core.knowledge is Knowledge.KNOWN and not core.confirmed)):
+            on_result(Result(op, Kind.NOT_CONFIRMED, "settings not confirmed by the machine: "
+                                                      "apply settings before arming"))
+            return
         else:
-            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - r)
-            self._srtt = 0.875 * self._srtt + 0.125 * r
-        self.rto = min(RTO_MAX_S, max(RTO_MIN_S, self._srtt + max(0.005, 4 * self._rttvar)))
+            msg = {Op.ARM: Arm, Op.DISARM: Disarm, Op.CLEAR_FAULT: ClearFault}.get(op)
+            ticket = core.submit(msg() if msg else Watchdog(int(arg)), now=now)  # type: ignore
+        self._waiting.append((ticket, lambda t: on_result(self._result(op, arg, t))))
 
-    # --- internals: threads --------------------------------------------------------------
+    def _result(self, op: Op, arg: object, ticket: Ticket) -> Result:
+        reply = ticket.reply
+        if ticket.outcome is Outcome.FAILED and op is Op.SET:
+            return Result(op, Kind.UNKNOWN, f"SET {arg}: {ticket.error}; the machine's settings "
+                                            "are not confirmed (STOP sent)")
+        if ticket.outcome is not Outcome.DONE:
+            return Result(op, Kind.FAILED, f"{ticket.name} failed: {ticket.error}")
+        if isinstance(reply, Nack):
+            what = f"the machine refused {arg}" if op is Op.SET else \
+                f"the machine refused to {_VERB[op]}"
+            return Result(op, Kind.REFUSED, f"{what}: {reply.describe()}", code=reply.code)
+        if op is not Op.SET:
+            return Result(op, Kind.DONE)
+        assert isinstance(reply, Applied)
+        applied = self._core.applied
+        if applied is None or applied.to_wire() != reply.settings:
+            return Result(op, Kind.FAILED, f"the machine reports applied settings "
+                                           f"{tuple(reply.settings)} outside the hard limits; "
+                                           "STOP sent")
+        if applied != arg:
+            return Result(op, Kind.MISMATCH, f"the machine applied {applied} but {arg} was "
+                                             "asked; STOP sent", applied)
+        return Result(op, Kind.DONE, applied=applied)
 
-    def _write(self, frame: bytes) -> None:
-        try:
-            self.transport.write(frame)
-        except TransportError as exc:
-            self._gone(str(exc))
+    @property
+    def core(self) -> LinkCore:
+        """The core itself: only for code running on the loop thread."""
+        return self._core
 
-    def _link_loop(self) -> None:
-        now = time.monotonic()
-        next_hb = now
-        next_health = now + HEALTH_EVERY_S
-        hb_frame = encode(Heartbeat())
-        while not self._closing.is_set() and not self._dead:
-            to_send: list[bytes] = []
-            failed: _Command | None = None
-            with self._cond:
-                now = time.monotonic()
-                cmd = self._outstanding
-                if cmd is None and self._queue:
-                    cmd = self._outstanding = self._queue.popleft()
-                    cmd.seq = self._next_seq()
-                    cmd.frame = encode(cmd.msg, seq=cmd.seq)
-                    cmd.attempts, cmd.first_sent = 1, now
-                    cmd.deadline = now + self._timeout_for(cmd)
-                    self._sent += 1
-                    to_send.append(cmd.frame)
-                elif cmd is not None and now >= cmd.deadline:
-                    if cmd.attempts >= cmd.max_attempts:
-                        failed, self._outstanding = cmd, None
-                    else:
-                        cmd.attempts += 1
-                        cmd.deadline = now + self._timeout_for(cmd)
-                        self._sent += 1
-                        self._resent += 1
-                        to_send.append(cmd.frame)
-                if not to_send and failed is None and now < next_hb:
-                    wake = min(next_hb, next_health)
-                    if self._outstanding is not None:
-                        wake = min(wake, self._outstanding.deadline)
-                    elif self._queue:
-                        wake = now
-                    if wake > now:
-                        self._cond.wait(wake - now)
-                        continue
-            for frame in to_send:
-                self._write(frame)
-            if failed is not None:
-                self._command_failed(failed)
-            now = time.monotonic()
-            if now >= next_hb:
-                self._write(hb_frame)
-                if self._hb_last is not None:
-                    gap = now - self._hb_last
-                    self.heartbeat_gaps.append(gap)
-                    self._hb_gap_max = max(self._hb_gap_max, gap)
-                self._hb_last = now
-                next_hb += HEARTBEAT_S
-                if next_hb <= now:  # we were held up: no burst of heartbeats to catch up
-                    next_hb = now + HEARTBEAT_S
-                self._judge_link(now)  # every heartbeat, so LOST shows within ~300 ms
-            if now >= next_health:
-                next_health = now + HEALTH_EVERY_S
-                self._publish(self.health())
-                self._hb_gap_max = 0.0
+    # --- internals -----------------------------------------------------------------------
 
-    def _command_failed(self, cmd: _Command) -> None:
-        reason = f"no answer after {cmd.attempts} transmissions"
-        self._finish(cmd, error=reason)
-        if cmd.msg.TYPE == MsgType.HELLO and not cmd.internal and self.ident is None:
-            return  # the handshake reports this itself
-        self._publish(CommandFailed(time.time(), cmd.name, reason))
-        if cmd.msg.TYPE != MsgType.STOP:
-            # A command the machine never confirmed: stop rather than guess its state.
-            self.stop(wait=False)
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
 
-    def _judge_link(self, now: float) -> None:
-        age = now - self._last_rx
-        new = (LinkState.LOST if age > LOST_AFTER_S or self._dead
-               else LinkState.STALE if age > STALE_AFTER_S else LinkState.CONNECTED)
-        if new != self.link_state:
-            old, self.link_state = self.link_state, new
-            reason = self._dead or f"last frame from the machine {age * 1000:.0f} ms ago"
-            if (new == LinkState.LOST and not self._dead
-                    and self.state in (State.ARMED, State.RUNNING)):
-                # We cannot see the needle. The machine's watchdog covers a link cut in our
-                # direction; a machine that has gone silent but still hears us is stopped here.
-                self.stop(wait=False)
-                reason += "; STOP sent"
-            self._publish(LinkStateChanged(time.time(), old, new, reason))
+    def _request(self, op: Op, arg: object, timeout: float) -> Result:
+        """Carry out a command on the loop and wait for how it ended."""
+        if self._closing.is_set() or not self._thread.is_alive():
+            return Result(op, Kind.FAILED, f"{op.name}: the link is closed")
+        done = threading.Event()
+        box: list[Result] = []
 
-    def _gone(self, reason: str) -> None:
-        if self._dead or self._closing.is_set():
-            return
-        self._dead = reason
-        with self._cond:
-            for c in [*self._queue, *([self._outstanding] if self._outstanding else [])]:
-                self._finish(c, error=reason)
-            self._queue.clear()
-            self._outstanding = None
-            self._cond.notify_all()
-        old, self.link_state = self.link_state, LinkState.LOST
-        if old != LinkState.LOST:
-            self._publish(LinkStateChanged(time.time(), old, LinkState.LOST, reason))
+        def ended(result: Result) -> None:
+            box.append(result)
+            done.set()
 
-    def _read_loop(self) -> None:
-        while not self._closing.is_set():
-            try:
-                data = self.transport.read()
-            except TransportError as exc:
-                self._gone(str(exc))
-                return
-            if not data:
-                continue
-            for frame in self._decoder.feed(data):
-                try:
-                    self._on_frame(frame)
-                except Exception:  # a bug in a subscriber must not kill the link
-                    log.exception("while handling a frame")
-
-    def _on_frame(self, frame: Frame) -> None:
-        now = time.monotonic()
-        if frame.type == MsgType.TELEMETRY:
-            self._last_rx = now
-            try:
-                t = Telemetry.from_payload(frame.payload)
-            except Malformed:
-                return
-            self._on_telemetry(frame.seq, t, now)
-            return
-        if frame.type not in (MsgType.ACK, MsgType.NACK, MsgType.APPLIED, MsgType.IDENT):
-            self._echoes += 1
-            return  # a host-type frame (an echo): not from the machine
-        self._last_rx = now
-        try:
-            msg = frame.message()
-        except VersionMismatch as exc:
-            with self._cond:
-                cmd = self._outstanding
-                if cmd is not None and cmd.msg.TYPE == MsgType.HELLO and frame.ack == cmd.seq:
-                    self._outstanding = None
-                    self._finish(cmd, error=(
-                        f"protocol version mismatch: the machine speaks version {exc.version},"
-                        f" this smp speaks version {PROTOCOL_VERSION}"))
-                    self._cond.notify_all()
-            return
-        except Malformed:
-            return
-        cmd = None
-        with self._cond:
-            out = self._outstanding
-            if out is not None and frame.ack == out.seq and _answers(out, msg):
-                cmd, self._outstanding = out, None
-                if out.attempts == 1 and out.fixed_interval is None:
-                    self._rtt_sample(now - out.first_sent)
-                self._cond.notify_all()
-        if isinstance(msg, Ident):
-            self._on_ident(msg, internal=cmd is not None and cmd.internal)
-        if cmd is None:
-            return  # a late duplicate answer: already handled
-        if isinstance(msg, Nack) and msg.code == ErrorCode.NOT_READY:
-            self._rehandshake()
-        if cmd.msg.TYPE == MsgType.SET and cmd.requested is not None:
-            if isinstance(msg, Applied):
-                try:
-                    confirmed = MachineSettings.from_wire(*msg.settings)
-                except ValidationError:
-                    confirmed = None
-                if confirmed is not None:
-                    self.applied = confirmed
-                    self._publish(SettingsApplied(time.time(), cmd.requested, confirmed,
-                                                  cmd.seq))
-            elif isinstance(msg, Nack):
-                self._publish(SettingsRefused(time.time(), cmd.requested, msg.describe(),
-                                              "machine"))
-        if (cmd.msg.TYPE == MsgType.ARM and isinstance(msg, Ack)
-                and self.state not in (State.ARMED, State.RUNNING)):
-            # The machine is armed from its ACK on, not from the next telemetry: a machine that
-            # falls silent in between must still be stopped when the link is judged LOST.
-            # (It acknowledges ARM only with nothing latched.)
-            self._note_state(State.ARMED, Fault.NONE)
-        self._finish(cmd, reply=msg)
-
-    def _on_ident(self, ident: Ident, *, internal: bool) -> None:
-        old = self.ident
-        if old is None:
-            return  # the first handshake: connect() adopts it
-        if ident.boot_id != old.boot_id:
-            self.applied = None
-            self._publish(MachineRebooted(time.time(), old.boot_id, ident.boot_id))
-            try:
-                self._adopt(ident)
-            except SmpError as exc:
-                self._publish(CommandFailed(time.time(), "HELLO", str(exc)))
-        else:
-            self.ident = ident
-            self._note_state(State(ident.state), Fault(ident.faults))
-
-    def _rehandshake(self) -> None:
-        with self._cond:
-            pending = [c for c in self._queue if c.msg.TYPE == MsgType.HELLO and c.internal]
-            out = self._outstanding
-            if pending or (out is not None and out.msg.TYPE == MsgType.HELLO):
-                return
-        self._submit(Hello(PROTOCOL_VERSION), front=True, internal=True)
-
-    def _on_telemetry(self, seq: int, t: Telemetry, now: float) -> None:
-        prev = self.telemetry
-        if self._telemetry_seq is not None:
-            self._telemetry_lost += (seq - self._telemetry_seq - 1) & 0xFF
-        self._telemetry_seq = seq
-        self._last_telemetry_at = now
-        self.telemetry = t
-        self._note_state(State(t.state), Fault(t.faults))
-        if self.ident is not None and (not t.flags & Telemetry.SESSION or (
-                prev is not None and t.uptime_ms < prev.uptime_ms)):
-            # The machine forgot our handshake, or its clock went back: it restarted.
-            # Ask who it is now (a new boot id is reported as MachineRebooted).
-            self._rehandshake()
-        self._publish(TelemetryReceived(time.time(), t))
-
-    def _note_state(self, state: State, faults: Fault) -> None:
-        old_state, old_faults = self.state, self.faults
-        self.state, self.faults = state, faults
-        if state != old_state or faults != old_faults:
-            self._publish(StateChanged(time.time(), old_state, state, faults))
-        new = faults & ~old_faults
-        if new:
-            self._publish(FaultLatched(time.time(), Fault(new), faults))
+        self.call_soon(lambda now: self.request(op, arg, now, ended))
+        if not done.wait(timeout):
+            raise LinkError(f"{op.name}: no result within {timeout:.1f} s")
+        return box[0]
 
     def _publish(self, event: Event) -> None:
         for cb in list(self._subscribers):
             try:
                 cb(event)
-            except Exception:
-                log.exception("subscriber %r failed on %r", cb, event)
+            except Exception:  # a subscriber's bug must not stop the link
+                log.exception("subscriber %r failed on %s", cb, type(event).__name__)
+
+    def _snapshot(self) -> Status:
+        c = self._core
+        return Status(c.ident, c.state, c.faults, c.knowledge, c.applied, c.confirmed,
+                      c.link_state, c.telemetry, c.envelope, c.machine_envelope, c.rto,
+                      c.queued)
+
+    def _read_port(self, now: float) -> None:
+        try:
+            data = self.transport.read_available()
+        except TransportError as exc:
+            self._port_gone(str(exc), now)
+            return
+        if data:
+            self._core.receive(data, now=now)
+            self._partial = data[-1] != 0
+
+    def _read_thread(self) -> None:
+        """For transports without a file descriptor: read, and hand the bytes to the loop."""
+        while not self._closing.is_set():
+            try:
+                data = self.transport.read()
+            except TransportError as exc:
+                reason = str(exc)
+                self.call_soon(lambda now, r=reason: self._port_gone(r, now))
+                return
+            if data:
+                self.call_soon(lambda now, d=data: self._core.receive(d, now=now))
+
+    def _port_gone(self, reason: str, now: float) -> None:
+        if self._closing.is_set():
+            return
+        if self._fd is not None:
+            self.remove_reader(self._fd)
+            self._fd = None
+        self._core.port_gone(reason, now=now)
+
+    def _loop(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:
+            # A bug here must fail safe: one last STOP, then the link is dead (and with no
+            # heartbeat the machine's watchdog stops the needle in any case).
+            log.exception("the link loop failed")
+            with contextlib.suppress(Exception):
+                self._core.stop(now=time.monotonic())
+                self.transport.write(self._core.take_output())
+            self._core.port_gone(f"internal error in the link ({type(exc).__name__})",
+                                 now=time.monotonic())
+            self._status = self._snapshot()
+            for event in self._core.take_events():
+                self._publish(event)
+        finally:
+            self._stopped.set()
+
+    def _run(self) -> None:
+        core = self._core
+        while not self._closing.is_set():
+            now = time.monotonic()
+            while self._calls:
+                self._calls.popleft()(now)
+            core.tick(now=now)
+            out = core.take_output()
+            if out:
+                try:
+                    self.transport.write(out)
+                except TransportError as exc:
+                    self._port_gone(str(exc), now)
+            events = core.take_events()
+            if self._waiting:
+                ended = [(t, cb) for t, cb in self._waiting if t.done]
+                if ended:
+                    self._waiting = [(t, cb) for t, cb in self._waiting if not t.done]
+            else:
+                ended = []
+            self._status = self._snapshot()
+            for event in events:
+                self._publish(event)
+            for ticket, cb in ended:
+                try:
+                    cb(ticket)
+                except Exception:
+                    log.exception("command callback failed")
+            if self._calls or core.busy():
+                continue
+            timeout = max(0.0, core.deadline() - time.monotonic())
+            port = self._fd
+            if port is not None and self._partial and timeout > 0:
+                # Inside a frame: let the rest of it arrive before reading the port again
+                # (everything else still wakes the loop at once).
+                self._partial = False
+                self._selector.unregister(port)
+                try:
+                    self._wait(min(timeout, COALESCE_S))
+                finally:
+                    if self._fd is not None:
+                        self._selector.register(port, selectors.EVENT_READ, self._read_port)
+                continue
+            self._wait(timeout)
+
+    def _wait(self, timeout: float) -> None:
+        for key, _mask in self._selector.select(timeout):
+            now = time.monotonic()
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.read(self._wake_r, 4096)
+            else:
+                key.data(now)
 
 
-__all__ = ["CommandRefused", "EmptyEnvelope", "LinkError", "Machine", "OutsideEnvelope"]
+_VERB = {Op.ARM: "arm", Op.DISARM: "disarm", Op.CLEAR_FAULT: "clear the fault",
+         Op.WATCHDOG: "set the watchdog", Op.STOP: "stop"}
+
+__all__ = ["CommandRefused", "EmptyEnvelope", "LinkError", "Machine", "NotConfirmed",
+           "OutcomeUnknown", "OutsideEnvelope", "SettingsMismatch", "Status"]

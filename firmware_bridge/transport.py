@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import serial
+import serial.serialposix
 import serial.tools.list_ports
 
 from protocols.errors import SmpError
@@ -45,6 +46,15 @@ class Transport(ABC):
 
     @abstractmethod
     def write(self, data: bytes) -> None: ...
+
+    def fileno(self) -> int | None:
+        """A descriptor that polls readable when bytes arrive, or None (then a reader thread
+        calls `read`)."""
+        return None
+
+    def read_available(self) -> bytes:
+        """What has arrived, without waiting (only for a transport with a `fileno`)."""
+        raise NotImplementedError  # pragma: no cover: never called when fileno() is None
 
     def reset_input(self) -> None:
         """Discard bytes received but not yet read."""
@@ -132,6 +142,21 @@ class SerialTransport(Transport):
             return self._ser.read(min(max(waiting, 1), max_bytes))
         except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
             # TypeError/AttributeError: pyserial's read after a concurrent close.
+            raise TransportError(f"{self.url}: {self._gone(exc)}") from exc
+
+    def fileno(self) -> int | None:
+        # A local serial device (or pty) polls; socket://, rfc2217:// and loop:// are read by
+        # a thread, as pyserial's read() on them waits for whole requests.
+        if isinstance(self._ser, serial.serialposix.Serial):
+            return self._ser.fileno()
+        return None
+
+    def read_available(self) -> bytes:
+        try:
+            waiting = self._ser.in_waiting
+            # Readable with nothing waiting is a hang-up: pyserial's read raises for it.
+            return self._ser.read(waiting or 1)
+        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
             raise TransportError(f"{self.url}: {self._gone(exc)}") from exc
 
     def _gone(self, exc: BaseException) -> str:

@@ -140,6 +140,7 @@ class Firmware:
         self._last_cmd: tuple[int, int] | None = None  # (seq, type) of the last command
         self._recent: deque[tuple[int, int]] = deque(maxlen=RECENT_COMMANDS)
         self._last_reply = b""
+        self._acted = 0  # seq of the last command acted on (TELEMETRY's ack)
         self._decoder = Decoder()
         self._last_tick = now
         self._next_telemetry = now
@@ -192,7 +193,7 @@ class Firmware:
                         self._latch(flag, f"physics: {fault}")
                 self._check_depth(now)
             if now >= self._next_telemetry:
-                self._send(self._telemetry(now), seq=self._telemetry_seq)
+                self._send(self._telemetry(now), seq=self._telemetry_seq, ack=self._acted)
                 self._telemetry_seq = (self._telemetry_seq + 1) & 0xFF
                 self._next_telemetry += TELEMETRY_PERIOD_NS
                 if self._next_telemetry <= now:  # fell behind: no burst of stale frames
@@ -241,6 +242,7 @@ class Firmware:
 
     def _telemetry(self, now: int) -> Telemetry:
         r = self.physics.readings()
+        applied = self.applied or _NO_SETTINGS
         flags = ((Telemetry.PEDAL if self.pedal else 0)
                  | (Telemetry.MOTOR if self.state == State.RUNNING else 0)
                  | (Telemetry.LINK if self.link_alive else 0)
@@ -251,7 +253,8 @@ class Firmware:
             voltage_mv=clamp16(r.voltage_mv), current_ma=clamp16(r.current_ma),
             depth_um=clamp16(r.depth_um), temperature_dc=max(-32768, min(32767,
                                                                          r.temperature_dc)),
-            uptime_ms=self.uptime_ms(now),
+            uptime_ms=self.uptime_ms(now), set_depth_um=applied.depth_um,
+            set_rate_dhz=applied.rate_dhz, set_voltage_mv=applied.voltage_mv,
         )
 
     def _set_state(self, new: State, why: str) -> None:
@@ -311,6 +314,7 @@ class Firmware:
             # Acted on as soon as the CRC checks, whatever its sequence number; answered, but it
             # neither takes part in nor disturbs duplicate detection.
             self._latch(Fault.STOP, "STOP")
+            self._acted = seq
             self._event("STOP", seq)
             self._send(Ack(MsgType.STOP), ack=seq)
             return
@@ -334,6 +338,7 @@ class Firmware:
         self._last_cmd = (seq, t)
         self._recent.append((seq, t))
         self._last_reply = self._execute(frame, seq)
+        self._acted = seq
 
     def _host_alive(self, now: int) -> None:
         self.last_host_ns = now
@@ -368,6 +373,7 @@ class Firmware:
             self._set_state(State.DISARMED, "HELLO: a new host session starts disarmed")
         self._event("HELLO", frame.seq, f"host protocol {hello.protocol}")
         reply = self._send(self.ident(), ack=frame.seq)
+        self._acted = frame.seq
         self._last_cmd, self._last_reply = (frame.seq, MsgType.HELLO), reply
         self._recent.clear()
         self._recent.append(self._last_cmd)

@@ -13,8 +13,9 @@ import pytest
 import serial
 
 from firmware_bridge import LinkError, Machine, TransportError
+from firmware_bridge.codec import PROTOCOL_VERSION
 from firmware_bridge.transport import explain_open_error, open_transport
-from protocols.envelope import EmptyEnvelope, Range, SafetyEnvelope
+from protocols.envelope import Range, SafetyEnvelope
 from sim.clock import MonotonicClock
 from sim.firmware import Firmware
 from sim.serve import PtyServer
@@ -95,7 +96,7 @@ def test_loop_url_is_recognised_as_an_echo():
 class OtherVersionFirmware(Firmware):
     def ident(self):
         import dataclasses
-        return dataclasses.replace(super().ident(), protocol=2)
+        return dataclasses.replace(super().ident(), protocol=PROTOCOL_VERSION + 1)
 
 
 def test_protocol_version_mismatch_names_both_versions():
@@ -105,8 +106,8 @@ def test_protocol_version_mismatch_names_both_versions():
         with pytest.raises(LinkError) as exc:
             Machine.connect(link.address)
         assert one_line(exc.value) == (
-            f"{link.address}: protocol version mismatch: the machine speaks version 2, this smp "
-            "speaks version 1")
+            f"{link.address}: protocol version mismatch: the machine speaks version "
+            f"{PROTOCOL_VERSION + 1}, this smp speaks version {PROTOCOL_VERSION}")
     finally:
         link.close()
 
@@ -120,11 +121,11 @@ def test_machine_limits_that_exclude_the_configured_envelope():
     link = PtyServer.simulate(limits=machine_limits)
     link.start()
     try:
-        with pytest.raises(EmptyEnvelope) as exc:
+        with pytest.raises(LinkError) as exc:
             Machine.connect(link.address, clinic)
         assert one_line(exc.value) == (
-            "voltage: the machine allows 3.0 to 8.0 V but 9.0 to 12.0 V is required; no value "
-            "satisfies both")
+            f"{link.address}: voltage: the machine allows 3.0 to 8.0 V but 9.0 to 12.0 V is "
+            "required; no value satisfies both")
     finally:
         link.close()
 

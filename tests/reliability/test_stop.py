@@ -47,7 +47,7 @@ def test_stop_under_a_full_output_queue(sim):
         threads = [threading.Thread(target=apply, args=(s,)) for s in wanted]
         for t in threads:
             t.start()
-        assert wait_for(lambda: len(host._queue) >= 50)  # a full queue, one at a time on the line
+        assert wait_for(lambda: host.status.queued >= 50)  # a full queue, one at a time on the line
         t0 = time.monotonic_ns()
         assert host.stop() is True
         ms = stopped_ms(sim, t0)
