@@ -10,6 +10,7 @@ logged and reported as an internal error, never a traceback.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -22,7 +23,6 @@ from textual.worker import Worker, WorkerState
 
 from console.config import ConfigError, ConsoleConfig
 from console.controller import SessionController
-from console.gc_policy import FullCollections
 from console.view import MachineState, View
 from protocols.errors import SmpError
 from sessions.store import Store
@@ -82,6 +82,7 @@ class SmpApp(App):
         self.controller = controller or SessionController(store)
         self.controller.on_view = lambda view: self.post_message(ViewChanged(view))
         self.workflow: dict[str, Any] = {}  # choices carried from screen to screen
+        self._sim_order = threading.Lock()
         if self.config_.theme not in self.available_themes:
             raise ConfigError(f"theme {self.config_.theme!r}: allowed "
                               f"{', '.join(sorted(self.available_themes))}")
@@ -89,9 +90,6 @@ class SmpApp(App):
     # --- start-up ------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        # Full collections would stall the heartbeat thread mid-pass: the app times them.
-        self._full_gc = FullCollections()
-        self.set_interval(1.0, self._collect_garbage)
         self.theme = self.config_.theme
         if self.config_.keymap:
             self.set_keymap({k: v for k, v in self.config_.keymap.items()})
@@ -102,14 +100,6 @@ class SmpApp(App):
 
         self.push_screen(ConnectScreen(self.url))
         offer_recovery(self)
-
-    def on_unmount(self) -> None:
-        self._full_gc.release()
-
-    def _collect_garbage(self) -> None:
-        m = self.view.machine
-        if m.state != MachineState.RUNNING and not m.pedal and not m.motor:
-            self._full_gc.collect_if_due()
 
     def connected(self, _: object = None) -> None:
         from console.screens.client import ClientScreen
@@ -130,6 +120,25 @@ class SmpApp(App):
     def db_call(self, fn: Callable, *args: Any, then: Callable | None = None,
                 fail: Callable | None = None) -> None:
         self._call(fn, args, then, fail)
+
+    @work(thread=True, exclusive=False, exit_on_error=False, group="simulator")
+    def sim_call(self, *lines: str, done: str = "") -> None:
+        """Trainer's controls: commands to the simulator, which may be a socket away."""
+        controls = self.controller.simulator
+        if controls is None:
+            return
+        with self._sim_order:  # one command at a time, in the order the keys were pressed
+            self._sim_lines(controls, lines, done)
+
+    def _sim_lines(self, controls: Any, lines: tuple[str, ...], done: str) -> None:
+        for line in lines:
+            try:
+                controls.do(line)
+            except SmpError as exc:
+                self.post_message(Failed(None, exc))
+                return
+        if done:
+            self.post_message(Done(lambda _: self.notify(done, title="Simulator"), None))
 
     @work(thread=True, exclusive=False, exit_on_error=False, group="stop")
     def stop_call(self) -> None:

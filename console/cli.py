@@ -11,13 +11,15 @@ from console import (
     cmd_db,
     cmd_export,
     cmd_history,
+    cmd_machine,
     cmd_ports,
     cmd_protocols,
     cmd_sim,
 )
 from protocols.errors import SmpError
 
-COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_history, cmd_export, cmd_db)
+COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_machine, cmd_history, cmd_export,
+            cmd_db)
 
 
 def version() -> str:

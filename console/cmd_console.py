@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "presentation mode) are read from console.toml in the user config directory, or "
         "the file named by SMP_CONFIG.")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--sim", action="store_true", help="use the in-process simulator")
+    where.add_argument("--sim", action="store_true",
+                       help="use the simulated machine (started on a pty of its own)")
     where.add_argument("--port", metavar="URL",
                        help="a serial port or pyserial URL (socket://, rfc2217://, sim://)")
     p.add_argument("--db", metavar="URL", help="the record's database URL (default: "
@@ -33,7 +34,7 @@ def cmd_console(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"presentation": True})
     store = open_store(args.db)  # upgrades the schema; refuses one newer than this program
     try:
-        app = make_app(store, url="sim://" if args.sim else args.port, config=config)
+        app = make_app(store, url="simulator" if args.sim else args.port, config=config)
         app.run()
     finally:
         store.close()

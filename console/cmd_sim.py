@@ -39,7 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--events", type=Path, metavar="FILE",
                    help="append the machine's own log (state changes, commands, refusals, "
                    "faults) to FILE as JSON lines: the machine's side of the story")
+    p.add_argument("--log-heartbeats", action="store_true",
+                   help="with --events: log the arrival of every heartbeat too (for measuring "
+                   "the gaps between them on the wire)")
     p.add_argument("--quiet", action="store_true", help="no live status line")
+    p.add_argument("--lifeline-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_sim)
 
 
@@ -69,6 +73,7 @@ def _is_number(text: str) -> bool:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    from console.priority import raise_priority
     from sim.clock import MonotonicClock
     from sim.machine import SimulatedMachine
     from sim.physics import Skin
@@ -85,6 +90,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         script = Scenario(script.name, script.description, steps)
     script = script or faults
 
+    raise_priority("the simulator")
     machine = SimulatedMachine(MonotonicClock(), seed=seed, baud=args.baud, serial=args.serial)
     machine.set_skin(Skin(args.skin))
     if args.events:
@@ -92,6 +98,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         for event in list(machine.firmware.log):  # what happened before we listened: the boot
             write(event)
         machine.firmware.on_event = write
+        machine.firmware.log_heartbeats = args.log_heartbeats
     if args.tcp:
         host, port = parse_hostport(args.tcp)
         if args.allow_remote:
@@ -109,6 +116,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
             machine.play(script)
             print(f"playing scenario {script.name}: {script.description}", flush=True)
         _read_commands(machine, command)
+        if args.lifeline_fd is not None:
+            _hold_lifeline(args.lifeline_fd)
         _show_status(machine, quiet=args.quiet)
     print("\nsmp sim: stopped", file=sys.stderr)
     return 0
@@ -129,6 +138,20 @@ def _event_writer(path: Path):
                               "seq": event.seq, "detail": event.detail}) + "\n")
 
     return write
+
+
+def _hold_lifeline(fd: int) -> None:
+    """Run while `fd` is open at its other end (the machine service that drives us holds it):
+    a simulator started for a console ends with it, after the service's last STOP."""
+    import signal
+
+    def wait() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(fd, 1):
+                pass
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it ends the status line's sleep
+
+    threading.Thread(target=wait, name="smp-sim-lifeline", daemon=True).start()
 
 
 def _read_commands(machine, command) -> None:

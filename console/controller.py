@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import sim  # noqa: F401  (registers sim:// with the bridge's transports)
+from console import machine_process, simulator
 from console.view import (
     Link,
     MachineState,
@@ -34,6 +35,7 @@ from console.view import (
     machine_state,
 )
 from firmware_bridge import Fault, LinkState, Machine, SettingsMismatch, State
+from firmware_bridge.client import MachineClient
 from firmware_bridge.events import (
     CommandFailed,
     Event,
@@ -80,8 +82,7 @@ log = logging.getLogger(__name__)
 ADJUSTABLE = {"depth": DEPTH.field, "rate": RATE.field, "voltage": VOLTAGE.field}
 TREND_POINTS = 60
 LOG_LINES = 8
-RECONNECT_AFTER_S = 1.0
-RECONNECT_EVERY_S = 0.5
+CAPTION_EVERY_S = 0.5  # how often the simulator's scenario caption is asked for
 NEXT_SESSION_DAYS = (10, 14)  # DOMAIN.md: 10 to 14 days typical
 TOUCH_UP_YEARS, SCAR_TOUCH_UP_YEARS = history.TOUCH_UP_YEARS, history.SCAR_TOUCH_UP_YEARS
 AFTERCARE = (
@@ -213,8 +214,14 @@ class SessionController:
         # (bench/bench_console.py: 10 Hz cost the console more than a quarter of a core.)
         self.publish_every_s = publish_every_s
         self._today = today or (lambda: datetime.now(UTC).date())
-        self.machine: Machine | None = None
+        # A link in this process (sim://, for tests) or a client of the machine service; the
+        # same API either way (firmware_bridge.link.Machine, firmware_bridge.client).
+        self.machine: Machine | MachineClient | None = None
         self.url = ""
+        self._service: machine_process.Service | None = None
+        self._sim_process: machine_process.Simulator | None = None
+        self._controls: simulator.Controls | None = None
+        self._caption_at = 0.0
         self._lock = threading.RLock()
         # One technician command at a time, each reading and changing the state it acts on as a
         # whole: two quick presses of "depth +" give two steps, never one. STOP never waits here.
@@ -234,7 +241,6 @@ class SessionController:
         self._last_publish = 0.0
         self._stopping = False  # a STOP we sent, to tell it from one the link sent
         self._closed = threading.Event()
-        self._reconnecting = False
         self._pump = threading.Thread(target=self._pump_loop, name="smp-controller",
                                       daemon=True)
         self._pump.start()
@@ -246,11 +252,9 @@ class SessionController:
         return self._view
 
     @property
-    def simulator(self):
-        """The simulated machine's trainer controls (sim:// only), else None."""
-        transport = getattr(self.machine, "transport", None)
-        sim_ = getattr(transport, "simulator", None)
-        return getattr(sim_, "machine", None)
+    def simulator(self) -> simulator.Controls | None:
+        """The trainer's controls of the simulated machine, else None (a real machine)."""
+        return self._controls
 
     def set_presentation(self, on: bool) -> None:
         with self._lock:
@@ -300,10 +304,34 @@ class SessionController:
     # --- connecting ------------------------------------------------------------------------
 
     def connect(self, url: str) -> None:
-        """Open the link (a port URL, or sim:// for the in-process simulator)."""
-        machine = Machine.connect(url, self.envelope)
+        """Control the machine on `url` through its machine service (started for it, or one
+        already running). `sim://` runs an in-process simulator and link instead (tests)."""
+        service = controls = None
+        if url.startswith("sim://"):
+            machine: Machine | MachineClient = Machine.connect(url, self.envelope)
+            controls = simulator.InProcess(machine.transport.simulator.machine)
+        else:
+            machine, service = machine_process.connect_machine(url)
+        self._adopt(machine, url, service, controls)
+
+    def connect_simulator(self) -> None:
+        """Start the simulated machine in a process of its own on a pty, and connect to it
+        as to a real one (the service holds the simulator's lifeline)."""
+        child = machine_process.start_simulator()
+        try:
+            machine, service = machine_process.connect_machine(child.port, hold=child.lifeline)
+        except BaseException:
+            child.close()
+            raise
+        controls = simulator.Remote(child.control) if child.control else None
+        self._sim_process = child
+        self._adopt(machine, child.port, service, controls)
+
+    def _adopt(self, machine, url: str, service, controls) -> None:
         with self._lock:
             old, self.machine, self.url = self.machine, machine, url
+            old_service, self._service = self._service, service
+            self._controls = controls
             if self._unsubscribe:
                 self._unsubscribe()
             self._unsubscribe = machine.subscribe(self._events.put)
@@ -312,6 +340,8 @@ class SessionController:
             self._publish()
         if old is not None:
             old.close(disarm=False)
+        if old_service is not None:
+            old_service.close()
 
     @staticmethod
     def identity_text(machine: Machine) -> str:
@@ -359,6 +389,12 @@ class SessionController:
                 self._work.recorder.close()
         if machine is not None:
             machine.close()
+        # The service ends once its controller has said goodbye, and the simulator with it.
+        for child in (self._service, self._sim_process):
+            if child is not None:
+                child.close()
+        if self._controls is not None:
+            self._controls.close()
 
     # --- clients and the gate --------------------------------------------------------------
 
@@ -693,11 +729,28 @@ class SessionController:
                     if self._dirty and due:
                         self._sample_trends()
                         self._publish()
+                self._poll_caption()
             except Exception:
                 # A record that cannot be written is shown, never silently dropped.
                 log.exception("while handling %r", event)
                 self._note(f"ERROR: could not handle {type(event).__name__}: see the log")
                 self._publish()
+
+    def _poll_caption(self) -> None:
+        """The playing scenario's caption, asked of the simulator now and then (it may be a
+        socket away: never asked for by the screen)."""
+        controls, now = self._controls, time.monotonic()
+        if controls is None or now - self._caption_at < CAPTION_EVERY_S:
+            return
+        self._caption_at = now
+        try:
+            caption = controls.caption()
+        except SmpError:
+            caption = ""
+        with self._lock:
+            if caption != self._machine_view.sim_caption:
+                self._machine_view = replace(self._machine_view, sim_caption=caption)
+                self._dirty = True
 
     def _record(self) -> Recorder | None:
         return self._work.recorder if self._work is not None else None
@@ -808,60 +861,10 @@ class SessionController:
                 rec.link_lost(event.reason)
             self._note(f"LINK LOST: {event.reason}")
             self._run(False, ended_by="LINK LOST")
-            self._reconnect_later()
         elif event.old == LinkState.LOST:
             if rec is not None:
                 rec.link_restored()
             self._note("link restored: re-arm (a) to continue")
-
-    # --- reconnecting a port that went away --------------------------------------------------
-
-    def _reconnect_later(self) -> None:
-        if self.url.startswith("sim://") or self._reconnecting or self._closed.is_set():
-            return  # the in-process simulator's link recovers by itself
-        self._reconnecting = True
-        threading.Thread(target=self._reconnect_loop, name="smp-reconnect",
-                         daemon=True).start()
-
-    def _reconnect_loop(self) -> None:
-        """Open the port again once the machine is back. Never re-arms: a person does."""
-        try:
-            if self._closed.wait(RECONNECT_AFTER_S):
-                return
-            old = self.machine
-            if old is None or old.link_state != LinkState.LOST:
-                return
-            old_boot = old.ident.boot_id if old.ident else None
-            old.close(disarm=False)
-            while not self._closed.is_set():
-                try:
-                    machine = Machine.connect(self.url, self.envelope)
-                except SmpError:
-                    self._closed.wait(RECONNECT_EVERY_S)
-                    continue
-                break
-            else:
-                return
-            with self._lock:
-                if self._closed.is_set():
-                    machine.close()
-                    return
-                if self._unsubscribe:
-                    self._unsubscribe()
-                self.machine = machine
-                self._unsubscribe = machine.subscribe(self._events.put)
-                self._adopt_identity(machine)
-                rec = self._record()
-                if rec is not None:
-                    rec.link_restored()
-                    new_boot = machine.ident.boot_id if machine.ident else None
-                    if new_boot != old_boot:
-                        rec.machine_rebooted(f"{new_boot:#010x}")
-                self._note(f"link restored on {self.url}: the machine is "
-                           f"{self._machine_view.state.value}; re-arm (a) to continue")
-                self._publish()
-        finally:
-            self._reconnecting = False
 
     def _sample_trends(self) -> None:
         m = self._machine_view

@@ -88,6 +88,7 @@ class MachineView:
     resend_ratio: float = 0.0
     applied: MachineSettings | None = None  # the machine's last read-back, None if forgotten
     envelope: str = ""
+    sim_caption: str = ""  # what the simulator's playing scenario says to point out
     # Recent values for the sparklines, one point per screen update.
     rate_trend: tuple[float, ...] = ()
     voltage_trend: tuple[float, ...] = ()

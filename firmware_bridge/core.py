@@ -182,6 +182,22 @@ def unsafe_telemetry(t: Telemetry) -> str:
     return ""
 
 
+def envelope_problems(envelope: SafetyEnvelope, configured: SafetyEnvelope,
+                      machine: SafetyEnvelope | None, settings: MachineSettings) -> list[str]:
+    """Why `settings` lie outside the adopted `envelope`, naming both ranges it came from."""
+    out = []
+    for v in envelope.check(settings):
+        q = v.quantity
+        where = []
+        if machine is not None:
+            r = machine.range(q)
+            where.append(f"the machine allows {q.range_text(r.lo, r.hi)}")
+        r = configured.range(q)
+        where.append(f"the configured envelope {q.range_text(r.lo, r.hi)}")
+        out.append(f"{v} ({', '.join(where)})")
+    return out
+
+
 class LinkCore:
     """The host's half of one machine link. Not thread-safe: one owner drives it."""
 
@@ -300,6 +316,18 @@ class LinkCore:
         self._out.clear()
         self._set_link(LinkState.LOST, reason, now)
 
+    def reconnected(self, *, now: float) -> None:
+        """The port is open again after it went away: hand-shake again (a restarted machine
+        is then reported as such). Nothing is re-armed: that is a person's act."""
+        if not self.dead or self.closed:
+            return
+        self.dead = ""
+        self._decoder.reset()
+        self._telemetry_seq = None
+        self._silence_stop = False
+        self._next_hb = now
+        self._rehandshake(now)
+
     def close(self) -> None:
         self.closed = True
         for c in [*self._queue, *([self._outstanding] if self._outstanding else [])]:
@@ -376,17 +404,8 @@ class LinkCore:
 
     def check(self, settings: MachineSettings) -> list[str]:
         """Why `settings` would be refused before sending (empty if they would be sent)."""
-        out = []
-        for v in self.envelope.check(settings):
-            q = v.quantity
-            where = []
-            if self.machine_envelope is not None:
-                r = self.machine_envelope.range(q)
-                where.append(f"the machine allows {q.range_text(r.lo, r.hi)}")
-            r = self.configured.range(q)
-            where.append(f"the configured envelope {q.range_text(r.lo, r.hi)}")
-            out.append(f"{v} ({', '.join(where)})")
-        return out
+        return envelope_problems(self.envelope, self.configured, self.machine_envelope,
+                                 settings)
 
     def health(self, now: float) -> LinkHealth:
         age = None if self._last_telemetry_at is None else now - self._last_telemetry_at

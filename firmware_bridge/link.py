@@ -23,6 +23,7 @@ Subscriber callbacks run on the loop thread: keep them short, never block in the
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import os
 import selectors
@@ -76,6 +77,7 @@ log = logging.getLogger(__name__)
 # at every byte coalesces the reads of a frame (a 33-byte frame takes 2.9 ms at 115200 baud)
 # while adding at most this much to when the frame is seen.
 COALESCE_S = 0.001
+REOPEN_EVERY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,12 @@ class Status:
 class Machine:
     """A connected machine. Build it with `Machine.connect(url)`."""
 
-    def __init__(self, transport: Transport, envelope: SafetyEnvelope = HARD_LIMITS):
+    def __init__(self, transport: Transport, envelope: SafetyEnvelope = HARD_LIMITS, *,
+                 reopen: Callable[[], Transport] | None = None):
         self.transport = transport
+        # How to open the port again when it goes away (a cable pulled and put back); None:
+        # the link stays dead. Never re-arms: a person does.
+        self._reopen = reopen
         self.configured = envelope
         self._core = LinkCore(envelope, now=time.monotonic())
         self._selector = selectors.DefaultSelector()
@@ -109,11 +115,13 @@ class Machine:
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._calls: deque[Callable[[float], None]] = deque()
+        self._timers: list[tuple[float, int, Callable[[float], None]]] = []
+        self._order = 0
         self._waiting: list[tuple[Ticket, Callable[[Ticket], None]]] = []
         self._subscribers: list[Callable[[Event], None]] = []
         self._closing = threading.Event()
         self._stopped = threading.Event()
-        self._fd = transport.fileno()
+        self._fd: int | None = None
         self._reader: threading.Thread | None = None
         self._partial = False  # the last read ended inside a frame
         self._status = self._snapshot()
@@ -124,14 +132,17 @@ class Machine:
     @classmethod
     def connect(cls, url: str, envelope: SafetyEnvelope = HARD_LIMITS, *,
                 baudrate: int = 115200, handshake_s: float = HANDSHAKE_S, dtr: bool = False,
-                rts: bool = False) -> Machine:
+                rts: bool = False, reopen: bool = False) -> Machine:
         """Open the port, hand-shake (HELLO -> IDENT) and adopt the narrower envelope.
 
         `dtr`/`rts` are the modem lines' levels set before the port opens (deasserted by
-        default, so that a board that resets on DTR is not reset by connecting).
+        default, so that a board that resets on DTR is not reset by connecting). With
+        `reopen`, a port that goes away is opened again every half second.
         """
-        transport = open_transport(url, baudrate=baudrate, dtr=dtr, rts=rts)
-        machine = cls(transport, envelope)
+        def opener() -> Transport:
+            return open_transport(url, baudrate=baudrate, dtr=dtr, rts=rts)
+
+        machine = cls(opener(), envelope, reopen=opener if reopen else None)
         try:
             machine.start(handshake_s)
         except BaseException:
@@ -141,13 +152,7 @@ class Machine:
 
     def start(self, handshake_s: float = HANDSHAKE_S) -> None:
         """Start the loop and hand-shake; raises LinkError if no machine answers as it must."""
-        self.transport.reset_input()
-        if self._fd is not None:
-            self._selector.register(self._fd, selectors.EVENT_READ, self._read_port)
-        else:
-            self._reader = threading.Thread(target=self._read_thread, name="smp-link-reader",
-                                            daemon=True)
-            self._reader.start()
+        self._attach()
         self._thread.start()
         done = threading.Event()
         box: list[Ticket] = []
@@ -299,6 +304,11 @@ class Machine:
         self._calls.append(fn)
         self._wake()
 
+    def call_later(self, delay_s: float, fn: Callable[[float], None]) -> None:
+        """On the loop: run `fn(now)` on the loop `delay_s` from now."""
+        self._order += 1
+        heapq.heappush(self._timers, (time.monotonic() + delay_s, self._order, fn))
+
     def add_reader(self, fd: int, callback: Callable[[float], None]) -> None:
         """On the loop: call `callback(now)` whenever `fd` is readable."""
         self._selector.register(fd, selectors.EVENT_READ, callback)
@@ -399,6 +409,31 @@ class Machine:
                       c.link_state, c.telemetry, c.envelope, c.machine_envelope, c.rto,
                       c.queued)
 
+    def _attach(self) -> None:
+        """Start reading the transport: polled on the loop, or by a reader thread."""
+        self.transport.reset_input()
+        self._fd = self.transport.fileno()
+        if self._fd is not None:
+            self._selector.register(self._fd, selectors.EVENT_READ, self._read_port)
+        else:
+            self._reader = threading.Thread(target=self._read_thread, name="smp-link-reader",
+                                            daemon=True)
+            self._reader.start()
+
+    def _try_reopen(self, now: float) -> None:
+        if self._closing.is_set() or self._reopen is None:
+            return
+        try:
+            transport = self._reopen()
+        except TransportError:
+            self.call_later(REOPEN_EVERY_S, self._try_reopen)
+            return
+        with contextlib.suppress(TransportError, OSError):
+            self.transport.close()
+        self.transport = transport
+        self._attach()
+        self._core.reconnected(now=now)
+
     def _read_port(self, now: float) -> None:
         try:
             data = self.transport.read_available()
@@ -424,10 +459,14 @@ class Machine:
     def _port_gone(self, reason: str, now: float) -> None:
         if self._closing.is_set():
             return
+        if self._core.dead:
+            return
         if self._fd is not None:
             self.remove_reader(self._fd)
             self._fd = None
         self._core.port_gone(reason, now=now)
+        if self._reopen is not None:
+            self.call_later(REOPEN_EVERY_S, self._try_reopen)
 
     def _loop(self) -> None:
         try:
@@ -453,6 +492,8 @@ class Machine:
             now = time.monotonic()
             while self._calls:
                 self._calls.popleft()(now)
+            while self._timers and self._timers[0][0] <= now:
+                heapq.heappop(self._timers)[2](now)
             core.tick(now=now)
             out = core.take_output()
             if out:
@@ -477,7 +518,10 @@ class Machine:
                     log.exception("command callback failed")
             if self._calls or core.busy():
                 continue
-            timeout = max(0.0, core.deadline() - time.monotonic())
+            deadline = core.deadline()
+            if self._timers:
+                deadline = min(deadline, self._timers[0][0])
+            timeout = max(0.0, deadline - time.monotonic())
             port = self._fd
             if port is not None and self._partial and timeout > 0:
                 # Inside a frame: let the rest of it arrive before reading the port again

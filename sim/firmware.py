@@ -117,6 +117,7 @@ class Firmware:
         self.physics = physics or MachinePhysics()
         self.log: deque[Event] = deque(maxlen=10_000)
         self.misapply = False  # an injected firmware bug: applies other values than asked
+        self.log_heartbeats = False  # log every heartbeat's arrival (for measuring gaps)
         # Called with every log entry as it happens (`smp sim --events` writes them out).
         self.on_event: Callable[[Event], None] | None = None
         self._lock = threading.RLock()
@@ -304,6 +305,8 @@ class Firmware:
         t = frame.type
         if t == MsgType.HEARTBEAT:
             self._host_alive(now)
+            if self.log_heartbeats:
+                self._event("heartbeat")
             return
         if t not in HOST_COMMANDS:
             # A machine-to-host type coming in (an echo, a loopback): not from a host.

@@ -10,12 +10,12 @@ from textual.widgets.option_list import Option
 
 from console.screens.base import SmpScreen
 
-SIM = "sim://"
+SIM = "simulator"  # `smp sim --pty` in a process of its own (sim:// is the in-process one)
 
 
 class ConnectScreen(SmpScreen):
     BINDINGS: ClassVar[list[Binding]] = [
-        Binding("s", "connect('sim://')", "Simulator", id="connect.simulator",
+        Binding("s", "connect('simulator')", "Simulator", id="connect.simulator",
                 tooltip="Connect to the simulated machine"),
         Binding("r", "rescan", "Rescan ports", id="connect.rescan",
                 tooltip="List the serial ports again"),
@@ -43,7 +43,7 @@ class ConnectScreen(SmpScreen):
 
         ports = self.query_one("#ports", OptionList)
         ports.clear_options()
-        ports.add_option(Option("Simulator: a simulated machine in this program (s)", id=SIM))
+        ports.add_option(Option("Simulator: a simulated machine on a pty of its own (s)", id=SIM))
         for device, desc, vid_pid, serial in rows():
             ports.add_option(Option(f"{device}  {desc}  {vid_pid}  {serial}", id=device))
         ports.focus()
@@ -54,5 +54,8 @@ class ConnectScreen(SmpScreen):
     def action_connect(self, url: str) -> None:
         error = self.query_one("#error", Static)
         error.update(f"connecting to {url} ...")
-        self.app.machine_call(self.app.controller.connect, url, then=self.app.connected,
+        controller = self.app.controller
+        call, args = (controller.connect_simulator, ()) if url == SIM else (controller.connect,
+                                                                            (url,))
+        self.app.machine_call(call, *args, then=self.app.connected,
                               fail=lambda exc: error.update(f"error: {exc}"))

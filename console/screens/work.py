@@ -125,7 +125,7 @@ class WorkScreen(SmpScreen):
         box = self.query_one("#sim", Static)
         box.display = m.simulator and sim is not None
         if sim is not None:
-            caption = f"\nsay: {sim.caption}" if sim.caption else ""
+            caption = f"\nsay: {m.sim_caption}" if m.sim_caption else ""
             set_text(box, f"SIMULATOR controls: p pedal, t skin ({SKINS[self.skin]}), "
                        f"f fault, c clear causes, g scenario{caption}")
 
@@ -193,14 +193,11 @@ class WorkScreen(SmpScreen):
     # --- simulator controls ----------------------------------------------------------------
 
     def action_pedal(self) -> None:
-        sim = self.app.controller.simulator
-        sim.press_pedal(not self.app.view.machine.pedal)
+        self.app.sim_call(f"pedal {'up' if self.app.view.machine.pedal else 'down'}")
 
     def action_skin(self) -> None:
-        from sim.physics import Skin
-
         self.skin = (self.skin + 1) % len(SKINS)
-        self.app.controller.simulator.set_skin(Skin(SKINS[self.skin]))
+        self.app.sim_call(f"skin {SKINS[self.skin]}")
         self.show(self.app.view)
 
     def action_fault(self) -> None:
@@ -215,19 +212,18 @@ class WorkScreen(SmpScreen):
                          "garbage": 64, "depth-short": 500}.get(name)
                 rates = {"bit-errors": 1e-4, "drop-bytes": 0.01, "dup-bytes": 0.01,
                          "drop-frames": 0.05, "dup-frames": 0.05, "reorder-frames": 0.05}
-                self.app.controller.simulator.inject(name, rates.get(name, value))
-                self.app.notify(f"simulator: {name}", title="Fault triggered")
+                value = rates.get(name, value)
+                self.app.sim_call(f"fault {name}" + ("" if value is None else f" {value}"),
+                                  done=f"simulator: {name}")
 
         self.app.push_screen(Choose("Trigger a fault (q closes)", items), chosen)
 
     def action_clear(self) -> None:
         from sim.scenario import CLEARABLE
 
-        sim = self.app.controller.simulator
-        for name in CLEARABLE:
-            sim.clear(name)
-        self.app.notify("simulator: every fault cause removed; a latched fault still needs "
-                        "re-arming (a)")
+        self.app.sim_call(*(f"clear {name}" for name in CLEARABLE),
+                          done="simulator: every fault cause removed; a latched fault still "
+                               "needs re-arming (a)")
 
     def action_scenario(self) -> None:
         from importlib import resources
@@ -241,9 +237,7 @@ class WorkScreen(SmpScreen):
 
         def chosen(name: str | None) -> None:
             if name:
-                scenario = find(name)
-                self.app.controller.simulator.play(scenario)
-                self.app.notify(scenario.description, title=f"Scenario {name}")
+                self.app.sim_call(f"play {name}", done=find(name).description)
 
         self.app.push_screen(Choose("Play a trainer scenario (q closes)",
                                     [(n, n) for n in names]), chosen)

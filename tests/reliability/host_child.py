@@ -3,6 +3,8 @@
 
     python -m tests.reliability.host_child bridge PORT
         connect, apply, arm, print "armed", then keep heartbeating until killed
+    python -m tests.reliability.host_child client PORT
+        the same through a machine service started for PORT (the console's way)
     python -m tests.reliability.host_child controller PORT SQLITE_URL
         the console's SessionController on a SQLite record: a client, a session, a zone, arm;
         prints "session N", then "event ID KIND" for every event the recorder committed, as it
@@ -20,6 +22,18 @@ from protocols import MachineSettings
 
 def bridge(port: str) -> None:
     m = Machine.connect(port)
+    m.apply(MachineSettings(depth_mm=1.8, rate_hz=130, voltage_v=7.5))
+    m.arm()
+    print("armed", flush=True)
+    while True:
+        time.sleep(1)
+
+
+def client(port: str) -> None:
+    """A console's machine side: a service started for the port, applied and armed."""
+    from console.machine_process import connect_machine
+
+    m, _service = connect_machine(port)
     m.apply(MachineSettings(depth_mm=1.8, rate_hz=130, voltage_v=7.5))
     m.arm()
     print("armed", flush=True)
@@ -54,4 +68,4 @@ def controller(port: str, url: str) -> None:
 
 
 if __name__ == "__main__":
-    {"bridge": bridge, "controller": controller}[sys.argv[1]](*sys.argv[2:])
+    {"bridge": bridge, "client": client, "controller": controller}[sys.argv[1]](*sys.argv[2:])

@@ -1,0 +1,304 @@
+"""A client of the machine service: the same API as firmware_bridge.link.Machine, over the
+service's local channel (firmware_bridge.channel).
+
+    client = MachineClient.connect(socket_path)            # or MachineClient.over(sock)
+    client.subscribe(handle)                              # events, on the client's thread
+    client.apply(settings); client.arm(); client.stop()
+
+What it says about the machine is the service's last snapshot, which came with the last event:
+nothing is guessed on this side. If the service goes away, the link is LOST at once (an event
+says so) and every command fails; the machine's watchdog stops the needle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from firmware_bridge import channel
+from firmware_bridge.codec import Capability, Fault, Ident, State, Telemetry
+from firmware_bridge.commands import (
+    Kind,
+    LinkError,
+    NotAllowed,
+    Op,
+    Result,
+    raise_for,
+)
+from firmware_bridge.core import Knowledge, envelope_problems
+from firmware_bridge.events import Event, LinkHealth, LinkState, LinkStateChanged
+from protocols.envelope import HARD_LIMITS, SafetyEnvelope
+from protocols.settings import MachineSettings
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10.0  # the service hand-shakes with the machine before it welcomes us
+
+
+class MachineClient:
+    """One connection to a machine service, as its controller or an observer."""
+
+    def __init__(self, sock: socket.socket, *, role: str = "control", who: str = "",
+                 configured: SafetyEnvelope = HARD_LIMITS):
+        self.sock = sock
+        self.role = role
+        self.configured = configured
+        self.service: dict = {}
+        self.url = ""
+        self._reader_ = channel.LineReader()
+        self._send_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[threading.Event, list[Result], Op]] = {}
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._snapshot: channel.Snapshot | None = None
+        self._health: LinkHealth | None = None
+        self._gone = ""
+        self._closing = False
+        self._welcome = threading.Event()
+        self._refused = ""
+        self._failed = ""  # the service could not reach the machine
+        self._thread = threading.Thread(target=self._read_loop, name="smp-machine-client",
+                                        daemon=True)
+        self._thread.start()
+        self._send({"op": "hello", "role": role, "who": who or "a client"})
+        if not self._welcome.wait(HELLO_TIMEOUT_S):
+            self.close()
+            raise LinkError(self._gone or "the machine service did not answer")
+        if self._failed:
+            self.close()
+            raise LinkError(self._failed)
+        if self._refused:
+            self.close()
+            raise NotAllowed(self._refused)
+
+    @classmethod
+    def connect(cls, path: str, *, role: str = "control", who: str = "",
+                configured: SafetyEnvelope = HARD_LIMITS) -> MachineClient:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            sock.close()
+            raise LinkError(f"cannot reach the machine service at {path}: "
+                            f"{exc.strerror or exc}") from None
+        return cls(sock, role=role, who=who, configured=configured)
+
+    # --- what the service last said -----------------------------------------------------------
+
+    @property
+    def _s(self) -> channel.Snapshot:
+        assert self._snapshot is not None
+        return self._snapshot
+
+    @property
+    def ident(self) -> Ident | None:
+        return self._s.ident
+
+    @property
+    def state(self) -> State | None:
+        s = self._s.state
+        return None if s is None else State(s)
+
+    @property
+    def faults(self) -> Fault:
+        return Fault(self._s.faults)
+
+    @property
+    def applied(self) -> MachineSettings | None:
+        return self._s.applied
+
+    @property
+    def knowledge(self) -> Knowledge:
+        return self._s.knowledge
+
+    @property
+    def confirmed(self) -> bool:
+        return self._s.confirmed
+
+    @property
+    def link_state(self) -> LinkState:
+        return LinkState.LOST if self._gone else self._s.link_state
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        return self._s.telemetry
+
+    @property
+    def envelope(self) -> SafetyEnvelope:
+        return self._s.envelope
+
+    @property
+    def machine_envelope(self) -> SafetyEnvelope | None:
+        return self._s.machine_envelope
+
+    @property
+    def simulated(self) -> bool:
+        ident = self._s.ident
+        return bool(ident and ident.capabilities & Capability.SIMULATOR)
+
+    @property
+    def gone(self) -> str:
+        """Why the service is gone ("" while it is there)."""
+        return self._gone
+
+    def health(self) -> LinkHealth | None:
+        return self._health
+
+    def check(self, settings: MachineSettings) -> list[str]:
+        s = self._s
+        return envelope_problems(s.envelope, self.configured, s.machine_envelope, settings)
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def apply(self, settings: MachineSettings, *, timeout: float = 10.0) -> MachineSettings:
+        result = raise_for(self._request(Op.SET, settings, timeout), settings)
+        assert result.applied is not None
+        return result.applied
+
+    def arm(self, *, timeout: float = 10.0) -> None:
+        raise_for(self._request(Op.ARM, None, timeout))
+
+    def disarm(self, *, timeout: float = 10.0) -> None:
+        raise_for(self._request(Op.DISARM, None, timeout))
+
+    def clear_fault(self, *, timeout: float = 10.0) -> None:
+        raise_for(self._request(Op.CLEAR_FAULT, None, timeout))
+
+    def set_watchdog(self, timeout_ms: int, *, timeout: float = 10.0) -> None:
+        raise_for(self._request(Op.WATCHDOG, timeout_ms, timeout))
+
+    def stop(self, *, wait: bool = True, timeout: float = 2.0) -> bool:
+        """STOP: sent at once from the calling thread, ahead of nothing it could wait on."""
+        try:
+            if not wait:
+                self._send({"op": "do", "id": next(self._ids), "cmd": Op.STOP.value})
+                return False
+            return self._request(Op.STOP, None, timeout).ok
+        except LinkError:
+            return False
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call `callback(event)` on the client's reader thread for every event."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+        return unsubscribe
+
+    def close(self, *, disarm: bool = True) -> None:
+        """Say goodbye (the service disarms what this controller armed) and hang up."""
+        if self._closing:
+            return
+        self._closing = True
+        if disarm and not self._gone:
+            with contextlib.suppress(OSError, LinkError):
+                self._send({"op": "bye"})
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        self.sock.close()
+
+    def __enter__(self) -> MachineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _send(self, message: dict) -> None:
+        if self._gone:
+            raise LinkError(f"the machine service is gone ({self._gone})")
+        data = channel.line(message)
+        with self._send_lock:
+            try:
+                self.sock.sendall(data)
+            except OSError as exc:
+                raise LinkError(f"the machine service is gone ({exc.strerror or exc})") from None
+
+    def _request(self, op: Op, arg: object, timeout: float) -> Result:
+        ident = next(self._ids)
+        done, box = threading.Event(), []
+        self._pending[ident] = (done, box, op)
+        try:
+            self._send({"op": "do", "id": ident, "cmd": op.value,
+                        "arg": channel.encode_arg(op, arg)})
+            if not done.wait(timeout):
+                raise LinkError(f"{op.name}: no result within {timeout:.1f} s")
+        finally:
+            self._pending.pop(ident, None)
+        return box[0]
+
+    def _read_loop(self) -> None:
+        reason = "the machine service closed the channel"
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(65536)
+                except OSError as exc:
+                    reason = f"the machine service's channel failed ({exc.strerror or exc})"
+                    break
+                if not data:
+                    break
+                for msg in self._reader_.feed(data):
+                    self._on_message(msg)
+        except channel.ChannelError as exc:
+            reason = f"the machine service sent what it must not ({exc})"
+        finally:
+            self._lost(reason)
+
+    def _on_message(self, msg: dict) -> None:
+        op = msg["op"]
+        if "status" in msg:
+            self._snapshot = channel.decode_status(msg["status"])
+        if op == "event":
+            event = channel.decode_event(msg["event"])
+            if isinstance(event, LinkHealth):
+                self._health = event
+            self._publish(event)
+        elif op == "result":
+            waiter = self._pending.get(msg.get("id"))
+            if waiter is not None:
+                waiter[1].append(channel.decode_result(msg["result"]))
+                waiter[0].set()
+        elif op == "welcome":
+            self.service = msg.get("service", {})
+            self.url = str(self.service.get("url", ""))
+            self._welcome.set()
+        elif op == "refused":
+            self._refused = str(msg.get("reason", "refused"))
+            self._welcome.set()
+        elif op == "failed":
+            self._failed = str(msg.get("reason", "the machine service failed"))
+            self._welcome.set()
+
+    def _lost(self, reason: str) -> None:
+        if self._gone:
+            return
+        self._gone = reason
+        for done, box, op in list(self._pending.values()):
+            # A SET in flight when the service went: whether the machine applied it is not
+            # known (its telemetry, once someone hears it again, will say).
+            kind = Kind.UNKNOWN if op is Op.SET else Kind.FAILED
+            box.append(Result(op, kind, f"{op.name}: {reason}"))
+            done.set()
+        self._welcome.set()
+        if self._closing or self._snapshot is None:
+            return
+        old = self._snapshot.link_state
+        if old is not LinkState.LOST:
+            self._publish(LinkStateChanged(time.monotonic(), old, LinkState.LOST, reason))
+
+    def _publish(self, event: Event) -> None:
+        for cb in list(self._subscribers):
+            try:
+                cb(event)
+            except Exception:
+                log.exception("subscriber %r failed on %s", cb, type(event).__name__)
