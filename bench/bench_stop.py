@@ -49,11 +49,11 @@ def pct(values: list[float], p: float) -> float:
 class Sim:
     """`smp sim --pty` in another process: its stdin is the pedal, its events file its log."""
 
-    def __init__(self, events: Path, *, realtime: bool = False):
+    def __init__(self, events: Path, *args: str, realtime: bool = False):
         self.events = events
         self.proc = subprocess.Popen(
             [*(["chrt", "-f", "50"] if realtime else []),
-             SMP, "sim", "--pty", "--quiet", "--seed", "1", "--events", str(events)],
+             SMP, "sim", "--pty", "--quiet", "--seed", "1", "--events", str(events), *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
         self.port = line.split(" on ", 1)[1].split()[0]

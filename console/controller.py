@@ -34,8 +34,16 @@ from console.view import (
     fault_text,
     machine_state,
 )
-from firmware_bridge import Fault, LinkState, Machine, SettingsMismatch, State
+from firmware_bridge import (
+    Fault,
+    LinkState,
+    Machine,
+    OutcomeUnknown,
+    SettingsMismatch,
+    State,
+)
 from firmware_bridge.client import MachineClient
+from firmware_bridge.core import KNOWN_FAULTS
 from firmware_bridge.events import (
     CommandFailed,
     Event,
@@ -44,8 +52,10 @@ from firmware_bridge.events import (
     LinkStateChanged,
     MachineRebooted,
     SettingsApplied,
+    SettingsUnknown,
     StateChanged,
     TelemetryReceived,
+    UnsafeReport,
 )
 from protocols import (
     DEPTH,
@@ -588,8 +598,16 @@ class SessionController:
                 work.recorder.settings_applied(exc.applied)
                 if work.zone is not None:
                     work.zones[work.zone].settings = exc.applied
-                self._machine_view = replace(self._machine_view, applied=exc.applied)
+                self._machine_view = replace(self._machine_view, applied=exc.applied,
+                                             settings_known=True)
                 self._note(f"MISMATCH: {exc}")
+                self._publish()
+            raise
+        except OutcomeUnknown as exc:
+            # Not refused: nobody knows. The link's SettingsUnknown event records it, and its
+            # telemetry will say what the machine holds.
+            with self._lock:
+                self._note(f"not confirmed: {exc}")
                 self._publish()
             raise
         except SmpError as exc:
@@ -602,7 +620,8 @@ class SessionController:
             work.recorder.settings_applied(confirmed)
             if work.zone is not None:
                 work.zones[work.zone].settings = confirmed
-            self._machine_view = replace(self._machine_view, applied=confirmed)
+            self._machine_view = replace(self._machine_view, applied=confirmed,
+                                         settings_known=True)
             self._note(f"applied (read-back): {confirmed}")
             self._publish()
         return confirmed
@@ -760,9 +779,10 @@ class SessionController:
         mv = self._machine_view
         if isinstance(event, TelemetryReceived):
             t = event.telemetry
-            faults = Fault(t.faults)
+            faults = Fault(t.faults & KNOWN_FAULTS)
+            state = State(t.state) if t.state in State._value2member_map_ else None
             self._machine_view = replace(
-                mv, state=machine_state(State(t.state), faults), pedal=t.pedal_down,
+                mv, state=machine_state(state, faults), pedal=t.pedal_down,
                 motor=t.motor_on, rate_hz=t.rate_dhz / 10, voltage_v=t.voltage_mv / 1000,
                 current_a=t.current_ma / 1000, depth_mm=t.depth_um / 1000,
                 temperature_c=t.temperature_dc / 10, **self._fault_fields(faults))
@@ -800,7 +820,25 @@ class SessionController:
                 rec.note(f"command {event.command} failed: {event.reason}")
             self._note(f"command {event.command} failed: {event.reason}")
         elif isinstance(event, SettingsApplied):
-            return  # recorded by _apply, which waits for the same read-back
+            if event.source == "read-back":
+                return  # recorded by _apply, which waits for the same read-back
+            # Learnt from the machine's telemetry: an answer was lost, or the machine changed
+            # by itself. This is what it holds, whatever was asked.
+            self._machine_view = replace(mv, applied=event.applied, settings_known=True)
+            if rec is not None:
+                rec.settings_applied(event.applied, source="telemetry")
+                if self._work is not None and self._work.zone is not None:
+                    self._work.zones[self._work.zone].settings = event.applied
+            self._note(f"the machine reports holding {event.applied} (from its telemetry)")
+        elif isinstance(event, SettingsUnknown):
+            self._machine_view = replace(mv, applied=None, settings_known=False)
+            if rec is not None:
+                rec.settings_unknown(event.requested, event.reason)
+            self._note(f"settings not confirmed: {event.reason}")
+        elif isinstance(event, UnsafeReport):
+            if rec is not None:
+                rec.note(f"link: {event.what}")
+            self._note(f"UNSAFE: {event.what}")
         else:
             return
         self._publish()

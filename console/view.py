@@ -14,6 +14,7 @@ from protocols import MachineSettings, Zone
 
 
 class MachineState(StrEnum):
+    UNKNOWN = "UNKNOWN"  # not reported, or reported in a way this host does not understand
     DISARMED = "DISARMED"
     ARMED = "ARMED"
     RUNNING = "RUNNING"
@@ -29,7 +30,9 @@ class Link(StrEnum):
 
 
 def machine_state(state: State | None, faults: Fault) -> MachineState:
-    if state is None or state == State.DISARMED:
+    if state is None:
+        return MachineState.UNKNOWN
+    if state == State.DISARMED:
         return MachineState.DISARMED
     if state == State.ARMED:
         return MachineState.ARMED
@@ -71,7 +74,7 @@ class MachineView:
     simulator: bool = False
     identity: str = ""  # "SIMULATOR (firmware 1.0.0)" or "SMP-R1 serial R1-0042 ..."
     url: str = ""
-    state: MachineState = MachineState.DISARMED
+    state: MachineState = MachineState.UNKNOWN
     link: Link = Link.NONE
     pedal: bool = False
     motor: bool = False
@@ -86,7 +89,10 @@ class MachineView:
     rtt_ms: float | None = None
     telemetry_age_ms: float | None = None
     resend_ratio: float = 0.0
-    applied: MachineSettings | None = None  # the machine's last read-back, None if forgotten
+    applied: MachineSettings | None = None  # the settings the machine reports holding
+    # False when a command's outcome was lost: the machine's settings are then not known
+    # (shown as "settings not confirmed", never as the old values) until it reports them.
+    settings_known: bool = True
     envelope: str = ""
     sim_caption: str = ""  # what the simulator's playing scenario says to point out
     # Recent values for the sparklines, one point per screen update.

@@ -277,8 +277,14 @@ class LinkCore:
             # A STOP is already on its way: the same frame again (acted on whatever its seq).
             self._out = bytearray(out.frame * STOP_COPIES)
             return out
-        cancelled = [*self._queue, *([self._outstanding] if self._outstanding else [])]
+        pending = [*([self._outstanding] if self._outstanding else []), *self._queue]
         self._queue.clear()
+        # A HELLO is harmless and a handshake must finish: it goes out again after the STOP.
+        hellos = [c for c in pending if c.msg.TYPE == MsgType.HELLO]
+        cancelled = [c for c in pending if c.msg.TYPE != MsgType.HELLO]
+        for h in hellos:
+            h.attempts = 0
+        self._queue.extend(hellos)
         ticket = Ticket(Stop())
         ticket.seq = self._next_seq()
         ticket.frame = encode(ticket.msg, seq=ticket.seq)

@@ -67,6 +67,7 @@ class EventKind(StrEnum):
     SETTINGS_REQUESTED = "settings-requested"
     SETTINGS_APPLIED = "settings-applied"  # the read-back: what the machine actually applied
     SETTINGS_REFUSED = "settings-refused"
+    SETTINGS_UNKNOWN = "settings-unknown"  # a SET's outcome was lost: until the machine says
     PEDAL_DOWN = "pedal-down"
     PEDAL_UP = "pedal-up"
     STOP = "stop"

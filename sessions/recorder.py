@@ -163,14 +163,23 @@ class Recorder:
     def settings_requested(self, settings: MachineSettings) -> Recorded:
         return self._event(EventKind.SETTINGS_REQUESTED, settings=settings)
 
-    def settings_applied(self, settings: MachineSettings) -> Recorded:
-        """The machine's read-back: this, not the request, is what the record says was used."""
+    def settings_applied(self, settings: MachineSettings, *,
+                         source: str = "read-back") -> Recorded:
+        """What the machine reports it holds: this, not the request, is what the record says
+        was used. `source` is "read-back" (its answer to our SET) or "telemetry" (what its
+        telemetry named after an answer was lost, or a change nobody asked for)."""
         def also(tx: Tx) -> None:
             if self._zone is not None:
                 w = settings.to_wire()
                 self._update_zone_work(tx, self._zone, depth_um=w.depth_um, rate_dhz=w.rate_dhz,
                                        voltage_mv=w.voltage_mv)
-        return self._event(EventKind.SETTINGS_APPLIED, settings=settings, also=also)
+        return self._event(EventKind.SETTINGS_APPLIED, settings=settings, also=also,
+                           payload={"source": source} if source != "read-back" else None)
+
+    def settings_unknown(self, requested: MachineSettings | None, reason: str) -> Recorded:
+        """A SET's outcome was lost: what the machine holds is not known until it reports."""
+        return self._event(EventKind.SETTINGS_UNKNOWN, settings=requested,
+                           payload={"reason": reason})
 
     def settings_refused(self, settings: MachineSettings, reason: str) -> Recorded:
         return self._event(EventKind.SETTINGS_REFUSED, settings=settings,

@@ -106,7 +106,10 @@ class WorkScreen(SmpScreen):
             f"Session {w.session_id}  client {w.client}  {w.stage}  zone {zone}   "
             f"[{m.identity}]")
         applied = m.applied
-        if applied is None:
+        if not m.settings_known:
+            settings = ("SETTINGS NOT CONFIRMED: the machine did not answer; its settings are "
+                        "unknown until it reports them (apply again before arming)")
+        elif applied is None:
             settings = "settings: none confirmed" + (
                 " (arm sends them again)" if w.zone else "")
         else:

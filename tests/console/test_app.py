@@ -132,7 +132,7 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             await arm(pilot, app)
 
             # A fault: its cause and what to do, in words.
-            app.controller.simulator.inject("stall")
+            app.controller.simulator.do("fault stall")
             await press(pilot, "p")
             await until(pilot, state(app, MachineState.FAULT))
             await until(pilot, lambda: "FAULT: the motor stalled" in banner(app))
@@ -142,7 +142,7 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             await arm(pilot, app)
 
             # Link loss and recovery; then re-arm.
-            app.controller.simulator.inject("link-drop", 0.6)
+            app.controller.simulator.do("fault link-drop 0.6")
             await until(pilot, lambda: "LINK LOST" in banner(app), timeout=3)
             await until(pilot, lambda: app.view.machine.link == Link.CONNECTED, timeout=3)
             await until(pilot, lambda: "LINK LOST" not in banner(app))

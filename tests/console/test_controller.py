@@ -23,11 +23,11 @@ def state_is(c, *states):
 
 def run_pedal(c, seconds=0.3):
     sim = c.simulator
-    sim.press_pedal(True)
+    sim.do("pedal down")
     assert wait_until(state_is(c, MachineState.RUNNING)), c.view.machine
     assert wait_until(lambda: c.view.work.run_ms > 0)
     wait_until(lambda: False, timeout=seconds)
-    sim.press_pedal(False)
+    sim.do("pedal up")
     assert wait_until(lambda: not c.view.machine.pedal)
 
 
@@ -68,13 +68,13 @@ def test_the_whole_session_is_recorded_exactly_as_the_controller_confirmed(contr
     assert wait_until(state_is(c, MachineState.ARMED))
 
     # A fault: cause and what to do are in the view; recorded as the machine reported it.
-    c.simulator.inject("stall")
-    c.simulator.press_pedal(True)
+    c.simulator.do("fault stall")
+    c.simulator.do("pedal down")
     assert wait_until(state_is(c, MachineState.FAULT), timeout=5)
     assert "stalled" in c.view.machine.fault_cause and "re-arm" in c.view.machine.fault_action
     assert any(b.startswith("FAULT: the motor stalled") for b in c.view.banners)
-    c.simulator.press_pedal(False)
-    c.simulator.clear("stall")
+    c.simulator.do("pedal up")
+    c.simulator.do("clear stall")
     assert wait_until(lambda: not c.view.machine.pedal)
     c.arm()
     assert wait_until(state_is(c, MachineState.ARMED))
@@ -82,7 +82,7 @@ def test_the_whole_session_is_recorded_exactly_as_the_controller_confirmed(contr
     # Link loss while armed: LOST shown and recorded, then restored; re-arm to continue.
     seen = []
     c.on_view = lambda v: seen.append(v.machine.link)
-    c.simulator.inject("link-drop", 0.6)
+    c.simulator.do("fault link-drop 0.6")
     assert wait_until(lambda: Link.LOST in seen, timeout=2)
     assert wait_until(lambda: c.view.machine.link == Link.CONNECTED, timeout=3)
     assert wait_until(state_is(c, MachineState.FAULT, MachineState.STOPPED))
@@ -162,7 +162,7 @@ def test_repeat_last_session_settings_and_a_machine_restart(controller, store):
     assert c.repeat_last() == last
 
     # The machine restarts: it forgets its settings; arming sends the confirmed ones again.
-    c.simulator.inject("reboot")
+    c.simulator.do("fault reboot")
     assert wait_until(lambda: c.view.machine.applied is None, timeout=3)
     c.arm()
     assert wait_until(state_is(c, MachineState.ARMED))
@@ -213,24 +213,24 @@ def test_a_run_is_needle_time_not_pedal_time(controller, store):
     c.select_zone(Zone.CROWN)
 
     # The pedal pressed while disarmed: the needle never ran, so no run.
-    c.simulator.press_pedal(True)
+    c.simulator.do("pedal down")
     assert wait_until(lambda: c.view.machine.pedal)
     wait_until(lambda: False, timeout=0.3)
-    c.simulator.press_pedal(False)
+    c.simulator.do("pedal up")
     assert wait_until(lambda: not c.view.machine.pedal)
     assert c.view.work.run_ms == 0
 
     # A stall mid-run: the run ends at the fault, however long the pedal stays down after.
     c.arm()
     assert wait_until(state_is(c, MachineState.ARMED))
-    c.simulator.press_pedal(True)
+    c.simulator.do("pedal down")
     assert wait_until(state_is(c, MachineState.RUNNING))
     wait_until(lambda: False, timeout=0.3)
-    c.simulator.inject("stall")
+    c.simulator.do("fault stall")
     assert wait_until(state_is(c, MachineState.FAULT), timeout=5)
     wait_until(lambda: False, timeout=1.5)  # the pedal still held
     assert c.view.work.run_ms == 0  # no run going on
-    c.simulator.press_pedal(False)
+    c.simulator.do("pedal up")
     assert wait_until(lambda: not c.view.machine.pedal)
     (crown,) = [z for z in c.view.work.zones if z.zone is Zone.CROWN]
     assert crown.runs == 1 and 200 <= crown.run_ms < 1400, crown.run_ms
@@ -272,12 +272,12 @@ def test_telemetry_is_coalesced_for_the_screen(controller):
     c.start_session(plan(), CLEAR, {})
     c.select_zone(Zone.CROWN)
     c.arm()
-    c.simulator.press_pedal(True)
+    c.simulator.do("pedal down")
     assert wait_until(state_is(c, MachineState.RUNNING))
     before = len(c.views)
     wait_until(lambda: False, timeout=1.0)
     published = len(c.views) - before
-    c.simulator.press_pedal(False)
+    c.simulator.do("pedal up")
     # 50 telemetry frames a second arrive; the screen gets about 5 views (plus a few events).
     assert 3 <= published <= 12, published
     assert len(c.view.machine.rate_trend) >= 3 and c.view.machine.rate_hz > 50
@@ -299,7 +299,7 @@ def test_a_mismatched_read_back_is_recorded_as_applied_and_stops_the_machine(con
     client = c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
     c.select_zone(Zone.HAIRLINE)
-    c.simulator.inject("misapply")
+    c.simulator.do("fault misapply")
     with pytest.raises(SmpError, match=r"the machine applied depth 1\.60 mm"):
         c.adjust("depth_mm", 1)  # asks 1.55 mm; the faulty firmware applies 1.60 mm
     assert c.view.machine.applied.depth_mm == Decimal("1.60")

@@ -26,10 +26,10 @@ DEEP = MachineSettings(depth_mm=2.4, rate_hz=150, voltage_v=11)
 
 
 class Mitm:
-    """tests/reliability/mitm.py in its own process between the host and the machine."""
+    """sim/mitm.py in its own process between the host and the machine."""
 
     def __init__(self, upstream: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.reliability.mitm", upstream],
+        self.proc = subprocess.Popen([sys.executable, "-m", "sim.mitm", upstream],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.fullmatch(r"mitm on (\S+)\n", line)

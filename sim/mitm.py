@@ -1,8 +1,9 @@
-"""A man in the middle of the serial line, in a process of its own: the host opens the pty this
+"""A man in the middle of a serial line, in a process of its own: the host opens the pty this
 prints, the machine is the pty it is given, and every frame crossing is relayed, dropped,
-rewritten or corrupted as told on standard input.
+rewritten or corrupted as told on standard input. For testing a host (ours, or a maker's)
+against a line that fails in exactly one way, with a real machine or `smp sim` behind it.
 
-    python -m tests.reliability.mitm /dev/pts/7
+    python -m sim.mitm /dev/pts/7
     -> "mitm on /dev/pts/9"
     stdin commands, each answered "ok <CLOCK_MONOTONIC ns when it took effect>":
       cut m2h | cut h2m | cut both | heal        a one-way (or two-way) cut, and its end
