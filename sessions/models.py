@@ -147,6 +147,10 @@ class SessionRow(Base):
     planned_zones: Mapped[str] = mapped_column(String(500))  # comma-separated Zone values
     outcome: Mapped[str | None] = mapped_column(String(20), index=True)  # None while open
     aftercare_given: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who holds an open session, and until when: the chair renews the lease while the session
+    # runs; only a session whose lease has run out is "interrupted" (docs/record.md).
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class GateAnswer(Base):
@@ -260,6 +264,16 @@ class TelemetrySample(Base):
     voltage_mv: Mapped[int] = mapped_column(Integer)
     current_ma: Mapped[int] = mapped_column(Integer)
     fault: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JournalMark(Base):
+    """The last entry of a console's journal the record holds (sessions/journal.py), written in
+    the same transaction as that entry's rows: a replay then writes every entry once."""
+
+    __tablename__ = "journal_marks"
+
+    journal: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
 
 
 class Meta(Base):

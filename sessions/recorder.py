@@ -1,9 +1,13 @@
-"""The recorder used during a session: plain calls, each returning only after its commit.
+"""The recorder used during a session: it turns what happens into facts (sessions/facts.py)
+and hands each to its `write`.
 
-One Recorder per session. Every public method takes a lock, so the console may call it from a
-worker thread while another thread feeds telemetry. Raw telemetry samples are buffered and
-written with the next event (or every `flush_samples`); they are not timeline events and are
-never shown as "recorded".
+    rec = Recorder.start(store, client_id=..., ...)     # writes each fact at once (tests, CLI)
+    rec = Recorder(session_id, write=sink.submit, ...)  # the console: journal first, then store
+
+With `Recorder.start` every call returns after its fact is committed. In the console the sink
+(sessions/sink.py) makes each fact durable in a journal before it reaches the store. Telemetry
+is summarised in memory (per run and per zone) and its raw samples go out in batches; neither
+is a timeline event, and neither is shown as "recorded".
 """
 
 from __future__ import annotations
@@ -15,51 +19,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, select
 
 from protocols import Dilution, MachineSettings, NeedleSpec, Stage, Zone
+from sessions import facts
 from sessions.errors import RecordError
-from sessions.gate import Contraindication, Verdict, evaluate
+from sessions.gate import Contraindication
 from sessions.models import (
     Client,
     Event,
     EventKind,
-    GateAnswer,
-    NeedleUse,
     Outcome,
-    PigmentUse,
     SessionRow,
     TelemetrySample,
-    TelemetrySummary,
-    ZoneWork,
 )
 from sessions.store import Store
 from sessions.telemetry import Accumulator, Reading
-from sessions.writer import Tx, Writer
+from sessions.writer import Writer
 
 Clock = Callable[[], datetime]
+Write = Callable[[facts.Fact], int | None]
 RAW_TELEMETRY_WINDOW = timedelta(days=30)
 SIMULATOR = "SIMULATOR"
+FLUSH_SAMPLES = 250  # raw samples go out in batches of this many (5 s at 50 Hz)
 
-
-# Compiled once per dialect by the Writer (sessions/writer.py), never per event.
-_events, _zone_works = Event.__table__, ZoneWork.__table__
-_INSERT_EVENT = insert(_events).returning(_events.c.id)
-_FIND_ZONE_WORK = select(_zone_works.c.id).where(_zone_works.c.session_id == bindparam("sid"),
-                                                 _zone_works.c.zone == bindparam("zone"))
-_INSERT_ZONE_WORK = insert(_zone_works).returning(_zone_works.c.id)
-_UPDATE_ZONE_WORK = update(_zone_works).where(_zone_works.c.id == bindparam("zid"))
-_INSERT_SUMMARY = insert(TelemetrySummary.__table__)
-_INSERT_SAMPLE = insert(TelemetrySample.__table__)
-_INSERT_PIGMENT = insert(PigmentUse.__table__)
-_INSERT_NEEDLE = insert(NeedleUse.__table__)
-_SESSION = select(SessionRow.__table__.c.client_id, SessionRow.__table__.c.outcome).where(
-    SessionRow.__table__.c.id == bindparam("sid"))
-_CLOSE_SESSION = update(SessionRow.__table__).where(SessionRow.__table__.c.id == bindparam("sid"))
-_COUNT_ZONE = select(func.count()).select_from(_zone_works).where(
-    _zone_works.c.session_id == bindparam("sid"), _zone_works.c.zone == bindparam("zone"))
-_UPDATE_CLIENT = update(Client.__table__).where(Client.__table__.c.id == bindparam("cid"))
-_LAST_SEQ = select(func.max(_events.c.seq)).where(_events.c.session_id == bindparam("sid"))
+_LAST_SEQ = select(func.max(Event.__table__.c.seq)).where(
+    Event.__table__.c.session_id == bindparam("sid"))
 
 
 def utcnow() -> datetime:
@@ -80,12 +65,17 @@ class Machine:
         # Invariant 5: a simulator session must be unmistakable in the record.
         return cls(SIMULATOR, SIMULATOR, firmware, simulator=True)
 
+    def as_json(self) -> dict[str, Any]:
+        return {"model": self.model, "serial": self.serial, "firmware": self.firmware,
+                "simulator": self.simulator}
+
 
 @dataclass(frozen=True)
 class Recorded:
-    """What a recorder call committed: the event's id, its place in the timeline and time."""
+    """What a recorder call recorded: its place in the timeline and time, and the event's id
+    once the store holds it (None while it is on its way there)."""
 
-    id: int
+    id: int | None
     seq: int
     at: datetime
     kind: EventKind
@@ -98,12 +88,15 @@ class _Run:
 
 
 class Recorder:
-    def __init__(self, store: Store, session_id: int, *, next_seq: int = 1,
-                 clock: Clock = utcnow, flush_samples: int = 250,
-                 warnings: Sequence[str] = ()):
-        self.store = store
+    def __init__(self, session_id: int, *, write: Write, next_seq: int = 1,
+                 clock: Clock = utcnow, flush_samples: int = FLUSH_SAMPLES,
+                 warnings: Sequence[str] = (), store: Store | None = None,
+                 on_close: Callable[[], None] | None = None):
         self.session_id = session_id
+        self.store = store
         self.warnings = tuple(warnings)
+        self._write = write
+        self._on_close = on_close or (lambda: None)
         self._clock = clock
         self._seq = next_seq
         self._lock = threading.RLock()
@@ -114,9 +107,6 @@ class Recorder:
         self._runs = 0
         self._samples: list[Reading] = []
         self._flush_samples = flush_samples
-        self._zone_ids: dict[Zone, int] = {}
-        self._pending_zone_ids: dict[Zone, int] = {}
-        self._writer = Writer(store)
 
     # -- starting -------------------------------------------------------------------------
 
@@ -126,37 +116,20 @@ class Recorder:
         planned_zones: Sequence[Zone], answers: Mapping[Contraindication, bool],
         overrides: Mapping[str, str] | None = None, clock: Clock = utcnow,
     ) -> Recorder:
-        """Run the contraindication gate and the interval rule, then open the session.
-        Raises GateRefused (nothing is written) if an item is unresolved."""
-        if not technician.strip():
-            raise RecordError("technician: a name is required to start a session")
-        now = clock()
-        with store.unit() as s:
-            if s.get(Client, client_id) is None:
-                raise RecordError(f"no client with id {client_id}")
-            last = s.scalar(select(func.max(SessionRow.started_at))
-                            .where(SessionRow.client_id == client_id))
-            days = None if last is None else (now - last).total_seconds() / 86400
-            verdicts = evaluate(answers, overrides or {}, days)
-            row = SessionRow(
-                client_id=client_id, technician=technician.strip(), started_at=now,
-                stage=Stage(stage).value, simulator=machine.simulator,
-                machine_model=machine.model, machine_serial=machine.serial,
-                machine_firmware=machine.firmware,
-                planned_zones=",".join(Zone(z).value for z in planned_zones),
-                aftercare_given=False)
-            s.add(row)
-            s.flush()
-            s.add_all(GateAnswer(session_id=row.id, item=v.item, present=v.present,
-                                 detail=v.detail, decision=v.decision, reason=v.reason)
-                      for v in verdicts)
-            warnings = [_warning(v) for v in verdicts if v.decision != "clear"]
-            payload = {"machine": _machine_json(machine), "stage": row.stage,
-                       "planned_zones": row.planned_zones.split(",") if row.planned_zones
-                       else [], "gate": warnings}
-            s.add(Event(session_id=row.id, seq=1, at=now, kind=EventKind.SESSION_STARTED,
-                        payload=json.dumps(payload)))
-        return cls(store, row.id, next_seq=2, clock=clock, warnings=warnings)
+        """Run the contraindication gate and the interval rule, then open the session; every
+        later call writes at once. Raises GateRefused (nothing is written) if an item is
+        unresolved."""
+        writer = facts.StoreWriter(store)
+        try:
+            opened = writer.open_session(request(
+                client_id=client_id, technician=technician, stage=stage, machine=machine,
+                planned_zones=planned_zones, answers=answers, overrides=overrides,
+                at=clock()))
+        except BaseException:
+            writer.close()
+            raise
+        return cls(opened.session_id, write=writer.write, next_seq=2, clock=clock,
+                   warnings=opened.warnings, store=store, on_close=writer.close)
 
     # -- the timeline ---------------------------------------------------------------------
 
@@ -168,12 +141,10 @@ class Recorder:
         """What the machine reports it holds: this, not the request, is what the record says
         was used. `source` is "read-back" (its answer to our SET) or "telemetry" (what its
         telemetry named after an answer was lost, or a change nobody asked for)."""
-        def also(tx: Tx) -> None:
-            if self._zone is not None:
-                w = settings.to_wire()
-                self._update_zone_work(tx, self._zone, depth_um=w.depth_um, rate_dhz=w.rate_dhz,
-                                       voltage_mv=w.voltage_mv)
-        return self._event(EventKind.SETTINGS_APPLIED, settings=settings, also=also,
+        w = settings.to_wire()
+        values = {"depth_um": w.depth_um, "rate_dhz": w.rate_dhz, "voltage_mv": w.voltage_mv}
+        return self._event(EventKind.SETTINGS_APPLIED, settings=settings,
+                           zone_work=self._zone_values(values),
                            payload={"source": source} if source != "read-back" else None)
 
     def settings_unknown(self, requested: MachineSettings | None, reason: str) -> Recorded:
@@ -185,33 +156,28 @@ class Recorder:
         return self._event(EventKind.SETTINGS_REFUSED, settings=settings,
                            payload={"reason": reason})
 
-    def pedal_down(self) -> Recorded:
+    def pedal_down(self, *, at: datetime | None = None) -> Recorded:
         with self._lock:
             if self._run is not None:
                 raise RecordError("pedal down recorded twice without a pedal up in between")
-            rec = self._event(EventKind.PEDAL_DOWN)
+            rec = self._event(EventKind.PEDAL_DOWN, at=at)
             self._run = _Run(rec.at)
             return rec
 
-    def pedal_up(self, duration_ms: int | None = None) -> Recorded:
-        """End of a pedal run; `duration_ms` is the machine's figure when it reports one."""
+    def pedal_up(self, duration_ms: int | None = None, *,
+                 at: datetime | None = None) -> Recorded:
+        """End of a needle run; `duration_ms` is the machine's figure when it reports one."""
         with self._lock:
             run = self._run
             if run is None:
                 raise RecordError("pedal up recorded without a pedal down")
-            now = self._clock()
+            now = at or self._clock()
             ms = duration_ms if duration_ms is not None else round(
                 (now - run.started).total_seconds() * 1000)
             run.acc.run_ms = ms
             self._runs += 1
-            index = self._runs
-
-            def also(tx: Tx) -> None:
-                tx.execute(_INSERT_SUMMARY, dict(
-                    session_id=self.session_id, zone=_v(self._zone), run_index=index,
-                    **run.acc.columns()))
-
-            rec = self._event(EventKind.PEDAL_UP, duration_ms=ms, also=also, at=now)
+            summary = {"zone": _v(self._zone), "run_index": self._runs, **run.acc.columns()}
+            rec = self._event(EventKind.PEDAL_UP, duration_ms=ms, summaries=[summary], at=now)
             self._zone_acc.merge(run.acc)
             self._run = None
             return rec
@@ -236,19 +202,15 @@ class Recorder:
         """Work moves to `zone`: closes the previous zone's telemetry summary."""
         zone = Zone(zone)
         with self._lock:
-            previous, acc = self._zone, self._zone_acc
-
-            def also(tx: Tx) -> None:
-                if previous is not None:
-                    self._write_zone_summary(tx, previous, acc)
-                values: dict[str, Any] = {}
-                if profile:
-                    values.update(profile=profile, reasons=json.dumps(list(reasons)))
-                if target_density_pct is not None:
-                    values["target_density_pct"] = target_density_pct
-                self._update_zone_work(tx, zone, **values)
-
-            rec = self._event(EventKind.ZONE_CHANGED, zone=zone, also=also,
+            summaries = ([{"zone": self._zone.value, "run_index": None,
+                           **self._zone_acc.columns()}] if self._zone is not None else [])
+            values: dict[str, Any] = {}
+            if profile:
+                values.update(profile=profile, reasons=json.dumps(list(reasons)))
+            if target_density_pct is not None:
+                values["target_density_pct"] = target_density_pct
+            rec = self._event(EventKind.ZONE_CHANGED, zone=zone, summaries=summaries,
+                              zone_work={"zone": zone.value, "values": values},
                               payload={"profile": profile, "reasons": list(reasons)})
             self._zone, self._zone_acc = zone, Accumulator()
             return rec
@@ -262,31 +224,29 @@ class Recorder:
         """A correction of an earlier event of this session; the original stays as it was."""
         if not text.strip():
             raise RecordError("correction: say what was wrong (the text is empty)")
-        with self._lock:
+        if self.store is not None:
             with self.store.reading() as s:
                 target = s.get(Event, event_id)
             if target is None or target.session_id != self.session_id:
                 raise RecordError(f"correction: event {event_id} is not in session "
                                   f"{self.session_id}")
-            return self._event(EventKind.CORRECTION, corrects=event_id,
-                               payload={"text": text, **fields})
+        return self._event(EventKind.CORRECTION, corrects=event_id,
+                           payload={"text": text, **fields})
 
     # -- consumables and coverage ---------------------------------------------------------
 
     def use_pigment(self, *, brand: str, shade: str, dilution: Dilution, lot: str,
                     expiry: date, zone: Zone | None = None) -> None:
         self._check_lot("pigment", lot, expiry)
-        row = dict(session_id=self.session_id, zone=_v(zone), brand=brand, shade=shade,
-                   dilution_water=dilution.water, dilution_pigment=dilution.pigment,
-                   lot=lot.strip(), expiry=expiry)
-        self._commit(lambda tx: tx.execute(_INSERT_PIGMENT, row))
+        self._put(facts.use(self.session_id, "pigment", dict(
+            zone=_v(zone), brand=brand, shade=shade, dilution_water=dilution.water,
+            dilution_pigment=dilution.pigment, lot=lot.strip(), expiry=expiry)))
 
     def use_needle(self, *, needle: NeedleSpec, lot: str, expiry: date,
                    zone: Zone | None = None) -> None:
         self._check_lot("needle cartridge", lot, expiry)
-        row = dict(session_id=self.session_id, zone=_v(zone), code=needle.code,
-                   lot=lot.strip(), expiry=expiry)
-        self._commit(lambda tx: tx.execute(_INSERT_NEEDLE, row))
+        self._put(facts.use(self.session_id, "needle", dict(
+            zone=_v(zone), code=needle.code, lot=lot.strip(), expiry=expiry)))
 
     def record_coverage(self, zone: Zone, *, coverage_pct: int, passes: int | None = None,
                         notes: str | None = None) -> None:
@@ -294,22 +254,21 @@ class Recorder:
             raise RecordError(f"coverage {coverage_pct}% is outside 0 to 100%")
         if passes is not None and passes < 0:
             raise RecordError(f"passes {passes} is negative")
-
         values: dict[str, Any] = {"coverage_pct": coverage_pct}
         if passes is not None:
             values["passes"] = passes
         if notes is not None:
             values["notes"] = notes
-        self._commit(lambda tx: self._update_zone_work(tx, Zone(zone), **values))
+        self._put(facts.zone_work(self.session_id, Zone(zone).value, values))
 
     def telemetry(self, reading: Reading) -> None:
-        """Feed one sample: summarised in memory, raw rows buffered for the bounded window."""
+        """Feed one sample: summarised in memory, raw rows sent out in batches."""
         with self._lock:
             self._ensure_open()
             (self._run.acc if self._run else self._zone_acc).add(reading)
             self._samples.append(reading)
             if len(self._samples) >= self._flush_samples:
-                self._commit(lambda tx: None)
+                self._flush()
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -318,25 +277,26 @@ class Recorder:
         with self._lock:
             if self._run is not None:
                 self.pedal_up()
-            zone, acc = self._zone, self._zone_acc
-
-            def also(tx: Tx) -> None:
-                if zone is not None:
-                    self._write_zone_summary(tx, zone, acc)
-                _close(tx, self.session_id, outcome, self._clock(), aftercare_given)
-
-            rec = self._event(EventKind.SESSION_ENDED, also=also,
+            summaries = ([{"zone": self._zone.value, "run_index": None,
+                           **self._zone_acc.columns()}] if self._zone is not None else [])
+            self._flush()
+            rec = self._event(EventKind.SESSION_ENDED, summaries=summaries,
+                              close={"outcome": outcome.value,
+                                     "aftercare_given": aftercare_given},
                               payload={"outcome": outcome.value,
                                        "aftercare_given": aftercare_given})
             self._closed = True
-            self._writer.close()
-        prune_telemetry(self.store, now=self._clock())
+            self._on_close()
+        if self.store is not None:
+            prune_telemetry(self.store, now=self._clock())
         return rec
 
     def close(self) -> None:
-        """Give the recorder's connection back without ending the session (end() does it)."""
+        """Send what is buffered and let go, without ending the session (end() does it)."""
         with self._lock:
-            self._writer.close()
+            if not self._closed:
+                self._flush()
+            self._on_close()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -345,65 +305,39 @@ class Recorder:
             raise RecordError(f"session {self.session_id} has ended; nothing more can be "
                               "recorded in it (add a note to a new session instead)")
 
-    def _commit(self, write: Callable[[Tx], Any]) -> Any:
-        # One transaction on the recorder's own DBAPI connection: SQLAlchemy's per-execution
-        # work cost several times the fsync on the hot path (bench/bench_recorder.py).
+    def _zone_values(self, values: dict[str, Any]) -> dict[str, Any] | None:
+        return None if self._zone is None else {"zone": self._zone.value, "values": values}
+
+    def _flush(self) -> None:
+        samples, self._samples = self._samples, []
+        if samples:
+            self._put(facts.samples(self.session_id, (
+                (r.at, r.rate_dhz, r.voltage_mv, r.current_ma, r.fault) for r in samples)))
+
+    def _put(self, fact: facts.Fact) -> int | None:
         with self._lock:
             self._ensure_open()
-            samples, self._samples = self._samples, []
-            self._pending_zone_ids = {}
-            try:
-                with self._writer.transaction() as tx:
-                    result = write(tx)
-                    if samples:
-                        tx.insert_many(_INSERT_SAMPLE, [
-                            dict(session_id=self.session_id, at=r.at, rate_dhz=r.rate_dhz,
-                                 voltage_mv=r.voltage_mv, current_ma=r.current_ma,
-                                 fault=r.fault) for r in samples])
-            except BaseException:
-                self._samples = samples + self._samples
-                raise
-            # Remembered only once committed: a rolled-back insert must not leave a stale id.
-            self._zone_ids.update(self._pending_zone_ids)
-            return result
+            return self._write(fact)
 
     def _event(self, kind: EventKind, *, zone: Zone | None = None,
                settings: MachineSettings | None = None, duration_ms: int | None = None,
                corrects: int | None = None, payload: dict | None = None,
-               also: Callable[[Tx], None] | None = None,
-               at: datetime | None = None) -> Recorded:
+               zone_work: dict | None = None, summaries: Sequence[dict] = (),
+               close: dict | None = None, at: datetime | None = None) -> Recorded:
         with self._lock:
+            self._ensure_open()
+            self._flush()  # raw samples go out with the next event, as they came before it
             at = at or self._clock()
-            row = _event_row(self.session_id, self._seq, at, kind,
-                             zone=_v(zone if zone is not None else self._zone),
-                             settings=settings, duration_ms=duration_ms, corrects=corrects,
-                             payload=payload)
-
-            def write(tx: Tx) -> int:
-                event_id = tx.insert(_INSERT_EVENT, row)
-                if also:
-                    also(tx)
-                return event_id
-            event_id = self._commit(write)
+            seq = self._seq
+            fact = facts.event(
+                self.session_id, seq, at, kind,
+                zone=_v(zone if zone is not None else self._zone),
+                settings=settings.to_wire() if settings else None, duration_ms=duration_ms,
+                corrects=corrects, payload=payload, zone_work=zone_work, summaries=summaries,
+                close=close)
+            event_id = self._write(fact)
             self._seq += 1
-            return Recorded(event_id, row["seq"], at, kind)
-
-    def _update_zone_work(self, tx: Tx, zone: Zone, **values: Any) -> None:
-        """Set columns of this session's work on `zone`, creating the row on first use."""
-        zid = self._zone_ids.get(zone)
-        if zid is None:
-            zid = tx.scalar(_FIND_ZONE_WORK, {"sid": self.session_id, "zone": zone.value})
-        if zid is None:
-            zid = tx.insert(_INSERT_ZONE_WORK, {
-                "session_id": self.session_id, "zone": zone.value, "profile": "",
-                "reasons": "[]", "passes": 0, "notes": "", **values})
-        elif values:
-            tx.execute(_UPDATE_ZONE_WORK, {**values, "zid": zid})
-        self._pending_zone_ids[zone] = zid
-
-    def _write_zone_summary(self, tx: Tx, zone: Zone, acc: Accumulator) -> None:
-        tx.execute(_INSERT_SUMMARY, dict(session_id=self.session_id, zone=zone.value,
-                                         run_index=None, **acc.columns()))
+            return Recorded(event_id, seq, at, kind)
 
     def _check_lot(self, what: str, lot: str, expiry: date) -> None:
         if not lot.strip():
@@ -414,43 +348,16 @@ class Recorder:
                               "use an unexpired one")
 
 
+def request(*, client_id: int, technician: str, stage: Stage, machine: Machine,
+            planned_zones: Sequence[Zone], answers: Mapping[Contraindication, bool],
+            overrides: Mapping[str, str] | None, at: datetime) -> facts.SessionRequest:
+    return facts.SessionRequest(client_id, technician, Stage(stage), machine.as_json(),
+                                tuple(Zone(z) for z in planned_zones), dict(answers),
+                                dict(overrides or {}), at)
+
+
 def _v(zone: Zone | None) -> str | None:
     return None if zone is None else Zone(zone).value
-
-
-def _machine_json(m: Machine) -> dict[str, Any]:
-    return {"model": m.model, "serial": m.serial, "firmware": m.firmware,
-            "simulator": m.simulator}
-
-
-def _warning(v: Verdict) -> str:
-    text = f"{v.item}: {v.decision}"
-    if v.detail:
-        text += f" ({v.detail})"
-    return text + (f": {v.reason}" if v.reason else "")
-
-
-def _event_row(session_id: int, seq: int, at: datetime, kind: EventKind, *,
-               zone: str | None = None, settings: MachineSettings | None = None,
-               duration_ms: int | None = None, corrects: int | None = None,
-               payload: dict | None = None) -> dict[str, Any]:
-    wire = settings.to_wire() if settings else (None, None, None)
-    return dict(session_id=session_id, seq=seq, at=at, kind=kind.value, zone=zone,
-                depth_um=wire[0], rate_dhz=wire[1], voltage_mv=wire[2],
-                duration_ms=duration_ms, corrects_id=corrects,
-                payload=json.dumps(payload or {}, sort_keys=True))
-
-
-def _close(tx: Tx, session_id: int, outcome: Outcome, now: datetime,
-           aftercare_given: bool) -> None:
-    client_id, _ = tx.first(_SESSION, {"sid": session_id})
-    tx.execute(_CLOSE_SESSION, {"sid": session_id, "outcome": outcome.value, "ended_at": now,
-                                "aftercare_given": aftercare_given})
-    if outcome is Outcome.COMPLETED:
-        client: dict[str, Any] = {"cid": client_id, "last_completed_at": now}
-        if tx.scalar(_COUNT_ZONE, {"sid": session_id, "zone": Zone.SCAR.value}):
-            client["scar_work"] = True  # once a scar client, always on the shorter cycle
-        tx.execute(_UPDATE_CLIENT, client)
 
 
 # -- sessions a crash left open -----------------------------------------------------------
@@ -464,43 +371,62 @@ class OpenSession:
     started_at: datetime
     events: int
     last_event_at: datetime
+    owner: str = ""
+    lease_until: datetime | None = None
+
+    def held(self, now: datetime) -> bool:
+        """Another chair holds it: its lease has not run out."""
+        return self.lease_until is not None and self.lease_until > now
 
 
 def open_sessions(store: Store) -> list[OpenSession]:
-    """Sessions never ended: on start-up these were interrupted by a crash (or are running
-    at another chair, on a shared PostgreSQL; the console offers, never forces, closing)."""
+    """Sessions never ended, with who holds them and until when. Only those whose lease has
+    run out were interrupted; the others are running at another chair."""
     with store.reading() as s:
         rows = s.execute(
             select(SessionRow.id, SessionRow.client_id, Client.name, SessionRow.technician,
-                   SessionRow.started_at, func.count(Event.id), func.max(Event.at))
+                   SessionRow.started_at, func.count(Event.id), func.max(Event.at),
+                   SessionRow.owner, SessionRow.lease_until)
             .join(Client, Client.id == SessionRow.client_id)
             .join(Event, Event.session_id == SessionRow.id)
             .where(SessionRow.outcome.is_(None))
             .group_by(SessionRow.id, SessionRow.client_id, Client.name, SessionRow.technician,
-                      SessionRow.started_at)
+                      SessionRow.started_at, SessionRow.owner, SessionRow.lease_until)
             .order_by(SessionRow.id)).all()
     return [OpenSession(*r) for r in rows]
 
 
+def interrupted_sessions(store: Store, *, now: datetime | None = None) -> list[OpenSession]:
+    now = now or utcnow()
+    return [s for s in open_sessions(store) if not s.held(now)]
+
+
 def close_interrupted(store: Store, session_id: int, *, clock: Clock = utcnow,
                       reason: str = "left open by a crash") -> Recorded:
-    """Close an open session as interrupted, keeping every event it has."""
+    """Close an open session as interrupted, keeping every event it has. Refused for a
+    session another chair holds (its lease has not run out)."""
     now = clock()
+    held = next((s for s in open_sessions(store) if s.id == session_id), None)
+    if held is not None and held.held(now):
+        raise RecordError(f"session {session_id} is held by {held.owner or 'another chair'} "
+                          f"until {held.lease_until:%H:%M:%S} UTC: it is running there, not "
+                          "interrupted")
     writer = Writer(store)
     try:
         with writer.transaction() as tx:
-            row = tx.first(_SESSION, {"sid": session_id})
-            if row is None:
-                raise RecordError(f"no session with id {session_id}")
-            if row[1] is not None:
-                raise RecordError(f"session {session_id} is already closed ({row[1]})")
             seq = (tx.scalar(_LAST_SEQ, {"sid": session_id}) or 0) + 1
-            event_id = tx.insert(_INSERT_EVENT, _event_row(
-                session_id, seq, now, EventKind.SESSION_ENDED,
-                payload={"outcome": Outcome.INTERRUPTED.value, "reason": reason}))
-            _close(tx, session_id, Outcome.INTERRUPTED, now, False)
     finally:
         writer.close()
+    fact = facts.event(session_id, seq, now, EventKind.SESSION_ENDED,
+                       payload={"outcome": Outcome.INTERRUPTED.value, "reason": reason},
+                       close={"outcome": Outcome.INTERRUPTED.value, "aftercare_given": False})
+    sw = facts.StoreWriter(store)
+    try:
+        event_id = sw.write(fact)
+    except facts.Rejected as exc:
+        raise RecordError(str(exc)) from None
+    finally:
+        sw.close()
     return Recorded(event_id, seq, now, EventKind.SESSION_ENDED)
 
 

@@ -26,6 +26,10 @@ class Tmux:
         self.socket = str(tmp / "tmux.sock")
         env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "config"), "TERM": "xterm-256color"}
         env.pop("SMP_CONFIG", None)
+        # pytest-xdist workers export the size of their own (absent) terminal: the console in
+        # tmux must take tmux's.
+        env.pop("COLUMNS", None)
+        env.pop("LINES", None)
         self.env = env
         self.run("-f", "/dev/null", "new-session", "-d", "-x", "130", "-y", "42", command)
         self.run("set-option", "-g", "escape-time", "0")

@@ -240,19 +240,21 @@ def test_one_recorder_is_safe_across_threads(store):
 def test_a_failed_call_commits_nothing_and_the_recorder_carries_on(store):
     from sqlalchemy import exc
 
+    from sessions import facts
     from sessions.models import EventKind
-    from sessions.recorder import _INSERT_EVENT, _event_row
 
     clock = FakeClock()
     rec = start(store, client(store), clock)
-    rec.zone_changed(Zone.CROWN)
-
-    def clash(tx):  # a second row with seq 3 breaks UNIQUE (session_id, seq) in the database
-        tx.insert(_INSERT_EVENT, _event_row(rec.session_id, 3, clock(), EventKind.NOTE))
-
+    rec.zone_changed(Zone.CROWN)  # seq 2
+    # A second event with seq 2 breaks UNIQUE (session_id, seq) in the database, after the
+    # zone work row of the same fact was written: the whole fact must roll back.
+    clash = facts.event(rec.session_id, 2, clock(), EventKind.NOTE, payload={"text": "lost"},
+                        zone_work={"zone": "nape", "values": {}})
     with pytest.raises(exc.IntegrityError):
-        rec._event(EventKind.NOTE, payload={"text": "lost"}, also=clash)
+        rec._write(clash)
     assert rec.note("kept").seq == 3  # same connection, rolled back, still usable
     with store.reading() as s:
         texts = s.scalars(select(Event.payload).where(Event.kind == "note")).all()
+        zones = s.scalars(select(ZoneWork.zone)).all()
     assert [json.loads(t)["text"] for t in texts] == ["kept"]
+    assert zones == ["crown"]

@@ -1,0 +1,247 @@
+"""The recorder's sink: one thread that owns the journal and the store's writing side.
+
+    sink = RecorderSink(store, journal_dir, owner="smp console 1234 on chair-2",
+                        on_status=show)
+    sink.start()                                   # replays journals a crash left, first
+    sink.open_session(request, reply)              # the session row (needs the store now)
+    sink.submit(fact)                              # journal (fsync), then the store
+    sink.close()
+
+A fact (sessions/facts.py) is durable once it is in the journal; `on_status` says when it is
+in the store too, or why it is not. When the store will not write (locked, full, unreachable)
+the facts wait in the journal, in order, and the sink tries again every `retry_s`; once the
+store writes again they go in exactly once, in order (each with its journal mark, in its own
+transaction). If the journal cannot be written either (the same full disk), facts wait in
+memory and the status says so: the session owner stops the needle and refuses arming until
+everything is written. While a session is open the sink renews its lease in the store, so that
+another chair never takes it for interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from protocols.errors import SmpError
+from sessions import facts
+from sessions.journal import Journal, JournalError, leftovers, read
+from sessions.store import Store
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 0.5
+LEASE_S = 60.0  # a session whose lease is older than this is taken for interrupted
+RENEW_S = 15.0
+
+
+@dataclass(frozen=True)
+class RecordStatus:
+    """Where the record stands, for every screen."""
+
+    writing: bool = True  # everything submitted is in the store, or on its way there
+    pending: int = 0  # facts not yet in the store
+    reason: str = ""  # why the store is not writing ("" while it is)
+    journaled: bool = True  # every pending fact is at least in the journal (else in memory)
+    replayed: int = 0  # facts a crashed run left, written at start
+
+    @property
+    def text(self) -> str:
+        if self.writing and not self.pending:
+            return "writing"
+        if self.writing:
+            return f"writing ({self.pending} to go)"
+        where = "in the journal" if self.journaled else "in memory only"
+        return f"waiting ({self.reason}); {self.pending} kept {where}"
+
+
+class RecorderSink:
+    def __init__(self, store: Store, journal_dir: Path, *, owner: str = "",
+                 on_status: Callable[[RecordStatus], None] | None = None,
+                 retry_s: float = RETRY_S, clock: Callable[[], datetime] | None = None):
+        self.store = store
+        self.journal_dir = journal_dir
+        self.owner = owner
+        self.on_status = on_status or (lambda s: None)
+        self.retry_s = retry_s
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._pending: deque[tuple[int | None, dict[str, Any]]] = deque()  # (journal n, fact)
+        self._journal: Journal | None = None
+        self._writer: facts.StoreWriter | None = None
+        self._status = RecordStatus()
+        self._reason = ""
+        self._sessions: set[int] = set()  # open sessions whose lease we renew
+        self._renew_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="smp-recorder", daemon=True)
+        self._stopped = threading.Event()
+
+    # --- the session owner's side (any thread) -------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, fact: dict[str, Any]) -> None:
+        self._inbox.put(("fact", fact))
+
+    def open_session(self, request: facts.SessionRequest,
+                     reply: Callable[[facts.Opened | SmpError], None]) -> None:
+        """Open a session in the store; `reply` gets the result (on the sink's thread)."""
+        self._inbox.put(("open", (request, reply)))
+
+    def release(self, session_id: int) -> None:
+        """Stop renewing a session's lease (it has ended)."""
+        self._inbox.put(("release", session_id))
+
+    def close(self, timeout: float = 5.0) -> RecordStatus:
+        """Write what can be written within `timeout`, then stop; the journal keeps the rest
+        for the next start."""
+        self._inbox.put(("close", time.monotonic() + timeout))
+        self._thread.join(timeout + 2.0)
+        return self._status
+
+    @property
+    def status(self) -> RecordStatus:
+        return self._status
+
+    # --- the sink's thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._journal = Journal.new(self.journal_dir)
+        except JournalError as exc:
+            log.error("%s", exc)
+            self._journal = None
+        self._writer = facts.StoreWriter(self.store, owner=self.owner)
+        self._replay_leftovers()
+        deadline: float | None = None
+        while True:
+            timeout = self.retry_s if self._pending else max(0.0, self._renew_at -
+                                                                   time.monotonic())
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+            try:
+                what, arg = self._inbox.get(timeout=timeout if timeout > 0 else 0.001)
+            except queue.Empty:
+                what, arg = "", None
+            if what == "fact":
+                self._accept(arg)
+            elif what == "open":
+                self._open(*arg)
+            elif what == "release":
+                self._sessions.discard(arg)
+            elif what == "close":
+                deadline = arg
+            self._drain()
+            self._renew()
+            self._report()
+            if deadline is not None and (not self._pending or time.monotonic() >= deadline) \
+                    and self._inbox.empty():
+                break
+        self._writer.close()
+        if self._journal is not None:
+            if self._pending:
+                self._journal.close()  # kept for the next start
+            else:
+                self._journal.remove()
+        self._stopped.set()
+
+    def _accept(self, fact: dict[str, Any]) -> None:
+        n = None
+        if self._journal is not None:
+            try:
+                n = self._journal.append(fact).n
+            except JournalError as exc:
+                log.error("%s", exc)
+                self._reason = self._reason or "the journal cannot be written (disk full?)"
+        self._pending.append((n, fact))
+
+    def _drain(self) -> None:
+        """Write pending facts in order until one fails."""
+        assert self._writer is not None
+        while self._pending:
+            n, fact = self._pending[0]
+            mark = (self._journal.id, n) if self._journal is not None and n is not None \
+                else None
+            try:
+                self._writer.write(fact, mark=mark)
+            except facts.Rejected as exc:
+                # The store refuses this fact for good (another chair closed the session,
+                # say): it is not lost, it stays in the journal, and the log says which.
+                log.error("a fact the record refuses was kept in the journal: %s", exc)
+            except SmpError as exc:
+                self._reason = facts.why_not_writing(exc)
+                return
+            self._pending.popleft()
+        self._reason = ""
+
+    def _open(self, request: facts.SessionRequest, reply) -> None:
+        assert self._writer is not None
+        try:
+            opened = self._writer.open_session(request, lease_until=self._lease())
+        except SmpError as exc:
+            reply(exc)
+            return
+        self._sessions.add(opened.session_id)
+        reply(opened)
+
+    def _lease(self) -> datetime:
+        return self._clock() + timedelta(seconds=LEASE_S)
+
+    def _renew(self) -> None:
+        now = time.monotonic()
+        if not self._sessions or now < self._renew_at:
+            return
+        self._renew_at = now + RENEW_S
+        assert self._writer is not None
+        try:
+            self._writer.renew(self._sessions, self._lease())
+        except SmpError as exc:
+            self._reason = self._reason or facts.why_not_writing(exc)
+            self._renew_at = now + self.retry_s
+
+    def _replay_leftovers(self) -> None:
+        """Journals of earlier runs: every entry the store does not hold yet, in order."""
+        assert self._writer is not None
+        besides = self._journal.id if self._journal is not None else ""
+        replayed = 0
+        for path in leftovers(self.journal_dir, besides=besides):
+            entries, _ = read(path)
+            try:
+                done = self._writer.mark(path.stem)
+                for entry in entries:
+                    if entry.n > done:
+                        try:
+                            self._writer.write(entry.fact, mark=(path.stem, entry.n))
+                        except facts.Rejected as exc:
+                            log.error("journal %s entry %d refused by the record: %s",
+                                      path.name, entry.n, exc)
+                            self._writer.set_mark(path.stem, entry.n)
+                        replayed += 1
+            except SmpError as exc:
+                # The store is not there yet: this journal waits for the next start.
+                log.error("journal %s not replayed: %s", path.name, exc)
+                self._reason = facts.why_not_writing(exc)
+                continue
+            path.unlink()
+        self._status = RecordStatus(replayed=replayed)
+        self._report(force=True)
+
+    def _report(self, force: bool = False) -> None:
+        journaled = all(n is not None for n, _ in self._pending)
+        status = RecordStatus(writing=not self._reason, pending=len(self._pending),
+                              reason=self._reason, journaled=journaled,
+                              replayed=self._status.replayed)
+        if force or status != self._status:
+            self._status = status
+            try:
+                self.on_status(status)
+            except Exception:
+                log.exception("on_status failed")
