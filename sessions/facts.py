@@ -169,10 +169,10 @@ def why_not_writing(exc: BaseException) -> str:
 class StoreWriter:
     """Writes facts to the store on the writer's own connection, each in one transaction."""
 
-    def __init__(self, store: Store, *, owner: str = ""):
+    def __init__(self, store: Store, *, owner: str = "", wait_ms: int | None = None):
         self.store = store
         self.owner = owner
-        self._writer = Writer(store)
+        self._writer = Writer(store, wait_ms=wait_ms)
         self._zone_ids: dict[tuple[int, str], int] = {}
 
     def close(self) -> None:

@@ -38,6 +38,7 @@ from sessions.store import Store
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.5
+LOCK_WAIT_MS = 100  # a locked record is known within this, not after a 5 s busy timeout
 LEASE_S = 60.0  # a session whose lease is older than this is taken for interrupted
 RENEW_S = 15.0
 
@@ -119,7 +120,7 @@ class RecorderSink:
         except JournalError as exc:
             log.error("%s", exc)
             self._journal = None
-        self._writer = facts.StoreWriter(self.store, owner=self.owner)
+        self._writer = facts.StoreWriter(self.store, owner=self.owner, wait_ms=LOCK_WAIT_MS)
         self._replay_leftovers()
         deadline: float | None = None
         while True:
@@ -179,6 +180,10 @@ class RecorderSink:
             except SmpError as exc:
                 self._reason = facts.why_not_writing(exc)
                 return
+            except Exception as exc:  # a driver's own error: never the end of the sink
+                log.exception("the record did not take a fact")
+                self._reason = f"not writing ({type(exc).__name__}; see the log)"
+                return
             self._pending.popleft()
         self._reason = ""
 
@@ -188,6 +193,11 @@ class RecorderSink:
             opened = self._writer.open_session(request, lease_until=self._lease())
         except SmpError as exc:
             reply(exc)
+            return
+        except Exception as exc:
+            log.exception("opening a session failed")
+            reply(SmpError(f"the record could not open the session ({type(exc).__name__}; "
+                           "see the log)"))
             return
         self._sessions.add(opened.session_id)
         reply(opened)
@@ -203,7 +213,7 @@ class RecorderSink:
         assert self._writer is not None
         try:
             self._writer.renew(self._sessions, self._lease())
-        except SmpError as exc:
+        except Exception as exc:
             self._reason = self._reason or facts.why_not_writing(exc)
             self._renew_at = now + self.retry_s
 

@@ -119,7 +119,7 @@ def translated(url: URL) -> Iterator[None]:
         low = detail.lower()
         if "append-only" in low:
             raise AppendOnlyViolation(detail) from None
-        if "locked" in low or "busy" in low:
+        if "locked" in low or "busy" in low or "lock timeout" in low:
             raise StoreError(f"database {where} is locked by another program; try again "
                              "when it has finished") from None
         if "not a database" in low or "malformed" in low or "corrupt" in low:

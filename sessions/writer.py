@@ -74,8 +74,12 @@ class Tx:
 class Writer:
     """A DBAPI connection held from the store's pool; not thread-safe (the Recorder locks)."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, wait_ms: int | None = None):
         self.store = store
+        # How long a write may wait for another program's lock before it fails (None: the
+        # store's default). The recorder's sink fails fast and tries again, so that a locked
+        # record is known at once and the needle stopped, instead of a write hanging.
+        self._wait_ms = wait_ms
         self._dialect = store.engine.dialect
         self._error = self._dialect.loaded_dbapi.Error
         self._conn: Any = None  # sqlalchemy's PoolProxiedConnection
@@ -93,7 +97,7 @@ class Writer:
         """Commit when the block ends; roll back (and raise) on any error."""
         with translated(self.store.url):
             if self._conn is None:
-                self._conn = self.store.engine.raw_connection()
+                self._conn = self._connect()
             conn = self._conn
             cursor = conn.cursor()
             try:
@@ -114,6 +118,18 @@ class Writer:
             finally:
                 with contextlib.suppress(self._error):
                     cursor.close()
+
+    def _connect(self) -> Any:
+        conn = self.store.engine.raw_connection()
+        if self._wait_ms is not None:
+            cursor = conn.cursor()
+            if self.store.is_sqlite:
+                cursor.execute(f"PRAGMA busy_timeout={int(self._wait_ms)}")
+            else:
+                cursor.execute(f"SET lock_timeout = {int(self._wait_ms)}")
+                conn.commit()
+            cursor.close()
+        return conn
 
     def _abort(self, err: Exception | None, cursor: Any) -> None:
         conn = self._conn
