@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from firmware_bridge.codec import ErrorCode, Fault, State
-from firmware_bridge.events import UnsafeReport, LinkState, LinkStateChanged, SettingsApplied
+from firmware_bridge.events import LinkState, SettingsApplied, UnsafeReport
 from firmware_bridge.link import CommandRefused
 from protocols import MachineSettings
 from protocols.errors import SmpError
