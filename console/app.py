@@ -191,12 +191,15 @@ class SmpApp(App):
             return
         self.stop_call()
 
-    def _stopped(self, acked: bool) -> None:
+    def _stopped(self, outcome: tuple[bool, str]) -> None:
+        # What happened to the machine and to the record, each said on its own.
+        acked, record = outcome
         if acked:
-            self.notify("STOP acknowledged by the machine", title="STOPPED", severity="warning")
+            self.notify(f"STOP done: acknowledged by the machine; record: {record}",
+                        title="STOPPED", severity="warning")
         else:
-            self.notify("STOP sent; no acknowledgement (the machine's watchdog stops the "
-                        "needle)", title="STOP", severity="error")
+            self.notify("STOP sent, not acknowledged (the machine's watchdog stops the "
+                        f"needle); record: {record}", title="STOP", severity="error")
 
     def action_stop_space(self) -> None:
         self.action_stop()

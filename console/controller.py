@@ -1,13 +1,29 @@
-"""The session workflow without a user interface: the console's screens only call this.
+"""The session owner: one thread holds all session state; everything else talks to it by
+message.
 
-Blocking methods (bridge commands, database writes) are plain calls meant to be run from the
-app's worker threads. What the bridge reports arrives on the link's threads; it is queued and
-handled on the controller's own thread, which records it and publishes a new frozen `View`
-through `on_view`. Telemetry (50 Hz) is summarised for the record on every sample and
-published to the screen at most every `publish_every_s`.
+    controller = SessionController(store, on_view=show)
+    controller.connect_simulator()                 # or connect(port)
+    controller.select_zone(Zone.CROWN)             # from a worker: waits for the outcome
+    controller.stop()                              # straight to the machine service
 
-Invariant 3: the record and the screen show as applied only the machine's read-back.
+Technician commands (from the screens' workers) and the machine's events arrive on one queue
+and are handled on the session thread, one command at a time and in order. A command that
+needs the machine or the record does not wait for it there: it sends its request and is
+resumed when the answer comes back as a message, so the machine's events keep being handled
+and the screen never freezes. STOP goes straight to the machine service from the caller's
+thread, ahead of everything. Views leave as frozen snapshots through `on_view`.
+
+The record is written by the recorder's sink (sessions/sink.py): every fact goes to a
+durable journal first, then into the store. When the store does not write, the needle is
+stopped, arming is refused and every screen says RECORD NOT WRITING until everything is in.
+
+Run times, and the time of everything the needle did, come from the machine's uptime in its
+telemetry, mapped once per session to wall time: a console that was paused or busy records
+what the machine did, not when it heard of it.
+
+Invariant 3: the record and the screen show as applied only what the machine reported.
 Invariant 5: a simulator is SIMULATOR in the view and in the record's machine identity.
+Invariant 7: a record that cannot write stops the needle and refuses arming.
 """
 
 from __future__ import annotations
@@ -18,12 +34,13 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import sim  # noqa: F401  (registers sim:// with the bridge's transports)
-from console import machine_process, simulator
+from console import logs, machine_process, simulator
 from console.view import (
     Link,
     MachineState,
@@ -34,15 +51,18 @@ from console.view import (
     fault_text,
     machine_state,
 )
-from firmware_bridge import (
-    Fault,
-    LinkState,
-    Machine,
-    OutcomeUnknown,
-    SettingsMismatch,
-    State,
+from console.workflow import (
+    AFTERCARE,
+    ClientChoice,
+    EndSummary,
+    Plan,
+    WorkflowError,
+    next_session_text,
+    next_stage,
 )
+from firmware_bridge import Fault, LinkState, Machine, State
 from firmware_bridge.client import MachineClient
+from firmware_bridge.commands import Kind, Op, Result, raise_for
 from firmware_bridge.core import KNOWN_FAULTS
 from firmware_bridge.events import (
     CommandFailed,
@@ -63,12 +83,9 @@ from protocols import (
     QUANTITIES,
     RATE,
     VOLTAGE,
-    Dilution,
     MachineSettings,
-    NeedleSpec,
     ProfileRefused,
     SafetyEnvelope,
-    SkinCondition,
     SmpError,
     Stage,
     Zone,
@@ -77,12 +94,12 @@ from protocols import (
 )
 from protocols.library import Library
 from protocols.quantities import BY_FIELD
-from sessions import history
+from sessions import facts, history
 from sessions.clients import NewClient, add_client
-from sessions.errors import GateRefused
-from sessions.gate import REFUSE_UNDER_DAYS, Contraindication, Verdict, evaluate
+from sessions.gate import Contraindication, Verdict, evaluate
 from sessions.recorder import Machine as RecordMachine
-from sessions.recorder import Recorder
+from sessions.recorder import Recorder, request
+from sessions.sink import RecorderSink, RecordStatus
 from sessions.store import Store
 from sessions.telemetry import Reading
 
@@ -93,67 +110,50 @@ ADJUSTABLE = {"depth": DEPTH.field, "rate": RATE.field, "voltage": VOLTAGE.field
 TREND_POINTS = 60
 LOG_LINES = 8
 CAPTION_EVERY_S = 0.5  # how often the simulator's scenario caption is asked for
-NEXT_SESSION_DAYS = (10, 14)  # DOMAIN.md: 10 to 14 days typical
-TOUCH_UP_YEARS, SCAR_TOUCH_UP_YEARS = history.TOUCH_UP_YEARS, history.SCAR_TOUCH_UP_YEARS
-AFTERCARE = (
-    "Do not wash the scalp for 3 days (keep it dry for 72 hours).",
-    "Keep out of the sun for 7 days; after that use SPF 30 to 50 on the scalp.",
-    "No heavy exercise or sweating for 5 days.",
-    "No swimming, sauna or steam room for 28 days after the final session.",
-    "No exfoliants on the scalp for a month.",
-    "From day 4, cleanse gently and moisturise.",
-    "Redness fades in about 2 days; small scabs and pigment shedding from about day 3 "
-    "are normal.",
-)
+COMMAND_TIMEOUT_S = 30.0
+QUERY_FLUSH_S = 2.0  # a read waits this long at most for what was submitted to be written
+UPTIME_WRAP = 1 << 32
+
+__all__ = ["ADJUSTABLE", "AFTERCARE", "SessionController", "WorkflowError"]
 
 
-class WorkflowError(SmpError):
-    """A step taken out of order, or input the workflow cannot accept."""
+# --- what a command waits for -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _MachineCall:
+    """A command to the machine service; the generator is resumed with its Result."""
+
+    op: Op
+    arg: object = None
 
 
 @dataclass(frozen=True)
-class Pigment:
-    brand: str
-    shade: str
-    dilution: Dilution
-    lot: str
-    expiry: date
+class _OpenSession:
+    """A session opened by the recorder's sink; resumed with facts.Opened or an SmpError."""
+
+    request: facts.SessionRequest
 
 
 @dataclass(frozen=True)
-class Cartridge:
-    needle: NeedleSpec
-    lot: str
-    expiry: date
+class _Query:
+    """A read of the record, run on a worker thread once what was submitted is written;
+    resumed with its result (or the SmpError it raised)."""
+
+    fn: Callable[..., Any]
+    args: tuple = ()
 
 
-@dataclass(frozen=True)
-class Plan:
-    technician: str
-    stage: Stage
-    zones: tuple[Zone, ...]
-    conditions: tuple[SkinCondition, ...]
-    pigment: Pigment
-    cartridge: Cartridge
+@dataclass(eq=False)
+class _Command:
+    fn: Callable[..., Any]
+    args: tuple
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+    gen: Generator | None = None
 
 
-@dataclass(frozen=True)
-class ClientChoice:
-    id: int
-    name: str
-    sessions: int
-    days_since_last: float | None
-    last_stage: str | None
-    suggested_stage: Stage
-
-
-@dataclass(frozen=True)
-class EndSummary:
-    session_id: int
-    aftercare: tuple[str, ...]
-    next_session: str
-    coverage: tuple[tuple[Zone, int | None], ...]
-
+# --- session state (the session thread's alone) -----------------------------------------------
 
 @dataclass
 class _ZoneState:
@@ -162,6 +162,14 @@ class _ZoneState:
     coverage: int | None = None
     settings: MachineSettings | None = None
     profile: str | None = None  # the profile chosen for this zone in this session
+
+
+@dataclass
+class _Run:
+    """The needle running now, in the machine's time."""
+
+    started_uptime: int
+    last_uptime: int
 
 
 @dataclass
@@ -175,87 +183,62 @@ class _Work:
     reasons: tuple[str, ...] = ()
     advisories: tuple[str, ...] = ()
     target: int | None = None
-    run_started: float | None = None
+    run: _Run | None = None
     armed_once: bool = False
+    clock: tuple[int, datetime] | None = None  # (machine uptime ms, wall time) at one instant
 
 
-def next_stage(stage: Stage) -> Stage:
-    return {Stage.S1: Stage.S2, Stage.S2: Stage.S3, Stage.S3: Stage.S4}.get(stage,
-                                                                           Stage.TOUCH_UP)
-
-
-def next_session_text(stage: Stage, worked: Sequence[Zone], today: date) -> str:
-    """The next session within the interval rules (DOMAIN.md "Sessions and density")."""
-    lo, hi = (today + timedelta(days=d) for d in NEXT_SESSION_DAYS)
-    earliest = today + timedelta(days=REFUSE_UNDER_DAYS)
-    if stage in (Stage.S1, Stage.S2):
-        return (f"{next_stage(stage).label} between {lo} and {hi} "
-                f"(not before {earliest} without an override)")
-    if stage == Stage.S3:
-        return (f"stage 4 between {lo} and {hi} if scars, alopecia, very dry, sensitive or "
-                f"thick skin need it; otherwise a touch-up in {TOUCH_UP_YEARS} years")
-    years = SCAR_TOUCH_UP_YEARS if Zone.SCAR in worked else TOUCH_UP_YEARS
-    due = today.replace(year=today.year + years) if not (today.month == 2 and today.day == 29) \
-        else today.replace(year=today.year + years, day=28)
-    return f"a touch-up around {due} ({years} years)"
-
-
-def _one_command(method):
-    """Run a technician command under the controller's command lock (see __init__)."""
-
-    @functools.wraps(method)
-    def serialised(self, *args, **kwargs):
-        with self._commands:
-            return method(self, *args, **kwargs)
-
-    return serialised
+def _since(later: int, earlier: int) -> int:
+    """Milliseconds between two uptimes (it wraps at 2^32)."""
+    return (later - earlier) % UPTIME_WRAP
 
 
 class SessionController:
     def __init__(self, store: Store, *, on_view: Callable[[View], None] | None = None,
                  envelope: SafetyEnvelope = HARD_LIMITS, library: Library | None = None,
-                 publish_every_s: float = 0.2, today: Callable[[], date] | None = None):
+                 publish_every_s: float = 0.2, today: Callable[[], date] | None = None,
+                 journal_dir=None, owner: str = ""):
         self.store = store
         self.envelope = envelope
         self.library = library or load_library()
         self.on_view = on_view or (lambda view: None)
         # Telemetry alone refreshes the screen 5 times a second, as an instrument's readout
         # does; a state change, a fault, a link change or a read-back is shown at once.
-        # (bench/bench_console.py: 10 Hz cost the console more than a quarter of a core.)
         self.publish_every_s = publish_every_s
         self._today = today or (lambda: datetime.now(UTC).date())
-        # A link in this process (sim://, for tests) or a client of the machine service; the
-        # same API either way (firmware_bridge.link.Machine, firmware_bridge.client).
         self.machine: Machine | MachineClient | None = None
         self.url = ""
         self._service: machine_process.Service | None = None
         self._sim_process: machine_process.Simulator | None = None
         self._controls: simulator.Controls | None = None
-        self._caption_at = 0.0
-        self._lock = threading.RLock()
-        # One technician command at a time, each reading and changing the state it acts on as a
-        # whole: two quick presses of "depth +" give two steps, never one. STOP never waits here.
-        self._commands = threading.RLock()
-        self._events: queue.Queue[Event | None] = queue.Queue()
+        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._unsubscribe: Callable[[], None] | None = None
         self._machine_view = MachineView()
-        self._trends = {k: deque(maxlen=TREND_POINTS) for k in ("rate", "voltage", "current",
-                                                                 "depth")}
+        self._trends: dict[str, deque[float]] = {
+            k: deque(maxlen=TREND_POINTS) for k in ("rate", "voltage", "current", "depth")}
         self._log: deque[str] = deque(maxlen=LOG_LINES)
         self._work: _Work | None = None
         self._client: ClientChoice | None = None
         self._presentation = False
+        self._record = RecordStatus()
         self._revision = 0
         self._view = View()
         self._dirty = False
         self._last_publish = 0.0
-        self._stopping = False  # a STOP we sent, to tell it from one the link sent
+        self._caption_at = 0.0
+        self._commands: deque[_Command] = deque()
+        self._current: _Command | None = None
+        self._stops_sent = 0.0  # when we last sent STOP ourselves (to tell ours from the link's)
+        self._last_unsafe = ""
         self._closed = threading.Event()
-        self._pump = threading.Thread(target=self._pump_loop, name="smp-controller",
-                                      daemon=True)
-        self._pump.start()
+        journal_dir = journal_dir or _journal_dir(store)
+        self.sink = RecorderSink(store, journal_dir, owner=owner or machine_process.who(),
+                                 on_status=lambda s: self._inbox.put(("record", s)))
+        self.sink.start()
+        self._thread = threading.Thread(target=self._run, name="smp-session", daemon=True)
+        self._thread.start()
 
-    # --- the view --------------------------------------------------------------------------
+    # --- what the screens read ----------------------------------------------------------------
 
     @property
     def view(self) -> View:
@@ -267,51 +250,9 @@ class SessionController:
         return self._controls
 
     def set_presentation(self, on: bool) -> None:
-        with self._lock:
-            self._presentation = on
-            self._publish()
+        self._inbox.put(("presentation", on))
 
-    def _note(self, text: str) -> None:
-        self._log.append(text)
-
-    def _publish(self) -> None:
-        """Build a new View from the current state and hand it to `on_view`."""
-        with self._lock:
-            self._revision += 1
-            m = self._machine_view
-            m = replace(m, rate_trend=tuple(self._trends["rate"]),
-                        voltage_trend=tuple(self._trends["voltage"]),
-                        current_trend=tuple(self._trends["current"]),
-                        depth_trend=tuple(self._trends["depth"]))
-            self._view = View(machine=m, work=self._work_view(), log=tuple(self._log),
-                              presentation=self._presentation, revision=self._revision)
-            self._dirty = False
-            self._last_publish = time.monotonic()
-            view = self._view
-        try:
-            self.on_view(view)
-        except Exception:  # a display problem must never stop the recording
-            log.exception("on_view failed")
-
-    def _work_view(self) -> WorkView | None:
-        w = self._work
-        if w is None:
-            return None
-        now = time.monotonic()
-        zones = tuple(
-            ZoneStatus(z, z in w.plan.zones, s.coverage, s.run_ms, s.runs, s.settings)
-            for z, s in w.zones.items())
-        running = round((now - w.run_started) * 1000) if w.run_started is not None else 0
-        name = f"client #{w.client.id}" if self._presentation else w.client.name
-        return WorkView(
-            session_id=w.recorder.session_id, client=name, stage=w.plan.stage.label,
-            zone=w.zone, profile=w.profile, reasons=w.reasons, advisories=w.advisories,
-            profiles=tuple(e.profile.name for e in self.library.for_zone(w.zone))
-            if w.zone else (),
-            target_density_pct=w.target, zones=zones, run_ms=running,
-            armed_once=w.armed_once)
-
-    # --- connecting ------------------------------------------------------------------------
+    # --- connecting (slow: processes start; run from a worker) --------------------------------
 
     def connect(self, url: str) -> None:
         """Control the machine on `url` through its machine service (started for it, or one
@@ -322,7 +263,7 @@ class SessionController:
             controls = simulator.InProcess(machine.transport.simulator.machine)
         else:
             machine, service = machine_process.connect_machine(url)
-        self._adopt(machine, url, service, controls)
+        self._call(self._adopt, machine, url, service, controls)
 
     def connect_simulator(self) -> None:
         """Start the simulated machine in a process of its own on a pty, and connect to it
@@ -335,45 +276,15 @@ class SessionController:
             raise
         controls = simulator.Remote(child.control) if child.control else None
         self._sim_process = child
-        self._adopt(machine, child.port, service, controls)
-
-    def _adopt(self, machine, url: str, service, controls) -> None:
-        with self._lock:
-            old, self.machine, self.url = self.machine, machine, url
-            old_service, self._service = self._service, service
-            self._controls = controls
-            if self._unsubscribe:
-                self._unsubscribe()
-            self._unsubscribe = machine.subscribe(self._events.put)
-            self._adopt_identity(machine)
-            self._note(f"connected to {self.identity_text(machine)} on {url}")
-            self._publish()
-        if old is not None:
-            old.close(disarm=False)
-        if old_service is not None:
-            old_service.close()
+        self._call(self._adopt, machine, child.port, service, controls)
 
     @staticmethod
-    def identity_text(machine: Machine) -> str:
+    def identity_text(machine: Machine | MachineClient) -> str:
         ident = machine.ident
         assert ident is not None
         if machine.simulated:
             return f"SIMULATOR (firmware {ident.firmware_version})"
         return f"{ident.model} serial {ident.serial}, firmware {ident.firmware_version}"
-
-    def _adopt_identity(self, machine: Machine) -> None:
-        self._machine_view = replace(
-            self._machine_view, connected=True, simulator=machine.simulated,
-            identity=self.identity_text(machine), url=self.url,
-            state=machine_state(machine.state, machine.faults), link=Link.CONNECTED,
-            applied=machine.applied, envelope=str(machine.envelope),
-            **self._fault_fields(machine.faults))
-
-    @staticmethod
-    def _fault_fields(faults: Fault) -> dict:
-        cause, action = fault_text(faults)
-        names = tuple(f.name for f in Fault if f and f in faults)
-        return {"faults": names, "fault_cause": cause, "fault_action": action}
 
     def record_identity(self) -> RecordMachine:
         m = self._require_machine()
@@ -383,30 +294,27 @@ class SessionController:
             return RecordMachine.simulated(ident.firmware_version)
         return RecordMachine(ident.model, ident.serial, ident.firmware_version)
 
-    def _require_machine(self) -> Machine:
-        if self.machine is None:
-            raise WorkflowError("no machine is connected: connect to a port or the simulator")
-        return self.machine
-
     def close(self) -> None:
-        """Disarm and release the machine; the session, if any, stays open in the record."""
+        """Release the machine (the service disarms and ends), let the sink write what it can;
+        an open session stays open in the record."""
+        if self._closed.is_set():
+            return
+        self._inbox.put(("close", None))
+        self._thread.join(timeout=5.0)
         self._closed.set()
-        self._events.put(None)
-        self._pump.join(timeout=2.0)
-        with self._lock:
-            machine, self.machine = self.machine, None
-            if self._work is not None:
-                self._work.recorder.close()
+        machine, self.machine = self.machine, None
+        if self._unsubscribe:
+            self._unsubscribe()
         if machine is not None:
             machine.close()
-        # The service ends once its controller has said goodbye, and the simulator with it.
         for child in (self._service, self._sim_process):
             if child is not None:
                 child.close()
         if self._controls is not None:
             self._controls.close()
+        self.sink.close()
 
-    # --- clients and the gate --------------------------------------------------------------
+    # --- clients and the gate (reads and writes outside a session: the caller's thread) -------
 
     def find_clients(self, text: str = "") -> list[history.ClientSummary]:
         key = text.strip().lower()
@@ -421,6 +329,7 @@ class SessionController:
         return self.choose_client(add_client(self.store, client))
 
     def choose_client(self, client_id: int) -> ClientChoice:
+        self.sink.flush(QUERY_FLUSH_S)  # the session that just ended counts
         record = history.client_record(self.store, client_id)
         sessions = record.sessions
         last = sessions[-1] if sessions else None
@@ -433,8 +342,7 @@ class SessionController:
         suggested = next_stage(Stage(completed[-1].stage)) if completed else Stage.S1
         choice = ClientChoice(client_id, record.client.name, len(sessions), days,
                               last.stage if last else None, suggested)
-        with self._lock:
-            self._client = choice
+        self._call(self._choose, choice)
         return choice
 
     def check_gate(self, answers: Mapping[Contraindication, bool],
@@ -443,65 +351,241 @@ class SessionController:
         client = self._require_client()
         return evaluate(answers, overrides, client.days_since_last)
 
-    def _require_client(self) -> ClientChoice:
-        if self._client is None:
-            raise WorkflowError("no client chosen: pick or create a client first")
-        return self._client
-
-    # --- starting the session ----------------------------------------------------------------
-
-    def start_session(self, plan: Plan, answers: Mapping[Contraindication, bool],
-                      overrides: Mapping[str, str]) -> int:
-        """Open the session in the record (the gate runs again there) with its consumables."""
-        client = self._require_client()
-        self._require_machine()
-        if not plan.zones:
-            raise WorkflowError("session plan: choose at least one zone")
-        if self._work is not None:
-            raise WorkflowError(f"session {self._work.recorder.session_id} is still open: "
-                                "end it first")
-        try:
-            recorder = Recorder.start(
-                self.store, client_id=client.id, technician=plan.technician, stage=plan.stage,
-                machine=self.record_identity(), planned_zones=list(plan.zones),
-                answers=answers, overrides=overrides)
-        except GateRefused:
-            raise
-        p, c = plan.pigment, plan.cartridge
-        recorder.use_needle(needle=c.needle, lot=c.lot, expiry=c.expiry)
-        recorder.use_pigment(brand=p.brand, shade=p.shade, dilution=p.dilution, lot=p.lot,
-                             expiry=p.expiry)
-        zones = {z: _ZoneState() for z in Zone}
-        with self._lock:
-            self._work = _Work(recorder, plan, client, zones)
-            self._note(f"session {recorder.session_id} started: {plan.stage.label}, "
-                       f"{len(plan.zones)} zones planned")
-            for w in recorder.warnings:
-                self._note(f"gate: {w}")
-            self._publish()
-        return recorder.session_id
-
-    def _require_work(self) -> _Work:
-        if self._work is None:
-            raise WorkflowError("no session is open: start one first")
-        return self._work
-
-    # --- zones and settings ------------------------------------------------------------------
-
     def profiles_for(self, zone: Zone) -> list[tuple[str, str]]:
         """The library's profiles for `zone`, its default first: (name, the profile's notes)."""
         return [(e.profile.name, e.profile.notes) for e in self.library.for_zone(Zone(zone))]
 
-    @_one_command
+    # --- technician commands (from a worker: each waits for its outcome) ----------------------
+
+    def start_session(self, plan: Plan, answers: Mapping[Contraindication, bool],
+                      overrides: Mapping[str, str]) -> int:
+        """Open the session in the record (the gate runs again there) with its consumables."""
+        return self._call(self._start_session, plan, answers, overrides)
+
     def select_zone(self, zone: Zone, profile: str | None = None) -> MachineSettings:
         """Work moves to `zone`: resolve its profile, apply it, record the read-back.
 
         `profile` chooses among the zone's profiles; the choice holds for this zone for the
         rest of the session. Without one, the zone's last choice, else its default.
         """
+        return self._call(self._select_zone, Zone(zone), profile)
+
+    def adjust(self, field_name: str, steps: int) -> MachineSettings:
+        """Fine adjustment: `steps` steps of one setting from the confirmed value."""
+        return self._call(self._adjust, field_name, steps)
+
+    def repeat_last(self) -> MachineSettings:
+        """The settings confirmed on this zone at this client's last visit to it."""
+        return self._call(self._repeat_last)
+
+    def set_coverage(self, zone: Zone, pct: int) -> None:
+        self._call(self._set_coverage, Zone(zone), pct)
+
+    def bump_coverage(self, delta: int) -> int:
+        """Coverage of the current zone up or down by `delta` points, within 0 to 100%."""
+        return self._call(self._bump_coverage, delta)
+
+    def arm(self) -> None:
+        """The deliberate act that lets the pedal run the needle. After STOP or a fault the
+        latch is cleared first (the app asks for a confirmation before calling this)."""
+        self._call(self._arm)
+
+    def disarm(self) -> None:
+        self._call(self._disarm)
+
+    def end_session(self, coverage: Mapping[Zone, int], notes: str = "", *,
+                    aftercare_given: bool) -> EndSummary:
+        return self._call(self._end_session, dict(coverage), notes, aftercare_given)
+
+    def stop(self) -> tuple[bool, str]:
+        """STOP now, straight to the machine service (never behind a command). Returns
+        whether the machine acknowledged it, and where the record stands."""
+        machine = self.machine
+        if machine is None:
+            return False, self._record.text
+        self._stops_sent = time.monotonic()
+        acked = machine.stop(wait=True, timeout=1.0)
+        self._inbox.put(("stopped", acked))
+        return acked, self._record.text
+
+    # --- the queue ----------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._closed.is_set():
+            raise WorkflowError("the console is closing")
+        cmd = _Command(fn, args)
+        self._inbox.put(("command", cmd))
+        if not cmd.done.wait(COMMAND_TIMEOUT_S):
+            raise WorkflowError("no answer from the session: see the log "
+                                f"({logs.log_path()})")
+        if cmd.error is not None:
+            raise cmd.error
+        return cmd.result
+
+    def _run(self) -> None:
+        while True:
+            try:
+                what, arg = self._inbox.get(timeout=self.publish_every_s)
+            except queue.Empty:
+                what, arg = "", None
+            if what == "close":
+                self._shut_commands()
+                return
+            try:
+                self._dispatch(what, arg)
+            except Exception:
+                log.exception("the session could not handle %s", what or "a tick")
+                self._note(f"ERROR: an internal error; see {logs.log_path()}")
+                self._publish()
+
+    def _dispatch(self, what: str, arg: Any) -> None:
+        if what == "command":
+            self._commands.append(arg)
+            self._next_command()
+        elif what == "resume":
+            cmd, value = arg
+            if cmd is self._current:
+                self._step(cmd, value)
+        elif what == "event":
+            self._handle(arg)
+        elif what == "record":
+            self._record_changed(arg)
+        elif what == "stopped":
+            self._stopped(arg)
+        elif what == "presentation":
+            self._presentation = arg
+            self._publish()
+        due = time.monotonic() - self._last_publish >= self.publish_every_s
+        if self._dirty and due:
+            self._sample_trends()
+            self._publish()
+        self._poll_caption()
+
+    def _next_command(self) -> None:
+        while self._current is None and self._commands:
+            cmd = self._commands.popleft()
+            try:
+                out = cmd.fn(*cmd.args)
+            except BaseException as exc:
+                self._finish(cmd, error=exc)
+                continue
+            if isinstance(out, Generator):
+                cmd.gen = out
+                self._current = cmd
+                self._step(cmd, None)
+            else:
+                self._finish(cmd, result=out)
+
+    def _step(self, cmd: _Command, value: Any) -> None:
+        assert cmd.gen is not None
+        try:
+            wanted = cmd.gen.send(value)
+        except StopIteration as stop:
+            self._finish(cmd, result=stop.value)
+        except BaseException as exc:
+            self._finish(cmd, error=exc)
+        else:
+            self._wait_for(cmd, wanted)
+            return
+        self._current = None
+        self._next_command()
+
+    def _wait_for(self, cmd: _Command, wanted: Any) -> None:
+        def resume(value: Any) -> None:
+            self._inbox.put(("resume", (cmd, value)))
+
+        if isinstance(wanted, _MachineCall):
+            machine = self.machine
+            if machine is None:
+                resume(Result(wanted.op, Kind.FAILED, "no machine is connected"))
+            else:
+                machine.submit(wanted.op, wanted.arg, resume)
+        elif isinstance(wanted, _OpenSession):
+            self.sink.open_session(wanted.request, resume)
+        elif isinstance(wanted, _Query):
+            def query() -> None:
+                self.sink.flush(QUERY_FLUSH_S)
+                try:
+                    resume(wanted.fn(*wanted.args))
+                except SmpError as exc:
+                    resume(exc)
+            threading.Thread(target=query, name="smp-query", daemon=True).start()
+        else:  # pragma: no cover: a bug in a command
+            resume(None)
+
+    def _finish(self, cmd: _Command, *, result: Any = None,
+                error: BaseException | None = None) -> None:
+        cmd.result, cmd.error = result, error
+        if error is not None and not isinstance(error, SmpError):
+            log.error("a command failed", exc_info=error)
+            cmd.error = WorkflowError(f"internal error; see {logs.log_path()}")
+        cmd.done.set()
+
+    def _shut_commands(self) -> None:
+        for cmd in [*([self._current] if self._current else []), *self._commands]:
+            self._finish(cmd, error=WorkflowError("the console is closing"))
+        self._commands.clear()
+        self._current = None
+        if self._work is not None:
+            self._work.recorder.close()
+
+    # --- commands (each runs on the session thread) -------------------------------------------
+
+    def _adopt(self, machine, url: str, service, controls) -> None:
+        old, self.machine, self.url = self.machine, machine, url
+        old_service, self._service = self._service, service
+        self._controls = controls
+        if self._unsubscribe:
+            self._unsubscribe()
+        self._unsubscribe = machine.subscribe(lambda e: self._inbox.put(("event", e)))
+        self._machine_view = replace(
+            self._machine_view, connected=True, simulator=machine.simulated,
+            identity=self.identity_text(machine), url=url,
+            state=machine_state(machine.state, machine.faults), link=Link.CONNECTED,
+            applied=machine.applied, settings_known=True, envelope=str(machine.envelope),
+            **self._fault_fields(machine.faults))
+        self._note(f"connected to {self.identity_text(machine)} on {url}")
+        self._publish()
+        if old is not None:
+            threading.Thread(target=old.close, kwargs={"disarm": False}, daemon=True).start()
+        if old_service is not None:
+            threading.Thread(target=old_service.close, daemon=True).start()
+
+    def _choose(self, choice: ClientChoice) -> None:
+        self._client = choice
+
+    def _start_session(self, plan: Plan, answers, overrides):
+        client = self._require_client()
+        self._require_machine()
+        if not plan.zones:
+            raise WorkflowError("session plan: choose at least one zone")
+        if self._work is not None:
+            raise WorkflowError(f"session {self._work.recorder.session_id} is already open: "
+                                "end it first")
+        self._require_record("start a session")
+        opened = yield _OpenSession(request(
+            client_id=client.id, technician=plan.technician, stage=plan.stage,
+            machine=self.record_identity(), planned_zones=list(plan.zones), answers=answers,
+            overrides=overrides, at=datetime.now(UTC)))
+        if isinstance(opened, BaseException):
+            raise opened
+        recorder = Recorder(opened.session_id, write=self._write, next_seq=2,
+                            warnings=opened.warnings)
+        p, c = plan.pigment, plan.cartridge
+        recorder.use_needle(needle=c.needle, lot=c.lot, expiry=c.expiry)
+        recorder.use_pigment(brand=p.brand, shade=p.shade, dilution=p.dilution, lot=p.lot,
+                             expiry=p.expiry)
+        self._work = _Work(recorder, plan, client, {z: _ZoneState() for z in Zone})
+        self._note(f"session {opened.session_id} started: {plan.stage.label}, "
+                   f"{len(plan.zones)} zones planned")
+        for w in opened.warnings:
+            self._note(f"gate: {w}")
+        self._publish()
+        return opened.session_id
+
+    def _select_zone(self, zone: Zone, profile: str | None):
         work = self._require_work()
-        machine = self._require_machine()
-        zone = Zone(zone)
+        self._require_machine()
         if self._machine_view.pedal:
             raise WorkflowError("release the pedal before changing zone")
         entries = self.library.for_zone(zone)
@@ -513,34 +597,30 @@ class SessionController:
             raise WorkflowError(f"profile {profile!r} is not for {zone.label}: allowed "
                                 f"{', '.join(e.profile.name for e in entries)}")
         chosen = entry.profile
-        target = None
+        machine = self._require_machine()
         try:
             res = resolve(chosen, work.plan.stage, work.plan.conditions, machine.envelope)
         except ProfileRefused as exc:
-            with self._lock:
-                work.recorder.zone_changed(zone, profile=chosen.name, reasons=exc.reasons)
-                work.zone, work.profile, work.reasons = zone, chosen.name, exc.reasons
-                work.zones[zone].profile = chosen.name
-                work.advisories = (str(exc),)
-                self._note(f"{zone.label}: {exc}")
-                self._publish()
+            work.recorder.zone_changed(zone, profile=chosen.name, reasons=exc.reasons)
+            work.zone, work.profile, work.reasons = zone, chosen.name, exc.reasons
+            work.zones[zone].profile = chosen.name
+            work.advisories = (str(exc),)
+            self._note(f"{zone.label}: {exc}")
+            self._publish()
             raise
         target = res.plan.target_density_pct
-        with self._lock:
-            work.recorder.zone_changed(zone, profile=chosen.name, reasons=res.reasons,
-                                       target_density_pct=target)
-            work.zone, work.profile, work.reasons = zone, chosen.name, res.reasons
-            work.zones[zone].profile = chosen.name
-            work.advisories, work.target = res.advisories, target
-            self._note(f"zone {zone.label}: profile {chosen.name}")
-            self._publish()
-        return self._apply(res.settings)
+        work.recorder.zone_changed(zone, profile=chosen.name, reasons=res.reasons,
+                                   target_density_pct=target)
+        work.zone, work.profile, work.reasons = zone, chosen.name, res.reasons
+        work.zones[zone].profile = chosen.name
+        work.advisories, work.target = res.advisories, target
+        self._note(f"zone {zone.label}: profile {chosen.name}")
+        self._publish()
+        return (yield from self._apply(res.settings))
 
-    @_one_command
-    def adjust(self, field: str, steps: int) -> MachineSettings:
-        """Fine adjustment: `steps` steps of one setting from the confirmed value."""
+    def _adjust(self, field_name: str, steps: int):
         work = self._require_work()
-        q = BY_FIELD[field]
+        q = BY_FIELD[field_name]
         current = self._current_settings(work)
         values = {x.field: current.value(x) for x in QUANTITIES}
         values[q.field] = values[q.field] + q.step * steps
@@ -549,25 +629,162 @@ class SessionController:
         except ValueError:
             raise WorkflowError(f"{q.label} {q.fmt_unit(values[q.field])} is outside the hard "
                                 f"limits {q.range_text()}") from None
-        return self._apply(wanted)
+        return (yield from self._apply(wanted))
 
-    @_one_command
-    def repeat_last(self) -> MachineSettings:
-        """The settings confirmed on this zone at this client's last visit to it."""
+    def _repeat_last(self):
         work = self._require_work()
         if work.zone is None:
             raise WorkflowError("choose a zone first")
         # The newest visit may be this session's own (once a setting is applied here).
-        visits = history.zone_history(self.store, work.client.id, work.zone, limit=2,
-                                      with_settings=True)
+        visits = yield _Query(functools.partial(history.zone_history, self.store,
+                                                work.client.id, work.zone, limit=2,
+                                                with_settings=True))
+        if isinstance(visits, BaseException):
+            raise visits
         visit = next((v for v in visits if v.session_id != work.recorder.session_id), None)
         if visit is None or visit.work.settings is None:
             raise WorkflowError(f"no earlier session of this client has confirmed settings "
                                 f"for {work.zone.label}")
-        with self._lock:
-            work.recorder.note(f"repeating {work.zone.value} settings of session "
-                               f"{visit.session_id} ({visit.started_at:%Y-%m-%d})")
-        return self._apply(visit.work.settings)
+        work.recorder.note(f"repeating {work.zone.value} settings of session "
+                           f"{visit.session_id} ({visit.started_at:%Y-%m-%d})")
+        return (yield from self._apply(visit.work.settings))
+
+    def _apply(self, wanted: MachineSettings):
+        """Send settings; what the record and the screen get is what the machine reported."""
+        work = self._require_work()
+        machine = self._require_machine()
+        problems = machine.check(wanted)
+        if problems:
+            work.recorder.settings_refused(wanted, "; ".join(problems))
+            self._note(f"refused, not sent: {'; '.join(problems)}")
+            self._publish()
+            raise WorkflowError(f"not sent: {'; '.join(problems)}")
+        work.recorder.settings_requested(wanted)
+        result = yield _MachineCall(Op.SET, wanted)
+        if result.kind in (Kind.DONE, Kind.MISMATCH):
+            # The machine is set to its read-back, whatever was asked (on a mismatch the
+            # service has stopped it): that is the record's truth.
+            applied = result.applied
+            assert applied is not None
+            work.recorder.settings_applied(applied)
+            if work.zone is not None:
+                work.zones[work.zone].settings = applied
+            self._machine_view = replace(self._machine_view, applied=applied,
+                                         settings_known=True)
+            self._note(f"applied (read-back): {applied}" if result.ok else
+                       f"MISMATCH: {result.message}")
+            self._publish()
+        elif result.kind is Kind.UNKNOWN:
+            # Not refused: nobody knows. The link's SettingsUnknown event records it, and the
+            # machine's telemetry will say what it holds.
+            self._note(f"not confirmed: {result.message}")
+            self._publish()
+        else:
+            work.recorder.settings_refused(wanted, result.message)
+            self._note(f"not applied: {result.message}")
+            self._publish()
+        raise_for(result, wanted)
+        return result.applied
+
+    def _set_coverage(self, zone: Zone, pct: int) -> None:
+        work = self._require_work()
+        if not 0 <= pct <= 100:
+            raise WorkflowError(f"coverage {pct}%: allowed 0 to 100%")
+        work.recorder.record_coverage(zone, coverage_pct=pct)
+        work.zones[zone].coverage = pct
+        self._publish()
+
+    def _bump_coverage(self, delta: int) -> int:
+        work = self._require_work()
+        if work.zone is None:
+            raise WorkflowError("choose a zone first")
+        pct = max(0, min(100, (work.zones[work.zone].coverage or 0) + delta))
+        self._set_coverage(work.zone, pct)
+        return pct
+
+    def _arm(self):
+        work = self._require_work()
+        machine = self._require_machine()
+        self._require_record("arm")
+        if machine.link_state == LinkState.LOST:
+            raise WorkflowError("the link is lost: wait until it is back, then arm")
+        if self._machine_view.pedal:
+            raise WorkflowError("release the pedal before arming")
+        if work.zone is None:
+            raise WorkflowError("choose a zone before arming")
+        if machine.state == State.FAULTED:
+            raise_for((yield _MachineCall(Op.CLEAR_FAULT)))
+            work.recorder.note("latched fault cleared by the technician")
+        if (machine.applied is None or not machine.confirmed
+                or machine.applied != work.zones[work.zone].settings):
+            # The machine forgot its settings, or they are not confirmed: send them again.
+            yield from self._apply(self._current_settings(work))
+        raise_for((yield _MachineCall(Op.ARM)))
+        work.armed_once = True
+        work.recorder.note("armed")
+        self._note("armed by the technician")
+        self._publish()
+
+    def _disarm(self):
+        raise_for((yield _MachineCall(Op.DISARM)))
+        if self._work is not None:
+            self._work.recorder.note("disarmed")
+        self._note("disarmed")
+        self._publish()
+
+    def _end_session(self, coverage: dict, notes: str, aftercare_given: bool):
+        work = self._require_work()
+        for zone, pct in coverage.items():
+            if not 0 <= pct <= 100:
+                raise WorkflowError(f"coverage of {Zone(zone).label} {pct}%: allowed 0 to 100%")
+        machine = self.machine
+        if machine is not None and machine.state in (State.ARMED, State.RUNNING, None):
+            result = yield _MachineCall(Op.DISARM)
+            if not result.ok:
+                # The session can always be ended: the record says why the machine was not.
+                work.recorder.note(f"machine unreachable at end: {result.message}")
+                self._note(f"machine unreachable at end: {result.message}")
+        self._end_run("session ended", self._last_uptime())
+        for zone, pct in coverage.items():
+            work.recorder.record_coverage(zone, coverage_pct=pct)
+            work.zones[zone].coverage = pct
+        if notes.strip():
+            work.recorder.note(notes.strip())
+        worked = [z for z, s in work.zones.items() if s.settings is not None or z in coverage]
+        nxt = next_session_text(work.plan.stage, worked, self._today())
+        work.recorder.note(f"next session: {nxt}")
+        work.recorder.end(aftercare_given=aftercare_given)
+        self.sink.release(work.recorder.session_id)
+        summary = EndSummary(work.recorder.session_id, AFTERCARE, nxt,
+                             tuple((z, work.zones[z].coverage) for z in worked))
+        self._note(f"session {summary.session_id} ended")
+        self._work = None
+        self._publish()
+        return summary
+
+    # --- requirements -------------------------------------------------------------------------
+
+    def _require_client(self) -> ClientChoice:
+        if self._client is None:
+            raise WorkflowError("no client chosen: pick or create a client first")
+        return self._client
+
+    def _require_machine(self) -> Machine | MachineClient:
+        if self.machine is None:
+            raise WorkflowError("no machine is connected: connect to a port or the simulator")
+        return self.machine
+
+    def _require_work(self) -> _Work:
+        if self._work is None:
+            raise WorkflowError("no session is open: start one first")
+        return self._work
+
+    def _require_record(self, what: str) -> None:
+        """Nothing is done at the chair that cannot be recorded."""
+        r = self._record
+        if not r.writing or r.pending:
+            raise WorkflowError(f"cannot {what}: the record is not writing ({r.text}); "
+                                "wait until it writes again")
 
     def _current_settings(self, work: _Work) -> MachineSettings:
         if work.zone is None:
@@ -577,222 +794,49 @@ class SessionController:
             raise WorkflowError(f"{work.zone.label} has no confirmed settings to adjust")
         return s
 
-    def _apply(self, wanted: MachineSettings) -> MachineSettings:
-        work = self._require_work()
-        machine = self._require_machine()
-        problems = machine.check(wanted)
-        if problems:
-            with self._lock:
-                work.recorder.settings_refused(wanted, "; ".join(problems))
-                self._note(f"refused, not sent: {'; '.join(problems)}")
-                self._publish()
-            raise WorkflowError(f"not sent: {'; '.join(problems)}")
-        with self._lock:
-            work.recorder.settings_requested(wanted)
-        try:
-            confirmed = machine.apply(wanted)
-        except SettingsMismatch as exc:
-            # The machine is set to its read-back, whatever was asked: that is the record's
-            # truth (invariant 3); the bridge has already stopped it.
-            with self._lock:
-                work.recorder.settings_applied(exc.applied)
-                if work.zone is not None:
-                    work.zones[work.zone].settings = exc.applied
-                self._machine_view = replace(self._machine_view, applied=exc.applied,
-                                             settings_known=True)
-                self._note(f"MISMATCH: {exc}")
-                self._publish()
-            raise
-        except OutcomeUnknown as exc:
-            # Not refused: nobody knows. The link's SettingsUnknown event records it, and its
-            # telemetry will say what the machine holds.
-            with self._lock:
-                self._note(f"not confirmed: {exc}")
-                self._publish()
-            raise
-        except SmpError as exc:
-            with self._lock:
-                work.recorder.settings_refused(wanted, str(exc))
-                self._note(f"not applied: {exc}")
-                self._publish()
-            raise
-        with self._lock:
-            work.recorder.settings_applied(confirmed)
-            if work.zone is not None:
-                work.zones[work.zone].settings = confirmed
-            self._machine_view = replace(self._machine_view, applied=confirmed,
-                                         settings_known=True)
-            self._note(f"applied (read-back): {confirmed}")
-            self._publish()
-        return confirmed
+    def _write(self, fact: facts.Fact) -> None:
+        self.sink.submit(fact)
 
-    @_one_command
-    def set_coverage(self, zone: Zone, pct: int) -> None:
-        work = self._require_work()
-        if not 0 <= pct <= 100:
-            raise WorkflowError(f"coverage {pct}%: allowed 0 to 100%")
-        with self._lock:
-            work.recorder.record_coverage(zone, coverage_pct=pct)
-            work.zones[zone].coverage = pct
-            self._publish()
+    # --- the record's state -------------------------------------------------------------------
 
-    @_one_command
-    def bump_coverage(self, delta: int) -> int:
-        """Coverage of the current zone up or down by `delta` points, within 0 to 100%."""
-        work = self._require_work()
-        if work.zone is None:
-            raise WorkflowError("choose a zone first")
-        pct = max(0, min(100, (work.zones[work.zone].coverage or 0) + delta))
-        self.set_coverage(work.zone, pct)
-        return pct
+    def _record_changed(self, status: RecordStatus) -> None:
+        was, self._record = self._record, status
+        if not status.writing and was.writing:
+            log.error("the record is not writing: %s", status.reason)
+            machine = self.machine
+            if machine is not None and machine.state in (State.ARMED, State.RUNNING, None):
+                # Invariant 7: what cannot be recorded is not done. STOP, ahead of everything.
+                self._stops_sent = time.monotonic()
+                machine.stop(wait=False)
+                self._note(f"RECORD NOT WRITING ({status.reason}): STOP sent; arming refused "
+                           "until it writes again")
+            else:
+                self._note(f"RECORD NOT WRITING ({status.reason}): arming refused until it "
+                           "writes again")
+        elif status.writing and not was.writing:
+            self._note("the record writes again: every event kept meanwhile is in it; "
+                       "re-arm (a) to continue")
+        if status.replayed and not was.replayed:
+            self._note(f"{status.replayed} event(s) a crash left in the journal are now in "
+                       "the record")
+        self._publish()
 
-    # --- arming and STOP ---------------------------------------------------------------------
+    def _stopped(self, acked: bool) -> None:
+        text = ("STOP acknowledged by the machine" if acked else
+                "STOP sent, not acknowledged (the machine's watchdog stops the needle)")
+        self._note(text)
+        if self._work is not None and not acked:
+            self._work.recorder.stop(text)
+        self._publish()
 
-    @_one_command
-    def arm(self) -> None:
-        """The deliberate act that lets the pedal run the needle. After STOP or a fault the
-        latch is cleared first (the app asks for a confirmation before calling this)."""
-        work = self._require_work()
-        machine = self._require_machine()
-        if machine.link_state == LinkState.LOST:
-            raise WorkflowError("the link is lost: wait until it is back, then arm")
-        if self._machine_view.pedal:
-            raise WorkflowError("release the pedal before arming")
-        if work.zone is None:
-            raise WorkflowError("choose a zone before arming")
-        if machine.state == State.FAULTED:
-            machine.clear_fault()
-            with self._lock:
-                work.recorder.note("latched fault cleared by the technician")
-        if machine.applied is None or machine.applied != work.zones[work.zone].settings:
-            # The machine forgot its settings (restart or new connection): send them again.
-            self._apply(self._current_settings(work))
-        machine.arm()
-        with self._lock:
-            work.armed_once = True
-            work.recorder.note("armed")
-            self._note("armed by the technician")
-            self._publish()
-
-    @_one_command
-    def disarm(self) -> None:
-        machine = self._require_machine()
-        machine.disarm()
-        with self._lock:
-            if self._work is not None:
-                self._work.recorder.note("disarmed")
-            self._note("disarmed")
-            self._publish()
-
-    def stop(self) -> bool:
-        """STOP now; True once the machine acknowledged it. Recorded either way."""
-        machine = self.machine
-        if machine is None:
-            return False
-        self._stopping = True
-        acked = machine.stop(wait=True, timeout=1.0)
-        with self._lock:
-            text = "STOP acknowledged by the machine" if acked else \
-                "STOP sent, not acknowledged (the machine's watchdog stops the needle)"
-            if self._work is not None:
-                self._work.recorder.stop(text)
-            self._note(text)
-            self._publish()
-        return acked
-
-    # --- ending ------------------------------------------------------------------------------
-
-    @_one_command
-    def end_session(self, coverage: Mapping[Zone, int], notes: str = "", *,
-                    aftercare_given: bool) -> EndSummary:
-        work = self._require_work()
-        if self._machine_view.state in (MachineState.ARMED, MachineState.RUNNING) and \
-                self.machine is not None:
-            self.machine.disarm()
-        for zone, pct in coverage.items():
-            if not 0 <= pct <= 100:
-                raise WorkflowError(f"coverage of {Zone(zone).label} {pct}%: allowed 0 to 100%")
-        with self._lock:
-            for zone, pct in coverage.items():
-                work.recorder.record_coverage(zone, coverage_pct=pct)
-                work.zones[zone].coverage = pct
-            if notes.strip():
-                work.recorder.note(notes.strip())
-            worked = [z for z, s in work.zones.items() if s.settings is not None or
-                      z in coverage]
-            nxt = next_session_text(work.plan.stage, worked, self._today())
-            work.recorder.note(f"next session: {nxt}")
-            work.recorder.end(aftercare_given=aftercare_given)
-            summary = EndSummary(work.recorder.session_id, AFTERCARE, nxt,
-                                 tuple((z, work.zones[z].coverage) for z in worked))
-            self._note(f"session {summary.session_id} ended")
-            self._work = None
-            self._publish()
-        return summary
-
-    # --- what the bridge reports (on the controller's thread) --------------------------------
-
-    def _pump_loop(self) -> None:
-        while not self._closed.is_set():
-            try:
-                event = self._events.get(timeout=self.publish_every_s)
-            except queue.Empty:
-                event = False
-            if event is None:
-                return
-            try:
-                with self._lock:
-                    if event is not False:
-                        self._handle(event)
-                    due = time.monotonic() - self._last_publish >= self.publish_every_s
-                    if self._dirty and due:
-                        self._sample_trends()
-                        self._publish()
-                self._poll_caption()
-            except Exception:
-                # A record that cannot be written is shown, never silently dropped.
-                log.exception("while handling %r", event)
-                self._note(f"ERROR: could not handle {type(event).__name__}: see the log")
-                self._publish()
-
-    def _poll_caption(self) -> None:
-        """The playing scenario's caption, asked of the simulator now and then (it may be a
-        socket away: never asked for by the screen)."""
-        controls, now = self._controls, time.monotonic()
-        if controls is None or now - self._caption_at < CAPTION_EVERY_S:
-            return
-        self._caption_at = now
-        try:
-            caption = controls.caption()
-        except SmpError:
-            caption = ""
-        with self._lock:
-            if caption != self._machine_view.sim_caption:
-                self._machine_view = replace(self._machine_view, sim_caption=caption)
-                self._dirty = True
-
-    def _record(self) -> Recorder | None:
-        return self._work.recorder if self._work is not None else None
+    # --- what the machine reports (on the session thread) -------------------------------------
 
     def _handle(self, event: Event) -> None:
-        rec = self._record()
+        work = self._work
+        rec = work.recorder if work is not None else None
         mv = self._machine_view
         if isinstance(event, TelemetryReceived):
-            t = event.telemetry
-            faults = Fault(t.faults & KNOWN_FAULTS)
-            state = State(t.state) if t.state in State._value2member_map_ else None
-            self._machine_view = replace(
-                mv, state=machine_state(state, faults), pedal=t.pedal_down,
-                motor=t.motor_on, rate_hz=t.rate_dhz / 10, voltage_v=t.voltage_mv / 1000,
-                current_a=t.current_ma / 1000, depth_mm=t.depth_um / 1000,
-                temperature_c=t.temperature_dc / 10, **self._fault_fields(faults))
-            if rec is not None:
-                rec.telemetry(Reading(datetime.now(UTC), t.rate_dhz, t.voltage_mv,
-                                      t.current_ma, fault=bool(faults)))
-            if self._needle_changed(mv) or t.pedal_down != mv.pedal:
-                self._publish()
-            else:
-                self._dirty = True
+            self._telemetry(event)
             return
         if isinstance(event, LinkHealth):
             self._machine_view = replace(mv, rtt_ms=event.rtt_ms,
@@ -804,7 +848,6 @@ class SessionController:
             self._machine_view = replace(mv, state=machine_state(event.new, event.faults),
                                          **self._fault_fields(event.faults))
             self._note(f"machine {self._machine_view.state.value}")
-            self._needle_changed(mv)
         elif isinstance(event, FaultLatched):
             self._fault(event)
         elif isinstance(event, LinkStateChanged):
@@ -813,6 +856,8 @@ class SessionController:
             self._machine_view = replace(mv, applied=None)
             if rec is not None:
                 rec.machine_rebooted(f"{event.new_boot_id:#010x}")
+            if work is not None:
+                work.clock = None  # a new boot: a new uptime
             self._note(f"MACHINE RESTARTED (boot {event.new_boot_id:#010x}): it is disarmed "
                        "and forgot its settings; arm (a) sends them again")
         elif isinstance(event, CommandFailed):
@@ -827,8 +872,8 @@ class SessionController:
             self._machine_view = replace(mv, applied=event.applied, settings_known=True)
             if rec is not None:
                 rec.settings_applied(event.applied, source="telemetry")
-                if self._work is not None and self._work.zone is not None:
-                    self._work.zones[self._work.zone].settings = event.applied
+            if work is not None and work.zone is not None:
+                work.zones[work.zone].settings = event.applied
             self._note(f"the machine reports holding {event.applied} (from its telemetry)")
         elif isinstance(event, SettingsUnknown):
             self._machine_view = replace(mv, applied=None, settings_known=False)
@@ -836,6 +881,7 @@ class SessionController:
                 rec.settings_unknown(event.requested, event.reason)
             self._note(f"settings not confirmed: {event.reason}")
         elif isinstance(event, UnsafeReport):
+            self._last_unsafe = event.what
             if rec is not None:
                 rec.note(f"link: {event.what}")
             self._note(f"UNSAFE: {event.what}")
@@ -843,66 +889,152 @@ class SessionController:
             return
         self._publish()
 
-    def _needle_changed(self, before: MachineView) -> bool:
-        """A run is the needle running, whatever the pedal does: it starts when the machine
-        reports RUNNING and ends when it leaves it (pedal up, STOP, a fault), so a pedal held
-        through a fault, or pressed while disarmed, adds no needle time."""
-        running = self._machine_view.state == MachineState.RUNNING
-        if running == (before.state == MachineState.RUNNING):
-            return False
-        state = self._machine_view.state
-        self._run(running, ended_by="pedal up" if state == MachineState.ARMED else state.value)
-        return True
+    def _telemetry(self, event: TelemetryReceived) -> None:
+        t, mv, work = event.telemetry, self._machine_view, self._work
+        faults = Fault(t.faults & KNOWN_FAULTS)
+        state = State(t.state) if t.state in State._value2member_map_ else None
+        self._machine_view = replace(
+            mv, state=machine_state(state, faults), pedal=t.pedal_down, motor=t.motor_on,
+            rate_hz=t.rate_dhz / 10, voltage_v=t.voltage_mv / 1000,
+            current_a=t.current_ma / 1000, depth_mm=t.depth_um / 1000,
+            temperature_c=t.temperature_dc / 10, **self._fault_fields(faults))
+        changed = self._machine_view.state != mv.state or t.pedal_down != mv.pedal
+        if work is not None:
+            if work.clock is None:
+                work.clock = (t.uptime_ms, datetime.now(UTC))
+            work.recorder.telemetry(Reading(self._wall(t.uptime_ms), t.rate_dhz, t.voltage_mv,
+                                            t.current_ma, fault=bool(faults)))
+            running = state == State.RUNNING
+            if running and work.run is None:
+                self._start_run(t.uptime_ms)
+                changed = True
+            elif running and work.run is not None:
+                work.run.last_uptime = t.uptime_ms
+            elif not running and work.run is not None:
+                ended = self._machine_view.state
+                self._end_run("pedal up" if ended == MachineState.ARMED else ended.value,
+                              t.uptime_ms)
+                changed = True
+        if changed:
+            self._publish()
+        else:
+            self._dirty = True
 
-    def _run(self, start: bool, *, ended_by: str = "") -> None:
+    def _wall(self, uptime_ms: int) -> datetime:
+        """The wall time of a machine uptime, by this session's one mapping."""
         work = self._work
-        if work is None:
+        if work is None or work.clock is None:
+            return datetime.now(UTC)
+        u0, w0 = work.clock
+        return w0 + timedelta(milliseconds=_since(uptime_ms, u0))
+
+    def _last_uptime(self) -> int | None:
+        work = self._work
+        return work.run.last_uptime if work is not None and work.run is not None else None
+
+    def _start_run(self, uptime_ms: int) -> None:
+        """A run is the needle running, whatever the pedal does: from the first telemetry
+        frame that says RUNNING to the first that does not, in the machine's own time."""
+        work = self._require_work()
+        work.run = _Run(uptime_ms, uptime_ms)
+        work.recorder.pedal_down(at=self._wall(uptime_ms))
+        self._note("needle running")
+
+    def _end_run(self, ended_by: str, uptime_ms: int | None) -> None:
+        work = self._work
+        if work is None or work.run is None:
             return
-        now = time.monotonic()
-        if start and work.run_started is None:
-            work.run_started = now
-            work.recorder.pedal_down()
-            self._note("needle running")
-        elif not start and work.run_started is not None:
-            ms = round((now - work.run_started) * 1000)
-            work.run_started = None
-            work.recorder.pedal_up(ms)
-            if work.zone is not None:
-                zs = work.zones[work.zone]
-                zs.run_ms += ms
-                zs.runs += 1
-            self._note(f"needle stopped ({ended_by}): run of {ms / 1000:.1f} s")
+        run, work.run = work.run, None
+        end = uptime_ms if uptime_ms is not None else run.last_uptime
+        ms = _since(end, run.started_uptime)
+        work.recorder.pedal_up(ms, at=self._wall(end))
+        if work.zone is not None:
+            zs = work.zones[work.zone]
+            zs.run_ms += ms
+            zs.runs += 1
+        self._note(f"needle stopped ({ended_by}): run of {ms / 1000:.1f} s")
 
     def _fault(self, event: FaultLatched) -> None:
-        rec = self._record()
+        rec = self._work.recorder if self._work is not None else None
         cause, action = fault_text(event.new)
-        names = str(event)
-        if event.new == Fault.STOP:
-            if not self._stopping:  # the link supervisor or the machine stopped on its own
-                if rec is not None:
-                    rec.stop("STOP latched by the machine (sent by the link supervisor)")
-                self._note("STOP latched by the machine")
-            self._stopping = False
-            return
-        if rec is not None:
-            rec.fault(names, f"{cause}; {action}")
-        self._note(f"FAULT {names}: {cause}; {action}")
+        if event.new & Fault.STOP:
+            # Every STOP the machine latched is recorded, and who sent it.
+            ours = time.monotonic() - self._stops_sent < 2.0
+            why = ("STOP sent by the technician" if ours and not self._last_unsafe else
+                   f"STOP sent by the link: {self._last_unsafe}" if self._last_unsafe else
+                   "STOP latched by the machine")
+            self._last_unsafe = ""
+            if rec is not None:
+                rec.stop(why)
+            self._note(why)
+        rest = event.new & ~Fault.STOP
+        if rest:
+            names = ", ".join(f.name for f in Fault if f and f in rest)
+            if rec is not None:
+                rec.fault(names, f"{cause}; {action}")
+            self._note(f"FAULT {names}: {cause}; {action}")
 
     def _link(self, event: LinkStateChanged) -> None:
-        rec = self._record()
-        mv = self._machine_view
+        rec = self._work.recorder if self._work is not None else None
         link = {LinkState.CONNECTED: Link.CONNECTED, LinkState.STALE: Link.STALE,
                 LinkState.LOST: Link.LOST}[event.new]
-        self._machine_view = replace(mv, link=link)
+        self._machine_view = replace(self._machine_view, link=link)
         if event.new == LinkState.LOST:
             if rec is not None:
                 rec.link_lost(event.reason)
             self._note(f"LINK LOST: {event.reason}")
-            self._run(False, ended_by="LINK LOST")
+            self._end_run("LINK LOST", self._last_uptime())
         elif event.old == LinkState.LOST:
             if rec is not None:
                 rec.link_restored()
             self._note("link restored: re-arm (a) to continue")
+
+    # --- the view -----------------------------------------------------------------------------
+
+    def _note(self, text: str) -> None:
+        self._log.append(text)
+
+    @staticmethod
+    def _fault_fields(faults: Fault) -> dict:
+        cause, action = fault_text(faults)
+        names = tuple(f.name for f in Fault if f and f in faults)
+        return {"faults": names, "fault_cause": cause, "fault_action": action}
+
+    def _publish(self) -> None:
+        """Build a new View from the session's state and hand it to `on_view`."""
+        self._revision += 1
+        m = replace(self._machine_view, rate_trend=tuple(self._trends["rate"]),
+                    voltage_trend=tuple(self._trends["voltage"]),
+                    current_trend=tuple(self._trends["current"]),
+                    depth_trend=tuple(self._trends["depth"]))
+        self._view = View(machine=m, work=self._work_view(), log=tuple(self._log),
+                          presentation=self._presentation, record=self._record,
+                          revision=self._revision)
+        self._dirty = False
+        self._last_publish = time.monotonic()
+        try:
+            self.on_view(self._view)
+        except Exception:  # a display problem must never stop the recording
+            log.exception("on_view failed")
+
+    def _work_view(self) -> WorkView | None:
+        w = self._work
+        if w is None:
+            return None
+        zones = tuple(
+            ZoneStatus(z, z in w.plan.zones, s.coverage, s.run_ms, s.runs, s.settings)
+            for z, s in w.zones.items())
+        running = 0
+        if w.run is not None:
+            running = _since(w.run.last_uptime, w.run.started_uptime)
+        name = f"client #{w.client.id}" if self._presentation else w.client.name
+        return WorkView(
+            session_id=w.recorder.session_id, client=name, stage=w.plan.stage.label,
+            zone=w.zone, profile=w.profile, reasons=w.reasons, advisories=w.advisories,
+            profiles=tuple(e.profile.name for e in self.library.for_zone(w.zone))
+            if w.zone else (),
+            target_density_pct=w.target, zones=zones, run_ms=running,
+            armed_once=w.armed_once)
 
     def _sample_trends(self) -> None:
         m = self._machine_view
@@ -911,3 +1043,29 @@ class SessionController:
             if value is not None:
                 self._trends[key].append(value)
 
+    def _poll_caption(self) -> None:
+        """The playing scenario's caption, asked of the simulator now and then (it may be a
+        socket away: never asked for by the screen)."""
+        controls, now = self._controls, time.monotonic()
+        if controls is None or now - self._caption_at < CAPTION_EVERY_S:
+            return
+        self._caption_at = now
+        try:
+            caption = controls.caption()
+        except SmpError:
+            caption = ""
+        if caption != self._machine_view.sim_caption:
+            self._machine_view = replace(self._machine_view, sim_caption=caption)
+            self._dirty = True
+
+
+def _journal_dir(store: Store):
+    """The journals of this record, in the data directory: one folder per record, so that a
+    journal is only ever replayed into the record it was written for."""
+    import hashlib
+
+    from console.paths import data_dir
+    from sessions.store import describe
+
+    key = hashlib.sha256(describe(store.url).encode()).hexdigest()[:16]
+    return data_dir() / "journal" / key

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from firmware_bridge.codec import Fault, State
 from protocols import MachineSettings, Zone
+from sessions.sink import RecordStatus
 
 
 class MachineState(StrEnum):
@@ -132,8 +133,9 @@ class WorkView:
 class View:
     machine: MachineView = field(default_factory=MachineView)
     work: WorkView | None = None
-    log: tuple[str, ...] = ()  # recent events, each committed to the record before shown
+    log: tuple[str, ...] = ()  # recent events of the session
     presentation: bool = False
+    record: RecordStatus = field(default_factory=RecordStatus)
     revision: int = 0
 
     @property
@@ -143,6 +145,8 @@ class View:
         out = []
         if m.simulator:
             out.append("SIMULATOR")
+        if not self.record.writing:
+            out.append(f"RECORD NOT WRITING: {self.record.reason}")
         if m.connected and m.link == Link.LOST:
             out.append("LINK LOST")
         if m.state == MachineState.FAULT:

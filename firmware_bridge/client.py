@@ -53,7 +53,7 @@ class MachineClient:
         self._reader_ = channel.LineReader()
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[threading.Event, list[Result], Op]] = {}
+        self._pending: dict[int, tuple[Callable[[Result], None], Op]] = {}
         self._subscribers: list[Callable[[Event], None]] = []
         self._snapshot: channel.Snapshot | None = None
         self._health: LinkHealth | None = None
@@ -223,17 +223,29 @@ class MachineClient:
             except OSError as exc:
                 raise LinkError(f"the machine service is gone ({exc.strerror or exc})") from None
 
-    def _request(self, op: Op, arg: object, timeout: float) -> Result:
+    def submit(self, op: Op, arg: object, callback: Callable[[Result], None]) -> None:
+        """Carry out a command without waiting; `callback(result)` runs on the client's reader
+        thread when it ends (keep it short: hand the result to your own thread)."""
         ident = next(self._ids)
-        done, box = threading.Event(), []
-        self._pending[ident] = (done, box, op)
+        self._pending[ident] = (callback, op)
         try:
             self._send({"op": "do", "id": ident, "cmd": op.value,
                         "arg": channel.encode_arg(op, arg)})
-            if not done.wait(timeout):
-                raise LinkError(f"{op.name}: no result within {timeout:.1f} s")
-        finally:
-            self._pending.pop(ident, None)
+        except LinkError as exc:
+            if self._pending.pop(ident, None) is not None:
+                kind = Kind.UNKNOWN if op is Op.SET and self._gone else Kind.FAILED
+                callback(Result(op, kind, f"{op.name}: {exc}"))
+
+    def _request(self, op: Op, arg: object, timeout: float) -> Result:
+        done, box = threading.Event(), []
+
+        def ended(result: Result) -> None:
+            box.append(result)
+            done.set()
+
+        self.submit(op, arg, ended)
+        if not done.wait(timeout):
+            raise LinkError(f"{op.name}: no result within {timeout:.1f} s")
         return box[0]
 
     def _read_loop(self) -> None:
@@ -264,10 +276,9 @@ class MachineClient:
                 self._health = event
             self._publish(event)
         elif op == "result":
-            waiter = self._pending.get(msg.get("id"))
+            waiter = self._pending.pop(msg.get("id"), None)
             if waiter is not None:
-                waiter[1].append(channel.decode_result(msg["result"]))
-                waiter[0].set()
+                waiter[0](channel.decode_result(msg["result"]))
         elif op == "welcome":
             self.service = msg.get("service", {})
             self.url = str(self.service.get("url", ""))
@@ -283,12 +294,12 @@ class MachineClient:
         if self._gone:
             return
         self._gone = reason
-        for done, box, op in list(self._pending.values()):
+        pending, self._pending = self._pending, {}
+        for callback, op in pending.values():
             # A SET in flight when the service went: whether the machine applied it is not
             # known (its telemetry, once someone hears it again, will say).
             kind = Kind.UNKNOWN if op is Op.SET else Kind.FAILED
-            box.append(Result(op, kind, f"{op.name}: {reason}"))
-            done.set()
+            callback(Result(op, kind, f"{op.name}: {reason}"))
         self._welcome.set()
         if self._closing or self._snapshot is None:
             return

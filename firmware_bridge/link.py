@@ -193,6 +193,11 @@ class Machine:
         return self._status.knowledge
 
     @property
+    def confirmed(self) -> bool:
+        """A SET answered by APPLIED since the settings were last unknown."""
+        return self._status.confirmed
+
+    @property
     def link_state(self) -> LinkState:
         return self._status.link_state
 
@@ -260,6 +265,14 @@ class Machine:
             return self._request(Op.STOP, None, timeout).ok
         except LinkError:
             return False
+
+    def submit(self, op: Op, arg: object, callback: Callable[[Result], None]) -> None:
+        """Carry out a command without waiting; `callback(result)` runs on the loop thread
+        when it ends (keep it short: hand the result to your own thread)."""
+        if self._closing.is_set() or not self._thread.is_alive():
+            callback(Result(op, Kind.FAILED, f"{op.name}: the link is closed"))
+            return
+        self.call_soon(lambda now: self.request(op, arg, now, callback))
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call `callback(event)` on the loop thread for every event; returns an unsubscribe."""
@@ -382,8 +395,6 @@ class Machine:
 
     def _request(self, op: Op, arg: object, timeout: float) -> Result:
         """Carry out a command on the loop and wait for how it ended."""
-        if self._closing.is_set() or not self._thread.is_alive():
-            return Result(op, Kind.FAILED, f"{op.name}: the link is closed")
         done = threading.Event()
         box: list[Result] = []
 
@@ -391,7 +402,7 @@ class Machine:
             box.append(result)
             done.set()
 
-        self.call_soon(lambda now: self.request(op, arg, now, ended))
+        self.submit(op, arg, ended)
         if not done.wait(timeout):
             raise LinkError(f"{op.name}: no result within {timeout:.1f} s")
         return box[0]

@@ -14,6 +14,7 @@ that a replay writes each entry exactly once and in order.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import uuid
@@ -83,10 +84,17 @@ class Journal:
         self._n = len(existing)
         try:
             self._fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        except OSError as exc:
+            raise JournalError(f"journal {path}: {exc.strerror}") from None
+        try:
+            # Held while it is in use: a console starting beside this one (a second chair on
+            # the same record) must not replay a journal that is still being written.
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.ftruncate(self._fd, good)  # a torn tail was never reported written
             os.lseek(self._fd, good, os.SEEK_SET)
         except OSError as exc:
-            raise JournalError(f"journal {path}: {exc.strerror}") from None
+            os.close(self._fd)
+            raise JournalError(f"journal {path}: {exc.strerror or 'in use'}") from None
 
     @classmethod
     def new(cls, directory: Path) -> Journal:
@@ -129,8 +137,24 @@ class Journal:
             self.path.unlink()
 
 
+def in_use(path: Path) -> bool:
+    """Another console holds this journal open (it locks it while it writes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def leftovers(directory: Path, *, besides: str = "") -> list[Path]:
-    """Journals left by earlier runs (crashed, or closed before the store caught up)."""
+    """Journals left by earlier runs (crashed, or closed before the store caught up); never
+    one a running console still holds."""
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.glob("*.jsonl") if p.stem != besides)
+    return sorted(p for p in directory.glob("*.jsonl") if p.stem != besides and not in_use(p))

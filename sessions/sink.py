@@ -80,6 +80,7 @@ class RecorderSink:
         self._status = RecordStatus()
         self._reason = ""
         self._sessions: set[int] = set()  # open sessions whose lease we renew
+        self._flushes: list[threading.Event] = []  # waiting for everything to be written
         self._renew_at = 0.0
         self._thread = threading.Thread(target=self._run, name="smp-recorder", daemon=True)
         self._stopped = threading.Event()
@@ -96,6 +97,14 @@ class RecorderSink:
                      reply: Callable[[facts.Opened | SmpError], None]) -> None:
         """Open a session in the store; `reply` gets the result (on the sink's thread)."""
         self._inbox.put(("open", (request, reply)))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is in the store (False if not in time)."""
+        if not self._thread.is_alive():
+            return not self._pending
+        done = threading.Event()
+        self._inbox.put(("flush", done))
+        return done.wait(timeout)
 
     def release(self, session_id: int) -> None:
         """Stop renewing a session's lease (it has ended)."""
@@ -140,7 +149,12 @@ class RecorderSink:
                 self._sessions.discard(arg)
             elif what == "close":
                 deadline = arg
+            elif what == "flush":
+                self._flushes.append(arg)
             self._drain()
+            if not self._pending:
+                while self._flushes:
+                    self._flushes.pop().set()
             self._renew()
             self._report()
             if deadline is not None and (not self._pending or time.monotonic() >= deadline) \

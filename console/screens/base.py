@@ -10,11 +10,17 @@ from console.widgets.banner import Banner
 
 
 class SmpScreen(Screen):
-    """A full screen of the workflow. `show(view)` is called with every new view."""
+    """A full screen of the workflow. `show(view)` is called with every new view, but only
+    once the screen is built (`ready`): views arrive from the session's thread at any time."""
+
+    ready = False
 
     def compose_frame(self):
         yield Banner(id="banner")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.ready = True
 
     def on_screen_resume(self) -> None:
         self.show(self.app.view)

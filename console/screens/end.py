@@ -9,9 +9,9 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import Checkbox, Input, Label, Static
 
-from console.controller import AFTERCARE
 from console.screens.base import SmpScreen
 from console.widgets.ticks import Tick
+from console.workflow import AFTERCARE
 from protocols import Zone
 
 

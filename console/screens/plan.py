@@ -11,9 +11,9 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.widgets import Input, Label, Select, Static
 
-from console.controller import Cartridge, Pigment, Plan
 from console.screens.base import SmpScreen
 from console.widgets.ticks import TickList
+from console.workflow import Cartridge, Pigment, Plan
 from protocols import STAGE_PLANS, Dilution, NeedleSpec, SkinCondition, SmpError, Stage, Zone
 
 DEFAULT_ZONES = (Zone.HAIRLINE, Zone.MID_SCALP, Zone.CROWN)

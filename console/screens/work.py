@@ -86,6 +86,7 @@ class WorkScreen(SmpScreen):
                 yield Static(id="sim")
 
     def on_mount(self) -> None:
+        self.ready = True  # (Textual also runs SmpScreen.on_mount; this one shows at once)
         self.skin = 0
         self.query_one("#profile").border_title = "zone and settings (machine-confirmed)"
         self.query_one("#log").border_title = "recorded"
@@ -93,7 +94,7 @@ class WorkScreen(SmpScreen):
 
     def show(self, view: View) -> None:
         super().show(view)
-        if not self.is_mounted:
+        if not self.ready:
             return
         w, m = view.work, view.machine
         self.query_one(ScalpMap).show(w)

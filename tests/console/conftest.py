@@ -7,7 +7,8 @@ from datetime import date
 
 import pytest
 
-from console.controller import Cartridge, Pigment, Plan, SessionController
+from console.controller import SessionController
+from console.workflow import Cartridge, Pigment, Plan
 from protocols import Dilution, NeedleSpec, Stage, Zone
 from sessions.clients import ConsentForm, Health, NewClient
 from sessions.gate import Contraindication

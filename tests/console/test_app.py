@@ -204,6 +204,7 @@ def test_another_profile_for_the_zone_is_chosen_by_key_and_recorded(store):
 
             await press(pilot, "v")
             await until(pilot, on(app, "Choose"))
+            await until(pilot, lambda: app.screen.query("OptionList"))  # composed
             options = app.screen.query_one("OptionList")
             assert "hairline-soft (in use)" in str(options.get_option_at_index(0).prompt)
             assert "once the design has healed" in str(options.get_option_at_index(1).prompt)

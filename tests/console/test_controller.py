@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from console.controller import SessionController, WorkflowError, next_session_text
+from console.controller import SessionController
 from console.view import Link, MachineState
+from console.workflow import WorkflowError, next_session_text
 from protocols import SafetyEnvelope, SmpError, Stage, Zone
 from protocols.envelope import Range
 from sessions import history
@@ -61,7 +62,8 @@ def test_the_whole_session_is_recorded_exactly_as_the_controller_confirmed(contr
     run_pedal(c)
 
     # STOP: acknowledged, latched, and re-arming is a deliberate act that clears the latch.
-    assert c.stop() is True
+    acked, record = c.stop()
+    assert acked is True and record == "writing"
     assert wait_until(state_is(c, MachineState.STOPPED))
     assert "STOPPED" in " ".join(c.view.banners)
     c.arm()
@@ -96,6 +98,8 @@ def test_the_whole_session_is_recorded_exactly_as_the_controller_confirmed(contr
     summary = c.end_session({Zone.HAIRLINE: 25}, "a calm first session", aftercare_given=True)
     assert summary.session_id == sid and "stage 2 between" in summary.next_session
     assert c.view.work is None
+
+    assert c.sink.flush()
 
     rec = history.client_record(store, client.id, events=True)
     (s,) = rec.sessions
@@ -138,6 +142,7 @@ def test_adjustment_outside_the_envelope_is_refused_not_sent_and_recorded(store)
         assert c.machine.applied.depth_mm == Decimal("1.55")  # nothing else reached it
     finally:
         c.close()
+    assert c.sink.flush()
     (s,) = history.client_record(store, client.id, events=True).sessions
     refused = [e for e in s.events if e.kind == "settings-refused"]
     assert len(refused) == 1 and refused[0].settings.depth_mm == Decimal("1.60")
@@ -168,6 +173,7 @@ def test_repeat_last_session_settings_and_a_machine_restart(controller, store):
     assert wait_until(state_is(c, MachineState.ARMED))
     assert c.machine.applied == last
     c.end_session({}, aftercare_given=False)
+    assert c.sink.flush()
     s = history.client_record(store, client.id, events=True).sessions[-1]
     kinds = [e.kind for e in s.events]
     assert "machine-rebooted" in kinds
@@ -200,6 +206,8 @@ def test_a_zone_works_with_the_profile_chosen_for_it_and_keeps_it(controller, st
         c.select_zone(Zone.HAIRLINE, "crown-standard")
     assert c.view.work.profile == "hairline-defined" and c.view.machine.applied == defined
     c.end_session({Zone.HAIRLINE: 40}, aftercare_given=True)
+
+    assert c.sink.flush()
 
     (s,) = history.client_record(store, client.id).sessions
     (hairline,) = [z for z in s.zones if z.zone == Zone.HAIRLINE.value]
@@ -237,6 +245,8 @@ def test_a_run_is_needle_time_not_pedal_time(controller, store):
     assert any(line.startswith("needle stopped (FAULT): run of") for line in c.view.log)
     c.end_session({Zone.CROWN: 20}, aftercare_given=True)
 
+    assert c.sink.flush()
+
     (s,) = history.client_record(store, client.id, events=True).sessions
     kinds = [e.kind for e in s.events if e.kind in ("pedal-down", "pedal-up", "fault")]
     assert kinds == ["pedal-down", "fault", "pedal-up"] or kinds == [
@@ -251,7 +261,8 @@ def test_presentation_mode_hides_the_client(controller):
     c.start_session(plan(), CLEAR, {})
     assert c.view.work.client == "Zed Quinn"
     c.set_presentation(True)
-    assert c.view.work.client == f"client #{client.id}" and c.view.presentation
+    assert wait_until(lambda: c.view.presentation)
+    assert c.view.work.client == f"client #{client.id}"
 
 
 def test_steps_out_of_order_are_refused_in_one_line(store):
@@ -261,7 +272,7 @@ def test_steps_out_of_order_are_refused_in_one_line(store):
             c.check_gate(CLEAR, {})
         with pytest.raises(WorkflowError, match="no session is open"):
             c.select_zone(Zone.CROWN)
-        assert c.stop() is False  # nothing connected: nothing to stop
+        assert c.stop() == (False, "writing")  # nothing connected: nothing to stop
     finally:
         c.close()
 
@@ -304,6 +315,7 @@ def test_a_mismatched_read_back_is_recorded_as_applied_and_stops_the_machine(con
         c.adjust("depth_mm", 1)  # asks 1.55 mm; the faulty firmware applies 1.60 mm
     assert c.view.machine.applied.depth_mm == Decimal("1.60")
     assert wait_until(state_is(c, MachineState.STOPPED, MachineState.FAULT))
+    assert c.sink.flush()
     (s,) = history.client_record(store, client.id, events=True).sessions
     kinds = [(e.kind, e.settings.depth_mm if e.settings else None) for e in s.events
              if e.kind.startswith("settings")]

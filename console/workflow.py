@@ -1,0 +1,96 @@
+"""The session workflow's plain values: the plan, the client chosen, the end summary, and the
+rules for the next session. No state, no threads: the session owner (console/controller.py)
+and the screens share these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from protocols import Dilution, NeedleSpec, SkinCondition, SmpError, Stage, Zone
+from sessions import history
+from sessions.gate import REFUSE_UNDER_DAYS
+
+NEXT_SESSION_DAYS = (10, 14)  # docs/domain.md: 10 to 14 days typical
+TOUCH_UP_YEARS, SCAR_TOUCH_UP_YEARS = history.TOUCH_UP_YEARS, history.SCAR_TOUCH_UP_YEARS
+AFTERCARE = (
+    "Do not wash the scalp for 3 days (keep it dry for 72 hours).",
+    "Keep out of the sun for 7 days; after that use SPF 30 to 50 on the scalp.",
+    "No heavy exercise or sweating for 5 days.",
+    "No swimming, sauna or steam room for 28 days after the final session.",
+    "No exfoliants on the scalp for a month.",
+    "From day 4, cleanse gently and moisturise.",
+    "Redness fades in about 2 days; small scabs and pigment shedding from about day 3 "
+    "are normal.",
+)
+
+
+class WorkflowError(SmpError):
+    """A step taken out of order, or input the workflow cannot accept."""
+
+
+@dataclass(frozen=True)
+class Pigment:
+    brand: str
+    shade: str
+    dilution: Dilution
+    lot: str
+    expiry: date
+
+
+@dataclass(frozen=True)
+class Cartridge:
+    needle: NeedleSpec
+    lot: str
+    expiry: date
+
+
+@dataclass(frozen=True)
+class Plan:
+    technician: str
+    stage: Stage
+    zones: tuple[Zone, ...]
+    conditions: tuple[SkinCondition, ...]
+    pigment: Pigment
+    cartridge: Cartridge
+
+
+@dataclass(frozen=True)
+class ClientChoice:
+    id: int
+    name: str
+    sessions: int
+    days_since_last: float | None
+    last_stage: str | None
+    suggested_stage: Stage
+
+
+@dataclass(frozen=True)
+class EndSummary:
+    session_id: int
+    aftercare: tuple[str, ...]
+    next_session: str
+    coverage: tuple[tuple[Zone, int | None], ...]
+
+
+def next_stage(stage: Stage) -> Stage:
+    return {Stage.S1: Stage.S2, Stage.S2: Stage.S3, Stage.S3: Stage.S4}.get(stage,
+                                                                           Stage.TOUCH_UP)
+
+
+def next_session_text(stage: Stage, worked: Sequence[Zone], today: date) -> str:
+    """The next session within the interval rules (docs/domain.md "Sessions and density")."""
+    lo, hi = (today + timedelta(days=d) for d in NEXT_SESSION_DAYS)
+    earliest = today + timedelta(days=REFUSE_UNDER_DAYS)
+    if stage in (Stage.S1, Stage.S2):
+        return (f"{next_stage(stage).label} between {lo} and {hi} "
+                f"(not before {earliest} without an override)")
+    if stage == Stage.S3:
+        return (f"stage 4 between {lo} and {hi} if scars, alopecia, very dry, sensitive or "
+                f"thick skin need it; otherwise a touch-up in {TOUCH_UP_YEARS} years")
+    years = SCAR_TOUCH_UP_YEARS if Zone.SCAR in worked else TOUCH_UP_YEARS
+    due = today.replace(year=today.year + years) if not (today.month == 2 and today.day == 29) \
+        else today.replace(year=today.year + years, day=28)
+    return f"a touch-up around {due} ({years} years)"
