@@ -97,6 +97,9 @@ class SmpApp(App):
             self.set_keymap({k: v for k, v in self.config_.keymap.items()})
         if self.config_.presentation:
             self.controller.set_presentation(True)
+        if skipped := sorted({str(e.path) for e in self.controller.library.errors}):
+            self.notify(f"skipped: {', '.join(skipped)}; F5 says why", severity="warning",
+                        title="Profile files with problems", timeout=15)
         from console.screens.connect import ConnectScreen
         from console.screens.recover import offer_recovery
 

@@ -485,7 +485,7 @@ class SessionController:
                                        target_density_pct=target)
             work.zone, work.profile, work.reasons = zone, chosen.name, res.reasons
             work.zones[zone].profile = chosen.name
-            work.advisories, work.target = res.advisories, target
+            work.advisories, work.target = entry.advisories(res.advisories), target
             self._note(f"zone {zone.label}: profile {chosen.name}")
             self._publish()
         return self._apply(res.settings)

@@ -17,6 +17,7 @@ A bad line is refused with the file, the line and the reason.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -25,6 +26,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from protocols.errors import SmpError
+from protocols.files import UnreadableFile, read_text
 from protocols.settings import MachineSettings
 from sim.physics import Skin
 
@@ -210,13 +212,14 @@ def _fault(args: list[str]) -> tuple:
 
 
 def load(path: Path) -> Scenario:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """A scenario file; only a regular file is read (a FIFO would block the open forever)."""
+    if not os.path.lexists(path):
         raise BadScenario(f"{path}: no such scenario file (shipped: "
-                          f"{', '.join(builtin_names())})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadScenario(f"{path}: cannot read: {exc}") from None
+                          f"{', '.join(builtin_names())})")
+    try:
+        text = read_text(path)
+    except UnreadableFile as exc:
+        raise BadScenario(str(exc)) from None
     return parse(text, path)
 
 
@@ -230,5 +233,6 @@ def builtin_names() -> list[str]:
 
 def find(name_or_path: str) -> Scenario:
     """A shipped scenario by name, or a scenario file by path."""
-    shipped = builtin_dir() / f"{name_or_path}.txt"
-    return load(shipped if shipped.exists() else Path(name_or_path))
+    if name_or_path in builtin_names():  # a path is never joined onto the shipped folder
+        return load(builtin_dir() / f"{name_or_path}.txt")
+    return load(Path(name_or_path))

@@ -257,3 +257,25 @@ def test_a_port_that_cannot_be_opened_is_one_line_on_the_connect_screen(store, t
             await press(pilot, "ctrl+q")
 
     asyncio.run(run())
+
+
+def test_a_fifo_and_a_3000_deep_profile_file_do_not_stop_the_console_and_are_named(
+        store, tmp_path, monkeypatch):
+    import os
+
+    from tests.protocols.test_files import deep
+
+    os.mkfifo(tmp_path / "fifo.toml")
+    (tmp_path / "deep.toml").write_text(deep(3000))
+    monkeypatch.setenv("SMP_PROTOCOLS_DIR", str(tmp_path))
+    app = make_app(store)
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ConnectScreen"))
+            said = [str(n.message) for n in app._notifications]
+            assert f"skipped: {tmp_path / 'deep.toml'}, {tmp_path / 'fifo.toml'}; F5 says why" \
+                in said
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())
