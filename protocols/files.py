@@ -42,6 +42,10 @@ class UnreadableFile(SmpError):
         super().__init__(f"{where}: {reason}")
 
 
+class MissingFile(UnreadableFile):
+    """Nothing at that path (a dangling symlink included)."""
+
+
 def _kind(mode: int) -> str | None:
     """What a non-regular file is, in words; None for a regular file."""
     if stat.S_ISREG(mode):
@@ -62,7 +66,7 @@ def read_text(path: Path, *, max_bytes: int = MAX_BYTES) -> str:
     try:
         st = os.stat(path)  # follows symlinks: a loop is ELOOP here, never an endless read
     except FileNotFoundError:
-        raise UnreadableFile(path, "no such file") from None
+        raise MissingFile(path, "no such file") from None
     except OSError as exc:
         raise UnreadableFile(path, _os_reason(exc)) from None
     _refuse(path, st.st_mode, max_bytes, st.st_size)

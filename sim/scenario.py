@@ -17,7 +17,6 @@ A bad line is refused with the file, the line and the reason.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -26,7 +25,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from protocols.errors import SmpError
-from protocols.files import UnreadableFile, read_text
+from protocols.files import MissingFile, UnreadableFile, read_text
 from protocols.settings import MachineSettings
 from sim.physics import Skin
 
@@ -213,11 +212,11 @@ def _fault(args: list[str]) -> tuple:
 
 def load(path: Path) -> Scenario:
     """A scenario file; only a regular file is read (a FIFO would block the open forever)."""
-    if not os.path.lexists(path):
-        raise BadScenario(f"{path}: no such scenario file (shipped: "
-                          f"{', '.join(builtin_names())})")
     try:
         text = read_text(path)
+    except MissingFile:
+        raise BadScenario(f"{path}: no such scenario file (shipped: "
+                          f"{', '.join(builtin_names())})") from None
     except UnreadableFile as exc:
         raise BadScenario(str(exc)) from None
     return parse(text, path)
