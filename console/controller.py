@@ -363,13 +363,7 @@ class SessionController:
     # --- clients and the gate --------------------------------------------------------------
 
     def find_clients(self, text: str = "") -> list[history.ClientSummary]:
-        key = text.strip().lower()
-        everyone = history.list_clients(self.store)
-        if not key:
-            return everyone
-        if key.lstrip("#").isdigit():
-            return [c for c in everyone if str(c.id) == key.lstrip("#")]
-        return [c for c in everyone if key in c.name.lower()]
+        return history.find_clients(self.store, text)
 
     def add_client(self, client: NewClient) -> ClientChoice:
         return self.choose_client(add_client(self.store, client))

@@ -347,3 +347,17 @@ def test_a_profile_above_10_volts_warns_where_the_console_resolves_it(store, tmp
             "above 10.0 V: unusual for SMP, check the skin",)
     finally:
         c.close()
+
+
+def test_the_console_s_client_lookup_folds_case_and_unicode(store):
+    import unicodedata
+
+    c = SessionController(store)
+    try:
+        zoe = c.add_client(new_client("Zoë Łukasz 王")).id
+        c.add_client(new_client("Bo Chen"))
+        for typed in ("łukasz", "ŁUKASZ", unicodedata.normalize("NFD", "ZOË"), f"#{zoe}"):
+            assert [x.id for x in c.find_clients(typed)] == [zoe], typed
+        assert len(c.find_clients("")) == 2
+    finally:
+        c.close()
