@@ -197,7 +197,11 @@ def test_existing_output_is_refused_unless_forced(clinic, tmp_path):
 
 def test_db_check_and_upgrade(db_url):
     out = smp("db", "check", "--db", db_url)
-    assert out.returncode == 1 and "run 'smp db upgrade'" in out.stdout
+    if db_url.startswith("sqlite"):  # the check creates nothing: there is no record yet
+        assert one_error(out).endswith("(nothing was created); smp db upgrade creates one")
+        assert not os.path.exists(db_url.removeprefix("sqlite:///"))
+    else:  # an empty PostgreSQL database
+        assert out.returncode == 1 and "run 'smp db upgrade'" in out.stdout
     out = smp("db", "upgrade", "--db", db_url)
     assert out.returncode == 0, out.stderr
     assert "schema empty -> " in out.stdout
@@ -242,8 +246,15 @@ def test_env_var_selects_the_database(clinic):
 def test_corrupt_sqlite_file(tmp_path):
     path = tmp_path / "bad.sqlite3"
     path.write_bytes(b"\x00garbage" * 1000)
-    assert "is corrupt" in one_error(smp("db", "check", "--db", f"sqlite:///{path}"))
+    assert "is not an SQLite database" in one_error(smp("db", "check", "--db",
+                                                        f"sqlite:///{path}"))
     assert path.read_bytes() == b"\x00garbage" * 1000
+    good = tmp_path / "good.sqlite3"
+    open_store(f"sqlite:///{good}").close()
+    damaged = bytearray(good.read_bytes())
+    damaged[100:4096] = b"\xff" * (4096 - 100)  # the header survives, the schema page does not
+    good.write_bytes(bytes(damaged))
+    assert "is corrupt" in one_error(smp("db", "check", "--db", f"sqlite:///{good}"))
 
 
 def test_locked_sqlite_file(tmp_path):
