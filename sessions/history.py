@@ -252,22 +252,25 @@ def fold(name: str) -> str:
 
 
 def find_clients(store: Store, text: str = "") -> list[ClientSummary]:
-    """The one client lookup (console and command line): everyone for "", the client with id
-    "12" or "#12", else every client whose folded name contains the folded text, exact
-    matches first. Folding is done here, not in SQL: SQLite's lower() knows only ASCII."""
-    return _matching(list_clients(store), text)
+    """The one client lookup (console and command line), over the record's clients: see
+    match_clients. Folding is done in Python, not SQL: SQLite's lower() knows only ASCII."""
+    return match_clients(list_clients(store), text)
 
 
-def _matching(everyone: list[ClientSummary], text: str) -> list[ClientSummary]:
+def match_clients(everyone: list[ClientSummary], text: str) -> list[ClientSummary]:
+    """Everyone for "", the client with id "12" or "#12", else every client whose folded
+    name contains each folded word of `text`, exact matches first."""
     key = text.strip()
     if not key:
         return everyone
     if key.lstrip("#").isdigit():
         return [c for c in everyone if c.id == int(key.lstrip("#"))]
     want = fold(key)
+    words = want.split()
     named = [(c, fold(c.name)) for c in everyone]
     exact = [c for c, name in named if name == want]
-    return exact + [c for c, name in named if want in name and name != want]
+    return exact + [c for c, name in named
+                    if name != want and all(w in name for w in words)]
 
 
 def find_client(store: Store, text: str) -> ClientView:
@@ -281,7 +284,7 @@ def find_client(store: Store, text: str) -> ClientView:
                 raise UnknownClient(f"no client with id {key.lstrip('#')}")
             return _client(row)
     everyone = list_clients(store)
-    matches = _matching(everyone, key)
+    matches = match_clients(everyone, key)
     exact = [c for c in matches if fold(c.name) == fold(key)]
     chosen = exact or matches
     if len(chosen) == 1:

@@ -127,9 +127,10 @@ def test_lookups_fold_case_and_unicode_on_both_sides(store):
     for typed in ("Zoë Łukasz 王", nfd, "zoË ŁUKASZ 王", "ŁUKASZ 王"):
         assert [c.id for c in find_clients(store, typed)] == [zoe], typed
         assert find_client(store, typed).id == zoe
-    # Exact matches come first; every partial match follows.
+    # Exact matches come first; every partial match follows, each word anywhere in the name.
     assert [c.name for c in find_clients(store, "łukasz nowak")] == ["Łukasz Nowak"]
     assert len(find_clients(store, "łukasz")) == 2
+    assert [c.id for c in find_clients(store, "王 ZOË")] == [zoe]
     # A miss suggests near names, never one that folds to what was typed.
     with pytest.raises(UnknownClient) as err:
         find_client(store, "Zoe Lukasz")
