@@ -127,8 +127,8 @@ def test_history_finds_zoe_lukasz_wang_typed_nfc_or_nfd_in_any_case(sqlite_url):
     zoe = client(store, unicodedata.normalize("NFC", ZOE))
     client(store, "Bo Chen")
     store.close()
-    for typed in (ZOE, unicodedata.normalize("NFD", ZOE), "łukasz", "ŁUKASZ", "zoë łukasz 王",
-                  unicodedata.normalize("NFD", "ZOË")):
+    # Every form and case: tests/sessions/test_history.py; here, the command line's own path.
+    for typed in (ZOE, unicodedata.normalize("NFD", ZOE), "ŁUKASZ"):
         out = smp("history", "client", typed, "--db", sqlite_url)
         assert out.returncode == 0, (typed, out.stderr)
         assert out.stdout.startswith(f"{ZOE} (id {zoe}): "), typed
@@ -139,13 +139,13 @@ def test_history_finds_zoe_lukasz_wang_typed_nfc_or_nfd_in_any_case(sqlite_url):
     assert err == f"smp: error: no client named 'Zoe Lukasz'; did you mean {ZOE}?"
 
 
-@pytest.mark.parametrize("name", ["recall", "due", "clients", "client"])
-def test_a_client_named_like_a_sub_command_can_be_looked_up(sqlite_url, name):
+def test_clients_named_recall_or_due_can_be_looked_up(sqlite_url):
     store = open_store(sqlite_url)
-    cid = client(store, name)
+    ids = {name: client(store, name) for name in ("recall", "due")}
     store.close()
-    out = smp("history", "client", name, "--db", sqlite_url)
-    assert out.returncode == 0 and out.stdout.startswith(f"{name} (id {cid}): "), out.stderr
+    for name, cid in ids.items():
+        out = smp("history", "client", name, "--db", sqlite_url)
+        assert out.returncode == 0 and out.stdout.startswith(f"{name} (id {cid}): "), out.stderr
 
 
 def test_export_json_is_complete_and_csv_has_a_row_per_zone(clinic, tmp_path):
