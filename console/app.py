@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from textual import work
@@ -52,6 +52,18 @@ class Failed(Message):
         self.fail, self.error = fail, error
 
 
+# STOP's bindings: whatever console.toml says, their own keys stay (with_stop_keys).
+STOP_IDS = ("stop", "stop-space", "stop-ctrl-c")
+
+
+def with_stop_keys(keymap: Mapping[str, str]) -> dict[str, str]:
+    """The key map as applied: an entry for a STOP binding only adds keys to its own, so
+    Esc, Ctrl+C and Space (outside text fields) always stop."""
+    own = {b.id: b.key for b in SmpApp.BINDINGS if b.id in STOP_IDS}
+    return {bid: ",".join(dict.fromkeys([*own[bid].split(","), *keys.split(",")]))
+            if bid in own else keys for bid, keys in keymap.items()}
+
+
 class SmpApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "smp console"
@@ -61,6 +73,9 @@ class SmpApp(App):
                 tooltip="Stop the needle now, from any screen"),
         Binding("space", "stop_space", "STOP", priority=True, id="stop-space", show=False,
                 tooltip="Stop the needle now (not while typing in a field)"),
+        # Declared here it also replaces Textual's Ctrl+C ("press ctrl+q to quit"): never quit.
+        Binding("ctrl+c", "stop", "STOP", priority=True, id="stop-ctrl-c", show=False,
+                tooltip="Stop the needle now, from any screen, even in a text field"),
         Binding("f2", "help", "Keys", id="help", tooltip="Every key of the console"),
         Binding("f3", "presentation", "Presentation", id="presentation",
                 tooltip="Hide client identities and health data (teaching)"),
@@ -92,9 +107,12 @@ class SmpApp(App):
     def on_mount(self) -> None:
         self.theme = self.config_.theme
         if self.config_.keymap:
-            self.set_keymap({k: v for k, v in self.config_.keymap.items()})
+            self.set_keymap(with_stop_keys(self.config_.keymap))
         if self.config_.presentation:
             self.controller.set_presentation(True)
+        if skipped := sorted({str(e.path) for e in self.controller.library.errors}):
+            self.notify(f"skipped: {', '.join(skipped)}; F5 says why", severity="warning",
+                        title="Profile files with problems", timeout=15)
         from console.screens.connect import ConnectScreen
         from console.screens.recover import offer_recovery
 

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except SmpError as exc:
         print(f"smp: error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(exc, "exit_status", 1)  # 2 where a usage error stops a start
     except KeyboardInterrupt:
         return 130
 

@@ -34,6 +34,7 @@ def cmd_console(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"presentation": True})
     store = open_store(args.db)  # upgrades the schema; refuses one newer than this program
     try:
+        store.require_writable("the console, which records every session,")
         app = make_app(store, url="simulator" if args.sim else args.port, config=config)
         app.run()
     finally:

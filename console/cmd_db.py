@@ -42,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from sessions.recorder import open_sessions
     from sessions.store import describe, open_store
 
-    store = open_store(args.db, upgrade=False)
+    store = open_store(args.db, upgrade=False, read_only=True)  # a check changes nothing
     try:
         where, state = describe(store.url), store.schema()
         ok = True

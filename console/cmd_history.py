@@ -1,36 +1,46 @@
-"""`smp history [CLIENT] | recall LOT | due [--within DAYS]`: the record, from the shell."""
+"""`smp history [clients [TEXT] | client NAME | recall LOT | due [--within DAYS]]`: the record,
+from the shell. Real sub-commands, so that a client named "recall" or "due" can be looked up."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
 
-from protocols.errors import SmpError
 
-
-def add_db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="URL",
+def add_db_option(p: argparse.ArgumentParser, *, default: object = None) -> None:
+    p.add_argument("--db", metavar="URL", default=default,
                    help="database URL (default: SMP_DB_URL, else smp.sqlite3 in the user "
                    "data directory)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "history", help="a client's history, a lot recall, or touch-ups due",
-        description="smp history              every client\n"
-                    "smp history CLIENT       a client's sessions (name or id)\n"
-                    "smp history recall LOT   every session that used a pigment/needle lot\n"
-                    "smp history due          touch-ups due (--within DAYS)",
+        "history", help="clients, a client's history, a lot recall, or touch-ups due",
+        description="smp history                  every client (as smp history clients)\n"
+                    "smp history clients [TEXT]   clients whose name contains TEXT\n"
+                    "smp history client NAME      a client's sessions (name or id)\n"
+                    "smp history recall LOT       every session that used a pigment/needle lot\n"
+                    "smp history due              touch-ups due (--within DAYS)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("words", nargs="*", metavar="CLIENT | recall LOT | due")
-    p.add_argument("--within", type=_days, default=0, metavar="DAYS",
-                   help="with due: also list touch-ups falling due in the next DAYS days")
-    p.add_argument("--years", type=_positive, default=None,
-                   help="with due: years after the last completed session (default 4)")
-    p.add_argument("--scar-years", type=_positive, default=None,
-                   help="with due: years for clients with scar work (default 2)")
     add_db_option(p)
-    p.set_defaults(handler=cmd_history)
+    p.set_defaults(handler=cmd_history, text=[])  # no ACTION: the client list
+    ps = p.add_subparsers(dest="action", metavar="ACTION")
+    clients = ps.add_parser("clients", help="every client, or those whose name contains TEXT")
+    clients.add_argument("text", nargs="*", metavar="TEXT")
+    client = ps.add_parser("client", help="one client's sessions, by name or id")
+    client.add_argument("name", nargs="+", metavar="NAME")
+    recall = ps.add_parser("recall", help="every session that used a pigment or needle lot")
+    recall.add_argument("lot", metavar="LOT")
+    due = ps.add_parser("due", help="touch-ups due")
+    due.add_argument("--within", type=_days, default=0, metavar="DAYS",
+                     help="also list touch-ups falling due in the next DAYS days")
+    due.add_argument("--years", type=_positive, default=None,
+                     help="years after the last completed session (default 4)")
+    due.add_argument("--scar-years", type=_positive, default=None,
+                     help="years for clients with scar work (default 2)")
+    for action in (clients, client, recall, due):
+        # SUPPRESS: a sub-command's own default would overwrite `smp history --db URL ...`.
+        add_db_option(action, default=argparse.SUPPRESS)
 
 
 def _days(text: str) -> int:
@@ -54,32 +64,25 @@ def _table(rows: list[tuple]) -> None:
 def cmd_history(args: argparse.Namespace) -> int:
     from sessions.store import open_store
 
-    words = args.words
-    if (args.within or args.years or args.scar_years) and words[:1] != ["due"]:
-        raise SmpError("--within, --years and --scar-years go with 'smp history due'")
     store = open_store(args.db)
     try:
-        if words[:1] == ["recall"]:
-            if len(words) != 2:
-                raise SmpError("usage: smp history recall LOT (one lot number)")
-            return _recall(store, words[1])
-        if words[:1] == ["due"]:
-            if len(words) != 1:
-                raise SmpError("usage: smp history due [--within DAYS]")
+        if args.action == "client":
+            return _client(store, " ".join(args.name))
+        if args.action == "recall":
+            return _recall(store, args.lot)
+        if args.action == "due":
             return _due(store, args)
-        if words:
-            return _client(store, " ".join(words))
-        return _clients(store)
+        return _clients(store, " ".join(args.text))
     finally:
         store.close()
 
 
-def _clients(store) -> int:
-    from sessions.history import list_clients
+def _clients(store, text: str = "") -> int:
+    from sessions.history import find_clients
 
-    clients = list_clients(store)
+    clients = find_clients(store, text)
     if not clients:
-        print("no clients in the record yet")
+        print(f"no client matches {text!r}" if text else "no clients in the record yet")
         return 0
     _table([("ID", "CLIENT", "SESSIONS", "LAST SESSION")] + [
         (c.id, c.name, c.sessions, f"{c.last_session_at:%Y-%m-%d}" if c.last_session_at else "-")

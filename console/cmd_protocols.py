@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       + ", ".join(c.value for c in SkinCondition))
     show.set_defaults(handler=cmd_show)
 
-    check = ps.add_parser("check", help="validate profile files (exit 1 on any error)")
+    check = ps.add_parser("check", help="validate profile files (exit 1 on any error; "
+                          "warnings, such as a voltage above 10 V, keep exit 0)")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
     check.set_defaults(handler=cmd_check)
 
@@ -71,6 +72,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"\n{len(lib.entries)} profiles; user directory: {lib.user_dir}")
     for err in lib.errors:
         print(f"skipped: {err}", file=sys.stderr)
+    for warning in lib.warnings:
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -84,6 +87,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     n = p.needle
     print(f"needle    {n.code} ({n.count} x {n.configuration.label}, {n.diameter_mm} mm)")
     print(f"base      {p.settings}")
+    for warning in entry.warnings:  # the profile as written, with its file and line
+        print(warning)
     try:
         res = resolve(p, args.stage, args.skin)
     except ProfileRefused as exc:
@@ -94,8 +99,10 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"dilution {plan.lightest} to {plan.darkest}: {plan.aim}")
     print(f"resolved  {res.settings}")
     _print_reasons(res.reasons)
+    written = {w.advisory for w in entry.warnings}
     for advisory in res.advisories:
-        print(f"warning   {advisory}")
+        if advisory not in written:  # the same words were just said about the base
+            print(f"warning   {advisory}")
     if p.notes:
         print(f"notes     {p.notes}")
     return 0
@@ -110,10 +117,12 @@ def _print_reasons(reasons: tuple[str, ...]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    count, errors = check_files(args.files)
-    for err in errors:
-        print(err, file=sys.stderr)
+    count, errors, warnings = check_files(args.files)
+    for line in (*errors, *warnings):
+        print(line, file=sys.stderr)
     if errors:
         return 1
-    print(f"ok: {count} profiles in {len(args.files)} file(s)")
+    note = (f"; {len(warnings)} warning(s), which do not fail the check (exit 0)"
+            if warnings else "")
+    print(f"ok: {count} profiles in {len(args.files)} file(s){note}")
     return 0

@@ -317,13 +317,7 @@ class SessionController:
     # --- clients and the gate (reads and writes outside a session: the caller's thread) -------
 
     def find_clients(self, text: str = "") -> list[history.ClientSummary]:
-        key = text.strip().lower()
-        everyone = history.list_clients(self.store)
-        if not key:
-            return everyone
-        if key.lstrip("#").isdigit():
-            return [c for c in everyone if str(c.id) == key.lstrip("#")]
-        return [c for c in everyone if key in c.name.lower()]
+        return history.find_clients(self.store, text)
 
     def add_client(self, client: NewClient) -> ClientChoice:
         return self.choose_client(add_client(self.store, client))
@@ -613,7 +607,7 @@ class SessionController:
                                    target_density_pct=target)
         work.zone, work.profile, work.reasons = zone, chosen.name, res.reasons
         work.zones[zone].profile = chosen.name
-        work.advisories, work.target = res.advisories, target
+        work.advisories, work.target = entry.advisories(res.advisories), target
         self._note(f"zone {zone.label}: profile {chosen.name}")
         self._publish()
         return (yield from self._apply(res.settings))

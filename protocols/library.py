@@ -2,8 +2,10 @@
 
 A profile file holds `[[profile]]` tables, each with name, zone, depth_mm, rate_hz, voltage_v,
 needle and optional notes. Problems in user files are collected as one-line errors naming the
-file, the line, the field and what is allowed; a bad user file never hides the good ones.
-The first profile listed for a zone is that zone's default.
+file, the line, the field and what is allowed; a bad user file never hides the good ones, and
+a file that is not a regular file, too large or too deeply nested is skipped unread or
+unparsed (protocols/files.py). A profile above VOLTAGE_WARN_ABOVE loads with a one-line
+warning. The first profile listed for a zone is that zone's default.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from protocols.errors import SmpError
+from protocols.files import UnreadableFile, check_data_nesting, check_toml_nesting, read_text
 from protocols.needles import ACCEPTED_FORMS
 from protocols.profiles import Profile
 from protocols.quantities import BY_FIELD
@@ -43,12 +46,32 @@ class FileError:
 
 
 @dataclass(frozen=True)
+class FileWarning:
+    """A profile that loads but deserves a second look (MachineSettings.advisories)."""
+
+    path: Path
+    line: int | None
+    profile: str
+    advisory: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: warning: profile {self.profile!r}: {self.advisory}"
+
+
+@dataclass(frozen=True)
 class LibraryEntry:
     profile: Profile
     source: Literal["built-in", "user"]
     path: Path
     line: int | None
     overrides: Path | None = None  # the built-in file whose profile of this name it replaces
+    warnings: tuple[FileWarning, ...] = ()
+
+    def advisories(self, resolved: Sequence[str]) -> tuple[str, ...]:
+        """What to warn about where this profile is resolved: the resolved settings' advisories,
+        then the file's warnings about the profile as written that those do not repeat."""
+        return (*resolved, *(str(w) for w in self.warnings if w.advisory not in resolved))
 
 
 class UnknownProfile(SmpError):
@@ -77,6 +100,10 @@ class Library:
     def default_for(self, zone: Zone) -> LibraryEntry:
         return self.for_zone(zone)[0]
 
+    @property
+    def warnings(self) -> list[FileWarning]:
+        return [w for e in self.entries.values() for w in e.warnings]
+
 
 def user_dir() -> Path:
     """Where a clinic keeps its own profile files."""
@@ -96,16 +123,18 @@ def load_library(user: Path | None = None) -> Library:
     user = user_dir() if user is None else user
     entries: dict[str, LibraryEntry] = {}
     for path in builtin_files():
-        profiles, errors = load_file(path)
+        profiles, errors, warnings = load_file(path)
         if errors:  # a shipped file that does not load is a bug, not a user error
             raise RuntimeError("; ".join(map(str, errors)))
         for profile, line in profiles:
-            entries[profile.name] = LibraryEntry(profile, "built-in", path, line)
+            entries[profile.name] = LibraryEntry(profile, "built-in", path, line,
+                                                 warnings=_of(profile, warnings))
     lib = Library(entries=entries, user_dir=user)
-    files = sorted(user.glob("*.toml")) if user.is_dir() else []
+    files, listing_error = _user_files(user)
+    lib.errors.extend(listing_error)
     seen: dict[str, LibraryEntry] = {}
     for path in files:
-        profiles, errors = load_file(path)
+        profiles, errors, warnings = load_file(path)
         lib.errors.extend(errors)
         for profile, line in profiles:
             if (first := seen.get(profile.name)) is not None:
@@ -115,7 +144,8 @@ def load_library(user: Path | None = None) -> Library:
                 continue
             old = lib.entries.get(profile.name)
             entry = LibraryEntry(profile, "user", path, line,
-                                 overrides=old.path if old and old.source == "built-in" else None)
+                                 overrides=old.path if old and old.source == "built-in" else None,
+                                 warnings=_of(profile, warnings))
             seen[profile.name] = entry
             lib.entries[profile.name] = entry
     order = list(Zone)
@@ -123,11 +153,26 @@ def load_library(user: Path | None = None) -> Library:
     return lib
 
 
-def check_files(paths: Iterable[Path]) -> tuple[int, list[FileError]]:
-    """Validate profile files as one set: (profiles found, errors)."""
-    count, errors, seen = 0, [], {}
+def _user_files(user: Path) -> tuple[list[Path], list[FileError]]:
+    """The *.toml entries of the user directory, whatever they are (load_file refuses what is
+    not a regular file, with a line), and the error if the directory cannot be listed."""
+    try:
+        return sorted(p for p in user.iterdir() if p.name.endswith(".toml")), []
+    except (FileNotFoundError, NotADirectoryError):
+        return [], []
+    except OSError as exc:
+        return [], [FileError(user, None, f"cannot list the profile folder: {exc.strerror}")]
+
+
+def _of(profile: Profile, warnings: list[FileWarning]) -> tuple[FileWarning, ...]:
+    return tuple(w for w in warnings if w.profile == profile.name)
+
+
+def check_files(paths: Iterable[Path]) -> tuple[int, list[FileError], list[FileWarning]]:
+    """Validate profile files as one set: (profiles found, errors, warnings)."""
+    count, errors, warnings, seen = 0, [], [], {}
     for path in paths:
-        profiles, file_errors = load_file(path)
+        profiles, file_errors, file_warnings = load_file(path)
         errors.extend(file_errors)
         for profile, line in profiles:
             if profile.name in seen:
@@ -136,22 +181,25 @@ def check_files(paths: Iterable[Path]) -> tuple[int, list[FileError]]:
             else:
                 seen[profile.name] = f"{path}:{line}"
                 count += 1
-    return count, errors
+                warnings.extend(_of(profile, file_warnings))
+    return count, errors, warnings
 
 
-def load_file(path: Path) -> tuple[list[tuple[Profile, int | None]], list[FileError]]:
-    """The valid profiles of one file with their lines, and one error per problem."""
+def load_file(path: Path) -> tuple[list[tuple[Profile, int | None]], list[FileError],
+                                   list[FileWarning]]:
+    """The valid profiles of one file with their lines, one error per problem, and one
+    warning per setting that loads but is unusual."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return [], [FileError(path, None, "no such file")]
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], [FileError(path, None, f"cannot read: {exc}")]
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line, message = _syntax_error(str(exc))
-        return [], [FileError(path, line, f"TOML syntax error: {message}")]
+        text = read_text(path)
+        check_toml_nesting(path, text)  # before tomllib, which recurses per level
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            line, message = _syntax_error(str(exc))
+            return [], [FileError(path, line, f"TOML syntax error: {message}")], []
+        check_data_nesting(path, data)
+    except UnreadableFile as exc:
+        return [], [FileError(path, exc.line, exc.reason)], []
     layout = _Layout(text)
     errors = [
         FileError(path, layout.top_keys.get(key), (
@@ -161,21 +209,26 @@ def load_file(path: Path) -> tuple[list[tuple[Profile, int | None]], list[FileEr
     tables = data.get("profile", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         return [], [*errors, FileError(path, layout.top_keys.get("profile"),
-                                       "'profile' must be written as [[profile]] tables")]
+                                       "'profile' must be written as [[profile]] tables")], []
     if not tables and not errors:
         errors.append(FileError(path, None, "no [[profile]] tables found"))
-    profiles = []
+    profiles, warnings = [], []
     for index, table in enumerate(tables):
         header, lines = layout.table(index)
         try:
-            profiles.append((Profile.model_validate(table), header))
+            profile = Profile.model_validate(table)
         except ValidationError as exc:
             label = f"profile {table['name']!r}" if isinstance(table.get("name"), str) else (
                 f"profile #{index + 1}")
             for err in exc.errors():
                 key, message = _explain(err)
                 errors.append(FileError(path, lines.get(key, header), f"{label}: {message}"))
-    return profiles, errors
+            continue
+        profiles.append((profile, header))
+        # Only the voltage has an advisory today; its line is where to look.
+        warnings.extend(FileWarning(path, lines.get("voltage_v", header), profile.name, advisory)
+                        for advisory in profile.settings.advisories())
+    return profiles, errors, warnings
 
 
 def _syntax_error(text: str) -> tuple[int | None, str]:

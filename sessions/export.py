@@ -51,6 +51,10 @@ class ExportError(RecordError):
 # -- pseudonyms -----------------------------------------------------------------------------
 
 def _key(store: Store) -> bytes:
+    with store.reading() as s:  # read first: a read-only record with a key can still export
+        row = s.get(Meta, "pseudonym_key")
+        if row is not None:
+            return bytes.fromhex(row.value)
     with store.unit() as s:
         row = s.get(Meta, "pseudonym_key")
         if row is None:

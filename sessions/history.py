@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -243,29 +244,59 @@ def list_clients(store: Store) -> list[ClientSummary]:
     return [ClientSummary(*r) for r in rows]
 
 
-def find_client(store: Store, text: str) -> ClientView:
-    """A client by id ("12" or "#12") or by name (exact, else a unique partial match)."""
+def fold(name: str) -> str:
+    """A name as lookups compare it: NFC, case-folded, spaces collapsed, so that "ŁUKASZ",
+    "łukasz" and a name typed decomposed (z, o, combining diaeresis) all match."""
+    folded = unicodedata.normalize("NFC", name).casefold()
+    return unicodedata.normalize("NFC", " ".join(folded.split()))
+
+
+def find_clients(store: Store, text: str = "") -> list[ClientSummary]:
+    """The one client lookup (console and command line), over the record's clients: see
+    match_clients. Folding is done in Python, not SQL: SQLite's lower() knows only ASCII."""
+    return match_clients(list_clients(store), text)
+
+
+def match_clients(everyone: list[ClientSummary], text: str) -> list[ClientSummary]:
+    """Everyone for "", the client with id "12" or "#12", else every client whose folded
+    name contains each folded word of `text`, exact matches first."""
     key = text.strip()
-    with store.reading() as s:
-        if key.lstrip("#").isdigit():
+    if not key:
+        return everyone
+    if key.lstrip("#").isdigit():
+        return [c for c in everyone if c.id == int(key.lstrip("#"))]
+    want = fold(key)
+    words = want.split()
+    named = [(c, fold(c.name)) for c in everyone]
+    exact = [c for c, name in named if name == want]
+    return exact + [c for c, name in named
+                    if name != want and all(w in name for w in words)]
+
+
+def find_client(store: Store, text: str) -> ClientView:
+    """One client by id ("12" or "#12") or by name (exact, else a unique partial match),
+    folded as find_clients folds."""
+    key = text.strip()
+    if key.lstrip("#").isdigit():
+        with store.reading() as s:
             row = s.get(Client, int(key.lstrip("#")))
             if row is None:
                 raise UnknownClient(f"no client with id {key.lstrip('#')}")
             return _client(row)
-        rows = s.scalars(select(Client).where(func.lower(Client.name) == key.lower())).all()
-        if not rows:
-            like = key.lower().replace("%", r"\%").replace("_", r"\_")
-            rows = s.scalars(select(Client).where(
-                func.lower(Client.name).like(f"%{like}%", escape="\\"))
-                .order_by(Client.name).limit(21)).all()
-        if len(rows) == 1:
-            return _client(rows[0])
-        if len(rows) > 1:
-            shown = ", ".join(f"{r.name} (id {r.id})" for r in rows[:20])
-            raise AmbiguousClient(f"client {key!r} is ambiguous: {shown}; give the id instead")
-        names = s.scalars(select(Client.name)).all()
-    close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    everyone = list_clients(store)
+    matches = match_clients(everyone, key)
+    exact = [c for c in matches if fold(c.name) == fold(key)]
+    chosen = exact or matches
+    if len(chosen) == 1:
+        with store.reading() as s:
+            return _client(s.get(Client, chosen[0].id))
+    if chosen:
+        shown = ", ".join(f"{c.name} (id {c.id})" for c in chosen[:20])
+        raise AmbiguousClient(f"client {key!r} is ambiguous: {shown}; give the id instead")
+    # Nothing matched even folded, so no suggestion can be the name that was typed.
+    by_fold = {fold(c.name): c.name for c in everyone}
+    close = difflib.get_close_matches(fold(key), by_fold, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(by_fold[c] for c in close)}?" if close else ""
     raise UnknownClient(f"no client named {key!r}{hint}")
 
 

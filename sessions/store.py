@@ -1,9 +1,11 @@
 """Opening the record: URL choice, engine set-up, schema upgrades, and database errors.
 
 `open_store()` is the one way in. It resolves the URL (argument, then SMP_DB_URL, then a SQLite
-file in the user data directory), creates a new SQLite file with mode 0600 itself, sets the
-SQLite pragmas on every connection, and brings the schema to this program's head (after a backup
-copy for SQLite) or refuses a database newer than the program.
+file in the user data directory), creates a new SQLite file with mode 0600 itself (only where
+no file exists: sessions/record_file.py), sets the SQLite pragmas on every connection, and
+brings the schema to this program's head (after a backup copy for SQLite) or refuses a database
+newer than the program, or one that is not an smp record. A record that cannot be written opens
+read-only: reading works, and every write is refused in one line.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sessions.errors import AppendOnlyViolation, StoreError
 from sessions.models import Event
+from sessions.record_file import inspect_path, read_only_uri
 
 # The newest migration in sessions/migrations/versions, known without importing Alembic (about
 # 0.4 s) so that opening an up-to-date record stays quick; Alembic is loaded only to upgrade or
@@ -98,14 +101,34 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: URL) -> Engine:
+def _sqlite_read_only_pragmas(dbapi_conn, _record) -> None:
+    # No journal_mode: setting it writes the header. The file's own mode (WAL) holds.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA query_only=ON")
+    cur.close()
+
+
+def make_engine(url: URL, *, read_only: bool = False) -> Engine:
+    """An engine for `url`; with `read_only` one that cannot write (the SQLite file must exist)."""
     if url.get_backend_name() == "sqlite":
-        _create_sqlite_file(Path(url.database))
+        path = Path(url.database)
+        if read_only:
+            engine = create_engine(url, creator=lambda: sqlite3.connect(
+                read_only_uri(path), uri=True, check_same_thread=False))
+            event.listen(engine, "connect", _sqlite_read_only_pragmas)
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            return engine
+        _create_sqlite_file(path)
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    args: dict = {"connect_timeout": 5}
+    if read_only:
+        args["options"] = "-c default_transaction_read_only=on"
+    return create_engine(url, pool_pre_ping=True, connect_args=args)
 
 
 @contextlib.contextmanager
@@ -191,12 +214,18 @@ class SchemaState:
         return "empty" if self.current is None else "older"
 
 
-class Store:
-    """An open record: the engine, a session factory, and the schema version."""
+class ReadOnlyRecord(StoreError):
+    """A write to a record opened read-only."""
 
-    def __init__(self, url: URL, engine: Engine):
+
+class Store:
+    """An open record: the engine, a session factory, and the schema version. `read_only`
+    says why the record cannot be written (None when it can)."""
+
+    def __init__(self, url: URL, engine: Engine, read_only: str | None = None):
         self.url = url
         self.engine = engine
+        self.read_only = read_only
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self._readers = sessionmaker(engine.execution_options(smp_read=True),
                                      expire_on_commit=False)
@@ -208,9 +237,16 @@ class Store:
     def is_sqlite(self) -> bool:
         return self.url.get_backend_name() == "sqlite"
 
+    def require_writable(self, doing: str = "this command") -> None:
+        if self.read_only:
+            raise ReadOnlyRecord(
+                f"database {describe(self.url)} is read-only ({self.read_only}): {doing} needs "
+                "to write to it, so nothing was done; smp history and smp export can read it")
+
     @contextlib.contextmanager
     def unit(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any error."""
+        self.require_writable()
         with translated(self.url), self.sessions.begin() as session:
             yield session
 
@@ -240,6 +276,8 @@ class Store:
         before = self.schema()
         if before.status == "current":
             return before, None
+        self.require_writable(f"bringing its schema {before.current or 'empty'} to "
+                              f"{before.head}")
         backup = self._backup(before.current) if before.status == "older" and self.is_sqlite \
             else None
         from alembic import command
@@ -273,17 +311,53 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str | URL | None = None, *, upgrade: bool = True) -> Store:
+def open_store(url: str | URL | None = None, *, upgrade: bool = True,
+               read_only: bool = False) -> Store:
     """Open the record at `url` (or SMP_DB_URL, or the default file). With `upgrade`, an
-    empty or older schema is brought to head; a newer one is always refused."""
+    empty or older schema is brought to head; a newer one is always refused, and so is a
+    database that holds something other than an smp record.
+
+    A record that cannot be written is opened read-only (Store.read_only says why); with
+    `read_only` nothing is ever written, nor created: the record must exist."""
     resolved = url if isinstance(url, URL) else resolve_url(url)
-    store = Store(resolved, make_engine(resolved))
+    reason, new = ("opened read-only" if read_only else None), False
+    if resolved.get_backend_name() == "sqlite":
+        found = inspect_path(Path(resolved.database))
+        new = not found.exists
+        if new and read_only:
+            raise StoreError(f"no record at {found.path} (nothing was created); smp db upgrade "
+                             "creates one")
+        reason = reason or found.read_only
+        if found.exists and reason is None:
+            # Look before writing: a writer's first connection switches the file to WAL.
+            probe = Store(resolved, make_engine(resolved, read_only=True), "probe")
+            try:
+                _refuse_foreign(probe, probe.schema(), new=False)
+            finally:
+                probe.close()
+    store = Store(resolved, make_engine(resolved, read_only=reason is not None), reason)
     try:
+        state = store.schema()
+        _refuse_foreign(store, state, new)
         if upgrade:
             store.upgrade()
-        else:
-            store.schema()
     except BaseException:
         store.close()
         raise
     return store
+
+
+def _refuse_foreign(store: Store, state: SchemaState, new: bool) -> None:
+    """A database without an smp schema version is initialised only if it is empty and
+    (SQLite) this call created it: never someone else's tables, never a stray file."""
+    if state.current is not None:
+        return
+    with translated(store.url), store.engine.connect() as conn:
+        tables = sorted(inspect(conn).get_table_names())
+    if tables or (store.is_sqlite and not new):
+        held = f" (it holds {', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''})" \
+            if tables else " (it has no tables)"
+        new_one = ("a new record is created only where no file exists" if store.is_sqlite
+                   else "an empty database becomes a new record")
+        raise StoreError(f"database {describe(store.url)} is not an smp record{held}; choose "
+                         f"another ({new_one})")

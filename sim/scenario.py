@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from protocols.errors import SmpError
+from protocols.files import MissingFile, UnreadableFile, read_text
 from protocols.settings import MachineSettings
 from sim.physics import Skin
 
@@ -210,13 +211,14 @@ def _fault(args: list[str]) -> tuple:
 
 
 def load(path: Path) -> Scenario:
+    """A scenario file; only a regular file is read (a FIFO would block the open forever)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        text = read_text(path)
+    except MissingFile:
         raise BadScenario(f"{path}: no such scenario file (shipped: "
                           f"{', '.join(builtin_names())})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadScenario(f"{path}: cannot read: {exc}") from None
+    except UnreadableFile as exc:
+        raise BadScenario(str(exc)) from None
     return parse(text, path)
 
 
@@ -230,5 +232,6 @@ def builtin_names() -> list[str]:
 
 def find(name_or_path: str) -> Scenario:
     """A shipped scenario by name, or a scenario file by path."""
-    shipped = builtin_dir() / f"{name_or_path}.txt"
-    return load(shipped if shipped.exists() else Path(name_or_path))
+    if name_or_path in builtin_names():  # a path is never joined onto the shipped folder
+        return load(builtin_dir() / f"{name_or_path}.txt")
+    return load(Path(name_or_path))

@@ -12,6 +12,7 @@ from console.screens.base import SmpModal
 
 
 def key_table(app) -> str:
+    from console.app import with_stop_keys
     from console.screens.client import ClientScreen, NewClientScreen
     from console.screens.confirm import Confirm
     from console.screens.connect import ConnectScreen
@@ -20,7 +21,7 @@ def key_table(app) -> str:
     from console.screens.plan import PlanScreen
     from console.screens.work import WorkScreen
 
-    keymap = app.config_.keymap
+    keymap = with_stop_keys(app.config_.keymap)
     parts = []
     for title, cls in (("Everywhere", type(app)), ("Connect", ConnectScreen),
                        ("Client", ClientScreen), ("New client", NewClientScreen),

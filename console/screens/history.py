@@ -50,6 +50,7 @@ from sessions.history import (
     TouchUpDue,
     client_record,
     list_clients,
+    match_clients,
     recall,
     touchups_due,
 )
@@ -486,13 +487,7 @@ class HistoryScreen(Screen):
         self._table("clients").focus()
 
     def _matches(self, text: str) -> list[ClientSummary]:
-        key = text.strip().lower()
-        if not key:
-            return self._clients
-        if key.lstrip("#").isdigit():
-            return [c for c in self._clients if str(c.id) == key.lstrip("#")]
-        words = key.split()
-        return [c for c in self._clients if all(w in c.name.lower() for w in words)]
+        return match_clients(self._clients, text)  # the console's and the CLI's one lookup
 
     def _fill_clients(self, text: str) -> None:
         table = self._table("clients")

@@ -217,7 +217,7 @@ def _explain(entry: LibraryEntry, stage: Stage, conditions: list[SkinCondition],
         lines.append(f"Resolved  {res.settings}")
         lines.append(f"Plan      target {plan.target_density_pct}% of natural density, "
                      f"dilution {plan.lightest} to {plan.darkest}: {plan.aim}")
-        lines.extend(f"WARNING   {a}" for a in res.advisories)
+        lines.extend(f"WARNING   {a}" for a in entry.advisories(res.advisories))
         reasons = res.reasons
     lines.append("Why")
     lines.extend(f"  - {r}" for r in reasons or

@@ -223,15 +223,15 @@ def test_another_profile_for_the_zone_is_chosen_by_key_and_recorded(store):
 def test_help_lists_every_key_and_a_user_keymap_applies(store):
     from console.config import ConsoleConfig
 
-    app = make_app(store, config=ConsoleConfig(keymap={"help": "f4"}))
+    app = make_app(store, config=ConsoleConfig(keymap={"help": "f8"}))
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await press(pilot, "f4")
+            await press(pilot, "f8")
             await until(pilot, on(app, "HelpScreen"))
             text = str(app.screen.query_one("#keys").render())
             for words in ("escape", "space", "STOP", "[keymap]", "Depth+", "Repeat last",
-                          "work.arm", "f4"):
+                          "work.arm", "f8"):
                 assert words in text, words
             await press(pilot, "q")
             await until(pilot, on(app, "ConnectScreen"))
@@ -255,6 +255,73 @@ def test_a_port_that_cannot_be_opened_is_one_line_on_the_connect_screen(store, t
             text = str(error.render())
             assert "no-such-port" in text and "Traceback" not in text
             assert on(app, "ConnectScreen")()
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())
+
+
+def test_a_fifo_and_a_3000_deep_profile_file_do_not_stop_the_console_and_are_named(
+        store, tmp_path, monkeypatch):
+    import os
+
+    from tests.protocols.test_files import deep
+
+    os.mkfifo(tmp_path / "fifo.toml")
+    (tmp_path / "deep.toml").write_text(deep(3000))
+    monkeypatch.setenv("SMP_PROTOCOLS_DIR", str(tmp_path))
+    app = make_app(store)
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ConnectScreen"))
+            said = [str(n.message) for n in app._notifications]
+            assert f"skipped: {tmp_path / 'deep.toml'}, {tmp_path / 'fifo.toml'}; F5 says why" \
+                in said
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())
+
+
+def _stops(app) -> int:
+    return sum("no machine is connected" in str(n.message) for n in app._notifications)
+
+
+def test_stop_f1_in_console_toml_leaves_esc_space_and_ctrl_c_stopping(store):
+    from console.config import ConsoleConfig
+
+    app = make_app(store, config=ConsoleConfig(keymap={"stop": "f1"}))
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ConnectScreen"))
+            for count, key in enumerate(("f1", "escape", "space", "ctrl+c"), start=1):
+                await press(pilot, key)
+                await until(pilot, lambda n=count: _stops(app) == n)
+            assert not any("quit" in str(n.message) for n in app._notifications)
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_on_any_screen_is_stop_never_quit(store):
+    app = make_app(store, url="sim://")
+
+    def acked() -> int:
+        return sum("STOP acknowledged" in str(n.message) for n in app._notifications)
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            assert type(app.focused).__name__ == "Input"  # even in a text field
+            await press(pilot, "ctrl+c")
+            await until(pilot, lambda: acked() == 1)
+            await press(pilot, "f2")
+            await until(pilot, on(app, "HelpScreen"))
+            await press(pilot, "ctrl+c")
+            await until(pilot, lambda: acked() == 2)
+            assert on(app, "HelpScreen")() and app.is_running
+            assert not any("to quit" in str(n.message) for n in app._notifications)
             await press(pilot, "ctrl+q")
 
     asyncio.run(run())

@@ -339,3 +339,37 @@ def test_quick_presses_each_count(controller):
         t.join(timeout=10)
     assert c.machine.applied.depth_mm == Decimal("1.60")
     assert next(z for z in c.view.work.zones if z.zone is Zone.HAIRLINE).coverage_pct == 20
+
+
+def test_a_profile_above_10_volts_warns_where_the_console_resolves_it(store, tmp_path):
+    from protocols import SkinCondition, load_library
+    from tests.protocols.test_library import GOOD
+
+    hot = GOOD.replace("crown-thick", "crown-standard").replace("8.0", "10.4")
+    (tmp_path / "hot.toml").write_text(hot)
+    c = SessionController(store, library=load_library(tmp_path))
+    try:
+        c.connect("sim://")
+        c.add_client(new_client())
+        c.start_session(plan(conditions=(SkinCondition.THIN_SENSITIVE,)), CLEAR, {})
+        applied = c.select_zone(Zone.CROWN)
+        assert applied.voltage_v == Decimal("9.9")  # resolved below 10 V: warned all the same
+        assert c.view.work.advisories == (
+            f"{tmp_path / 'hot.toml'}:6: warning: profile 'crown-standard': voltage 10.4 V is "
+            "above 10.0 V: unusual for SMP, check the skin",)
+    finally:
+        c.close()
+
+
+def test_the_console_s_client_lookup_folds_case_and_unicode(store):
+    import unicodedata
+
+    c = SessionController(store)
+    try:
+        zoe = c.add_client(new_client("Zoë Łukasz 王")).id
+        c.add_client(new_client("Bo Chen"))
+        for typed in ("łukasz", "ŁUKASZ", unicodedata.normalize("NFD", "ZOË"), f"#{zoe}"):
+            assert [x.id for x in c.find_clients(typed)] == [zoe], typed
+        assert len(c.find_clients("")) == 2
+    finally:
+        c.close()

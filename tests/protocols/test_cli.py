@@ -85,3 +85,74 @@ def test_check_malformed_prints_one_line_and_exits_1(tmp_path, text, expected):
     assert len(lines) == 1 and lines[0].startswith(str(path))
     assert expected.format(path=path) in lines[0]
     assert "Traceback" not in out.stderr
+
+
+# -- issue 16: warnings, and files that are not what they seem (never a hang) ---------------
+
+def test_check_warns_above_10_volts_and_still_exits_0(tmp_path):
+    from tests.protocols.test_files import HOT
+
+    path = tmp_path / "hot.toml"
+    path.write_text(HOT)
+    out = smp("protocols", "check", path)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"{path}:6: warning: profile 'crown-thick': voltage 11.0 V is above 10.0 V: unusual for "
+        "SMP, check the skin"]
+    assert out.stdout.strip() == (
+        "ok: 1 profiles in 1 file(s); 1 warning(s), which do not fail the check (exit 0)")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[profile]\n")
+    out = smp("protocols", "check", path, broken)
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 2
+
+
+def test_show_and_list_warn_for_a_profile_above_10_volts(tmp_path):
+    from tests.protocols.test_files import HOT
+
+    (tmp_path / "hot.toml").write_text(HOT.replace("11.0", "10.4"))
+    warning = (f"{tmp_path / 'hot.toml'}:6: warning: profile 'crown-thick': voltage 10.4 V is "
+               "above 10.0 V: unusual for SMP, check the skin")
+    out = smp("protocols", "show", "crown-thick", "--skin", "thin", env_dir=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert warning in out.stdout.splitlines()  # resolved to 9.9 V: the file's warning stands
+    out = smp("protocols", "show", "crown-thick", env_dir=tmp_path)
+    assert warning in out.stdout.splitlines() and out.stdout.count("above 10.0 V") == 1
+    out = smp("protocols", "list", env_dir=tmp_path)
+    assert out.returncode == 0 and out.stderr.strip() == warning
+
+
+def test_check_of_a_fifo_is_one_line_and_exit_1_never_a_hang(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    out = smp("protocols", "check", fifo)  # smp() gives up after 60 s: a hang fails
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"{fifo}: is a FIFO (named pipe), not a regular file; not read"
+
+
+def test_list_with_a_fifo_and_a_3000_deep_file_in_the_folder_names_them_and_lists_the_rest(
+        tmp_path):
+    import os
+
+    from tests.protocols.test_files import deep
+
+    (tmp_path / "good.toml").write_text(GOOD)
+    os.mkfifo(tmp_path / "fifo.toml")
+    (tmp_path / "deep.toml").write_text(deep(3000))
+    out = smp("protocols", "list", env_dir=tmp_path)
+    assert out.returncode == 0 and "crown-thick" in out.stdout
+    assert sorted(out.stderr.strip().splitlines()) == [
+        f"skipped: {tmp_path / 'deep.toml'}:9: nested more than 16 levels deep (arrays and "
+        "inline tables); not parsed",
+        f"skipped: {tmp_path / 'fifo.toml'}: is a FIFO (named pipe), not a regular file; "
+        "not read",
+    ]
+
+
+def test_check_accepts_a_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    out = smp("protocols", "check", path)
+    assert out.returncode == 0 and "ok: 1 profiles" in out.stdout, out.stderr

@@ -107,7 +107,7 @@ MALFORMED = [
 @pytest.mark.parametrize(("text", "expected"), MALFORMED, ids=range(len(MALFORMED)))
 def test_malformed_file_gives_exactly_one_line(tmp_path, text, expected):
     path = write(tmp_path, text)
-    _, errors = check_files([path])
+    _, errors, _ = check_files([path])
     expected = expected.format(path=path)
     sep = ":" if expected[0].isdigit() else ": "
     assert [str(e) for e in errors] == [f"{path}{sep}{expected}"]
@@ -118,11 +118,11 @@ def test_there_are_at_least_twenty_malformed_cases():
 
 
 def test_a_missing_file_is_named(tmp_path):
-    _, errors = load_file(tmp_path / "gone.toml")
+    _, errors, _ = load_file(tmp_path / "gone.toml")
     assert [str(e) for e in errors] == [f"{tmp_path / 'gone.toml'}: no such file"]
 
 
 def test_several_errors_in_one_file_give_one_line_each(tmp_path):
     text = edit("depth_mm = 1.8", "depth_mm = 9").replace("rate_hz = 140", "rate_hz = 1")
-    _, errors = load_file(write(tmp_path, text))
+    _, errors, _ = load_file(write(tmp_path, text))
     assert [e.line for e in errors] == [4, 5]

@@ -73,7 +73,7 @@ def test_recall_from_the_command_line_finds_every_session(clinic_any):
 
 def test_history_of_a_client_and_the_client_list(clinic):
     url, ids = clinic
-    out = smp("history", "Ann", "Lee", "--db", url)
+    out = smp("history", "client", "Ann", "Lee", "--db", url)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"Ann Lee (id {ids['ann']}): 2 session(s)")
     assert "crown          coverage 70%   depth 1.80 mm, rate 110.0 Hz, voltage 6.5 V" \
@@ -81,6 +81,10 @@ def test_history_of_a_client_and_the_client_list(clinic):
     assert "pigment   Carbon Co Jet 1 20:1 lot PG-2 exp 2028-06-30 (crown)" in out.stdout
     listing = smp("history", "--db", url)
     assert [line.split()[1] for line in listing.stdout.splitlines()[1:]] == ["Ann", "Ann", "Bo"]
+    assert smp("history", "clients", "--db", url).stdout == listing.stdout
+    some = smp("history", "--db", url, "clients", "ann")  # --db before or after the sub-command
+    assert [line.split()[1:3] for line in some.stdout.splitlines()[1:]] == [
+        ["Ann", "Lee"], ["Ann", "Lewis"]]
 
 
 def test_touch_ups_due(clinic):
@@ -91,16 +95,57 @@ def test_touch_ups_due(clinic):
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (("history", "Ann"), r"client 'Ann' is ambiguous: Ann Lee \(id \d+\), Ann Lewis \(id \d+\);"
-     " give the id instead"),
-    (("history", "Bo", "Chan"), "no client named 'Bo Chan'; did you mean Bo Chen?"),
+    (("history", "client", "Ann"), r"client 'Ann' is ambiguous: Ann Lee \(id \d+\), Ann Lewis "
+     r"\(id \d+\); give the id instead"),
+    (("history", "client", "Bo", "Chan"), "no client named 'Bo Chan'; did you mean Bo Chen?"),
     (("export", "Zed", "--format", "json"), "no client named 'Zed'"),
-    (("history", "recall"), "usage: smp history recall LOT"),
 ])
 def test_client_errors_are_one_line(clinic, args, expected):
     url, _ = clinic
     import re
     assert re.search(expected, one_error(smp(*args, "--db", url)))
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("history", "recall"), "smp history recall: error: the following arguments are required: LOT"),
+    (("history", "Ann"), "smp history: error: argument ACTION: invalid choice: 'Ann'"),
+    (("history", "clients", "--within", "3"), "smp: error: unrecognized arguments: --within"),
+])
+def test_history_usage_errors_exit_2(clinic, args, expected):
+    url, _ = clinic
+    out = smp(*args, "--db", url)
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith(expected)
+
+
+ZOE = "Zoë Łukasz 王"
+
+
+def test_history_finds_zoe_lukasz_wang_typed_nfc_or_nfd_in_any_case(sqlite_url):
+    import unicodedata
+
+    store = open_store(sqlite_url)
+    zoe = client(store, unicodedata.normalize("NFC", ZOE))
+    client(store, "Bo Chen")
+    store.close()
+    # Every form and case: tests/sessions/test_history.py; here, the command line's own path.
+    for typed in (ZOE, unicodedata.normalize("NFD", ZOE), "ŁUKASZ"):
+        out = smp("history", "client", typed, "--db", sqlite_url)
+        assert out.returncode == 0, (typed, out.stderr)
+        assert out.stdout.startswith(f"{ZOE} (id {zoe}): "), typed
+    listed = smp("history", "clients", "ŁUKASZ", "--db", sqlite_url)
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == [str(zoe)]
+    # A near miss is suggested, and the suggestion is never what was typed.
+    err = one_error(smp("history", "client", "Zoe Lukasz", "--db", sqlite_url))
+    assert err == f"smp: error: no client named 'Zoe Lukasz'; did you mean {ZOE}?"
+
+
+def test_clients_named_recall_or_due_can_be_looked_up(sqlite_url):
+    store = open_store(sqlite_url)
+    ids = {name: client(store, name) for name in ("recall", "due")}
+    store.close()
+    for name, cid in ids.items():
+        out = smp("history", "client", name, "--db", sqlite_url)
+        assert out.returncode == 0 and out.stdout.startswith(f"{name} (id {cid}): "), out.stderr
 
 
 def test_export_json_is_complete_and_csv_has_a_row_per_zone(clinic, tmp_path):
@@ -152,7 +197,11 @@ def test_existing_output_is_refused_unless_forced(clinic, tmp_path):
 
 def test_db_check_and_upgrade(db_url):
     out = smp("db", "check", "--db", db_url)
-    assert out.returncode == 1 and "run 'smp db upgrade'" in out.stdout
+    if db_url.startswith("sqlite"):  # the check creates nothing: there is no record yet
+        assert one_error(out).endswith("(nothing was created); smp db upgrade creates one")
+        assert not os.path.exists(db_url.removeprefix("sqlite:///"))
+    else:  # an empty PostgreSQL database
+        assert out.returncode == 1 and "run 'smp db upgrade'" in out.stdout
     out = smp("db", "upgrade", "--db", db_url)
     assert out.returncode == 0, out.stderr
     assert "schema empty -> " in out.stdout
@@ -197,8 +246,15 @@ def test_env_var_selects_the_database(clinic):
 def test_corrupt_sqlite_file(tmp_path):
     path = tmp_path / "bad.sqlite3"
     path.write_bytes(b"\x00garbage" * 1000)
-    assert "is corrupt" in one_error(smp("db", "check", "--db", f"sqlite:///{path}"))
+    assert "is not an SQLite database" in one_error(smp("db", "check", "--db",
+                                                        f"sqlite:///{path}"))
     assert path.read_bytes() == b"\x00garbage" * 1000
+    good = tmp_path / "good.sqlite3"
+    open_store(f"sqlite:///{good}").close()
+    damaged = bytearray(good.read_bytes())
+    damaged[100:4096] = b"\xff" * (4096 - 100)  # the header survives, the schema page does not
+    good.write_bytes(bytes(damaged))
+    assert "is corrupt" in one_error(smp("db", "check", "--db", f"sqlite:///{good}"))
 
 
 def test_locked_sqlite_file(tmp_path):

@@ -112,3 +112,26 @@ def test_timeline_of_a_session(clinic):
     kinds = [e.kind for e in timeline(store, sid)]
     assert kinds[0] == "session-started" and kinds[-1] == "session-ended"
     assert kinds.count("settings-applied") == 2
+
+
+def test_lookups_fold_case_and_unicode_on_both_sides(store):
+    import unicodedata
+
+    from sessions.history import find_clients, fold
+    from tests.sessions.factory import client
+
+    nfd = unicodedata.normalize("NFD", "Zoë Łukasz 王")
+    zoe = client(store, nfd)  # stored decomposed, looked up composed: still the same name
+    client(store, "Łukasz Nowak")
+    assert fold(nfd) == fold("ZOË  ŁUKASZ 王") == "zoë łukasz 王"
+    for typed in ("Zoë Łukasz 王", nfd, "zoË ŁUKASZ 王", "ŁUKASZ 王"):
+        assert [c.id for c in find_clients(store, typed)] == [zoe], typed
+        assert find_client(store, typed).id == zoe
+    # Exact matches come first; every partial match follows, each word anywhere in the name.
+    assert [c.name for c in find_clients(store, "łukasz nowak")] == ["Łukasz Nowak"]
+    assert len(find_clients(store, "łukasz")) == 2
+    assert [c.id for c in find_clients(store, "王 ZOË")] == [zoe]
+    # A miss suggests near names, never one that folds to what was typed.
+    with pytest.raises(UnknownClient) as err:
+        find_client(store, "Zoe Lukasz")
+    assert str(err.value) == f"no client named 'Zoe Lukasz'; did you mean {nfd}?"

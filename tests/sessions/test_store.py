@@ -152,9 +152,9 @@ def test_unreachable_postgres_is_one_line():
     assert "\n" not in str(err.value)
 
 
-def test_corrupt_sqlite_is_one_line(tmp_path):
+def test_a_file_that_is_not_sqlite_is_one_line(tmp_path):
     path = tmp_path / "bad.sqlite3"
     path.write_bytes(b"this is not a database, it is a shopping list " * 100)
-    with pytest.raises(StoreError, match="is corrupt"):
+    with pytest.raises(StoreError, match="is not an SQLite database, so not an smp record"):
         open_store(f"sqlite:///{path}")
     assert path.read_bytes().startswith(b"this is not a database")

@@ -194,3 +194,14 @@ def test_ctrl_c_stops_cleanly_and_removes_the_symlink(tmp_path):
     assert "smp sim: stopped" in sim.proc.stderr.read()
     assert not link.exists() and not link.is_symlink()
     sim.close()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_fifo_or_directory_as_script_is_one_line_and_exit_1_never_a_hang(tmp_path, kind):
+    path = tmp_path / "scenario.txt"
+    os.mkfifo(path) if kind == "fifo" else path.mkdir()
+    out = subprocess.run([sys.executable, "-m", "console", "sim", "--script", str(path)],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 1
+    what = "a FIFO (named pipe)" if kind == "fifo" else "a directory"
+    assert out.stderr.strip() == f"smp: error: {path}: is {what}, not a regular file; not read"
