@@ -99,15 +99,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if channel is None:
         print(f"machine service pid {os.getpid()} on {args.port} ({port_key(args.port)}): "
               f"socket {sock_path}", flush=True)
+    def leave_registry() -> None:
+        for path in (entry, sock_path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     try:
         serve(machine, listener=listener, inherited=channel,
               exit_with_controller=args.exit_with_controller,
               info={"url": args.port, "socket": str(sock_path), "started": time.time()},
-              until=ended.is_set)
+              until=ended.is_set, on_ending=leave_registry)
     finally:
-        for path in (entry, sock_path):
-            with contextlib.suppress(OSError):
-                path.unlink()
+        leave_registry()
         if args.hold_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(args.hold_fd)

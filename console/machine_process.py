@@ -25,10 +25,11 @@ from pathlib import Path
 
 from console.paths import log_dir, runtime_dir
 from firmware_bridge.client import MachineClient
-from firmware_bridge.commands import LinkError
+from firmware_bridge.commands import LinkError, NotAllowed
 from protocols.errors import SmpError
 
 START_TIMEOUT_S = 10.0
+BUSY_WAIT_S = 2.0
 
 
 def who() -> str:
@@ -211,14 +212,27 @@ def start_service(url: str, *, hold: int | None = None) -> tuple[MachineClient, 
 
 def connect_machine(url: str, *, hold: int | None = None
                     ) -> tuple[MachineClient, Service | None]:
-    """Control the machine on `url`: through its running service, or one started for it."""
-    running = find_service(url)
-    if running is not None:
+    """Control the machine on `url`: through its running service, or one started for it.
+
+    A service that is just ending (its console gone) may hold the port a moment longer: a
+    port found busy is tried again for up to BUSY_WAIT_S before that is the answer."""
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        running = find_service(url)
+        if running is not None:
+            try:
+                client = MachineClient.connect(running.socket, role="control", who=who())
+            except NotAllowed as exc:
+                if "is ending" not in str(exc):
+                    raise  # another console holds it: that is the answer
+            except LinkError:
+                pass  # it ended between the look and the call: start our own
+            else:
+                client.url = url
+                return client, None
         try:
-            client = MachineClient.connect(running.socket, role="control", who=who())
-        except LinkError:
-            pass  # it ended between the look and the call: start our own
-        else:
-            client.url = url
-            return client, None
-    return start_service(url, hold=hold)
+            return start_service(url, hold=hold)
+        except LinkError as exc:
+            if "is busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -317,6 +317,10 @@ class Machine:
         self._calls.append(fn)
         self._wake()
 
+    def stop_reopening(self) -> None:
+        """A port that goes away from now on stays gone (the service is ending)."""
+        self._reopen = None
+
     def call_later(self, delay_s: float, fn: Callable[[float], None]) -> None:
         """On the loop: run `fn(now)` on the loop `delay_s` from now."""
         self._order += 1

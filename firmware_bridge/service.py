@@ -64,8 +64,9 @@ class MachineService:
 
     def __init__(self, machine: Machine, *, listener: socket.socket | None = None,
                  inherited: socket.socket | None = None, exit_with_controller: bool = False,
-                 info: dict | None = None):
+                 info: dict | None = None, on_ending: Callable[[], None] | None = None):
         self.machine = machine
+        self.on_ending = on_ending or (lambda: None)  # e.g. leave the registry
         self.listener = listener
         self.inherited = inherited
         self.exit_with_controller = exit_with_controller
@@ -104,6 +105,10 @@ class MachineService:
             return
         if not self.finished.is_set():
             self.machine.call_later(0.1, self._tick)
+
+    def _finish_soon(self, now: float) -> None:
+        if self.controller is None:
+            self._finish(now, "its controlling client has gone")
 
     def _finish(self, now: float, why: str) -> None:
         if self.finished.is_set():
@@ -181,6 +186,11 @@ class MachineService:
                                                       "observe"})
             self._drop(c, now, stop=False)
             return
+        if self._exit_at is not None:
+            self._send(c, {"op": "refused", "reason": "this machine service is ending; "
+                                                      "connect again"})
+            self._drop(c, now, stop=False)
+            return
         if role == "control" and self.controller is not None and self.controller is not c:
             held = self.controller
             since = time.strftime("%H:%M:%S", time.localtime(held.since))
@@ -191,7 +201,6 @@ class MachineService:
         c.role, c.who, c.since = role, who, time.time()
         if role == "control":
             self.controller = c
-            self._exit_at = None
         info = dict(self.info, controller=self.controller.who if self.controller else "")
         self._send(c, {"op": "welcome", "role": role, "service": info,
                        "status": channel.encode_status(self.machine.status)})
@@ -232,12 +241,20 @@ class MachineService:
             c.sock.close()
         if c is self.controller:
             self.controller = None
+            if self.exit_with_controller:
+                # Ending: nobody may find this service or take it over any more, and it lets
+                # the port go as soon as the last command is answered.
+                self._exit_at = now + EXIT_GRACE_S
+                self.on_ending()
+                self.machine.stop_reopening()
+            end = (lambda r: self.machine.call_soon(self._finish_soon)) \
+                if self.exit_with_controller else (lambda r: None)
             if stop:
                 # Nobody is at the controls any more: the needle must not run on.
                 log.warning("controlling client %s went away: STOP", c.who)
-                self.machine.request(Op.STOP, None, now, lambda r: None)
-            if self.exit_with_controller:
-                self._exit_at = now + (EXIT_GRACE_S if stop else 0.2)
+                self.machine.request(Op.STOP, None, now, end)
+            elif self.exit_with_controller:
+                self.machine.call_soon(self._finish_soon)
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -276,11 +293,13 @@ class MachineService:
 
 def serve(machine: Machine, *, listener: socket.socket | None = None,
           inherited: socket.socket | None = None, exit_with_controller: bool = False,
-          info: dict | None = None, until: Callable[[], bool] | None = None) -> None:
+          info: dict | None = None, until: Callable[[], bool] | None = None,
+          on_ending: Callable[[], None] | None = None) -> None:
     """Run a service on `machine` until it ends (or `until()` says so), then STOP if the
     machine may be armed and release the port."""
     service = MachineService(machine, listener=listener, inherited=inherited,
-                             exit_with_controller=exit_with_controller, info=info)
+                             exit_with_controller=exit_with_controller, info=info,
+                             on_ending=on_ending)
     service.start()
     try:
         while not service.wait(0.2):

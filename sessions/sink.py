@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 RETRY_S = 0.5
 LOCK_WAIT_MS = 100  # a locked record is known within this, not after a 5 s busy timeout
 LEASE_S = 60.0  # a session whose lease is older than this is taken for interrupted
-RENEW_S = 15.0
+RENEW_S = 1.0  # also how soon a record that stopped writing is noticed while nothing else is
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class RecordStatus:
     reason: str = ""  # why the store is not writing ("" while it is)
     journaled: bool = True  # every pending fact is at least in the journal (else in memory)
     replayed: int = 0  # facts a crashed run left, written at start
+    since: float = 0.0  # time.monotonic() of the first failed write, while not writing
 
     @property
     def text(self) -> str:
@@ -260,9 +261,10 @@ class RecorderSink:
 
     def _report(self, force: bool = False) -> None:
         journaled = all(n is not None for n, _ in self._pending)
+        since = 0.0 if not self._reason else (self._status.since or time.monotonic())
         status = RecordStatus(writing=not self._reason, pending=len(self._pending),
                               reason=self._reason, journaled=journaled,
-                              replayed=self._status.replayed)
+                              replayed=self._status.replayed, since=since)
         if force or status != self._status:
             self._status = status
             try:

@@ -5,10 +5,10 @@
         connect, apply, arm, print "armed", then keep heartbeating until killed
     python -m tests.reliability.host_child client PORT
         the same through a machine service started for PORT (the console's way)
-    python -m tests.reliability.host_child controller PORT SQLITE_URL
+    python -m tests.reliability.host_child controller PORT SQLITE_URL JOURNAL_DIR
         the console's SessionController on a SQLite record: a client, a session, a zone, arm;
-        prints "session N", then "event ID KIND" for every event the recorder committed, as it
-        commits it (what the screen would show as recorded)
+        prints "session N", "armed", and "event SEQ KIND" for every event once it is in the
+        journal (durable: what the screen would show as recorded)
 """
 
 from __future__ import annotations
@@ -41,22 +41,23 @@ def client(port: str) -> None:
         time.sleep(1)
 
 
-def controller(port: str, url: str) -> None:
+def controller(port: str, url: str, journal: str) -> None:
+    from pathlib import Path
+
     from console.controller import SessionController
     from protocols import Zone
-    from sessions import recorder
     from sessions.store import open_store
     from tests.console.conftest import CLEAR, new_client, plan
 
-    committed = recorder.Recorder._event
+    c = SessionController(open_store(url), journal_dir=Path(journal))
+    accept = c.sink._accept
 
-    def report(self, kind, **kw):
-        done = committed(self, kind, **kw)  # returns only once committed
-        print(f"event {done.id} {done.kind}", flush=True)
-        return done
+    def journaled(fact):  # returns once the fact is in the journal (appended and fsynced)
+        accept(fact)
+        if fact["op"] == "event":
+            print(f"event {fact['seq']} {fact['kind']}", flush=True)
 
-    recorder.Recorder._event = report
-    c = SessionController(open_store(url))
+    c.sink._accept = journaled
     c.connect(port)
     c.add_client(new_client())
     print(f"session {c.start_session(plan(), CLEAR, {})}", flush=True)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.reliability.conftest import STOP_WITHIN_MS, WATCHDOG_MS
+from tests.reliability.conftest import STOP_WITHIN_MS, WATCHDOG_MS, wait_for
 
 
 class Child:
@@ -88,36 +88,45 @@ def test_a_frozen_bridge_process_is_stopped_by_the_watchdog_and_stays_latched(si
     sim.log.assert_needle_safe()
 
 
-def recorded_ids(path) -> set[int]:
+def recorded_seqs(path, session: int) -> set[int]:
     with sqlite3.connect(path) as db:
-        return {row[0] for row in db.execute("SELECT id FROM events")}
+        return {row[0] for row in db.execute("SELECT seq FROM events WHERE session_id = ?",
+                                             (session,))}
 
 
 def test_a_console_killed_mid_pass_loses_no_reported_event(sim, children, tmp_path):
-    from sessions.recorder import open_sessions
+    """kill -9 of the console mid-run: its machine service stops the needle at once; every
+    event it had reported recorded (journaled) is in the record after the next start, and the
+    session is offered as interrupted once its lease runs out."""
+    from datetime import timedelta
+
+    from console.controller import SessionController
+    from sessions.recorder import interrupted_sessions, utcnow
     from sessions.store import open_store
 
-    path = tmp_path / "record.sqlite3"
-    console = children("controller", sim.address, f"sqlite:///{path}")
+    path, journal = tmp_path / "record.sqlite3", tmp_path / "journal"
+    console = children("controller", sim.address, f"sqlite:///{path}", str(journal))
     session = int(console.expect("session ").split()[1])
     console.expect("armed")
     sim.say("pedal down")
-    console.expect("event ")  # at least the pedal-down, reported as recorded
-    assert sim.log.state() == "RUNNING"
+    console.expect("event ")  # at least the run's start, reported as recorded
+    assert sim.log.wait_state("RUNNING")
     t0 = time.monotonic_ns()
     console.signal(signal.SIGKILL)
-    assert sim.log.wait_entry("watchdog", after_ns=t0, timeout=3) is not None
-    ms = (sim.log.stopped_after(t0).mono_ns - t0) / 1e6
+    assert wait_for(lambda: sim.log.stopped_after(t0) is not None, timeout=3)
+    stopped = sim.log.stopped_after(t0)
+    ms = (stopped.mono_ns - t0) / 1e6
     lines = console.close()
     reported = {int(x.split()[1]) for x in lines if x.startswith("event ")}
-    print(f"\nSIGKILL: needle stopped {ms:.0f} ms after the console died; "
-          f"{len(reported)} events reported recorded")
-    assert ms < STOP_WITHIN_MS
-    assert any(x.endswith("pedal_down") or "pedal" in x for x in lines if x.startswith("event"))
-    assert reported and reported <= recorded_ids(path)
+    print(f"\nSIGKILL: needle stopped {ms:.0f} ms after the console died "
+          f"({stopped.transition[2]}); {len(reported)} events reported recorded")
+    assert stopped.transition[2] == "STOP" and ms < STOP_WITHIN_MS
     store = open_store(f"sqlite:///{path}")
     try:
-        assert session in [s.id for s in open_sessions(store)]  # found interrupted
+        SessionController(store, journal_dir=journal).close()  # the next start replays
+        assert reported <= recorded_seqs(path, session)
+        later = utcnow() + timedelta(minutes=5)
+        assert session in [s.id for s in interrupted_sessions(store, now=later)]
     finally:
         store.close()
     sim.log.assert_needle_safe()

@@ -56,12 +56,19 @@ class PgServer:
     def start(self) -> str:
         self._run(_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
                   "--no-sync", "-E", "UTF8", "--locale=C")
+        self.resume()
+        self.started = True
+        return self.url("postgres")
+
+    def pause(self) -> None:
+        """Stop the server but keep its data: a database that went away."""
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
         opts = (f"-k {self.root} -p {self.port} -c listen_addresses='' -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off")
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
                   str(self.root / "log"), "-w", "-t", "30", "start")
-        self.started = True
-        return self.url("postgres")
 
     def url(self, db: str) -> str:
         return f"postgresql+psycopg://postgres@/{db}?host={self.root}&port={self.port}"
