@@ -57,9 +57,9 @@ def store(db_url):
 
 
 @pytest.fixture
-def controller(store):
+def controller(store, tmp_path):
     views = []
-    c = SessionController(store, on_view=views.append)
+    c = SessionController(store, on_view=views.append, journal_dir=tmp_path / "journal")
     c.views = views
     c.connect("sim://?seed=3")
     yield c

@@ -1,54 +1,9 @@
-"""One `store` fixture runs each store test on SQLite (a file) and on PostgreSQL.
-
-PostgreSQL is SMP_TEST_PG_URL if set, else a throwaway server these tests start. If none can
-be had the PostgreSQL cases skip with the reason, except under CI, where they fail.
-"""
+"""One `store` fixture runs each store test on SQLite (a file) and on PostgreSQL (the server
+tests/conftest.py provides)."""
 
 from __future__ import annotations
 
-import itertools
-import os
-
 import pytest
-
-from tests.sessions.pgserver import NoPostgres, PgServer
-
-_ran = {"postgresql": 0}
-_counter = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def pg_admin_url():
-    if url := os.environ.get("SMP_TEST_PG_URL"):
-        yield url
-        return
-    server = PgServer()
-    try:
-        yield server.start()
-    except NoPostgres as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and no PostgreSQL server could be started: {err}")
-        pytest.skip(f"no PostgreSQL server: {err} (set SMP_TEST_PG_URL to use one)")
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def pg_url(pg_admin_url):
-    """A fresh, empty database on the server for one test, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"smp_test_{os.getpid()}_{next(_counter)}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -69,13 +24,3 @@ def store(db_url):
     s = open_store(db_url)
     yield s
     s.close()
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "call" and report.passed and "[postgresql" in report.nodeid:
-        _ran["postgresql"] += 1
-
-
-def pytest_terminal_summary(terminalreporter):
-    terminalreporter.write_line(
-        f"PostgreSQL store tests passed: {_ran['postgresql']} (on a real server)")

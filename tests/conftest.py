@@ -1,0 +1,75 @@
+"""Fixtures for every test: a private data and runtime directory for the whole run (nothing
+is written to the user's own), and the PostgreSQL server the database tests share.
+
+PostgreSQL is SMP_TEST_PG_URL if set, else a throwaway server these tests start. If none can
+be had the PostgreSQL cases skip with the reason, except under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from tests.sessions.pgserver import NoPostgres, PgServer
+
+# Journals, logs and the registry of machine services: this run's own (short paths: a Unix
+# socket's path must fit in 108 bytes).
+_private = tempfile.mkdtemp(prefix="smp-test-")
+os.environ["XDG_DATA_HOME"] = os.path.join(_private, "data")
+os.environ["XDG_RUNTIME_DIR"] = os.path.join(_private, "run")
+os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+
+_ran = {"postgresql": 0}
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    if url := os.environ.get("SMP_TEST_PG_URL"):
+        yield url
+        return
+    server = PgServer()
+    try:
+        yield server.start()
+    except NoPostgres as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and no PostgreSQL server could be started: {err}")
+        pytest.skip(f"no PostgreSQL server: {err} (set SMP_TEST_PG_URL to use one)")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url):
+    """A fresh, empty database on the server for one test, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"smp_test_{os.getpid()}_{next(_counter)}"
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed and "[postgresql" in report.nodeid:
+        _ran["postgresql"] += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_private, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(
+        f"PostgreSQL store tests passed: {_ran['postgresql']} (on a real server)")

@@ -1,0 +1,143 @@
+"""The session owner's races: what two quick presses, a busy session thread or a second
+chair did to the old controller (one shared lock, calls on the caller's thread)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from console.controller import SessionController
+from console.view import MachineState
+from console.workflow import WorkflowError
+from protocols import Zone
+from sessions.models import Event, SessionRow
+from tests.console.conftest import CLEAR, new_client, plan, wait_until
+
+
+def test_two_start_session_calls_at_once_open_one_session(controller, store):
+    c = controller
+    c.add_client(new_client())
+    results, errors = [], []
+    go = threading.Barrier(2)
+
+    def start() -> None:
+        go.wait()
+        try:
+            results.append(c.start_session(plan(), CLEAR, {}))
+        except WorkflowError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 1 and len(errors) == 1
+    assert errors[0] == f"session {results[0]} is already open: end it first"
+    assert c.sink.flush()
+    with store.reading() as s:
+        assert s.scalar(select(func.count()).select_from(SessionRow)) == 1
+
+
+def test_every_stop_is_recorded_ours_twice_then_the_links(controller, store):
+    """After STOP was pressed twice, a STOP the link sent by itself went unrecorded."""
+    c = controller
+    c.add_client(new_client())
+    session = c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.HAIRLINE)
+    c.arm()
+    assert c.stop()[0] and c.stop()[0]
+    assert wait_until(lambda: c.view.machine.state == MachineState.STOPPED)
+    c.arm()  # clears the latch, re-arms
+    assert wait_until(lambda: c.view.machine.state == MachineState.ARMED)
+    c.simulator.do("fault silent 0.4")  # the machine goes quiet: the link stops it itself
+    assert wait_until(lambda: any("STOP sent by the link" in line for line in c.view.log),
+                      timeout=5)
+    assert c.sink.flush()
+    with store.reading() as s:
+        stops = s.scalars(select(Event.payload).where(Event.session_id == session,
+                                                      Event.kind == "stop")).all()
+    whose = [("technician" in p, "the link" in p) for p in stops]
+    assert whose.count((True, False)) >= 1 and whose.count((False, True)) == 1
+
+
+def test_the_screen_never_waits_for_a_busy_session(controller):
+    """F3 used to take the controller's lock on the UI thread, behind a database commit. The
+    UI side only posts: it returns at once even while a command holds the session thread."""
+    c = controller
+    c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    release = threading.Event()
+
+    def slow_read():  # a command waiting on a slow read of the record
+        release.wait(5)
+        return []
+
+    from console import controller as module
+
+    blocked = threading.Thread(target=lambda: c._call(lambda: (yield module._Query(slow_read))))
+    blocked.start()
+    try:
+        t0 = time.monotonic()
+        c.set_presentation(True)
+        c.set_presentation(False)
+        assert time.monotonic() - t0 < 0.05
+        assert c.view is not None and c.simulator is not None  # plain reads, no waiting
+    finally:
+        release.set()
+        blocked.join(5)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_url(request, tmp_path):
+    """One record two chairs write to: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    return request.getfixturevalue("pg_url")
+
+
+def test_two_chairs_on_one_record_cannot_close_each_others_sessions(shared_url, tmp_path):
+    """Chair B starting on the record chair A writes to: A's running session is not
+    interrupted, cannot be closed by B, and both records are complete."""
+    from sessions.recorder import close_interrupted, interrupted_sessions, open_sessions
+    from sessions.store import open_store
+
+    store = open_store(shared_url)
+    db_url = shared_url
+    a = SessionController(store, journal_dir=tmp_path / "a", owner="chair A")
+    other = open_store(db_url)
+    b = SessionController(other, journal_dir=tmp_path / "b", owner="chair B")
+    try:
+        a.connect("sim://?seed=1")
+        b.connect("sim://?seed=2")
+        a.add_client(new_client("Ann Lee"))
+        sa = a.start_session(plan(), CLEAR, {})
+        b.add_client(new_client("Bo Chan"))
+        assert a.sink.flush()
+        # B starts: A's session is open, held by A's lease: not interrupted, not closable.
+        assert [s.id for s in open_sessions(other)] == [sa]
+        assert interrupted_sessions(other) == []
+        with pytest.raises(Exception, match=r"is held by chair A until .* running there"):
+            close_interrupted(other, sa)
+        sb = b.start_session(plan(), CLEAR, {})
+        for c in (a, b):
+            c.select_zone(Zone.HAIRLINE)
+            c.adjust("depth_mm", 1)
+            c.end_session({Zone.HAIRLINE: 30}, aftercare_given=True)
+        assert a.sink.flush() and b.sink.flush()
+        with store.reading() as s:
+            outcomes = dict(s.execute(select(SessionRow.id, SessionRow.outcome)).all())
+            kinds = {sid: [k for (k,) in s.execute(select(Event.kind).where(
+                Event.session_id == sid).order_by(Event.seq))] for sid in (sa, sb)}
+        assert outcomes == {sa: "completed", sb: "completed"}
+        for sid in (sa, sb):
+            assert kinds[sid][0] == "session-started" and kinds[sid][-1] == "session-ended"
+            assert kinds[sid].count("settings-applied") == 2
+    finally:
+        a.close()
+        b.close()
+        other.close()
+        store.close()
