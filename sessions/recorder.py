@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from protocols import Dilution, MachineSettings, NeedleSpec, Stage, Zone
+from protocols.text import ascii_printable, check, printable
 from sessions.errors import RecordError
 from sessions.gate import Contraindication, Verdict, evaluate
 from sessions.models import (
@@ -130,6 +131,10 @@ class Recorder:
         Raises GateRefused (nothing is written) if an item is unresolved."""
         if not technician.strip():
             raise RecordError("technician: a name is required to start a session")
+        check("technician", technician)
+        # A device's IDENT strings are kept to printable ASCII before they are stored.
+        machine = Machine(ascii_printable(machine.model), ascii_printable(machine.serial),
+                          ascii_printable(machine.firmware), machine.simulator)
         now = clock()
         with store.unit() as s:
             if s.get(Client, client_id) is None:
@@ -174,7 +179,7 @@ class Recorder:
 
     def settings_refused(self, settings: MachineSettings, reason: str) -> Recorded:
         return self._event(EventKind.SETTINGS_REFUSED, settings=settings,
-                           payload={"reason": reason})
+                           payload={"reason": printable(reason)})
 
     def pedal_down(self) -> Recorded:
         with self._lock:
@@ -208,19 +213,20 @@ class Recorder:
             return rec
 
     def stop(self, reason: str = "") -> Recorded:
-        return self._event(EventKind.STOP, payload={"reason": reason})
+        return self._event(EventKind.STOP, payload={"reason": printable(reason)})
 
     def fault(self, code: str, message: str = "") -> Recorded:
-        return self._event(EventKind.FAULT, payload={"code": code, "message": message})
+        return self._event(EventKind.FAULT, payload={"code": printable(code),
+                                                     "message": printable(message)})
 
     def link_lost(self, detail: str = "") -> Recorded:
-        return self._event(EventKind.LINK_LOST, payload={"detail": detail})
+        return self._event(EventKind.LINK_LOST, payload={"detail": printable(detail)})
 
     def link_restored(self) -> Recorded:
         return self._event(EventKind.LINK_RESTORED)
 
     def machine_rebooted(self, boot_id: str) -> Recorded:
-        return self._event(EventKind.MACHINE_REBOOTED, payload={"boot_id": boot_id})
+        return self._event(EventKind.MACHINE_REBOOTED, payload={"boot_id": printable(boot_id)})
 
     def zone_changed(self, zone: Zone, *, profile: str = "", reasons: Sequence[str] = (),
                      target_density_pct: int | None = None) -> Recorded:
@@ -247,12 +253,17 @@ class Recorder:
     def note(self, text: str) -> Recorded:
         if not text.strip():
             raise RecordError("note: the text is empty")
+        check("note", text, multiline=True)
         return self._event(EventKind.NOTE, payload={"text": text})
 
     def correct(self, event_id: int, text: str, **fields: Any) -> Recorded:
         """A correction of an earlier event of this session; the original stays as it was."""
         if not text.strip():
             raise RecordError("correction: say what was wrong (the text is empty)")
+        check("correction", text, multiline=True)
+        for key, value in fields.items():
+            if isinstance(value, str):
+                check(f"correction {key}", value)
         with self._lock:
             with self.store.reading() as s:
                 target = s.get(Event, event_id)
@@ -267,6 +278,8 @@ class Recorder:
     def use_pigment(self, *, brand: str, shade: str, dilution: Dilution, lot: str,
                     expiry: date, zone: Zone | None = None) -> None:
         self._check_lot("pigment", lot, expiry)
+        check("pigment brand", brand)
+        check("pigment shade", shade)
         row = dict(session_id=self.session_id, zone=_v(zone), brand=brand, shade=shade,
                    dilution_water=dilution.water, dilution_pigment=dilution.pigment,
                    lot=lot.strip(), expiry=expiry)
@@ -290,7 +303,7 @@ class Recorder:
         if passes is not None:
             values["passes"] = passes
         if notes is not None:
-            values["notes"] = notes
+            values["notes"] = check("zone notes", notes, multiline=True)
         self._commit(lambda tx: self._update_zone_work(tx, Zone(zone), **values))
 
     def telemetry(self, reading: Reading) -> None:
@@ -399,6 +412,7 @@ class Recorder:
     def _check_lot(self, what: str, lot: str, expiry: date) -> None:
         if not lot.strip():
             raise RecordError(f"{what}: the lot number is required (recalls depend on it)")
+        check(f"{what} lot", lot)
         today = self._clock().date()
         if expiry < today:
             raise RecordError(f"{what} lot {lot.strip()} expired on {expiry.isoformat()}; "
