@@ -16,6 +16,7 @@ from console import (
     cmd_sim,
 )
 from protocols.errors import SmpError
+from protocols.text import printable
 
 COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_history, cmd_export, cmd_db)
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except SmpError as exc:
-        print(f"smp: error: {exc}", file=sys.stderr)
+        print(f"smp: error: {printable(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -213,3 +213,46 @@ def test_locked_sqlite_file(tmp_path):
     finally:
         holder.close()
     assert "is locked by another program" in err
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\x07\u202e\x9b"
+
+
+def _hostile_record(url) -> dict:
+    """Text with terminal escapes stored by another version or raw SQL (this one refuses it
+    on input): a client's name, technician, machine serial, lot, zone notes and a note."""
+    store = open_store(url)
+    cid = client(store, "Ann Lee")
+    session(store, cid, FakeClock(), lot="PG-1", end=False)
+    store.close()
+    path = url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE clients SET name = ?", (f"Ann {HOSTILE}Lee",))
+        db.execute("UPDATE sessions SET technician = ?, machine_serial = ?",
+                   (f"Tom{HOSTILE}", f"R1{HOSTILE}"))
+        db.execute("UPDATE pigment_uses SET lot = ?", (f"PG{HOSTILE}",))
+        db.execute("UPDATE zone_works SET notes = ?", (f"ok{HOSTILE}",))
+        db.execute("INSERT INTO events (session_id, seq, at, kind, payload) VALUES "
+                   "(1, 99, '2026-03-02 10:00:00', 'note', ?)",
+                   (json.dumps({"text": f"note{HOSTILE}"}, ensure_ascii=False),))
+    return {"id": cid, "lot": f"PG{HOSTILE}"}
+
+
+def test_stored_escapes_never_reach_the_terminal(sqlite_url, tmp_path):
+    ids = _hostile_record(sqlite_url)
+    runs = [smp("history", "--db", sqlite_url), smp("history", ids["id"], "--db", sqlite_url),
+            smp("history", "recall", ids["lot"], "--db", sqlite_url),
+            smp("history", "Ann", "--db", sqlite_url),
+            smp("db", "check", "--db", sqlite_url)]
+    for fmt in ("json", "csv", "pdf"):
+        runs.append(smp("export", ids["id"], "--format", fmt, "-o", tmp_path / f"x.{fmt}",
+                        "--db", sqlite_url))
+        data = (tmp_path / f"x.{fmt}").read_bytes()
+        assert b"\x1b" not in data and b"\x07" not in data, fmt
+    for out in runs:
+        assert out.returncode == 0, out.stderr
+        for stream in (out.stdout, out.stderr):
+            assert not {"\x1b", "\x07", "\u202e", "\x9b"} & set(stream), stream
+    assert "Ann \\x1b]0;owned\\x07\\x1b[2J\\x07\\u202e\\x9bLee" in runs[0].stdout
+    assert "by Tom\\x1b]0;owned" in runs[1].stdout and "lot PG\\x1b]0;owned" in runs[1].stdout
+    assert "lot PG\\x1b]0;owned\\x07\\x1b[2J\\x07\\u202e\\x9b: 1 client(s)" in runs[2].stdout
