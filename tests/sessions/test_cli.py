@@ -3,6 +3,7 @@ errors, non-zero exits, no tracebacks, nothing written half-way."""
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -26,8 +27,14 @@ def pdf_text(data: bytes) -> str:
 
 
 def smp(*args, cwd=None, env=None):
+    args = [str(a) for a in args]
+    if "--db" in args and re.search(r"://[^/@:]*:[^/@]*@", db := args[args.index("--db") + 1]):
+        # --db refuses a password (ps shows it): a server's test URL goes in SMP_DB_URL.
+        i = args.index("--db")
+        del args[i:i + 2]
+        env = {**(env or {}), "SMP_DB_URL": db}
     out = subprocess.run(
-        [sys.executable, "-m", "console", *map(str, args)], capture_output=True, text=True,
+        [sys.executable, "-m", "console", *args], capture_output=True, text=True,
         timeout=60, cwd=cwd or ROOT,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": "/nonexistent",
              **(env or {})})
@@ -190,9 +197,24 @@ def test_newer_database_is_refused_by_every_command(sqlite_url):
     ("nonsense", "malformed database URL 'nonsense'"),
     ("postgresql://nobody@127.0.0.1:1/x", "cannot reach PostgreSQL at"),
     ("sqlite:////nonexistent/dir/x.sqlite3", "directory /nonexistent/dir does not exist"),
+    ("postgresql://ann@db:port/x", "the port must be a number"),
 ])
 def test_bad_database_urls(url, expected):
     assert expected in one_error(smp("history", "--db", url))
+
+
+def test_a_password_is_never_printed(tmp_path):
+    secret = "s3cr3t-pw"
+    out = subprocess.run(
+        [sys.executable, "-m", "console", "history", "--db",
+         f"postgresql://ann:{secret}@127.0.0.1:1/x"], capture_output=True, text=True,
+        timeout=60, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert "holds a password" in one_error(out) and secret not in out.stderr + out.stdout
+    for args in (("history",), ("db", "check"), ("export", "1", "--format", "json")):
+        out = smp(*args, env={"SMP_DB_URL": f"postgresql://ann:{secret}@127.0.0.1:1/x"})
+        assert "cannot reach PostgreSQL at postgresql+psycopg://ann:***@127.0.0.1:1/x" in \
+            one_error(out)
+        assert secret not in out.stderr + out.stdout
 
 
 def test_env_var_selects_the_database(clinic):
