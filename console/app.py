@@ -10,7 +10,9 @@ logged and reported as an internal error, never a traceback.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
@@ -20,6 +22,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
+from console import crash
 from console.config import ConfigError, ConsoleConfig
 from console.controller import SessionController
 from console.gc_policy import FullCollections
@@ -157,10 +160,31 @@ class SmpApp(App):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The one place where unexpected worker errors end up: logged, shown in one line.
         if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            log.error("worker %s failed", event.worker.name, exc_info=error)
-            self.notify(f"internal error: {type(error).__name__}: {error}",
-                        title="Internal error (logged)", severity="error", timeout=15)
+            # Never the error's text on screen: it may quote a record's values.
+            path = crash.write(event.worker.error)
+            log.error("worker %s failed; details in %s", event.worker.name, path)
+            self.notify(f"internal error ({type(event.worker.error).__name__}); details in "
+                        f"{path}", title="Internal error", severity="error", timeout=15)
+
+    # --- crashes ---------------------------------------------------------------------------
+
+    crash_file: Path | None = None
+
+    def _handle_exception(self, error: Exception) -> None:
+        self.crash_file = crash.write(error)
+        super()._handle_exception(error)  # exits, through _fatal_error below
+
+    def _fatal_error(self) -> None:
+        # Textual's report prints every frame's local variables (the client's phone, e-mail,
+        # allergies...): nothing here; run() prints one line once the terminal is back.
+        self.bell()
+        self._close_messages_no_wait()
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().run(*args, **kwargs)
+        if self.crash_file is not None:
+            print(crash.line(self.crash_file), file=sys.stderr)  # one line, never wrapped
+        return result
 
     # --- views ---------------------------------------------------------------------------
 

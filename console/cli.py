@@ -14,6 +14,7 @@ from console import (
     cmd_ports,
     cmd_protocols,
     cmd_sim,
+    crash,
 )
 from protocols.errors import SmpError
 from protocols.text import printable
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line here, the traceback (no locals) in a file
+        print(crash.line(crash.write(exc)), file=sys.stderr)
+        return 70  # EX_SOFTWARE
 
 
 if __name__ == "__main__":
