@@ -5,6 +5,11 @@ message, and handlers here (on the UI thread) update the screen. The controller'
 as `ViewChanged` messages that replace one another in the queue, so a 50 Hz machine never
 floods the screen. Errors a person can act on are one line on screen; anything else is
 logged and reported as an internal error, never a traceback.
+
+Presentation mode (teaching, a projector) is one state of the app, `presentation`: every
+screen, dialog, notification and error line reads it, and the window's subtitle and every
+screen's banner say PRESENTATION. Turning it on is immediate; turning it off asks for a typed
+word, so that no stray key shows a client's identity to a class.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
@@ -27,7 +34,9 @@ from console.config import ConfigError, ConsoleConfig
 from console.controller import SessionController
 from console.gc_policy import FullCollections
 from console.view import MachineState, View
+from console.widgets.text import plain
 from protocols.errors import SmpError
+from sessions.redact import redact
 from sessions.store import Store
 
 log = logging.getLogger(__name__)
@@ -74,6 +83,8 @@ class SmpApp(App):
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (disarms the machine)"),
     ]
 
+    presentation: reactive[bool] = reactive(False)
+
     def __init__(self, store: Store, *, url: str | None = None,
                  config: ConsoleConfig | None = None,
                  controller: SessionController | None = None) -> None:
@@ -85,6 +96,7 @@ class SmpApp(App):
         self.controller = controller or SessionController(store)
         self.controller.on_view = lambda view: self.post_message(ViewChanged(view))
         self.workflow: dict[str, Any] = {}  # choices carried from screen to screen
+        self.set_reactive(SmpApp.presentation, self.config_.presentation)
         if self.config_.theme not in self.available_themes:
             raise ConfigError(f"theme {self.config_.theme!r}: allowed "
                               f"{', '.join(sorted(self.available_themes))}")
@@ -98,8 +110,7 @@ class SmpApp(App):
         self.theme = self.config_.theme
         if self.config_.keymap:
             self.set_keymap({k: v for k, v in self.config_.keymap.items()})
-        if self.config_.presentation:
-            self.controller.set_presentation(True)
+        self.sub_title = "PRESENTATION" if self.presentation else ""
         from console.screens.connect import ConnectScreen
         from console.screens.recover import offer_recovery
 
@@ -156,6 +167,21 @@ class SmpApp(App):
             message.fail(message.error)
         else:
             self.notify(str(message.error), title="Not done", severity="error", timeout=10)
+
+    # --- what may be shown ---------------------------------------------------------------
+
+    def shown(self, text: str) -> Text:
+        """A line for the screen (an error, a notice): escaped, never read as markup, and in
+        presentation mode without the current client's name, or any e-mail, date or phone."""
+        if self.presentation:
+            client = self.workflow.get("client")
+            text = redact(text, {client.name: client.alias} if client else {})
+        return plain(text)
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        super().notify(str(self.shown(message)), title=str(self.shown(title)),
+                       severity=severity, timeout=timeout, markup=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The one place where unexpected worker errors end up: logged, shown in one line.
@@ -235,8 +261,7 @@ class SmpApp(App):
         from console.screens.browsers import ConsoleHistoryScreen
 
         if not isinstance(self.screen, ConsoleHistoryScreen):
-            self.push_screen(ConsoleHistoryScreen(self.store,
-                                                  presentation=self.view.presentation))
+            self.push_screen(ConsoleHistoryScreen(self.store))
 
     def action_protocols(self) -> None:
         from console.screens.browsers import ConsoleProtocolsScreen
@@ -245,10 +270,27 @@ class SmpApp(App):
             self.push_screen(ConsoleProtocolsScreen())
 
     def action_presentation(self) -> None:
-        on = not self.view.presentation
-        self.controller.set_presentation(on)
+        """On at once; off only after the deliberate answer of PresentationOff."""
+        from console.screens.presentation import PresentationOff
+
+        if not self.presentation:
+            self.presentation = True
+        elif not isinstance(self.screen, PresentationOff):
+            self.push_screen(PresentationOff(), self._presentation_answer)
+
+    def _presentation_answer(self, show: bool | None) -> None:
+        if show:
+            self.presentation = False
+
+    def watch_presentation(self, on: bool) -> None:
+        self.sub_title = "PRESENTATION" if on else ""
+        for screen in self.screen_stack:
+            changed = getattr(screen, "presentation_changed", None)
+            if changed is not None:
+                changed(on)
         self.notify("presentation mode: client identities and health data hidden" if on
-                    else "presentation mode off", title="Presentation")
+                    else "presentation mode off: client identities are shown",
+                    title="Presentation")
 
     def arm(self) -> None:
         """Ask, then arm: after STOP or a fault the question says the latch will be cleared."""

@@ -69,6 +69,7 @@ from sessions import history
 from sessions.clients import NewClient, add_client
 from sessions.errors import GateRefused
 from sessions.gate import REFUSE_UNDER_DAYS, Contraindication, Verdict, evaluate
+from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine as RecordMachine
 from sessions.recorder import Recorder
 from sessions.store import Store
@@ -134,6 +135,7 @@ class ClientChoice:
     days_since_last: float | None
     last_stage: str | None
     suggested_stage: Stage
+    alias: str = ""  # the client's pseudonym, shown instead of the name in presentation mode
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ class SessionController:
         self._log: deque[str] = deque(maxlen=LOG_LINES)
         self._work: _Work | None = None
         self._client: ClientChoice | None = None
-        self._presentation = False
+        self._pseudonyms: Pseudonyms | None = None
         self._revision = 0
         self._view = View()
         self._dirty = False
@@ -252,10 +254,11 @@ class SessionController:
         sim_ = getattr(transport, "simulator", None)
         return getattr(sim_, "machine", None)
 
-    def set_presentation(self, on: bool) -> None:
-        with self._lock:
-            self._presentation = on
-            self._publish()
+    def pseudonyms(self) -> Pseudonyms:
+        """The record's keyed pseudonyms (reads, or on first use creates, the key)."""
+        if self._pseudonyms is None:
+            self._pseudonyms = Pseudonyms(self.store)
+        return self._pseudonyms
 
     def _note(self, text: str) -> None:
         self._log.append(text)
@@ -270,7 +273,7 @@ class SessionController:
                         current_trend=tuple(self._trends["current"]),
                         depth_trend=tuple(self._trends["depth"]))
             self._view = View(machine=m, work=self._work_view(), log=tuple(self._log),
-                              presentation=self._presentation, revision=self._revision)
+                              revision=self._revision)
             self._dirty = False
             self._last_publish = time.monotonic()
             view = self._view
@@ -288,9 +291,9 @@ class SessionController:
             ZoneStatus(z, z in w.plan.zones, s.coverage, s.run_ms, s.runs, s.settings)
             for z, s in w.zones.items())
         running = round((now - w.run_started) * 1000) if w.run_started is not None else 0
-        name = f"client #{w.client.id}" if self._presentation else w.client.name
         return WorkView(
-            session_id=w.recorder.session_id, client=name, stage=w.plan.stage.label,
+            session_id=w.recorder.session_id, client=w.client.name,
+            client_alias=w.client.alias, stage=w.plan.stage.label,
             zone=w.zone, profile=w.profile, reasons=w.reasons, advisories=w.advisories,
             profiles=tuple(e.profile.name for e in self.library.for_zone(w.zone))
             if w.zone else (),
@@ -362,9 +365,17 @@ class SessionController:
 
     # --- clients and the gate --------------------------------------------------------------
 
-    def find_clients(self, text: str = "") -> list[history.ClientSummary]:
+    def find_clients(self, text: str = "", *,
+                     presentation: bool = False) -> list[history.ClientSummary]:
+        """Clients matching `text`; in presentation mode each named by its pseudonym, and
+        matched by that alone (what is shown), never by the name or id behind it."""
         key = text.strip().lower()
         everyone = history.list_clients(self.store)
+        if presentation:
+            names = self.pseudonyms()
+            everyone = sorted((replace(c, name=names.client(c.id)) for c in everyone),
+                              key=lambda c: c.name)
+            return [c for c in everyone if key in c.name.lower()]
         if not key:
             return everyone
         if key.lstrip("#").isdigit():
@@ -386,7 +397,8 @@ class SessionController:
         completed = [s for s in sessions if s.outcome == "completed"]
         suggested = next_stage(Stage(completed[-1].stage)) if completed else Stage.S1
         choice = ClientChoice(client_id, record.client.name, len(sessions), days,
-                              last.stage if last else None, suggested)
+                              last.stage if last else None, suggested,
+                              self.pseudonyms().client(client_id))
         with self._lock:
             self._client = choice
         return choice
@@ -430,8 +442,10 @@ class SessionController:
             self._work = _Work(recorder, plan, client, zones)
             self._note(f"session {recorder.session_id} started: {plan.stage.label}, "
                        f"{len(plan.zones)} zones planned")
-            for w in recorder.warnings:
-                self._note(f"gate: {w}")
+            for v in recorder.verdicts:  # the reasons are in the record, not on the screen
+                if v.decision != "clear":
+                    self._note(f"gate: {v.item} {v.decision}" + (" (reason recorded)"
+                                                                 if v.reason else ""))
             self._publish()
         return recorder.session_id
 

@@ -108,7 +108,7 @@ class ZoneStatus:
 @dataclass(frozen=True)
 class WorkView:
     session_id: int
-    client: str  # the name, or a pseudonym in presentation mode
+    client: str  # the name
     stage: str
     zone: Zone | None
     profile: str
@@ -119,6 +119,7 @@ class WorkView:
     run_ms: int  # the needle run going on now (0 if none)
     armed_once: bool
     profiles: tuple[str, ...] = ()  # the library's profiles for this zone, default first
+    client_alias: str = ""  # the client's pseudonym, shown instead in presentation mode
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,6 @@ class View:
     machine: MachineView = field(default_factory=MachineView)
     work: WorkView | None = None
     log: tuple[str, ...] = ()  # recent events, each committed to the record before shown
-    presentation: bool = False
     revision: int = 0
 
     @property

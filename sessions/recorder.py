@@ -101,10 +101,11 @@ class _Run:
 class Recorder:
     def __init__(self, store: Store, session_id: int, *, next_seq: int = 1,
                  clock: Clock = utcnow, flush_samples: int = 250,
-                 warnings: Sequence[str] = ()):
+                 warnings: Sequence[str] = (), verdicts: Sequence[Verdict] = ()):
         self.store = store
         self.session_id = session_id
         self.warnings = tuple(warnings)
+        self.verdicts = tuple(verdicts)  # the gate's, as recorded when the session started
         self._clock = clock
         self._seq = next_seq
         self._lock = threading.RLock()
@@ -161,7 +162,8 @@ class Recorder:
                        else [], "gate": warnings}
             s.add(Event(session_id=row.id, seq=1, at=now, kind=EventKind.SESSION_STARTED,
                         payload=json.dumps(payload)))
-        return cls(store, row.id, next_seq=2, clock=clock, warnings=warnings)
+        return cls(store, row.id, next_seq=2, clock=clock, warnings=warnings,
+                   verdicts=verdicts)
 
     # -- the timeline ---------------------------------------------------------------------
 

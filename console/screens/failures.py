@@ -15,6 +15,8 @@ def failure_line(widget, event: Worker.StateChanged, unexpected: str = "unexpect
     err = event.worker.error
     if isinstance(err, SmpError):
         return f"ERROR: {err}"
+    if isinstance(err, OSError):  # a file or folder a person can fix, not a bug
+        return f"ERROR: {unexpected} {type(err).__name__}: {err}"
     # Never the error's text on screen: it may quote a record's values (console/crash.py).
     path = crash.write(err)
     widget.log.error(f"{event.worker.name} failed; details in {path}")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from textual.app import App
+from textual.reactive import reactive
 from textual.widgets import DataTable
 
 
 class Host(App):
-    def __init__(self, screen):
+    presentation = reactive(False)  # as the console's (console/app.py)
+
+    def __init__(self, screen, *, presentation: bool = False):
         super().__init__()
         self.browser = screen
+        self.set_reactive(Host.presentation, presentation)
 
     def on_mount(self) -> None:
         self.push_screen(self.browser)
