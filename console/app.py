@@ -75,7 +75,7 @@ class SmpApp(App):
                 tooltip="Stop the needle now (not while typing in a field)"),
         Binding("f2", "help", "Keys", id="help", tooltip="Every key of the console"),
         Binding("f3", "presentation", "Presentation", id="presentation",
-                tooltip="Hide client identities and health data (teaching)"),
+                tooltip="Hide client identities and health data (teaching); off asks first"),
         Binding("f4", "history", "History", id="history",
                 tooltip="Clients, sessions, recall by lot, touch-ups due, exports"),
         Binding("f5", "protocols", "Protocols", id="protocols",

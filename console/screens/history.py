@@ -255,7 +255,7 @@ class ExportDialog(ModalScreen[tuple[str, Path] | None]):
         path, fmt = self._path()
         error = self.query_one("#export-error", Static)
         if path is None:
-            error.update("ERROR: give a file name, e.g. ~/ann-lee.pdf")
+            error.update("ERROR: give a file name, e.g. ~/client-12.pdf")
         elif fmt is None:
             error.update(_text(f"ERROR: {path.name}: the name must end .json, .csv or .pdf "
                                "(the ending chooses the format)"))

@@ -288,3 +288,24 @@ def test_stored_escapes_never_reach_the_terminal(sqlite_url, tmp_path):
     assert "Ann \\x1b]0;owned\\x07\\x1b[2J\\x07\\u202e\\x9bLee" in runs[0].stdout
     assert "by Tom\\x1b]0;owned" in runs[1].stdout and "lot PG\\x1b]0;owned" in runs[1].stdout
     assert "lot PG\\x1b]0;owned\\x07\\x1b[2J\\x07\\u202e\\x9b: 1 client(s)" in runs[2].stdout
+
+
+def test_export_file_names_never_hold_the_name_and_include_needs_pseudonymise(clinic, tmp_path):
+    url, ids = clinic
+    out = smp("export", "Ann", "Lee", "--format", "csv", "--db", url, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (written,) = [p.name for p in tmp_path.iterdir() if p.suffix == ".csv"]
+    assert re.fullmatch(rf"client-{ids['ann']}-\d{{8}}\.csv", written)
+    out = smp("export", "Ann", "Lee", "--format", "json", "--pseudonymise", "--include",
+              "notes,reasons", "--db", url, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (doc,) = [json.loads(p.read_text()) for p in tmp_path.iterdir() if p.suffix == ".json"]
+    alias = doc["client"]["pseudonym"]
+    assert (tmp_path / f"{alias}.json").exists() and doc["included"] == ["notes", "reasons"]
+    assert f"pseudonymised as {alias}; included: notes, reasons" in out.stdout
+    assert not any("ann" in p.name.lower() for p in tmp_path.iterdir())
+    out = smp("export", "Ann", "Lee", "--format", "json", "--include", "notes", "--db", url)
+    assert out.returncode == 2 and "--include goes with --pseudonymise" in out.stderr
+    out = smp("export", "Ann", "Lee", "--format", "json", "--pseudonymise", "--include",
+              "phone", "--db", url)
+    assert out.returncode == 2 and "'phone': allowed notes, reasons" in out.stderr
