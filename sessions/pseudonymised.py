@@ -158,6 +158,9 @@ class _Pseudonymiser:
             if key not in payload:
                 continue
             value = payload[key]
+            if category is not None and category not in self.include and \
+                    isinstance(value, list):
+                continue  # not even how many there were
             if key == "machine" and isinstance(value, dict):
                 value = self.machine_json(value)
             elif category is not None:
