@@ -31,8 +31,9 @@ _SPLIT = re.compile(r"[\s\-\u2010-\u2015'\u2019.,]+")
 
 def name_parts(name: str) -> list[str]:
     """The ways a name shows up in text: whole, and each part of two letters or more."""
-    parts = {name.strip(), *name.split(), *(p for p in _SPLIT.split(name) if len(p) >= 2)}
-    return sorted((p for p in parts if p), key=len, reverse=True)
+    parts = {*name.split(), *_SPLIT.split(name)}
+    return sorted({name.strip(), *(p for p in parts if len(p) >= 2)} - {""}, key=len,
+                  reverse=True)
 
 
 def redact(text: str, names: Mapping[str, str] = {}) -> str:
