@@ -71,8 +71,10 @@ def resolve_url(arg: str | None = None) -> URL:
     except exc.ArgumentError:
         raise StoreError(f"malformed database URL {shown!r}: {URL_HELP}") from None
     except ValueError:  # SQLAlchemy's int() of the port
-        raise StoreError(f"database URL {shown!r}: the port must be a number; "
-                         f"{URL_HELP}") from None
+        url = None
+    if url is None or not 0 < (url.port or 1) < 65536:
+        raise StoreError(f"database URL {shown!r}: the port must be a number from 1 to "
+                         f"65535; {URL_HELP}")
     if arg and url.password is not None:
         raise StoreError(f"--db {shown!r} holds a password, which every user of this computer "
                          f"can read in the process list (ps); {PASSWORD_HELP}")

@@ -226,6 +226,7 @@ def test_env_var_selects_the_database(clinic):
 def test_corrupt_sqlite_file(tmp_path):
     path = tmp_path / "bad.sqlite3"
     path.write_bytes(b"\x00garbage" * 1000)
+    os.chmod(path, 0o600)  # a record's mode: this test is about the content
     assert "is corrupt" in one_error(smp("db", "check", "--db", f"sqlite:///{path}"))
     assert path.read_bytes() == b"\x00garbage" * 1000
 
