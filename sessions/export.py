@@ -21,6 +21,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from protocols import DEPTH, RATE, VOLTAGE, MachineSettings, Zone
-from protocols.text import printable
+from protocols.text import BIDI, SEPARATORS, printable
 from sessions.errors import RecordError
 from sessions.history import ClientRecord, SessionView
 from sessions.pseudonymised import INCLUDE, check_include, pseudonymise
@@ -184,9 +185,14 @@ def _plain(value):
     raise TypeError(f"cannot export {type(value).__name__}")
 
 
+# json escapes C0 controls itself (\u001b); these it would leave raw. Escaped the same way,
+# the text is exactly what is stored once parsed, and harmless if the file is printed.
+_JSON_RAW = re.compile("[\x7f-\x9f" + "".join(sorted(BIDI | SEPARATORS)) + "]")
+
+
 def _json(doc: dict) -> bytes:
-    # json escapes every C0 control character itself (\u001b), so none leaves raw.
-    return (json.dumps(doc, default=_plain, indent=2, ensure_ascii=False) + "\n").encode()
+    text = json.dumps(doc, default=_plain, indent=2, ensure_ascii=False)
+    return (_JSON_RAW.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n").encode()
 
 
 def to_json(record: ClientRecord, *, now: datetime) -> bytes:

@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def pdf_text(data: bytes) -> str:
     import pypdfium2 as pdfium
 
-    return "".join(p.get_textpage().get_text_range() for p in pdfium.PdfDocument(data))
+    doc = pdfium.PdfDocument(data)
+    try:
+        return "".join(p.get_textpage().get_text_range() for p in doc)
+    finally:
+        doc.close()
 
 
 def smp(*args, cwd=None, env=None):
@@ -281,7 +285,9 @@ def test_stored_escapes_never_reach_the_terminal(sqlite_url, tmp_path):
         if fmt == "pdf":  # its text as a reader extracts it (the file itself is binary)
             data = pdf_text(data).encode()
             assert "Ann \\x1b]0;owned\\x07" in data.decode()
-        assert b"\x1b" not in data and b"\x07" not in data, fmt
+        assert not {"\x1b", "\x07", "\u202e", "\x9b"} & set(data.decode()), fmt
+    doc = json.loads((tmp_path / "x.json").read_text())
+    assert doc["client"]["name"] == f"Ann {HOSTILE}Lee"  # escaped in the file, exact parsed
     for out in runs:
         assert out.returncode == 0, out.stderr
         for stream in (out.stdout, out.stderr):

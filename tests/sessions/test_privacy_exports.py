@@ -101,8 +101,11 @@ def exports(url: str, cid: int, **kw) -> dict[str, str]:
     finally:
         store.close()
     doc = pdfium.PdfDocument(out["pdf"])
-    return {"json": out["json"].decode(), "csv": out["csv"].decode(),
-            "pdf": "".join(p.get_textpage().get_text_range() for p in doc)}
+    try:
+        pdf = "".join(p.get_textpage().get_text_range() for p in doc)
+    finally:
+        doc.close()
+    return {"json": out["json"].decode(), "csv": out["csv"].decode(), "pdf": pdf}
 
 
 def found(text_: str, word: str) -> bool:
