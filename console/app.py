@@ -5,26 +5,38 @@ message, and handlers here (on the UI thread) update the screen. The controller'
 as `ViewChanged` messages that replace one another in the queue, so a 50 Hz machine never
 floods the screen. Errors a person can act on are one line on screen; anything else is
 logged and reported as an internal error, never a traceback.
+
+Presentation mode (teaching, a projector) is one state of the app, `presentation`: every
+screen, dialog, notification and error line reads it, and the window's subtitle and every
+screen's banner say PRESENTATION. Turning it on is immediate; turning it off asks for a typed
+word, so that no stray key shows a client's identity to a class.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
+from console import crash
 from console.config import ConfigError, ConsoleConfig
 from console.controller import SessionController
 from console.view import MachineState, View
+from console.widgets.text import plain
 from protocols.errors import SmpError
+from sessions.redact import redact
 from sessions.store import Store
 
 log = logging.getLogger(__name__)
@@ -78,13 +90,15 @@ class SmpApp(App):
                 tooltip="Stop the needle now, from any screen, even in a text field"),
         Binding("f2", "help", "Keys", id="help", tooltip="Every key of the console"),
         Binding("f3", "presentation", "Presentation", id="presentation",
-                tooltip="Hide client identities and health data (teaching)"),
+                tooltip="Hide client identities and health data (teaching); off asks first"),
         Binding("f4", "history", "History", id="history",
                 tooltip="Clients, sessions, recall by lot, touch-ups due, exports"),
         Binding("f5", "protocols", "Protocols", id="protocols",
                 tooltip="The protocol library: profiles, resolution, user-file errors"),
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (disarms the machine)"),
     ]
+
+    presentation: reactive[bool] = reactive(False)
 
     def __init__(self, store: Store, *, url: str | None = None,
                  config: ConsoleConfig | None = None,
@@ -98,6 +112,7 @@ class SmpApp(App):
         self.controller.on_view = lambda view: self.post_message(ViewChanged(view))
         self.workflow: dict[str, Any] = {}  # choices carried from screen to screen
         self._sim_order = threading.Lock()
+        self.set_reactive(SmpApp.presentation, self.config_.presentation)
         if self.config_.theme not in self.available_themes:
             raise ConfigError(f"theme {self.config_.theme!r}: allowed "
                               f"{', '.join(sorted(self.available_themes))}")
@@ -108,8 +123,7 @@ class SmpApp(App):
         self.theme = self.config_.theme
         if self.config_.keymap:
             self.set_keymap(with_stop_keys(self.config_.keymap))
-        if self.config_.presentation:
-            self.controller.set_presentation(True)
+        self.sub_title = "PRESENTATION" if self.presentation else ""
         if skipped := sorted({str(e.path) for e in self.controller.library.errors}):
             self.notify(f"skipped: {', '.join(skipped)}; F5 says why", severity="warning",
                         title="Profile files with problems", timeout=15)
@@ -181,13 +195,49 @@ class SmpApp(App):
         else:
             self.notify(str(message.error), title="Not done", severity="error", timeout=10)
 
+    # --- what may be shown ---------------------------------------------------------------
+
+    def shown(self, text: str) -> Text:
+        """A line for the screen (an error, a notice): escaped, never read as markup, and in
+        presentation mode without the current client's name, or any e-mail, date or phone."""
+        if self.presentation:
+            client = self.workflow.get("client")
+            text = redact(text, {client.name: client.alias} if client else {})
+        return plain(text)
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        super().notify(str(self.shown(message)), title=str(self.shown(title)),
+                       severity=severity, timeout=timeout, markup=False)
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The one place where unexpected worker errors end up: logged, shown in one line.
         if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            log.error("worker %s failed", event.worker.name, exc_info=error)
-            self.notify(f"internal error: {type(error).__name__}: {error}",
-                        title="Internal error (logged)", severity="error", timeout=15)
+            # Never the error's text on screen: it may quote a record's values.
+            path = crash.write(event.worker.error)
+            log.error("worker %s failed; details in %s", event.worker.name, path)
+            self.notify(f"internal error ({type(event.worker.error).__name__}); details in "
+                        f"{path}", title="Internal error", severity="error", timeout=15)
+
+    # --- crashes ---------------------------------------------------------------------------
+
+    crash_file: Path | None = None
+
+    def _handle_exception(self, error: Exception) -> None:
+        self.crash_file = crash.write(error)
+        super()._handle_exception(error)  # exits, through _fatal_error below
+
+    def _fatal_error(self) -> None:
+        # Textual's report prints every frame's local variables (the client's phone, e-mail,
+        # allergies...): nothing here; run() prints one line once the terminal is back.
+        self.bell()
+        self._close_messages_no_wait()
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().run(*args, **kwargs)
+        if self.crash_file is not None:
+            print(crash.line(self.crash_file), file=sys.stderr)  # one line, never wrapped
+        return result
 
     # --- views ---------------------------------------------------------------------------
 
@@ -241,8 +291,7 @@ class SmpApp(App):
         from console.screens.browsers import ConsoleHistoryScreen
 
         if not isinstance(self.screen, ConsoleHistoryScreen):
-            self.push_screen(ConsoleHistoryScreen(self.store,
-                                                  presentation=self.view.presentation))
+            self.push_screen(ConsoleHistoryScreen(self.store))
 
     def action_protocols(self) -> None:
         from console.screens.browsers import ConsoleProtocolsScreen
@@ -251,10 +300,27 @@ class SmpApp(App):
             self.push_screen(ConsoleProtocolsScreen())
 
     def action_presentation(self) -> None:
-        on = not self.view.presentation
-        self.controller.set_presentation(on)
+        """On at once; off only after the deliberate answer of PresentationOff."""
+        from console.screens.presentation import PresentationOff
+
+        if not self.presentation:
+            self.presentation = True
+        elif not isinstance(self.screen, PresentationOff):
+            self.push_screen(PresentationOff(), self._presentation_answer)
+
+    def _presentation_answer(self, show: bool | None) -> None:
+        if show:
+            self.presentation = False
+
+    def watch_presentation(self, on: bool) -> None:
+        self.sub_title = "PRESENTATION" if on else ""
+        for screen in self.screen_stack:
+            changed = getattr(screen, "presentation_changed", None)
+            if changed is not None:
+                changed(on)
         self.notify("presentation mode: client identities and health data hidden" if on
-                    else "presentation mode off", title="Presentation")
+                    else "presentation mode off: client identities are shown",
+                    title="Presentation")
 
     def arm(self) -> None:
         """Ask, then arm: after STOP or a fault the question says the latch will be cleared."""

@@ -15,8 +15,10 @@ from console import (
     cmd_ports,
     cmd_protocols,
     cmd_sim,
+    crash,
 )
 from protocols.errors import SmpError
+from protocols.text import printable
 
 COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_machine, cmd_history, cmd_export,
             cmd_db)
@@ -46,10 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args) or 0
     except SmpError as exc:
-        print(f"smp: error: {exc}", file=sys.stderr)
+        print(f"smp: error: {printable(exc)}", file=sys.stderr)
         return getattr(exc, "exit_status", 1)  # 2 where a usage error stops a start
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line here, the traceback (no locals) in a file
+        print(crash.line(crash.write(exc)), file=sys.stderr)
+        return 70  # EX_SOFTWARE
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", metavar="URL", help="the record's database URL (default: "
                    "SMP_DB_URL, else a SQLite file in the user data directory)")
     p.add_argument("--presentation", action="store_true",
-                   help="hide client identities and health data (teaching)")
+                   help="hide client identities and health data (teaching): every client is "
+                   "its pseudonym; F3 toggles, and turning it off asks for a typed word")
     p.set_defaults(handler=cmd_console)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from console.cmd_history import add_db_option
+from console.echo import echo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,11 +29,11 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         before, backup = store.upgrade()
         where = describe(store.url)
         if before.status == "current":
-            print(f"{where}: schema {before.head} is current; nothing to do")
+            echo(f"{where}: schema {before.head} is current; nothing to do")
         else:
-            print(f"{where}: schema {before.current or 'empty'} -> {before.head}")
+            echo(f"{where}: schema {before.current or 'empty'} -> {before.head}")
         if backup:
-            print(f"backup: {backup}")
+            echo(f"backup: {backup}")
     finally:
         store.close()
     return 0
@@ -47,20 +48,20 @@ def cmd_check(args: argparse.Namespace) -> int:
         where, state = describe(store.url), store.schema()
         ok = True
         if state.status == "current":
-            print(f"schema     {state.current} (current)")
+            echo(f"schema     {state.current} (current)")
         else:
             ok = False
-            print(f"schema     {state.current or 'empty'}, this program needs {state.head}: "
+            echo(f"schema     {state.current or 'empty'}, this program needs {state.head}: "
                   "run 'smp db upgrade'")
         integrity = store.integrity()
         ok = ok and integrity == "ok"
-        print(f"integrity  {integrity}")
+        echo(f"integrity  {integrity}")
         if state.status == "current":
             for o in open_sessions(store):
-                print(f"open       session {o.id} of {o.client_name} (client {o.client_id}), "
+                echo(f"open       session {o.id} of {o.client_name} (client {o.client_id}), "
                       f"started {o.started_at:%Y-%m-%d %H:%M} UTC, {o.events} events: left "
                       "open by a crash or still running")
-        print(f"database   {where}: {'ok' if ok else 'needs attention'}")
+        echo(f"database   {where}: {'ok' if ok else 'needs attention'}")
     finally:
         store.close()
     return 0 if ok else 1

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from console.echo import echo
+from protocols.text import printable
+
 
 def add_db_option(p: argparse.ArgumentParser, *, default: object = None) -> None:
     p.add_argument("--db", metavar="URL", default=default,
@@ -56,9 +59,10 @@ def _positive(text: str) -> int:
 
 
 def _table(rows: list[tuple]) -> None:
+    rows = [tuple(printable(c) for c in r) for r in rows]  # escaped before measuring
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -82,7 +86,8 @@ def _clients(store, text: str = "") -> int:
 
     clients = find_clients(store, text)
     if not clients:
-        print(f"no client matches {text!r}" if text else "no clients in the record yet")
+        echo(f"no client matches {printable(text)!r}" if text else
+             "no clients in the record yet")
         return 0
     _table([("ID", "CLIENT", "SESSIONS", "LAST SESSION")] + [
         (c.id, c.name, c.sessions, f"{c.last_session_at:%Y-%m-%d}" if c.last_session_at else "-")
@@ -95,26 +100,27 @@ def _client(store, text: str) -> int:
 
     rec = client_record(store, find_client(store, text).id)
     c = rec.client
-    print(f"{c.name} (id {c.id}): {len(rec.sessions)} session(s)")
+    echo(f"{c.name} (id {c.id}): {len(rec.sessions)} session(s)")
     for sv in rec.sessions:
         stage = "touch-up" if sv.stage == "touch-up" else f"stage {sv.stage}"
         sim = "  SIMULATOR" if sv.machine.simulator else ""
-        print(f"\n{sv.started_at:%Y-%m-%d %H:%M} UTC  session {sv.id}  {stage}  "
-              f"{sv.outcome or 'OPEN'}  by {sv.technician}{sim}")
-        print(f"  machine   {sv.machine}")
+        echo()
+        echo(f"{sv.started_at:%Y-%m-%d %H:%M} UTC  session {sv.id}  {stage}  "
+             f"{sv.outcome or 'OPEN'}  by {sv.technician}{sim}")
+        echo(f"  machine   {sv.machine}")
         for g in sv.gate:
             if g.decision != "clear":
-                print(f"  gate      {g.item}: {g.decision}" + (f" ({g.reason})" if g.reason
-                                                              else ""))
+                echo(f"  gate      {g.item}: {g.decision}" + (f" ({g.reason})" if g.reason
+                                                             else ""))
         for z in sv.zones:
             cov = "-" if z.coverage_pct is None else f"{z.coverage_pct}%"
-            print(f"  {z.zone:<14} coverage {cov:<5} {z.settings or 'no settings applied'}"
+            echo(f"  {z.zone:<14} coverage {cov:<5} {z.settings or 'no settings applied'}"
                   + (f"  profile {z.profile}" if z.profile else ""))
         for p in sv.pigments:
-            print(f"  pigment   {p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
+            echo(f"  pigment   {p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
                   + (f" ({p.zone})" if p.zone else ""))
         for n in sv.needles:
-            print(f"  needle    {n.code} lot {n.lot} exp {n.expiry}"
+            echo(f"  needle    {n.code} lot {n.lot} exp {n.expiry}"
                   + (f" ({n.zone})" if n.zone else ""))
     return 0
 
@@ -124,7 +130,7 @@ def _recall(store, lot: str) -> int:
 
     hits = recall(store, lot)
     if not hits:
-        print(f"no session used lot {lot}")
+        echo(f"no session used lot {lot}")
         return 0
     _table([("CLIENT ID", "CLIENT", "SESSION", "DATE", "ITEM", "PRODUCT", "ZONE", "EXPIRY")] + [
         (h.client_id, h.client_name, h.session_id, f"{h.started_at:%Y-%m-%d}",
@@ -132,7 +138,8 @@ def _recall(store, lot: str) -> int:
          h.expiry) for h in hits])
     clients = len({h.client_id for h in hits})
     sessions = len({h.session_id for h in hits})
-    print(f"\nlot {lot}: {clients} client(s), {sessions} session(s)")
+    echo()
+    echo(f"lot {lot}: {clients} client(s), {sessions} session(s)")
     return 0
 
 
@@ -143,7 +150,7 @@ def _due(store, args) -> int:
                        years=args.years or TOUCH_UP_YEARS,
                        scar_years=args.scar_years or SCAR_TOUCH_UP_YEARS)
     if not due:
-        print("no touch-ups due")
+        echo("no touch-ups due")
         return 0
     _table([("CLIENT ID", "CLIENT", "LAST COMPLETED", "DUE", "RULE")] + [
         (d.client_id, d.client_name, f"{d.last_completed_at:%Y-%m-%d}", d.due_on,

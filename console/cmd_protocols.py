@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from console.echo import echo
 from protocols import (
     DEPTH,
     RATE,
@@ -17,6 +17,7 @@ from protocols import (
     resolve,
 )
 from protocols.library import check_files
+from protocols.text import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,14 +67,16 @@ def cmd_list(args: argparse.Namespace) -> int:
             entry.source == "user") else "built-in"
         rows.append((p.name, p.zone.value, DEPTH.fmt(s.depth_mm), RATE.fmt(s.rate_hz),
                      VOLTAGE.fmt(s.voltage_v), p.needle.code, source))
+    rows = [tuple(printable(c) for c in r) for r in rows]  # escaped before measuring
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    print(f"\n{len(lib.entries)} profiles; user directory: {lib.user_dir}")
+        echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    echo()
+    echo(f"{len(lib.entries)} profiles; user directory: {lib.user_dir}")
     for err in lib.errors:
-        print(f"skipped: {err}", file=sys.stderr)
+        echo(f"skipped: {err}", err=True)
     for warning in lib.warnings:
-        print(warning, file=sys.stderr)
+        echo(warning, err=True)
     return 0
 
 
@@ -82,47 +85,47 @@ def cmd_show(args: argparse.Namespace) -> int:
     entry = lib.get(args.name)
     p = entry.profile
     where = f"{entry.source}: {entry.path}" + (f":{entry.line}" if entry.line else "")
-    print(f"{p.name}  ({where})")
-    print(f"zone      {p.zone.label}")
+    echo(f"{p.name}  ({where})")
+    echo(f"zone      {p.zone.label}")
     n = p.needle
-    print(f"needle    {n.code} ({n.count} x {n.configuration.label}, {n.diameter_mm} mm)")
-    print(f"base      {p.settings}")
+    echo(f"needle    {n.code} ({n.count} x {n.configuration.label}, {n.diameter_mm} mm)")
+    echo(f"base      {p.settings}")
     for warning in entry.warnings:  # the profile as written, with its file and line
-        print(warning)
+        echo(warning)
     try:
         res = resolve(p, args.stage, args.skin)
     except ProfileRefused as exc:
         _print_reasons(exc.reasons)
         raise
     plan = res.plan
-    print(f"{plan.stage.label:<9} target {plan.target_density_pct}% of natural density, "
+    echo(f"{plan.stage.label:<9} target {plan.target_density_pct}% of natural density, "
           f"dilution {plan.lightest} to {plan.darkest}: {plan.aim}")
-    print(f"resolved  {res.settings}")
+    echo(f"resolved  {res.settings}")
     _print_reasons(res.reasons)
     written = {w.advisory for w in entry.warnings}
     for advisory in res.advisories:
         if advisory not in written:  # the same words were just said about the base
-            print(f"warning   {advisory}")
-    if p.notes:
-        print(f"notes     {p.notes}")
+            echo(f"warning   {advisory}")
+    for i, line in enumerate(p.notes.splitlines()):
+        echo(f"{'notes' if i == 0 else '':<10}{line}")
     return 0
 
 
 def _print_reasons(reasons: tuple[str, ...]) -> None:
-    print("why")
+    echo("why")
     if not reasons:
-        print("  - no skin adjustments: the base profile as written")
+        echo("  - no skin adjustments: the base profile as written")
     for reason in reasons:
-        print(f"  - {reason}")
+        echo(f"  - {reason}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     count, errors, warnings = check_files(args.files)
     for line in (*errors, *warnings):
-        print(line, file=sys.stderr)
+        echo(line, err=True)
     if errors:
         return 1
     note = (f"; {len(warnings)} warning(s), which do not fail the check (exit 0)"
             if warnings else "")
-    print(f"ok: {count} profiles in {len(args.files)} file(s){note}")
+    echo(f"ok: {count} profiles in {len(args.files)} file(s){note}")
     return 0

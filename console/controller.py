@@ -97,6 +97,7 @@ from protocols.quantities import BY_FIELD
 from sessions import facts, history
 from sessions.clients import NewClient, add_client
 from sessions.gate import Contraindication, Verdict, evaluate
+from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine as RecordMachine
 from sessions.recorder import Recorder, request
 from sessions.sink import RecorderSink, RecordStatus
@@ -219,7 +220,7 @@ class SessionController:
         self._log: deque[str] = deque(maxlen=LOG_LINES)
         self._work: _Work | None = None
         self._client: ClientChoice | None = None
-        self._presentation = False
+        self._pseudonyms: Pseudonyms | None = None
         self._record = RecordStatus()
         self._revision = 0
         self._view = View()
@@ -249,8 +250,11 @@ class SessionController:
         """The trainer's controls of the simulated machine, else None (a real machine)."""
         return self._controls
 
-    def set_presentation(self, on: bool) -> None:
-        self._inbox.put(("presentation", on))
+    def pseudonyms(self) -> Pseudonyms:
+        """The record's keyed pseudonyms (reads, or on first use creates, the key)."""
+        if self._pseudonyms is None:
+            self._pseudonyms = Pseudonyms(self.store)
+        return self._pseudonyms
 
     # --- connecting (slow: processes start; run from a worker) --------------------------------
 
@@ -316,8 +320,17 @@ class SessionController:
 
     # --- clients and the gate (reads and writes outside a session: the caller's thread) -------
 
-    def find_clients(self, text: str = "") -> list[history.ClientSummary]:
-        return history.find_clients(self.store, text)
+    def find_clients(self, text: str = "", *,
+                     presentation: bool = False) -> list[history.ClientSummary]:
+        """Clients matching `text`; in presentation mode each named by its pseudonym, and
+        matched by that alone (what is shown), never by the name or id behind it."""
+        if not presentation:
+            return history.find_clients(self.store, text)
+        key = history.fold(text)
+        names = self.pseudonyms()
+        shown = sorted((replace(c, name=names.client(c.id))
+                        for c in history.list_clients(self.store)), key=lambda c: c.name)
+        return [c for c in shown if key in history.fold(c.name)]
 
     def add_client(self, client: NewClient) -> ClientChoice:
         return self.choose_client(add_client(self.store, client))
@@ -335,7 +348,8 @@ class SessionController:
         completed = [s for s in sessions if s.outcome == "completed"]
         suggested = next_stage(Stage(completed[-1].stage)) if completed else Stage.S1
         choice = ClientChoice(client_id, record.client.name, len(sessions), days,
-                              last.stage if last else None, suggested)
+                              last.stage if last else None, suggested,
+                              self.pseudonyms().client(client_id))
         self._call(self._choose, choice)
         return choice
 
@@ -446,9 +460,6 @@ class SessionController:
             self._record_changed(arg)
         elif what == "stopped":
             self._stopped(arg)
-        elif what == "presentation":
-            self._presentation = arg
-            self._publish()
         due = time.monotonic() - self._last_publish >= self.publish_every_s
         if self._dirty and due:
             self._sample_trends()
@@ -572,8 +583,10 @@ class SessionController:
         self._work = _Work(recorder, plan, client, {z: _ZoneState() for z in Zone})
         self._note(f"session {opened.session_id} started: {plan.stage.label}, "
                    f"{len(plan.zones)} zones planned")
-        for w in opened.warnings:
-            self._note(f"gate: {w}")
+        for v in opened.verdicts:  # the reasons are in the record, not on the screen
+            if v.decision != "clear":
+                self._note(f"gate: {v.item} {v.decision}" + (" (reason recorded)"
+                                                             if v.reason else ""))
         self._publish()
         return opened.session_id
 
@@ -1002,8 +1015,7 @@ class SessionController:
                     current_trend=tuple(self._trends["current"]),
                     depth_trend=tuple(self._trends["depth"]))
         self._view = View(machine=m, work=self._work_view(), log=tuple(self._log),
-                          presentation=self._presentation, record=self._record,
-                          revision=self._revision)
+                          record=self._record, revision=self._revision)
         self._dirty = False
         self._last_publish = time.monotonic()
         try:
@@ -1021,9 +1033,9 @@ class SessionController:
         running = 0
         if w.run is not None:
             running = _since(w.run.last_uptime, w.run.started_uptime)
-        name = f"client #{w.client.id}" if self._presentation else w.client.name
         return WorkView(
-            session_id=w.recorder.session_id, client=name, stage=w.plan.stage.label,
+            session_id=w.recorder.session_id, client=w.client.name,
+            client_alias=w.client.alias, stage=w.plan.stage.label,
             zone=w.zone, profile=w.profile, reasons=w.reasons, advisories=w.advisories,
             profiles=tuple(e.profile.name for e in self.library.for_zone(w.zone))
             if w.zone else (),

@@ -116,7 +116,7 @@ class ZoneStatus:
 @dataclass(frozen=True)
 class WorkView:
     session_id: int
-    client: str  # the name, or a pseudonym in presentation mode
+    client: str  # the name
     stage: str
     zone: Zone | None
     profile: str
@@ -127,6 +127,7 @@ class WorkView:
     run_ms: int  # the needle run going on now (0 if none)
     armed_once: bool
     profiles: tuple[str, ...] = ()  # the library's profiles for this zone, default first
+    client_alias: str = ""  # the client's pseudonym, shown instead in presentation mode
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,6 @@ class View:
     machine: MachineView = field(default_factory=MachineView)
     work: WorkView | None = None
     log: tuple[str, ...] = ()  # recent events of the session
-    presentation: bool = False
     record: RecordStatus = field(default_factory=RecordStatus)
     revision: int = 0
 

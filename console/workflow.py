@@ -65,6 +65,7 @@ class ClientChoice:
     days_since_last: float | None
     last_stage: str | None
     suggested_stage: Stage
+    alias: str = ""  # the client's pseudonym, shown instead of the name in presentation mode
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from enum import IntEnum, IntFlag
 from typing import ClassVar, NamedTuple
 
 from protocols.settings import WireSettings
+from protocols.text import ascii_printable
 
 PROTOCOL_VERSION = 2
 MAX_BODY = 250  # bytes before COBS; larger frames are discarded (ours are at most 60)
@@ -221,7 +222,7 @@ class Heartbeat(Message):
 
 
 def _ascii(raw: bytes) -> str:
-    return raw.rstrip(b"\x00").decode("ascii", errors="replace")
+    return ascii_printable(raw.rstrip(b"\x00").decode("latin-1"))  # never a control character
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,7 @@ def _explain(err: dict) -> tuple[str, str]:
     if key == "name" and kind == "string_pattern_mismatch":
         return key, (f"name {given!r}: use lower-case letters, digits and hyphens, "
                      "at most 64 characters (e.g. crown-thick-skin)")
-    message = err["msg"].removeprefix("Value error, ")
+    message = err["msg"].removeprefix("Value error, ").removeprefix(f"{key}: ")
     if key == "needle" and kind != "value_error":
         message = f"{given!r} is not a needle code; {ACCEPTED_FORMS}"
     elif kind.endswith("_type"):

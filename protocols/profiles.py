@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from protocols.envelope import HARD_LIMITS, SafetyEnvelope, Violation
 from protocols.errors import SmpError
@@ -15,6 +15,7 @@ from protocols.quantities import QUANTITIES
 from protocols.settings import MachineSettings
 from protocols.skin import ADJUSTMENTS, SkinCondition
 from protocols.stages import STAGE_PLANS, Stage, StagePlan
+from protocols.text import check
 from protocols.zones import Zone
 
 PROFILE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -27,7 +28,8 @@ class Profile(BaseModel):
     zone: Annotated[Zone, BeforeValidator(lambda v: Zone.parse(v) if isinstance(v, str) else v)]
     settings: MachineSettings
     needle: NeedleField
-    notes: str = Field(default="", max_length=2000)
+    notes: Annotated[str, AfterValidator(lambda v: check("notes", v, multiline=True))] = Field(
+        default="", max_length=2000)
 
     @model_validator(mode="before")
     @classmethod

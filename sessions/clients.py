@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from protocols.text import check
 from sessions.models import Client, ClientHealth, Consent
 from sessions.store import Store
 
 
-class Health(BaseModel):
+class _Checked(BaseModel):
+    """Every text field is checked for control characters and bidirectional overrides
+    (protocols/text.py), so no writer can store one."""
+
+    # A ValidationError's text would quote the input: a health datum in a log or crash file.
+    model_config = ConfigDict(hide_input_in_errors=True)
+    MULTILINE: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _safe_text(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and info.field_name:
+            return check(info.field_name.replace("_", " "), value,
+                         multiline=info.field_name in cls.MULTILINE)
+        return value
+
+
+class Health(_Checked):
     """Special-category data: shown only where needed, withheld by pseudonymised exports."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    MULTILINE: ClassVar[frozenset[str]] = frozenset({"allergies", "medications"})
 
     hair_colour: str = Field(default="", max_length=100)
     hair_loss_stage: str = Field(default="", pattern=r"^$|^NW[1-7]$|^Ludwig (I|II|III)$")
@@ -25,7 +45,7 @@ class Health(BaseModel):
     medications: str = Field(default="", max_length=2000)
 
 
-class ConsentForm(BaseModel):
+class ConsentForm(_Checked):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     procedure: bool
@@ -34,7 +54,7 @@ class ConsentForm(BaseModel):
     signed_on: date
 
 
-class NewClient(BaseModel):
+class NewClient(_Checked):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=200)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from protocols.text import check
 from sessions.errors import GateRefused
 
 INTERVAL = "interval"  # the override key for the minimum-interval rule
@@ -76,6 +77,8 @@ def evaluate(
     if unknown:
         raise GateRefused(f"contraindication gate: unknown override {sorted(unknown)[0]!r}; "
                           f"allowed: {', '.join(c.value for c in Contraindication)}, {INTERVAL}")
+    for key, reason in overrides.items():
+        check(f"reason for {key}", reason)
     verdicts, blocked = [], []
     for c in Contraindication:
         reason = overrides.get(c.value, "").strip()

@@ -22,9 +22,10 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select
 
 from protocols import Dilution, MachineSettings, NeedleSpec, Stage, Zone
+from protocols.text import ascii_printable, check, printable
 from sessions import facts
 from sessions.errors import RecordError
-from sessions.gate import Contraindication
+from sessions.gate import Contraindication, Verdict
 from sessions.models import (
     Client,
     Event,
@@ -90,11 +91,12 @@ class _Run:
 class Recorder:
     def __init__(self, session_id: int, *, write: Write, next_seq: int = 1,
                  clock: Clock = utcnow, flush_samples: int = FLUSH_SAMPLES,
-                 warnings: Sequence[str] = (), store: Store | None = None,
-                 on_close: Callable[[], None] | None = None):
+                 warnings: Sequence[str] = (), verdicts: Sequence[Verdict] = (),
+                 store: Store | None = None, on_close: Callable[[], None] | None = None):
         self.session_id = session_id
         self.store = store
         self.warnings = tuple(warnings)
+        self.verdicts = tuple(verdicts)  # the gate's, as recorded when the session started
         self._write = write
         self._on_close = on_close or (lambda: None)
         self._clock = clock
@@ -129,7 +131,8 @@ class Recorder:
             writer.close()
             raise
         return cls(opened.session_id, write=writer.write, next_seq=2, clock=clock,
-                   warnings=opened.warnings, store=store, on_close=writer.close)
+                   warnings=opened.warnings, verdicts=opened.verdicts, store=store,
+                   on_close=writer.close)
 
     # -- the timeline ---------------------------------------------------------------------
 
@@ -150,11 +153,11 @@ class Recorder:
     def settings_unknown(self, requested: MachineSettings | None, reason: str) -> Recorded:
         """A SET's outcome was lost: what the machine holds is not known until it reports."""
         return self._event(EventKind.SETTINGS_UNKNOWN, settings=requested,
-                           payload={"reason": reason})
+                           payload={"reason": printable(reason)})
 
     def settings_refused(self, settings: MachineSettings, reason: str) -> Recorded:
         return self._event(EventKind.SETTINGS_REFUSED, settings=settings,
-                           payload={"reason": reason})
+                           payload={"reason": printable(reason)})
 
     def pedal_down(self, *, at: datetime | None = None) -> Recorded:
         with self._lock:
@@ -183,19 +186,20 @@ class Recorder:
             return rec
 
     def stop(self, reason: str = "") -> Recorded:
-        return self._event(EventKind.STOP, payload={"reason": reason})
+        return self._event(EventKind.STOP, payload={"reason": printable(reason)})
 
     def fault(self, code: str, message: str = "") -> Recorded:
-        return self._event(EventKind.FAULT, payload={"code": code, "message": message})
+        return self._event(EventKind.FAULT, payload={"code": printable(code),
+                                                     "message": printable(message)})
 
     def link_lost(self, detail: str = "") -> Recorded:
-        return self._event(EventKind.LINK_LOST, payload={"detail": detail})
+        return self._event(EventKind.LINK_LOST, payload={"detail": printable(detail)})
 
     def link_restored(self) -> Recorded:
         return self._event(EventKind.LINK_RESTORED)
 
     def machine_rebooted(self, boot_id: str) -> Recorded:
-        return self._event(EventKind.MACHINE_REBOOTED, payload={"boot_id": boot_id})
+        return self._event(EventKind.MACHINE_REBOOTED, payload={"boot_id": printable(boot_id)})
 
     def zone_changed(self, zone: Zone, *, profile: str = "", reasons: Sequence[str] = (),
                      target_density_pct: int | None = None) -> Recorded:
@@ -218,12 +222,17 @@ class Recorder:
     def note(self, text: str) -> Recorded:
         if not text.strip():
             raise RecordError("note: the text is empty")
+        check("note", text, multiline=True)
         return self._event(EventKind.NOTE, payload={"text": text})
 
     def correct(self, event_id: int, text: str, **fields: Any) -> Recorded:
         """A correction of an earlier event of this session; the original stays as it was."""
         if not text.strip():
             raise RecordError("correction: say what was wrong (the text is empty)")
+        check("correction", text, multiline=True)
+        for key, value in fields.items():
+            if isinstance(value, str):
+                check(f"correction {key}", value)
         if self.store is not None:
             with self.store.reading() as s:
                 target = s.get(Event, event_id)
@@ -238,6 +247,8 @@ class Recorder:
     def use_pigment(self, *, brand: str, shade: str, dilution: Dilution, lot: str,
                     expiry: date, zone: Zone | None = None) -> None:
         self._check_lot("pigment", lot, expiry)
+        check("pigment brand", brand)
+        check("pigment shade", shade)
         self._put(facts.use(self.session_id, "pigment", dict(
             zone=_v(zone), brand=brand, shade=shade, dilution_water=dilution.water,
             dilution_pigment=dilution.pigment, lot=lot.strip(), expiry=expiry)))
@@ -258,7 +269,7 @@ class Recorder:
         if passes is not None:
             values["passes"] = passes
         if notes is not None:
-            values["notes"] = notes
+            values["notes"] = check("zone notes", notes, multiline=True)
         self._put(facts.zone_work(self.session_id, Zone(zone).value, values))
 
     def telemetry(self, reading: Reading) -> None:
@@ -342,6 +353,7 @@ class Recorder:
     def _check_lot(self, what: str, lot: str, expiry: date) -> None:
         if not lot.strip():
             raise RecordError(f"{what}: the lot number is required (recalls depend on it)")
+        check(f"{what} lot", lot)
         today = self._clock().date()
         if expiry < today:
             raise RecordError(f"{what} lot {lot.strip()} expired on {expiry.isoformat()}; "
@@ -351,6 +363,12 @@ class Recorder:
 def request(*, client_id: int, technician: str, stage: Stage, machine: Machine,
             planned_zones: Sequence[Zone], answers: Mapping[Contraindication, bool],
             overrides: Mapping[str, str] | None, at: datetime) -> facts.SessionRequest:
+    """What opening a session takes; refuses unsafe text before anything is written."""
+    if technician.strip():
+        check("technician", technician)
+    # A device's IDENT strings are kept to printable ASCII before they are stored.
+    machine = Machine(ascii_printable(machine.model), ascii_printable(machine.serial),
+                      ascii_printable(machine.firmware), machine.simulator)
     return facts.SessionRequest(client_id, technician, Stage(stage), machine.as_json(),
                                 tuple(Zone(z) for z in planned_zones), dict(answers),
                                 dict(overrides or {}), at)

@@ -2,17 +2,27 @@
 
 `open_store()` is the one way in. It resolves the URL (argument, then SMP_DB_URL, then a SQLite
 file in the user data directory), creates a new SQLite file with mode 0600 itself (only where
-no file exists: sessions/record_file.py), sets the SQLite pragmas on every connection, and
-brings the schema to this program's head (after a backup copy for SQLite) or refuses a database
-newer than the program, or one that is not an smp record. A record that cannot be written opens
-read-only: reading works, and every write is refused in one line.
+no file exists: sessions/record_file.py; an existing one is made private again), sets the SQLite
+pragmas on every connection, and brings the schema to this program's head (after a backup copy
+for SQLite) or refuses a database newer than the program, or one that is not an smp record. A
+record that cannot be written opens read-only: reading works, and every write is refused in one
+line.
+
+Clinical data: a password never goes in `--db` (every user sees a command line in `ps`), no
+message shows one, SQL errors never carry their parameters (a name, a phone number), and a
+PostgreSQL server that is not on this machine is reached over verified TLS unless the URL says
+otherwise (docs/privacy.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
+import re
 import sqlite3
+import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +46,10 @@ VERSION_TABLE = "alembic_version"  # Alembic's default; env.py does not change i
 ENV_VAR = "SMP_DB_URL"
 BUSY_TIMEOUT_MS = 5000
 URL_HELP = "write sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+PASSWORD_HELP = ("put the password in ~/.pgpass (or the file PGPASSFILE names), or give the "
+                 f"whole URL in {ENV_VAR}")
+TLS_DEFAULT = "verify-full"  # encrypted, and the server's certificate and name checked
+PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
 
 
 def default_path() -> Path:
@@ -44,23 +58,58 @@ def default_path() -> Path:
     return platformdirs.user_data_path("smp") / "smp.sqlite3"
 
 
+def hide_password(raw: str) -> str:
+    """A URL as typed, for a message: any password replaced by ***."""
+    return re.sub(r"(://[^/:@]*:)[^/]*@", r"\1***@", raw)
+
+
 def resolve_url(arg: str | None = None) -> URL:
     """The database URL: `--db` beats SMP_DB_URL beats the default SQLite file."""
     raw = arg or os.environ.get(ENV_VAR)
     if not raw:
         return URL.create("sqlite", database=str(default_path()))
+    shown = hide_password(raw)
     try:
         url = make_url(raw)
     except exc.ArgumentError:
-        raise StoreError(f"malformed database URL {raw!r}: {URL_HELP}") from None
+        raise StoreError(f"malformed database URL {shown!r}: {URL_HELP}") from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        url = None
+    if url is None or not 0 < (url.port or 1) < 65536:
+        raise StoreError(f"database URL {shown!r}: the port must be a number from 1 to "
+                         f"65535; {URL_HELP}")
+    if arg and url.password is not None:
+        raise StoreError(f"--db {shown!r} holds a password, which every user of this computer "
+                         f"can read in the process list (ps); {PASSWORD_HELP}")
     backend = url.get_backend_name()
     if backend == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship
     elif backend == "sqlite" and not url.database:
-        raise StoreError(f"database URL {raw!r} names no file: {URL_HELP}")
+        raise StoreError(f"database URL {shown!r} names no file: {URL_HELP}")
     elif backend not in ("sqlite", "postgresql"):
-        raise StoreError(f"unsupported database URL {raw!r}: {URL_HELP}")
+        raise StoreError(f"unsupported database URL {shown!r}: {URL_HELP}")
+    if backend == "postgresql" and "sslmode" not in url.query and not is_local(url):
+        url = url.update_query_dict({"sslmode": TLS_DEFAULT})
     return url
+
+
+def is_local(url: URL) -> bool:
+    """True for a server on this machine: a unix socket, localhost, 127.0.0.0/8 or ::1."""
+    hosts = [url.host] if url.host else []
+    query = url.query.get("host")
+    for h in ([query] if isinstance(query, str) else list(query or ())):
+        hosts += h.split(",")
+    for host in hosts:
+        host = host.strip().strip("[]")
+        if not host or host.startswith("/") or host == "localhost":
+            continue
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                continue
+        except ValueError:
+            pass
+        return False
+    return True
 
 
 def describe(url: URL) -> str:
@@ -70,17 +119,51 @@ def describe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def _tell(line: str) -> None:
+    print(f"smp: {line}", file=sys.stderr)
+
+
 def _create_sqlite_file(path: Path) -> None:
-    if path == default_path():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    default = path == default_path()
+    if default:
+        path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     elif not path.parent.is_dir():
         raise StoreError(f"cannot create database {path}: directory {path.parent} does not exist")
     # Clinical data: only the owner may read it. SQLite gives -wal and -shm the same mode.
     try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE)
     except OSError as err:
         raise StoreError(f"cannot create database {path}: {err.strerror}") from None
     os.close(fd)
+    _make_private(path, default)
+
+
+def _make_private(path: Path, default: bool) -> None:
+    """An existing record (and its -wal, -shm) readable by others is made the owner's only,
+    with one line saying so; refused where that cannot be done."""
+    if default and stat.S_IMODE(path.parent.stat().st_mode) & 0o077:
+        old = stat.S_IMODE(path.parent.stat().st_mode)
+        _chmod(path.parent, PRIVATE_DIR, old)
+        _tell(f"folder {path.parent} was open to other users (mode {old:04o}); now "
+              f"{PRIVATE_DIR:04o}")
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            old = stat.S_IMODE(f.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if old & 0o077:
+            _chmod(f, PRIVATE_FILE, old)
+            note = "" if default or f != path else "; its folder, chosen by you, is left as is"
+            _tell(f"{f} was readable by other users (mode {old:04o}); now "
+                  f"{PRIVATE_FILE:04o}{note}")
+
+
+def _chmod(path: Path, mode: int, old: int) -> None:
+    try:
+        os.chmod(path, mode)
+    except OSError as err:
+        raise StoreError(f"{path} is open to other users (mode {old:04o}) and cannot be made "
+                         f"private ({err.strerror}); ask its owner to chmod {mode:o} it") from None
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -114,21 +197,22 @@ def make_engine(url: URL, *, read_only: bool = False) -> Engine:
     """An engine for `url`; with `read_only` one that cannot write (the SQLite file must exist)."""
     if url.get_backend_name() == "sqlite":
         path = Path(url.database)
+        # hide_parameters: an error or log line never shows a bound value (a name, a phone).
         if read_only:
-            engine = create_engine(url, creator=lambda: sqlite3.connect(
+            engine = create_engine(url, hide_parameters=True, creator=lambda: sqlite3.connect(
                 read_only_uri(path), uri=True, check_same_thread=False))
             event.listen(engine, "connect", _sqlite_read_only_pragmas)
             event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
             return engine
         _create_sqlite_file(path)
-        engine = create_engine(url)
+        engine = create_engine(url, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     args: dict = {"connect_timeout": 5}
     if read_only:
         args["options"] = "-c default_transaction_read_only=on"
-    return create_engine(url, pool_pre_ping=True, connect_args=args)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=args)
 
 
 @contextlib.contextmanager

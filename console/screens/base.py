@@ -1,4 +1,5 @@
-"""What every console screen has: the banner on top and the key bindings in the footer."""
+"""What every console screen has: the banner on top and the key bindings in the footer, and a
+hook for presentation mode changing (the app calls it on every screen and dialog)."""
 
 from __future__ import annotations
 
@@ -29,9 +30,16 @@ class SmpScreen(Screen):
         for banner in self.query(Banner):
             banner.show(view)
 
+    def presentation_changed(self, on: bool) -> None:
+        """Show again whatever depends on presentation mode (a screen with names adds to it)."""
+        self.show(self.app.view)
+
 
 class SmpModal(ModalScreen[ScreenResultType]):
     """A dialog; the banner stays visible on the screen beneath it."""
 
     def show(self, view: View) -> None:
         """Nothing of its own to update: the app shows each view to the screen beneath."""
+
+    def presentation_changed(self, on: bool) -> None:
+        """A dialog showing a name or health data shows it again (see Confirm)."""

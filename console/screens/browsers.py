@@ -30,6 +30,9 @@ class _WithBanner:
         for banner in self.query(Banner):
             banner.show(view)
 
+    def presentation_changed(self, on: bool) -> None:
+        self.show(self.app.view)  # the banner; the history follows the mode by itself
+
 
 class ConsoleHistoryScreen(_WithBanner, HistoryScreen):
     pass

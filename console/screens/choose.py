@@ -10,6 +10,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.screens.base import SmpModal
+from console.widgets.text import plain
 
 
 class Choose(SmpModal[str | None]):
@@ -30,8 +31,8 @@ class Choose(SmpModal[str | None]):
 
     def compose(self):
         with Vertical():
-            yield Static(self.title_text)
-            yield OptionList(*(Option(label, id=key) for key, label in self.items))
+            yield Static(plain(self.title_text))
+            yield OptionList(*(Option(plain(label), id=key) for key, label in self.items))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

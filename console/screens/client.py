@@ -1,8 +1,12 @@
-"""Pick a client (search as you type) or create one."""
+"""Pick a client (search as you type) or create one.
+
+In presentation mode a client is its pseudonym alone: the list shows it (no name, no id), the
+search matches it alone, and the new-client fields are masked as they are typed."""
 
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import ClassVar
 
 from pydantic import ValidationError
@@ -12,6 +16,7 @@ from textual.widgets import Checkbox, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.screens.base import SmpModal, SmpScreen
+from console.widgets.text import plain
 from console.widgets.ticks import Tick
 from sessions.clients import ConsentForm, Health, NewClient
 
@@ -27,29 +32,43 @@ class ClientScreen(SmpScreen):
     def compose(self):
         yield from self.compose_frame()
         yield Static("Client", classes="title")
-        yield Input(placeholder="type a name or #id; Enter picks the first match",
-                    id="search")
+        yield Input(placeholder=self._placeholder(), id="search")
         yield OptionList(id="clients")
         yield Static(id="error", classes="error")
+
+    def _placeholder(self) -> str:
+        return ("type a pseudonym (Client-...); Enter picks the first match" if
+                self.app.presentation else "type a name or #id; Enter picks the first match")
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).focus()
         self.search("")
 
+    def presentation_changed(self, on: bool) -> None:
+        super().presentation_changed(on)
+        self.query_one("#clients", OptionList).clear_options()  # nothing of the other mode
+        box = self.query_one("#search", Input)
+        box.placeholder = self._placeholder()
+        self.search(box.value)
+
     def on_input_changed(self, event: Input.Changed) -> None:
         self.search(event.value)
 
     def search(self, text: str) -> None:
-        self.app.db_call(self.app.controller.find_clients, text, then=self.fill)
+        hide = self.app.presentation
+        self.app.db_call(partial(self.app.controller.find_clients, presentation=hide), text,
+                         then=lambda clients: self.fill(clients, hide))
 
-    def fill(self, clients) -> None:
-        hide = self.app.view.presentation
+    def fill(self, clients, hidden: bool) -> None:
+        if hidden != self.app.presentation:
+            return  # read before the mode changed: never shown
         box = self.query_one("#clients", OptionList)
         box.clear_options()
         for c in clients[:200]:
-            name = f"client #{c.id}" if hide else f"{c.name} (#{c.id})"
+            name = c.name if hidden else f"{c.name} (#{c.id})"
             last = f"last {c.last_session_at:%Y-%m-%d}" if c.last_session_at else "new"
-            box.add_option(Option(f"{name}  {c.sessions} session(s), {last}", id=str(c.id)))
+            box.add_option(Option(plain(f"{name}  {c.sessions} session(s), {last}"),
+                                  id=str(c.id)))
         if not clients:
             box.add_option(Option("no match: Ctrl+N creates a client", id="new",
                                   disabled=True))
@@ -77,7 +96,7 @@ class ClientScreen(SmpScreen):
         self.app.push_screen(GateScreen(choice))
 
     def failed(self, exc) -> None:
-        self.query_one("#error", Static).update(f"error: {exc}")
+        self.query_one("#error", Static).update(self.app.shown(f"error: {exc}"))
 
     def action_new(self) -> None:
         def created(choice) -> None:
@@ -102,17 +121,24 @@ class NewClientScreen(SmpModal[object]):
         with Vertical():
             yield Static("New client (health data is special-category data: only what is "
                          "needed)", classes="title")
-            yield Input(placeholder="full name (required)", id="name")
-            yield Input(placeholder="phone", id="phone")
-            yield Input(placeholder="email", id="email")
-            yield Input(placeholder="Fitzpatrick skin type 1 to 6", id="fitzpatrick")
-            yield Input(placeholder="hair loss stage: NW1..NW7 or Ludwig I..III", id="stage")
-            yield Input(placeholder="allergies", id="allergies")
+            hide = self.app.presentation  # typed in front of a class: masked
+            yield Input(placeholder="full name (required)", id="name", password=hide)
+            yield Input(placeholder="phone", id="phone", password=hide)
+            yield Input(placeholder="email", id="email", password=hide)
+            yield Input(placeholder="Fitzpatrick skin type 1 to 6", id="fitzpatrick",
+                        password=hide)
+            yield Input(placeholder="hair loss stage: NW1..NW7 or Ludwig I..III", id="stage",
+                        password=hide)
+            yield Input(placeholder="allergies", id="allergies", password=hide)
             yield Tick("signed consent to the procedure (today, form v1)", id="consent")
             yield Static(id="error", classes="error")
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
+
+    def presentation_changed(self, on: bool) -> None:
+        for box in self.query(Input):
+            box.password = on
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_save()
@@ -122,7 +148,8 @@ class NewClientScreen(SmpModal[object]):
         error = self.query_one("#error", Static)
         fitz = v["fitzpatrick"]
         if fitz and not (fitz.isdigit() and 1 <= int(fitz) <= 6):
-            error.update(f"error: Fitzpatrick {fitz!r}: allowed 1 to 6, or empty")
+            # Never the value typed: it is a health datum.
+            error.update("error: Fitzpatrick skin type: allowed 1 to 6, or empty")
             return
         try:
             consent = ConsentForm(procedure=True, photos=False, version="v1",
@@ -135,10 +162,12 @@ class NewClientScreen(SmpModal[object]):
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
-            error.update(f"error: {field}: {err['msg']}")
+            own = str(err["loc"][-1]).replace("_", " ")  # the check names the field itself
+            message = err["msg"].removeprefix("Value error, ").removeprefix(f"{own}: ")
+            error.update(self.app.shown(f"error: {field}: {message}"))
             return
         self.app.db_call(self.app.controller.add_client, client, then=self.dismiss,
-                         fail=lambda e: error.update(f"error: {e}"))
+                         fail=lambda e: error.update(self.app.shown(f"error: {e}")))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,14 +1,19 @@
-"""A yes/no question for deliberate acts (arming, re-arming after STOP, quitting)."""
+"""A yes/no question for deliberate acts (arming, re-arming after STOP, quitting).
+
+A question that names clients gives a `hidden` version too: shown instead in presentation
+mode, and swapped in if the mode changes while it is open."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Button, Static
 
 from console.screens.base import SmpModal
+from console.widgets.text import plain
 
 
 class Confirm(SmpModal[bool]):
@@ -23,13 +28,21 @@ class Confirm(SmpModal[bool]):
         Binding("n", "answer(False)", "No", id="confirm.no", tooltip="Cancel"),
     ]
 
-    def __init__(self, question: str, yes: str = "Yes (y)", no: str = "No (n)") -> None:
+    def __init__(self, question: str, yes: str = "Yes (y)", no: str = "No (n)", *,
+                 hidden: str | None = None) -> None:
         super().__init__()
         self.question, self.yes, self.no = question, yes, no
+        self.hidden = question if hidden is None else hidden
+
+    def _text(self) -> Text:
+        return plain(self.hidden if self.app.presentation else self.question)
+
+    def presentation_changed(self, on: bool) -> None:
+        self.query_one("#question", Static).update(self._text())
 
     def compose(self):
         with Vertical():
-            yield Static(self.question, id="question")
+            yield Static(self._text(), id="question")
             yield Button(self.yes, variant="warning", id="yes")
             yield Button(self.no, id="no")
 

@@ -9,6 +9,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.screens.base import SmpScreen
+from console.widgets.text import plain
 
 SIM = "simulator"  # `smp sim --pty` in a process of its own (sim:// is the in-process one)
 
@@ -45,7 +46,7 @@ class ConnectScreen(SmpScreen):
         ports.clear_options()
         ports.add_option(Option("Simulator: a simulated machine on a pty of its own (s)", id=SIM))
         for device, desc, vid_pid, serial in rows():
-            ports.add_option(Option(f"{device}  {desc}  {vid_pid}  {serial}", id=device))
+            ports.add_option(Option(plain(f"{device}  {desc}  {vid_pid}  {serial}"), id=device))
         ports.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -53,9 +54,9 @@ class ConnectScreen(SmpScreen):
 
     def action_connect(self, url: str) -> None:
         error = self.query_one("#error", Static)
-        error.update(f"connecting to {url} ...")
+        error.update(self.app.shown(f"connecting to {url} ..."))
         controller = self.app.controller
         call, args = (controller.connect_simulator, ()) if url == SIM else (controller.connect,
                                                                             (url,))
         self.app.machine_call(call, *args, then=self.app.connected,
-                              fail=lambda exc: error.update(f"error: {exc}"))
+                              fail=lambda exc: error.update(self.app.shown(f"error: {exc}")))

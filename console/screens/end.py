@@ -34,7 +34,8 @@ class EndScreen(SmpScreen):
                         yield Label(f"{z.zone.label} coverage %")
                         yield Input("" if z.coverage_pct is None else str(z.coverage_pct),
                                     placeholder="0 to 100", id=f"cover-{z.zone.value}")
-            yield Input(placeholder="notes for the record", id="notes")
+            yield Input(placeholder="notes for the record", id="notes",
+                        password=self.app.presentation)  # masked in front of a class
             yield Static("Aftercare (give it to the client):\n" +
                          "\n".join(f"- {line}" for line in AFTERCARE), id="aftercare")
             yield Tick("aftercare sheet given and explained", value=True,
@@ -44,6 +45,10 @@ class EndScreen(SmpScreen):
 
     def on_mount(self) -> None:
         self.done = False
+
+    def presentation_changed(self, on: bool) -> None:
+        super().presentation_changed(on)
+        self.query_one("#notes", Input).password = on
 
     def action_finish(self) -> None:
         if self.done:
@@ -56,15 +61,15 @@ class EndScreen(SmpScreen):
                 text = field.value.strip().rstrip("%")
                 zone = Zone(field.id.removeprefix("cover-"))
                 if not text.isdigit() or not 0 <= int(text) <= 100:
-                    error.update(f"error: {zone.label} coverage {field.value!r}: allowed 0 "
-                                 "to 100")
+                    error.update(self.app.shown(f"error: {zone.label} coverage "
+                                                f"{field.value!r}: allowed 0 to 100"))
                     return
                 coverage[zone] = int(text)
         notes = self.query_one("#notes", Input).value
         given = self.query_one("#aftercare-given", Checkbox).value
         end = partial(self.app.controller.end_session, aftercare_given=given)
         self.app.machine_call(end, coverage, notes, then=self.ended,
-                              fail=lambda exc: error.update(f"error: {exc}"))
+                              fail=lambda exc: error.update(self.app.shown(f"error: {exc}")))
 
     def ended(self, summary) -> None:
         self.done = True

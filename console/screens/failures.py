@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.worker import Worker, WorkerState
 
+from console import crash
 from protocols.errors import SmpError
 
 
@@ -14,5 +15,9 @@ def failure_line(widget, event: Worker.StateChanged, unexpected: str = "unexpect
     err = event.worker.error
     if isinstance(err, SmpError):
         return f"ERROR: {err}"
-    widget.log.error(f"{event.worker.name} failed", err)
-    return f"ERROR: {unexpected} {type(err).__name__}: {err}"
+    if isinstance(err, OSError):  # a file or folder a person can fix, not a bug
+        return f"ERROR: {unexpected} {type(err).__name__}: {err}"
+    # Never the error's text on screen: it may quote a record's values (console/crash.py).
+    path = crash.write(err)
+    widget.log.error(f"{event.worker.name} failed; details in {path}")
+    return f"ERROR: {unexpected} internal error ({type(err).__name__}); details in {path}"

@@ -1,14 +1,19 @@
-"""Consultation and the contraindication gate: refusals explained, overrides need a reason."""
+"""Consultation and the contraindication gate: refusals explained, overrides need a reason.
+
+In presentation mode the client is its pseudonym and the reasons are masked as they are typed
+(they are health data about a person)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Input, Static
 
 from console.screens.base import SmpScreen
+from console.widgets.text import plain
 from console.widgets.ticks import Tick
 from sessions.gate import INTERVAL, WARN_UNDER_DAYS, Contraindication
 
@@ -24,14 +29,25 @@ class GateScreen(SmpScreen):
         super().__init__()
         self.choice = choice
 
-    def compose(self):
+    def _title(self) -> Text:
         c = self.choice
-        yield from self.compose_frame()
-        name = f"client #{c.id}" if self.app.view.presentation else c.name
+        name = c.alias if self.app.presentation else c.name
         since = "first session" if c.days_since_last is None else \
             f"{c.days_since_last:.1f} days since the last session"
-        yield Static(f"Consultation: {name}, {c.sessions} session(s), {since}; suggested "
-                     f"{c.suggested_stage.label}", classes="title")
+        return plain(f"Consultation: {name}, {c.sessions} session(s), {since}; suggested "
+                     f"{c.suggested_stage.label}")
+
+    def presentation_changed(self, on: bool) -> None:
+        super().presentation_changed(on)
+        self.query_one("#consultation", Static).update(self._title())
+        for box in self.query(Input):
+            box.password = on
+
+    def compose(self):
+        c = self.choice
+        hide = self.app.presentation
+        yield from self.compose_frame()
+        yield Static(self._title(), classes="title", id="consultation")
         yield Static("Tick every item that applies. A REFUSING item stops the session unless "
                      "overridden with a reason; a WARNING item needs an acknowledgement "
                      "(a reason). Everything is recorded.", classes="hint")
@@ -41,13 +57,13 @@ class GateScreen(SmpScreen):
                 with Horizontal(classes="gate-row"):
                     yield Tick(f"{item.label} ({kind})", id=f"has-{item.value}")
                     yield Input(placeholder="reason to override / acknowledge",
-                                id=f"why-{item.value}")
+                                id=f"why-{item.value}", password=hide)
             if c.days_since_last is not None and c.days_since_last < WARN_UNDER_DAYS:
                 with Horizontal(classes="gate-row"):
                     yield Static(f"short interval: {c.days_since_last:.1f} days",
                                  classes="gate-label")
                     yield Input(placeholder="reason for the short interval",
-                                id=f"why-{INTERVAL}")
+                                id=f"why-{INTERVAL}", password=hide)
         yield Static(id="verdict")
 
     def answers(self) -> tuple[dict, dict]:
@@ -69,7 +85,7 @@ class GateScreen(SmpScreen):
     def refused(self, exc) -> None:
         verdict = self.query_one("#verdict", Static)
         verdict.set_class(True, "error")
-        verdict.update(f"REFUSED: {exc}")
+        verdict.update(self.app.shown(f"REFUSED: {exc}"))
 
     def passed(self, verdicts, answers, overrides) -> None:
         from console.screens.plan import PlanScreen

@@ -19,6 +19,7 @@ def key_table(app) -> str:
     from console.screens.end import EndScreen
     from console.screens.gate import GateScreen
     from console.screens.plan import PlanScreen
+    from console.screens.presentation import PresentationOff
     from console.screens.work import WorkScreen
 
     keymap = with_stop_keys(app.config_.keymap)
@@ -27,7 +28,7 @@ def key_table(app) -> str:
                        ("Client", ClientScreen), ("New client", NewClientScreen),
                        ("Consultation and gate", GateScreen), ("Session plan", PlanScreen),
                        ("Working screen", WorkScreen), ("End of session", EndScreen),
-                       ("Questions", Confirm)):
+                       ("Questions", Confirm), ("Leaving presentation mode", PresentationOff)):
         parts.append(f"[b]{title}[/b]")
         for b in cls.BINDINGS:
             if not isinstance(b, Binding):

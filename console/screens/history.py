@@ -2,15 +2,18 @@
 touch-ups due, and exports of a client's record.
 
 Every database read and every export runs in a thread worker that posts plain objects from
-sessions.history in a message; only the message handlers touch widgets. In presentation mode
-client identities and health data are replaced exactly as a pseudonymised export replaces them
-(the same keyed pseudonyms), so a trainer can project the screen.
+sessions.history in a message; only the message handlers touch widgets.
+
+Presentation mode is the app's (`app.presentation`, console/app.py): the screen follows it and
+has no switch of its own. In it the record is shown as a pseudonymised export makes it
+(sessions/pseudonymised.py): the same keyed pseudonym for each client and technician, no id,
+no contact details, free text and health data withheld; search matches the pseudonym alone.
+Anything read under the other mode is dropped, never shown.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
@@ -39,21 +42,24 @@ from textual.worker import Worker, get_current_worker
 
 from console.screens.failures import failure_line
 from protocols import DEPTH, RATE, VOLTAGE, Zone
-from sessions.export import FORMATS, pseudonymise, render, write_file
+from protocols.text import printable
+from sessions.export import FORMATS, default_name, render, write_file
 from sessions.history import (
     ClientRecord,
     ClientSummary,
-    ClientView,
     EventView,
     RecallHit,
     SessionView,
     TouchUpDue,
     client_record,
+    fold,
     list_clients,
     match_clients,
     recall,
     touchups_due,
 )
+from sessions.pseudonymised import pseudonymise
+from sessions.pseudonyms import Pseudonyms
 from sessions.store import Store, open_store
 
 MAX_CLIENT_ROWS = 200  # search narrows a large clinic; a longer table helps nobody
@@ -65,8 +71,13 @@ def _utc_today() -> date:
 
 
 def _cells(*values: object) -> tuple[Text, ...]:
-    # DataTable reads str cells as markup; a name like "[b]" must print as written.
-    return tuple(Text("" if v is None else str(v)) for v in values)
+    # DataTable reads str cells as markup; a name like "[b]" must print as written, and one
+    # holding ESC [2J must not clear the terminal.
+    return tuple(Text(printable("" if v is None else v)) for v in values)
+
+
+def _text(value: str) -> Text:
+    return Text(printable(value, multiline=True))
 
 
 def _when(at: datetime | None) -> str:
@@ -91,7 +102,7 @@ class _Record:
         self._url = None if isinstance(source, Store) else source
         self._store = source if isinstance(source, Store) else None
         self._lock = threading.Lock()
-        self._aliases: dict[int, str] = {}
+        self._names: Pseudonyms | None = None
 
     def get(self) -> Store:
         with self._lock:
@@ -99,11 +110,13 @@ class _Record:
                 self._store = open_store(self._url)
             return self._store
 
+    def names(self) -> Pseudonyms:
+        if self._names is None:
+            self._names = Pseudonyms(self.get())
+        return self._names
+
     def alias(self, client_id: int) -> str:
-        if client_id not in self._aliases:
-            stub = ClientRecord(ClientView(client_id, "", "", "", None), None, (), ())
-            self._aliases[client_id] = pseudonymise(self.get(), stub).client.name
-        return self._aliases[client_id]
+        return self.names().client(client_id)
 
     def close(self) -> None:
         with self._lock:
@@ -195,7 +208,7 @@ class ExportDialog(ModalScreen[tuple[str, Path] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(f"Export the record of {self._who}"))
+            yield Label(_text(f"Export the record of {self._who}"))
             yield Label("File (its ending chooses the format; Enter exports; an existing "
                         "file is kept unless you confirm):")
             yield Input(str(self._default), id="export-path")
@@ -244,10 +257,10 @@ class ExportDialog(ModalScreen[tuple[str, Path] | None]):
         path, fmt = self._path()
         error = self.query_one("#export-error", Static)
         if path is None:
-            error.update("ERROR: give a file name, e.g. ~/ann-lee.pdf")
+            error.update("ERROR: give a file name, e.g. ~/client-12.pdf")
         elif fmt is None:
-            error.update(Text(f"ERROR: {path.name}: the name must end .json, .csv or .pdf "
-                              "(the ending chooses the format)"))
+            error.update(_text(f"ERROR: {path.name}: the name must end .json, .csv or .pdf "
+                               "(the ending chooses the format)"))
         else:
             self.dismiss((fmt, path if path.is_absolute() else Path.cwd() / path))
 
@@ -280,7 +293,7 @@ class ConfirmReplace(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(f"{self._path} already exists."))
+            yield Label(_text(f"{self._path} already exists."))
             yield Label("Replace it with the new export?")
             with Horizontal():
                 yield Button("Replace (Y)", id="replace-yes", variant="warning")
@@ -305,9 +318,6 @@ class HistoryScreen(Screen):
     (None: SMP_DB_URL or the default file) that the screen opens in a worker."""
 
     DEFAULT_CSS = """
-    HistoryScreen #presentation { display: none; height: 1; padding: 0 1;
-        background: $warning; color: $text; text-style: bold; }
-    HistoryScreen.-presentation #presentation { display: block; }
     HistoryScreen TabbedContent { height: 1fr; }
     HistoryScreen #clients-pane { width: 38; height: 1fr; }
     HistoryScreen #clients { height: 1fr; }
@@ -335,19 +345,16 @@ class HistoryScreen(Screen):
                 tooltip="Export the selected client's record to JSON, CSV or PDF"),
         Binding("ctrl+r", "refresh", "Refresh", id="history.refresh",
                 tooltip="Read the record again: sessions recorded since this opened"),
-        Binding("f6", "toggle_presentation", "Presentation", id="history.presentation",
-                tooltip="Hide client identities and health data (for teaching)"),
         Binding("f10", "close", "Close", id="history.close", tooltip="Leave the history"),
     ]
 
-    def __init__(self, store: Store | str | None = None, *, presentation: bool = False,
+    def __init__(self, store: Store | str | None = None, *,
                  today: Callable[[], date] = _utc_today, export_dir: Path | None = None,
                  name: str | None = None, id: str | None = None):
         super().__init__(name=name, id=id)
         self._record = _Record(store)
         self._today = today
         self._export_dir = export_dir
-        self.presentation = presentation
         self._clients: list[ClientSummary] = []
         self._client_id: int | None = None
         self._shown: ClientRecord | None = None
@@ -355,9 +362,12 @@ class HistoryScreen(Screen):
 
     # -- layout -------------------------------------------------------------------------
 
+    @property
+    def presentation(self) -> bool:
+        """The app's presentation mode (a host app without one has it off)."""
+        return bool(getattr(self.app, "presentation", False))
+
     def compose(self) -> ComposeResult:
-        yield Static("PRESENTATION MODE: client identities and health data are hidden",
-                     id="presentation")
         with TabbedContent(initial="tab-clients"):
             with TabPane("Clients (F2)", id="tab-clients"), Horizontal():
                 with Vertical(id="clients-pane"):
@@ -398,7 +408,8 @@ class HistoryScreen(Screen):
                                           "Item", "Product", "Zone", "Lot", "Expiry")
         self._table("due").add_columns("Client", "ID", "Last completed (UTC)", "Due on",
                                        "Rule")
-        self.set_class(self.presentation, "-presentation")
+        if hasattr(type(self.app), "presentation"):
+            self.watch(self.app, "presentation", self._mode_changed, init=False)
         self.query_one("#search", Input).focus()
         self._reload()
 
@@ -409,7 +420,7 @@ class HistoryScreen(Screen):
         return self.query_one(f"#{name}", DataTable)
 
     def _status(self, text: str) -> None:
-        self.query_one("#status", Static).update(Text(text))
+        self.query_one("#status", Static).update(_text(text))
 
     def _reload(self) -> None:
         self._load_clients(self.presentation)
@@ -424,8 +435,9 @@ class HistoryScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-clients")
     def _load_clients(self, presentation: bool) -> None:
         clients = list_clients(self._record.get())
-        if presentation:
-            clients = [dataclasses.replace(c, name=self._record.alias(c.id)) for c in clients]
+        if presentation:  # in the pseudonyms' order: the names' would say something
+            clients = sorted((dataclasses.replace(c, name=self._record.alias(c.id))
+                              for c in clients), key=lambda c: c.name)
         _post_unless_cancelled(self, ClientsLoaded(clients, presentation))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-record")
@@ -433,7 +445,7 @@ class HistoryScreen(Screen):
         store = self._record.get()
         record = client_record(store, client_id, events=True)
         if presentation:
-            record = pseudonymise(store, record)
+            record = pseudonymise(record, self._record.names())
         _post_unless_cancelled(self, RecordLoaded(record, presentation))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-recall")
@@ -487,6 +499,9 @@ class HistoryScreen(Screen):
         self._table("clients").focus()
 
     def _matches(self, text: str) -> list[ClientSummary]:
+        if self.presentation:  # only what is shown: the pseudonym, never the id or name
+            want = fold(text)
+            return [c for c in self._clients if want in fold(c.name)]
         return match_clients(self._clients, text)  # the console's and the CLI's one lookup
 
     def _fill_clients(self, text: str) -> None:
@@ -494,8 +509,8 @@ class HistoryScreen(Screen):
         found = self._matches(text)
         table.clear()
         for c in found[:MAX_CLIENT_ROWS]:
-            table.add_row(*_cells(c.name, c.id, c.sessions, _when(c.last_session_at)[:10]),
-                          key=str(c.id))
+            table.add_row(*_cells(c.name, self._shown_id(c.id), c.sessions,
+                                  _when(c.last_session_at)[:10]), key=str(c.id))
         shown = min(len(found), MAX_CLIENT_ROWS)
         more = f" (first {shown}: type more to narrow)" if len(found) > shown else ""
         self._status(f"{len(found)} of {len(self._clients)} clients{more}")
@@ -535,7 +550,7 @@ class HistoryScreen(Screen):
             head.update("Choose a client.")
             self._show_session(None)
             return
-        head.update(Text("\n".join(_client_lines(record, self.presentation))))
+        head.update(_text("\n".join(_client_lines(record, self.presentation))))
         for sv in record.sessions:
             sessions.add_row(*_cells(
                 _when(sv.started_at), _stage(sv.stage), sv.outcome or "OPEN",
@@ -567,7 +582,7 @@ class HistoryScreen(Screen):
             head.update("No sessions recorded." if self._shown else "")
             self._show_timeline("", [])
             return
-        head.update(Text(_session_line(sv)))
+        head.update(_text(_session_line(sv)))
         for z in sv.zones:
             s = z.settings
             zones.add_row(*_cells(
@@ -596,7 +611,7 @@ class HistoryScreen(Screen):
         self._table("timeline").focus()
 
     def _show_timeline(self, title: str, rows: Iterable[tuple[SessionView, EventView]]) -> None:
-        self.query_one("#timeline-head", Static).update(Text(title))
+        self.query_one("#timeline-head", Static).update(_text(title))
         table = self._table("timeline")
         table.clear()
         for sv, e in rows:
@@ -626,7 +641,7 @@ class HistoryScreen(Screen):
         table.clear()
         for h in msg.hits:
             table.add_row(*_cells(
-                h.client_name, h.client_id, h.session_id, _when(h.started_at),
+                h.client_name, self._shown_id(h.client_id), h.session_id, _when(h.started_at),
                 "SIMULATOR" if h.simulator else "machine", h.item, h.product,
                 _zone_label(h.zone), h.lot, h.expiry))
         clients = len({h.client_id for h in msg.hits})
@@ -635,7 +650,7 @@ class HistoryScreen(Screen):
         summary = (f"Lot {msg.lot}: {clients} client(s), {sessions} session(s)"
                    + (f", {sim} of them on the SIMULATOR" if sim else "")
                    if msg.hits else f"No session used lot {msg.lot}.")
-        self.query_one("#recall-summary", Static).update(Text(summary))
+        self.query_one("#recall-summary", Static).update(_text(summary))
         self._status(summary)
 
     @on(Input.Submitted, "#within")
@@ -653,8 +668,9 @@ class HistoryScreen(Screen):
         table = self._table("due")
         table.clear()
         for d in msg.due:
-            table.add_row(*_cells(d.client_name, d.client_id, _when(d.last_completed_at)[:10],
-                                  d.due_on, "scar (2 years)" if d.scar else "standard (4 years)"))
+            table.add_row(*_cells(d.client_name, self._shown_id(d.client_id),
+                                  _when(d.last_completed_at)[:10], d.due_on,
+                                  "scar (2 years)" if d.scar else "standard (4 years)"))
         self.query_one("#due-summary", Static).update(Text(
             f"{len(msg.due)} touch-up(s) due by {msg.today:%Y-%m-%d} + {msg.within} days"))
 
@@ -668,9 +684,10 @@ class HistoryScreen(Screen):
         self._status("Reading the record again...")
         self._reload()  # the clients' count replaces this when they are read
 
-    def action_toggle_presentation(self) -> None:
-        self.presentation = not self.presentation
-        self.set_class(self.presentation, "-presentation")
+    def _shown_id(self, client_id: int) -> str:
+        return "" if self.presentation else str(client_id)  # an id identifies too
+
+    def _mode_changed(self, on: bool) -> None:
         # Clear what is on screen now: nothing loaded under the other mode stays visible.
         self._clients = []
         self._table("clients").clear()
@@ -680,25 +697,26 @@ class HistoryScreen(Screen):
             self.query_one(f"#{name}-summary", Static).update("")
         self._reload()
         self._status("Presentation mode on: identities and health data hidden"
-                     if self.presentation else "Presentation mode off")
+                     if on else "Presentation mode off")
 
     def action_export(self) -> None:
         if self._shown is None:
             self._status("ERROR: choose a client to export first (F2, then a client)")
             return
         client = self._shown.client
-        stem = f"client-{client.id}" if self.presentation else (
-            re.sub(r"[^a-z0-9]+", "-", client.name.lower()).strip("-") or "client")
-        folder = self._export_dir or Path.cwd()
         presentation = self.presentation
+        # Never the client's name in a file name: the pseudonym shown, or the id and date.
+        name = default_name(self._shown, "json", today=self._today(),
+                            pseudonym=client.name if presentation else None)
+        folder = self._export_dir or Path.cwd()
 
         def chosen(answer: tuple[str, Path] | None) -> None:
             if answer is not None:
                 self._status(f"Exporting to {answer[1]} ...")
                 self._export(client.id, answer[0], answer[1], False, presentation)
 
-        self.app.push_screen(ExportDialog(f"{client.name} (id {client.id})",
-                                          folder / f"{stem}.json"), chosen)
+        who = client.name if presentation else f"{client.name} (id {client.id})"
+        self.app.push_screen(ExportDialog(who, folder / name), chosen)
 
     @on(ExportExists)
     def _confirm_replace(self, msg: ExportExists) -> None:
@@ -738,10 +756,10 @@ def _pct(value: int | None) -> str:
 
 def _client_lines(record: ClientRecord, presentation: bool) -> list[str]:
     c = record.client
+    if presentation:  # the record is pseudonymised already; the id is not shown either
+        return [f"{c.name}, {len(record.sessions)} session(s)",
+                "Identity, free text and health data hidden (presentation mode)."]
     lines = [f"{c.name}  (id {c.id}), {len(record.sessions)} session(s)"]
-    if presentation:
-        lines.append("Identity and health data hidden (presentation mode).")
-        return lines
     contact = [x for x in (c.phone, c.email) if x]
     if c.date_of_birth:
         contact.append(f"born {c.date_of_birth}")

@@ -96,11 +96,12 @@ class PlanScreen(SmpScreen):
         try:
             plan = self.plan()
         except SmpError as exc:
-            error.update(f"error: {exc}")
+            error.update(self.app.shown(f"error: {exc}"))
             return
         self.app.workflow["plan"] = plan
         self.app.db_call(self.app.controller.start_session, plan, self.answers, self.overrides,
-                         then=self.started, fail=lambda exc: error.update(f"error: {exc}"))
+                         then=self.started,
+                         fail=lambda exc: error.update(self.app.shown(f"error: {exc}")))
 
     def started(self, session_id: int) -> None:
         from console.screens.work import WorkScreen

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -23,6 +22,7 @@ from textual.widgets import DataTable, Footer, Label, Static
 from textual.worker import Worker, get_current_worker
 
 from console.screens.failures import failure_line
+from console.widgets.text import plain
 from console.widgets.ticks import TickList
 from protocols import (
     DEPTH,
@@ -138,15 +138,15 @@ class ProtocolsScreen(Screen):
         table.clear()
         for name, entry in lib.entries.items():
             p, s = entry.profile, entry.profile.settings
-            table.add_row(*(Text(str(c)) for c in (
+            table.add_row(*(plain(c) for c in (
                 p.name, p.zone.label, DEPTH.fmt(s.depth_mm), RATE.fmt(s.rate_hz),
                 VOLTAGE.fmt(s.voltage_v), p.needle.code, _source(entry))), key=name)
         if chosen in lib.entries:
             table.move_cursor(row=table.get_row_index(chosen))
-        self.query_one("#errors", Static).update(Text("\n".join(
+        self.query_one("#errors", Static).update(plain("\n".join(
             f"{_where(err.path, err.line, lib.user_dir)}: {err.message}" for err in lib.errors)))
         folder = lib.user_dir if lib.user_dir is not None else "no user folder"
-        self.query_one("#errors-head", Static).update(Text(
+        self.query_one("#errors-head", Static).update(plain(
             f"User files in {folder}: {len(lib.errors)} problem(s); profiles with problems "
             "are left out" if lib.errors else f"User files in {folder}: no problems"))
         users = sum(1 for e in lib.entries.values() if e.source == "user")
@@ -170,11 +170,11 @@ class ProtocolsScreen(Screen):
         entry = self.library.entries[name]
         [stage] = self.query_one("#stage", TickList).ticked
         conditions = [SkinCondition(c) for c in self.query_one("#skin", TickList).ticked]
-        self.query_one("#resolved", Static).update(Text("\n".join(
+        self.query_one("#resolved", Static).update(plain("\n".join(
             _explain(entry, Stage(stage), conditions, self.library.user_dir))))
 
     def _status(self, text: str) -> None:
-        self.query_one("#status", Static).update(Text(text))
+        self.query_one("#status", Static).update(plain(text))
 
     # -- actions ------------------------------------------------------------------------
 

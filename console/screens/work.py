@@ -104,7 +104,8 @@ class WorkScreen(SmpScreen):
             return
         zone = w.zone.label if w.zone else "none: press a zone key (1-0)"
         set_text(self.query_one("#session", Static),
-            f"Session {w.session_id}  client {w.client}  {w.stage}  zone {zone}   "
+            f"Session {w.session_id}  client "
+            f"{w.client_alias if self.app.presentation else w.client}  {w.stage}  zone {zone}   "
             f"[{m.identity}]")
         applied = m.applied
         if not m.settings_known:

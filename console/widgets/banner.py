@@ -1,10 +1,14 @@
-"""The banner on every screen: SIMULATOR, LINK LOST, FAULT or STOPPED, in words."""
+"""The banner on every screen: PRESENTATION, SIMULATOR, LINK LOST, FAULT or STOPPED, in
+words."""
 
 from __future__ import annotations
 
 from textual.widgets import Static
 
 from console.view import View
+from console.widgets.text import plain
+
+PRESENTATION = "PRESENTATION - client identities and health data hidden"
 
 
 class Banner(Static):
@@ -16,9 +20,12 @@ class Banner(Static):
     """
 
     def show(self, view: View) -> None:
-        words = view.banners
+        alarms = view.banners
+        # Presentation mode is the app's (console/app.py); a browser alone has none.
+        words = ((PRESENTATION,) if getattr(self.app, "presentation", False) else ()) + alarms
         self.set_class(not words, "-none")
-        self.set_class(any(w != "SIMULATOR" for w in words), "-alarm")
+        self.set_class(any(w != "SIMULATOR" for w in alarms), "-alarm")
         # Separated by a bar and in capitals, so that no colour is needed to read them.
-        self.update("  |  ".join(f"*** {w} ***" if w != "SIMULATOR" else
-                                 "SIMULATOR - not a real machine" for w in words))
+        self.update(plain("  |  ".join(w if w == PRESENTATION else f"*** {w} ***"
+                                       if w != "SIMULATOR" else
+                                       "SIMULATOR - not a real machine" for w in words)))

@@ -1,4 +1,8 @@
-"""Changing a widget's text cheaply.
+"""Text for widgets: safe, and changed cheaply.
+
+Stored text (a name, a note, a device string) reaches a widget only through `plain()`: escaped
+(protocols/text.py), so ESC [2J cannot clear the terminal, and never read as markup, so a name
+like "[bold red]x" or "[@click=app.quit]x" shows as written instead of acting.
 
 The working screen gets a new view ten times a second. `Static.update` re-lays out the whole
 screen by default, and the profiler showed that layout-and-render pass costing more than
@@ -10,7 +14,15 @@ changes.
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import Static
+
+from protocols.text import printable
+
+
+def plain(text: object) -> Text:
+    """`text` for a widget: escaped, newlines kept, no markup."""
+    return Text(printable(text, multiline=True))
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -23,4 +35,4 @@ def set_text(widget: Static, text: str) -> None:
     if old == text:
         return
     widget._smp_text = text
-    widget.update(text, layout=old is None or _shape(old) != _shape(text))
+    widget.update(plain(text), layout=old is None or _shape(old) != _shape(text))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from textual.app import App
+from textual.reactive import reactive
 from textual.widgets import DataTable
 
 
 class Host(App):
-    def __init__(self, screen):
+    presentation = reactive(False)  # as the console's (console/app.py)
+
+    def __init__(self, screen, *, presentation: bool = False):
         super().__init__()
         self.browser = screen
+        self.set_reactive(Host.presentation, presentation)
 
     def on_mount(self) -> None:
         self.push_screen(self.browser)
@@ -34,3 +38,19 @@ async def settled_layout(pilot) -> None:
 def rows(screen, table_id: str) -> list[list[str]]:
     table = screen.query_one(f"#{table_id}", DataTable)
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as a person reads it: the compositor's rendered lines of
+    the screen (with the screens beneath a dialog, and the notifications), styles dropped."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", record=True, legacy_windows=False,
+                      safe_box=False)
+    console.print(app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=False)

@@ -64,3 +64,9 @@ def controller(store, tmp_path):
     c.connect("sim://?seed=3")
     yield c
     c.close()
+
+
+@pytest.fixture(autouse=True)
+def crash_files_in_tmp(tmp_path, monkeypatch):
+    """An internal error in a test writes its crash file here, not in the user's data dir."""
+    monkeypatch.setattr("console.crash.crash_dir", lambda: tmp_path / "crashes")

@@ -255,14 +255,22 @@ def test_a_run_is_needle_time_not_pedal_time(controller, store):
     assert up.duration_ms == crown.run_ms
 
 
-def test_presentation_mode_hides_the_client(controller):
+def test_one_pseudonym_per_client_and_search_by_it_alone(controller, store):
+    from sessions.pseudonyms import Pseudonyms
+
     c = controller
-    client = c.add_client(new_client("Zed Quinn"))
+    ann = c.add_client(new_client("Ann Lee"))
+    client = c.add_client(new_client("Zed Quinn"))  # the chosen one
+    alias = Pseudonyms(store).client(client.id)  # the exports' keyed pseudonym
+    assert client.alias == alias and alias.startswith("Client-")
     c.start_session(plan(), CLEAR, {})
-    assert c.view.work.client == "Zed Quinn"
-    c.set_presentation(True)
-    assert wait_until(lambda: c.view.presentation)
-    assert c.view.work.client == f"client #{client.id}"
+    assert (c.view.work.client, c.view.work.client_alias) == ("Zed Quinn", alias)
+    shown = c.find_clients("", presentation=True)
+    assert {s.name for s in shown} == {alias, ann.alias}
+    for hidden in ("zed", "Quinn", f"#{client.id}"):  # (digits alone may be in a pseudonym)
+        assert [s.name for s in c.find_clients(hidden, presentation=True)] == [], hidden
+    assert [s.id for s in c.find_clients(alias.lower(), presentation=True)] == [client.id]
+    assert [s.name for s in c.find_clients("zed")] == ["Zed Quinn"]
 
 
 def test_steps_out_of_order_are_refused_in_one_line(store):

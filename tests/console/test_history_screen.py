@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -175,18 +176,19 @@ def test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_path):
 
 
 async def _test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_path):
-    url, _ = clinic
+    url, ids = clinic
     app = history(url, export_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await search(pilot, "ann lee")
         await pilot.press("f5")
         await pilot.pause()
         assert isinstance(app.screen, ExportDialog)
-        assert app.screen.query_one("#export-path", Input).value == str(tmp_path / "ann-lee.json")
+        # The default name never holds the client's name: the id and the day.
+        out = tmp_path / f"client-{ids['ann']}-20260330.json"
+        assert app.screen.query_one("#export-path", Input).value == str(out)
         assert text(app.screen, "export-format") == "Format: JSON"
         await pilot.press("enter")
         await settle(pilot)
-        out = tmp_path / "ann-lee.json"
         doc = json.loads(out.read_bytes())
         assert doc["client"]["name"] == "Ann Lee" and len(doc["sessions"]) == 2
         assert text(app.browser, "status").startswith(f"Wrote {out} (")
@@ -202,7 +204,7 @@ async def _test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_pat
         assert text(app.browser, "status") == f"Not exported: {out} already exists and was kept"
 
         # A PDF, replacing an existing file only after "y".
-        pdf = tmp_path / "ann-lee.pdf"
+        pdf = out.with_suffix(".pdf")
         pdf.write_bytes(b"old")
         await pilot.press("f5")
         await pilot.click("#format-pdf")
@@ -232,7 +234,7 @@ async def _test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_pat
         assert text(app.browser, "status") == (
             f"ERROR: cannot write {tmp_path / 'no' / 'x.csv'}: directory {tmp_path / 'no'} "
             "does not exist")
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["ann-lee.json", "ann-lee.pdf"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [out.name, pdf.name]
 
 
 def test_presentation_mode_hides_names_and_health(clinic, tmp_path):
@@ -246,29 +248,40 @@ async def _test_presentation_mode_hides_names_and_health(clinic, tmp_path):
         await search(pilot, "ann lee")
         screen = app.browser
         assert "nickel" in text(screen, "client-head")
-        await pilot.press("f6")
+        app.presentation = True  # the app's one state: the screen follows it
         await settle(pilot)
-        shown = rows(screen, "clients")
-        assert len(shown) == 0  # "ann lee" no longer matches anything shown
+        assert rows(screen, "clients") == []  # "ann lee" matches nothing that is shown
+        screen.query_one("#search", Input).value = f"#{ids['ann']}"
+        await settle(pilot)
+        assert rows(screen, "clients") == []  # nor does an id: ids are not shown either
         screen.query_one("#search", Input).value = ""
         await settle(pilot)
-        names = [r[0] for r in rows(screen, "clients")]
+        shown = rows(screen, "clients")
+        names = [r[0] for r in shown]
         assert len(names) == 5 and all(n.startswith("Client-") for n in names)
-        assert "PRESENTATION MODE" in text(screen, "presentation")
+        assert names == sorted(names) and {r[1] for r in shown} == {""}
         await pilot.press("f3", *"PG-2", "enter")
         await settle(pilot)
         assert {r[0][:7] for r in rows(screen, "recall")} == {"Client-"}
-        await pilot.press("f2", *str(ids["ann"]))
+        assert {r[1] for r in rows(screen, "recall")} == {""}
+        await pilot.press("f2", "f6", "f3", "f2")  # no key of the browser reveals anything
+        await settle(pilot)
+        await pilot.press(*names[0][7:].lower())  # the pseudonym, typed as the class sees it
         await settle(pilot)
         head = text(screen, "client-head")
-        assert head.startswith("Client-") and "Ann" not in head and "nickel" not in head
+        assert head.startswith(names[0]) and "id " not in head and "nickel" not in head
         assert all("Tom Reyes" not in r[4] for r in rows(screen, "sessions"))
-        await pilot.press("f5", "enter")
+        await pilot.press("f5")
+        await pilot.pause()
+        path = tmp_path / f"{names[0]}.json"  # the file name carries the pseudonym
+        assert app.screen.query_one("#export-path", Input).value == str(path)
+        await pilot.press("enter")
         await settle(pilot)
-        doc = json.loads((tmp_path / f"client-{ids['ann']}.json").read_bytes())
+        doc = json.loads(path.read_bytes())
         # The pseudonym on screen is the export's: one keyed pseudonym per client.
-        assert doc["pseudonymised"] is True and doc["client"]["name"] == head.split()[0]
-        assert "Ann Lee" not in json.dumps(doc)
+        assert doc["pseudonymised"] is True and doc["client"]["pseudonym"] == names[0]
+        assert not {"Ann", "Lee", "Lewis", "Bo", "Chen", "Cy", "Dunn", "Di", "Park"} & set(
+            re.findall(r"\w+", json.dumps(doc)))
 
 
 def test_a_database_error_is_one_line_on_screen(tmp_path):

@@ -235,3 +235,14 @@ def test_ident_of_another_protocol_version_is_recognised_as_such():
     with pytest.raises(VersionMismatch) as exc:
         frame.message()
     assert exc.value.version == 2
+
+
+def test_ident_strings_are_decoded_as_printable_ascii_only():
+    """A device whose model or serial holds ESC ] 0;... BEL or ESC [2J cannot reach the
+    terminal through them: every byte outside printable ASCII decodes as '?'."""
+    payload = bytearray(IDENT.payload())
+    payload[4:12] = b"\x1b]0;x\x07\xff\x00"
+    payload[12:24] = b"S\x1b[2J\x9b1\x7f\x00\x00\x00\x00"
+    frame = Decoder().feed(encode_raw(0, 1, MsgType.IDENT, bytes(payload)))[0]
+    ident = frame.message()
+    assert (ident.model, ident.serial) == ("?]0;x??", "S?[2J?1?")

@@ -1,7 +1,9 @@
 """`smp protocols ...` as a person runs it: real processes, exit codes, no tracebacks."""
 
+import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +158,45 @@ def test_check_accepts_a_byte_order_mark(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
     out = smp("protocols", "check", path)
     assert out.returncode == 0 and "ok: 1 profiles" in out.stdout, out.stderr
+
+
+ESCAPES = {"\x1b", "\x07", "\u202e", "\x9b"}
+
+
+def test_escapes_in_profile_files_never_reach_the_terminal(tmp_path):
+    """Notes with ESC [2J, BEL or U+202E are refused by name (one escaped line); a file name
+    holding ESC is shown escaped by list, show and check."""
+    (tmp_path / "hostile.toml").write_text(GOOD.replace(
+        '"for thick skin"', r'"for \u001b[2J thick \u0007skin \u202e"'))
+    odd = tmp_path / "mine\x1b[2J.toml"
+    odd.write_text(GOOD.replace("crown-thick", "crown-mine"))
+    runs = {"list": smp("protocols", "list", env_dir=tmp_path),
+            "show refused": smp("protocols", "show", "crown-thick", env_dir=tmp_path),
+            "show": smp("protocols", "show", "crown-mine", env_dir=tmp_path),
+            "check": smp("protocols", "check", tmp_path / "hostile.toml", odd)}
+    for name, out in runs.items():
+        assert not ESCAPES & set(out.stdout + out.stderr), name
+    assert "notes: control character U+001B (ESC) is not allowed" in runs["list"].stderr
+    assert "no profile named 'crown-thick'" in runs["show refused"].stderr
+    assert "mine\\x1b[2J.toml" in runs["show"].stdout
+    assert runs["check"].returncode == 1 and "hostile.toml:8: profile 'crown-thick': notes: " \
+        "control character U+001B (ESC)" in runs["check"].stderr
+
+
+def test_show_escapes_notes_that_reached_it_anyway(monkeypatch, capsys):
+    """Escaping on output does not rely on the check at loading: a profile built past it
+    (another tool, an older file format) is shown escaped too."""
+    import argparse
+
+    from console import cmd_protocols
+    from protocols import Stage, load_library
+
+    lib = load_library(Path("/nonexistent"))
+    entry = lib.get("crown-standard")
+    hostile = entry.profile.model_copy(update={"notes": "one\x1b[2J\x07\nline \u202etwo"})
+    lib.entries["crown-standard"] = dataclasses.replace(entry, profile=hostile)
+    monkeypatch.setattr(cmd_protocols, "load_library", lambda: lib)
+    cmd_protocols.cmd_show(argparse.Namespace(name="crown-standard", stage=Stage.S1, skin=[]))
+    out = capsys.readouterr().out
+    assert not ESCAPES & set(out)
+    assert "notes     one\\x1b[2J\\x07\n          line \\u202etwo\n" in out

@@ -100,6 +100,8 @@ MALFORMED = [
     ('version = 2\n' + GOOD, "1: unknown top-level key 'version'; a profile file holds only [[profile]] tables"),
     ("# nothing here\n", "no [[profile]] tables found"),
     (GOOD + "\n" + GOOD, "10: profile 'crown-thick' is already defined at {path}:1"),
+    (edit('"for thick skin"', r'"for \u001b[2J thick skin"'), "8: profile 'crown-thick': notes: control character U+001B (ESC) is not allowed; allowed: printable text, newlines and tabs (no control characters or bidirectional overrides)"),
+    (edit('"for thick skin"', r'"\u202ethick"'), "8: profile 'crown-thick': notes: U+202E (right-to-left override) is not allowed; allowed: printable text, newlines and tabs (no control characters or bidirectional overrides)"),
     (edit('needle = "1003RL"', "needle = 1003"), "7: profile 'crown-thick': needle: 1003 is not a needle code; accepted forms: 1003RL (gauge, count, type), '#10 3RL' or '3RL 0.30mm'; gauges #6 #8 #10 #12, diameters 0.18 to 0.35 mm, types RL, RS, M1, RM, F"),
 ]
 

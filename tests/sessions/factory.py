@@ -43,10 +43,11 @@ def client(store, name="Ann Lee", **health) -> int:
 
 def session(store, client_id, clock, *, zones=(Zone.HAIRLINE, Zone.CROWN), stage=Stage.S1,
             machine=REAL, lot="PG-2026-001", needle_lot="NL-77", depth="1.50",
-            technician="Tom Reyes", overrides=None, coverage=30, end=True) -> Recorder:
+            technician="Tom Reyes", overrides=None, coverage=30, end=True,
+            answers=CLEAR) -> Recorder:
     """A typical session: zones worked with settings, pigment and needle, then completed."""
     rec = Recorder.start(store, client_id=client_id, technician=technician, stage=stage,
-                         machine=machine, planned_zones=list(zones), answers=CLEAR,
+                         machine=machine, planned_zones=list(zones), answers=answers,
                          overrides=overrides, clock=clock)
     rec.use_needle(needle=NeedleSpec.parse("0601RL"), lot=needle_lot, expiry=date(2029, 1, 1))
     for zone in zones:

@@ -3,6 +3,7 @@ errors, non-zero exits, no tracebacks, nothing written half-way."""
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -19,9 +20,25 @@ from tests.sessions.factory import FakeClock, client, session
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def pdf_text(data: bytes) -> str:
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(data)
+    try:
+        return "".join(p.get_textpage().get_text_range() for p in doc)
+    finally:
+        doc.close()
+
+
 def smp(*args, cwd=None, env=None):
+    args = [str(a) for a in args]
+    if "--db" in args and re.search(r"://[^/@:]*:[^/@]*@", db := args[args.index("--db") + 1]):
+        # --db refuses a password (ps shows it): a server's test URL goes in SMP_DB_URL.
+        i = args.index("--db")
+        del args[i:i + 2]
+        env = {**(env or {}), "SMP_DB_URL": db}
     out = subprocess.run(
-        [sys.executable, "-m", "console", *map(str, args)], capture_output=True, text=True,
+        [sys.executable, "-m", "console", *args], capture_output=True, text=True,
         timeout=60, cwd=cwd or ROOT,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": "/nonexistent",
              **(env or {})})
@@ -177,8 +194,9 @@ def test_pseudonymised_export_hides_identity_and_health(clinic, tmp_path):
         assert secret not in text1
     doc = json.loads(text1)
     assert doc["pseudonymised"] and doc["health"] is None
-    assert doc["client"]["name"].startswith("Client-")
-    assert doc["client"]["name"] == json.loads(text2)["client"]["name"]  # stable
+    assert doc["client"] == {"pseudonym": doc["client"]["pseudonym"]}
+    assert doc["client"]["pseudonym"].startswith("Client-")
+    assert doc["client"] == json.loads(text2)["client"]  # stable
 
 
 def test_existing_output_is_refused_unless_forced(clinic, tmp_path):
@@ -232,9 +250,24 @@ def test_newer_database_is_refused_by_every_command(sqlite_url):
     ("nonsense", "malformed database URL 'nonsense'"),
     ("postgresql://nobody@127.0.0.1:1/x", "cannot reach PostgreSQL at"),
     ("sqlite:////nonexistent/dir/x.sqlite3", "directory /nonexistent/dir does not exist"),
+    ("postgresql://ann@db:port/x", "the port must be a number"),
 ])
 def test_bad_database_urls(url, expected):
     assert expected in one_error(smp("history", "--db", url))
+
+
+def test_a_password_is_never_printed(tmp_path):
+    secret = "s3cr3t-pw"
+    out = subprocess.run(
+        [sys.executable, "-m", "console", "history", "--db",
+         f"postgresql://ann:{secret}@127.0.0.1:1/x"], capture_output=True, text=True,
+        timeout=60, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert "holds a password" in one_error(out) and secret not in out.stderr + out.stdout
+    for args in (("history",), ("db", "check"), ("export", "1", "--format", "json")):
+        out = smp(*args, env={"SMP_DB_URL": f"postgresql://ann:{secret}@127.0.0.1:1/x"})
+        assert "cannot reach PostgreSQL at postgresql+psycopg://ann:***@127.0.0.1:1/x" in \
+            one_error(out)
+        assert secret not in out.stderr + out.stdout
 
 
 def test_env_var_selects_the_database(clinic):
@@ -246,6 +279,7 @@ def test_env_var_selects_the_database(clinic):
 def test_corrupt_sqlite_file(tmp_path):
     path = tmp_path / "bad.sqlite3"
     path.write_bytes(b"\x00garbage" * 1000)
+    os.chmod(path, 0o600)  # a record's mode: this test is about the content
     assert "is not an SQLite database" in one_error(smp("db", "check", "--db",
                                                         f"sqlite:///{path}"))
     assert path.read_bytes() == b"\x00garbage" * 1000
@@ -269,3 +303,72 @@ def test_locked_sqlite_file(tmp_path):
     finally:
         holder.close()
     assert "is locked by another program" in err
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\x07\u202e\x9b"
+
+
+def _hostile_record(url) -> dict:
+    """Text with terminal escapes stored by another version or raw SQL (this one refuses it
+    on input): a client's name, technician, machine serial, lot, zone notes and a note."""
+    store = open_store(url)
+    cid = client(store, "Ann Lee")
+    session(store, cid, FakeClock(), lot="PG-1", end=False)
+    store.close()
+    path = url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE clients SET name = ?", (f"Ann {HOSTILE}Lee",))
+        db.execute("UPDATE sessions SET technician = ?, machine_serial = ?",
+                   (f"Tom{HOSTILE}", f"R1{HOSTILE}"))
+        db.execute("UPDATE pigment_uses SET lot = ?", (f"PG{HOSTILE}",))
+        db.execute("UPDATE zone_works SET notes = ?", (f"ok{HOSTILE}",))
+        db.execute("INSERT INTO events (session_id, seq, at, kind, payload) VALUES "
+                   "(1, 99, '2026-03-02 10:00:00', 'note', ?)",
+                   (json.dumps({"text": f"note{HOSTILE}"}, ensure_ascii=False),))
+    return {"id": cid, "lot": f"PG{HOSTILE}"}
+
+
+def test_stored_escapes_never_reach_the_terminal(sqlite_url, tmp_path):
+    ids = _hostile_record(sqlite_url)
+    runs = [smp("history", "--db", sqlite_url), smp("history", ids["id"], "--db", sqlite_url),
+            smp("history", "recall", ids["lot"], "--db", sqlite_url),
+            smp("history", "Ann", "--db", sqlite_url),
+            smp("db", "check", "--db", sqlite_url)]
+    for fmt in ("json", "csv", "pdf"):
+        runs.append(smp("export", ids["id"], "--format", fmt, "-o", tmp_path / f"x.{fmt}",
+                        "--db", sqlite_url))
+        data = (tmp_path / f"x.{fmt}").read_bytes()
+        if fmt == "pdf":  # its text as a reader extracts it (the file itself is binary)
+            data = pdf_text(data).encode()
+            assert "Ann \\x1b]0;owned\\x07" in data.decode()
+        assert not {"\x1b", "\x07", "\u202e", "\x9b"} & set(data.decode()), fmt
+    doc = json.loads((tmp_path / "x.json").read_text())
+    assert doc["client"]["name"] == f"Ann {HOSTILE}Lee"  # escaped in the file, exact parsed
+    for out in runs:
+        assert out.returncode == 0, out.stderr
+        for stream in (out.stdout, out.stderr):
+            assert not {"\x1b", "\x07", "\u202e", "\x9b"} & set(stream), stream
+    assert "Ann \\x1b]0;owned\\x07\\x1b[2J\\x07\\u202e\\x9bLee" in runs[0].stdout
+    assert "by Tom\\x1b]0;owned" in runs[1].stdout and "lot PG\\x1b]0;owned" in runs[1].stdout
+    assert "lot PG\\x1b]0;owned\\x07\\x1b[2J\\x07\\u202e\\x9b: 1 client(s)" in runs[2].stdout
+
+
+def test_export_file_names_never_hold_the_name_and_include_needs_pseudonymise(clinic, tmp_path):
+    url, ids = clinic
+    out = smp("export", "Ann", "Lee", "--format", "csv", "--db", url, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (written,) = [p.name for p in tmp_path.iterdir() if p.suffix == ".csv"]
+    assert re.fullmatch(rf"client-{ids['ann']}-\d{{8}}\.csv", written)
+    out = smp("export", "Ann", "Lee", "--format", "json", "--pseudonymise", "--include",
+              "notes,reasons", "--db", url, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (doc,) = [json.loads(p.read_text()) for p in tmp_path.iterdir() if p.suffix == ".json"]
+    alias = doc["client"]["pseudonym"]
+    assert (tmp_path / f"{alias}.json").exists() and doc["included"] == ["notes", "reasons"]
+    assert f"pseudonymised as {alias}; included: notes, reasons" in out.stdout
+    assert not any("ann" in p.name.lower() for p in tmp_path.iterdir())
+    out = smp("export", "Ann", "Lee", "--format", "json", "--include", "notes", "--db", url)
+    assert out.returncode == 2 and "--include goes with --pseudonymise" in out.stderr
+    out = smp("export", "Ann", "Lee", "--format", "json", "--pseudonymise", "--include",
+              "phone", "--db", url)
+    assert out.returncode == 2 and "'phone': allowed notes, reasons" in out.stderr

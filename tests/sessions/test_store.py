@@ -158,3 +158,133 @@ def test_a_file_that_is_not_sqlite_is_one_line(tmp_path):
     with pytest.raises(StoreError, match="is not an SQLite database, so not an smp record"):
         open_store(f"sqlite:///{path}")
     assert path.read_bytes().startswith(b"this is not a database")
+
+
+# -- privacy: passwords, TLS, file modes ---------------------------------------------------
+
+SECRET = "s3cr3t-pw"
+
+
+def test_a_password_on_the_command_line_is_refused_without_showing_it(monkeypatch):
+    monkeypatch.delenv("SMP_DB_URL", raising=False)
+    with pytest.raises(StoreError) as err:
+        resolve_url(f"postgresql://ann:{SECRET}@db.example/clinic")
+    message = str(err.value)
+    assert SECRET not in message and "***" in message
+    assert "process list (ps)" in message and "~/.pgpass" in message and "PGPASSFILE" in message
+    assert "SMP_DB_URL" in message
+    # The same URL from the environment (not visible in ps) is accepted.
+    monkeypatch.setenv("SMP_DB_URL", f"postgresql://ann:{SECRET}@db.example/clinic")
+    assert resolve_url(None).password == SECRET
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    (f"mysql://ann:{SECRET}@h/db", "unsupported database URL 'mysql://ann:***@h/db'"),
+    (f"postgresql://ann:{SECRET}@h:abc/db", "'postgresql://ann:***@h:abc/db': the port must "
+     "be a number"),
+    (f"postgresql://ann:{SECRET}@h:99999999999/db", "the port must be a number"),
+])
+def test_bad_urls_never_show_the_password(monkeypatch, url, fragment):
+    monkeypatch.setenv("SMP_DB_URL", url)
+    with pytest.raises(StoreError) as err:
+        resolve_url(None)
+    assert fragment in str(err.value) and SECRET not in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("url", "sslmode"), [
+    ("postgresql://ann@db.example/clinic", "verify-full"),
+    ("postgresql://ann@10.1.2.3:5433/clinic", "verify-full"),
+    ("postgresql://ann@/clinic?host=db.example", "verify-full"),
+    ("postgresql://ann@db.example/clinic?sslmode=require", "require"),
+    ("postgresql://ann@db.example/clinic?sslmode=disable", "disable"),
+    ("postgresql://ann@localhost/clinic", None),
+    ("postgresql://ann@127.0.0.2/clinic", None),
+    ("postgresql://ann@[::1]/clinic", None),
+    ("postgresql://ann@/clinic", None),
+    ("postgresql://ann@/clinic?host=/var/run/postgresql", None),
+])
+def test_tls_is_required_for_a_server_elsewhere(url, sslmode):
+    assert resolve_url(url).query.get("sslmode") == sslmode
+
+
+def test_an_unreachable_server_message_has_no_password(monkeypatch):
+    monkeypatch.setenv("SMP_DB_URL", f"postgresql://nobody:{SECRET}@127.0.0.1:1/none")
+    with pytest.raises(StoreError, match="cannot reach PostgreSQL at") as err:
+        open_store()
+    assert SECRET not in str(err.value) and "***" in str(err.value)
+
+
+def test_sql_errors_never_carry_the_values_they_bound(tmp_path):
+    from sqlalchemy import exc
+
+    store = open_store(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    with pytest.raises(exc.StatementError) as err, store.engine.begin() as c:
+        c.execute(text("INSERT INTO nowhere (x) VALUES (:phone)"), {"phone": "+44 20 7946 0123"})
+    store.close()
+    assert "7946" not in str(err.value) and "parameters hidden" in str(err.value)
+
+
+def _modes(path):
+    return {p.name: stat.S_IMODE(os.stat(p).st_mode)
+            for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))}
+
+
+def _opened_at(path, mode):
+    """A record with a WAL, left readable by others (as an old version or a copy left it)."""
+    store = open_store(f"sqlite:///{path}")
+    client(store)
+    holder = store.engine.connect()  # keeps -wal and -shm in place
+    for p in _modes(path):
+        os.chmod(path.parent / p, mode)
+    return store, holder
+
+
+def test_a_record_readable_by_others_is_made_private_with_one_line(tmp_path, capfd):
+    path = tmp_path / "r.sqlite3"
+    store, holder = _opened_at(path, 0o644)
+    capfd.readouterr()
+    open_store(f"sqlite:///{path}").close()
+    modes = _modes(path)
+    holder.close()
+    store.close()
+    assert set(modes.values()) == {0o600}
+    lines = capfd.readouterr().err.splitlines()
+    assert lines[0] == (f"smp: {path} was readable by other users (mode 0644); now 0600; its "
+                        "folder, chosen by you, is left as is")
+    assert len(lines) == 3 and lines[1].endswith("-wal was readable by other users (mode 0644); "
+                                                 "now 0600")
+
+
+def test_the_default_folder_is_made_private_too(tmp_path, monkeypatch, capfd):
+    folder = tmp_path / "smp"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    monkeypatch.setattr("sessions.store.default_path", lambda: folder / "smp.sqlite3")
+    monkeypatch.delenv("SMP_DB_URL", raising=False)
+    open_store().close()
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert capfd.readouterr().err.splitlines()[0] == (
+        f"smp: folder {folder} was open to other users (mode 0755); now 0700")
+
+
+def test_a_record_that_cannot_be_made_private_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "r.sqlite3"
+    open_store(f"sqlite:///{path}").close()
+    os.chmod(path, 0o640)
+
+    def not_owner(*_):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("sessions.store.os.chmod", not_owner)
+    with pytest.raises(StoreError) as err:
+        open_store(f"sqlite:///{path}")
+    assert str(err.value) == (f"{path} is open to other users (mode 0640) and cannot be made "
+                              "private (Operation not permitted); ask its owner to chmod 600 it")
+
+
+def test_a_private_record_opens_silently(tmp_path, capfd):
+    path = tmp_path / "r.sqlite3"
+    open_store(f"sqlite:///{path}").close()
+    open_store(f"sqlite:///{path}").close()
+    assert capfd.readouterr().err == ""
