@@ -64,12 +64,15 @@ def test_every_stop_is_recorded_ours_twice_then_the_links(controller, store):
     assert whose.count((True, False)) >= 1 and whose.count((False, True)) == 1
 
 
-def test_the_screen_never_waits_for_a_busy_session(controller):
-    """F3 used to take the controller's lock on the UI thread, behind a database commit. The
-    UI side only posts: it returns at once even while a command holds the session thread."""
+def test_stop_and_the_screen_never_wait_for_a_busy_session(controller):
+    """The old F3 took the controller's lock on the UI thread, behind a database commit, and
+    STOP waited there too. Now the screen only reads frozen views, and STOP goes straight to
+    the machine service while a command holds the session thread."""
     c = controller
     c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.HAIRLINE)
+    c.arm()
     release = threading.Event()
 
     def slow_read():  # a command waiting on a slow read of the record
@@ -82,10 +85,12 @@ def test_the_screen_never_waits_for_a_busy_session(controller):
     blocked.start()
     try:
         t0 = time.monotonic()
-        c.set_presentation(True)
-        c.set_presentation(False)
+        assert c.view.work is not None and c.simulator is not None  # plain reads, no waiting
+        assert c.profiles_for(Zone.HAIRLINE)
         assert time.monotonic() - t0 < 0.05
-        assert c.view is not None and c.simulator is not None  # plain reads, no waiting
+        acked, _ = c.stop()
+        assert acked and time.monotonic() - t0 < 1.0
+        assert wait_until(lambda: c.machine.state.name == "FAULTED")
     finally:
         release.set()
         blocked.join(5)
