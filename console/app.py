@@ -130,8 +130,9 @@ class SmpApp(App):
         from console.screens.connect import ConnectScreen
         from console.screens.recover import offer_recovery
 
-        self.push_screen(ConnectScreen(self.url))
-        offer_recovery(self)
+        # The offer to close interrupted sessions comes first, on every start path, and
+        # nothing replaces it: connecting starts once it is answered.
+        offer_recovery(self, then=lambda: self.push_screen(ConnectScreen(self.url)))
 
     def connected(self, _: object = None) -> None:
         from console.screens.client import ClientScreen
@@ -243,6 +244,8 @@ class SmpApp(App):
 
     def on_view_changed(self, message: ViewChanged) -> None:
         self.view = message.view
+        if not self.screen_stack:  # starting, or ending: nothing to show it on
+            return
         # Under a dialog the screen beneath keeps its banner current too.
         screens = self.screen_stack[-2:] if isinstance(self.screen, ModalScreen) else [
             self.screen]

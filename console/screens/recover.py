@@ -1,38 +1,120 @@
-"""On start: sessions a crash left open are offered for closing (never closed unasked). In
-presentation mode the question names each client by its pseudonym."""
+"""On start: sessions a crash left open are offered for closing, and nothing else happens
+until the offer is answered.
+
+Only sessions whose lease has run out are offered (a session another chair is running renews
+its lease and is never offered; the offer says how many such there are). The answer is
+deliberate: the word CLOSE typed and Enter, or a button; never one letter, so that a key meant
+for another screen cannot close anything. In presentation mode clients and technicians are
+named by their pseudonyms.
+"""
 
 from __future__ import annotations
 
-from console.screens.confirm import Confirm
-from sessions.recorder import close_interrupted, open_sessions
+from typing import ClassVar
+
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Static
+
+from console.screens.base import SmpScreen
+from console.widgets.text import plain
+from sessions.recorder import OpenSession, close_interrupted, open_sessions, utcnow
+
+WORD = "CLOSE"
 
 
-def offer_recovery(app) -> None:
+class RecoverScreen(SmpScreen):
+    """A step of its own before connecting (with the banner: SIMULATOR, PRESENTATION...)."""
+
+    DEFAULT_CSS = """
+    RecoverScreen #offer { width: 1fr; height: auto; border: thick $warning; padding: 1 2; }
+    RecoverScreen Horizontal { height: auto; }
+    RecoverScreen Button { margin: 1 1 0 0; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("f10", "keep", "Keep open", id="recover.keep",
+                tooltip="Keep the sessions open (they are offered again at the next start)"),
+    ]
+
+    def __init__(self, interrupted: list[OpenSession], held: int, names) -> None:
+        super().__init__()
+        self.interrupted, self.held, self.names = interrupted, held, names
+
+    def _text(self) -> str:
+        hide = self.app.presentation
+        lines = "\n".join(
+            f"  session {s.id}: "
+            + (f"{self.names.client(s.client_id)}, {self.names.technician(s.technician)}"
+               if hide else f"{s.client_name}, {s.technician}")
+            + f", started {s.started_at:%Y-%m-%d %H:%M} UTC, {s.events} events"
+            for s in self.interrupted[:10])
+        more = (f"\n  and {len(self.interrupted) - 10} more" if len(self.interrupted) > 10
+                else "")
+        held = (f"\n{self.held} other open session(s) are running at another chair and are "
+                "not offered." if self.held else "")
+        return (f"{len(self.interrupted)} session(s) were interrupted (left open by a crash; "
+                f"nobody has held them since):\n{lines}{more}{held}\n\nClose them as "
+                f"INTERRUPTED? Every recorded event is kept. Type {WORD} and Enter, or use the "
+                "buttons; F10 keeps them open.")
+
+    def presentation_changed(self, on: bool) -> None:
+        self.query_one("#question", Static).update(plain(self._text()))
+
+    def compose(self):
+        yield from self.compose_frame()
+        with Vertical(id="offer"):
+            yield Static(plain(self._text()), id="question")
+            yield Input(placeholder=f"type {WORD} to close them", id="word")
+            with Horizontal():
+                yield Button(f"Close them as interrupted ({len(self.interrupted)})",
+                             variant="warning", id="close")
+                yield Button("Keep them open (F10)", id="keep")
+            yield Static("", id="hint", classes="error")
+
+    def on_mount(self) -> None:
+        self.ready = True
+        self.show(self.app.view)
+        self.query_one("#word", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip().upper() == WORD:
+            self.dismiss(True)
+        else:
+            self.query_one("#hint", Static).update(
+                f"type {WORD} (or press a button) to close them; F10 keeps them open")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "close")
+
+    def action_keep(self) -> None:
+        self.dismiss(False)
+
+
+def offer_recovery(app, then) -> None:
+    """Look for interrupted sessions; offer them (and wait for the answer), then `then()`."""
+
     def found(answer) -> None:
         sessions, names = answer
-        if not sessions:
+        now = utcnow()
+        interrupted = [s for s in sessions if not s.held(now)]
+        if not interrupted:
+            then()
             return
 
-        def ask(hide: bool) -> str:
-            lines = "\n".join(
-                f"  session {s.id}: "
-                + (f"{names.client(s.client_id)}, {names.technician(s.technician)}" if hide
-                   else f"{s.client_name}, {s.technician}")
-                + f", started {s.started_at:%Y-%m-%d %H:%M}, {s.events} events"
-                for s in sessions[:10])
-            return (f"{len(sessions)} session(s) were left open (a crash, or another chair "
-                    f"on a shared database):\n{lines}\nClose them as INTERRUPTED? Every "
-                    "recorded event is kept.")
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                app.db_call(_close_all, app.store, [s.id for s in sessions],
+        def answered(close: bool | None) -> None:
+            if close:
+                app.db_call(_close_all, app.store, [s.id for s in interrupted],
                             then=lambda n: app.notify(f"{n} session(s) closed as interrupted"))
+            then()
 
-        app.push_screen(Confirm(ask(False), yes="Close them (y)", no="Keep open (n)",
-                                hidden=ask(True)), answered)
+        app.push_screen(RecoverScreen(interrupted, len(sessions) - len(interrupted), names),
+                        answered)
 
-    app.db_call(lambda: (open_sessions(app.store), app.controller.pseudonyms()), then=found)
+    app.db_call(lambda: (open_sessions(app.store), app.controller.pseudonyms()), then=found,
+                fail=lambda exc: (app.notify(str(exc), title="Record", severity="error"),
+                                  then()))
 
 
 def _close_all(store, ids: list[int]) -> int:

@@ -325,3 +325,47 @@ def test_ctrl_c_on_any_screen_is_stop_never_quit(store):
             await press(pilot, "ctrl+q")
 
     asyncio.run(run())
+
+
+def _interrupted(store):
+    """A session a crash left open (no lease: nobody holds it)."""
+    from datetime import date
+
+    from protocols import Stage
+    from sessions.clients import NewClient, add_client
+    from sessions.recorder import Machine, Recorder
+    from tests.console.conftest import CLEAR
+
+    cid = add_client(store, NewClient(name="Ivy Crane", date_of_birth=date(1980, 1, 1)))
+    rec = Recorder.start(store, client_id=cid, technician="Tom Reyes", stage=Stage.S1,
+                         machine=Machine.simulated(), planned_zones=[Zone.CROWN], answers=CLEAR)
+    rec.close()
+    return rec.session_id
+
+
+@pytest.mark.parametrize("url", [None, "sim://"])
+def test_the_recovery_offer_stays_until_answered_and_takes_a_deliberate_answer(store, url):
+    """It used to appear and be replaced 0.2 s later by the client screen, unanswered, and a
+    single `y` (even one typed into a client's name) closed the session."""
+    from sessions.recorder import open_sessions
+
+    session = _interrupted(store)
+    app = make_app(store, url=url)
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "RecoverScreen"))
+            await pilot.pause(1.5)  # a connection would have replaced it by now
+            assert on(app, "RecoverScreen")()
+            assert f"session {session}: Ivy Crane" in text(app, "#question")
+            await press(pilot, "y", "enter")  # one letter is not an answer
+            await pilot.pause(0.3)
+            assert on(app, "RecoverScreen")()
+            assert [s.id for s in open_sessions(store)] == [session]
+            app.screen.query_one("#word").value = ""
+            await press(pilot, "C", "L", "O", "S", "E", "enter")
+            await until(pilot, lambda: not on(app, "RecoverScreen")())
+            await until(pilot, lambda: open_sessions(store) == [])
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())

@@ -81,10 +81,10 @@ def test_every_screen_and_dialog_in_presentation_mode_hides_identities(store, tm
     async def run():
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             # The recovery dialog at start names the open session's client by pseudonym.
-            await until(pilot, on(app, "Confirm"))
+            await until(pilot, on(app, "RecoverScreen"))
             assert alias in await hidden(pilot, "recovery dialog")
             assert app.sub_title == "PRESENTATION"
-            await press(pilot, "n")
+            await press(pilot, "f10")
             await until(pilot, on(app, "ConnectScreen"))
             await hidden(pilot, "connect")
             await press(pilot, "s")
