@@ -54,14 +54,20 @@ class ClientScreen(SmpScreen):
     def on_input_changed(self, event: Input.Changed) -> None:
         self.search(event.value)
 
+    searches = 0  # each search's number: only the newest one's results are shown
+
     def search(self, text: str) -> None:
         hide = self.app.presentation
+        self.searches += 1
+        n = self.searches
         self.app.db_call(partial(self.app.controller.find_clients, presentation=hide), text,
-                         then=lambda clients: self.fill(clients, hide))
+                         then=lambda clients: self.fill(clients, hide, n))
 
-    def fill(self, clients, hidden: bool) -> None:
+    def fill(self, clients, hidden: bool, n: int | None = None) -> None:
         if hidden != self.app.presentation:
             return  # read before the mode changed: never shown
+        if n is not None and n != self.searches:
+            return  # an older search that finished late: a newer one was typed since
         box = self.query_one("#clients", OptionList)
         box.clear_options()
         for c in clients[:200]:

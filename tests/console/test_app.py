@@ -369,3 +369,40 @@ def test_the_recovery_offer_stays_until_answered_and_takes_a_deliberate_answer(s
             await press(pilot, "ctrl+q")
 
     asyncio.run(run())
+
+
+def test_client_search_shows_the_newest_query_whatever_order_they_finish(store):
+    """A slow early query used to overwrite a later, quicker one."""
+    from sessions.clients import NewClient, add_client
+
+    for name in ("Ann Lee", "Bo Chan"):
+        add_client(store, NewClient(name=name))
+    app = make_app(store, url="sim://")
+    real = app.controller.find_clients
+
+    def find(text, **kw):
+        if text == "a":
+            time.sleep(1.0)  # the first keystroke's query is the slow one
+        return real(text, **kw)
+
+    app.controller.find_clients = find
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            box = await field(pilot, "#search")
+
+            def shown() -> str:
+                found = app.screen.query_one("#clients")
+                return " | ".join(str(found.get_option_at_index(i).prompt)
+                                  for i in range(found.option_count))
+
+            box.value = "a"
+            await pilot.pause(0.05)
+            box.value = "bo"
+            await until(pilot, lambda: "Bo Chan" in shown())
+            await pilot.pause(1.5)  # the slow "a" query has finished by now
+            assert "Bo Chan" in shown() and "Ann Lee" not in shown()
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())
