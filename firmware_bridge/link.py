@@ -71,6 +71,19 @@ from firmware_bridge.events import (
     StateChanged,
     TelemetryReceived,
 )
+from firmware_bridge.schema import (
+    HANDSHAKE_MS,
+    HEARTBEAT_MS,
+    HELLO_INTERVAL_MS,
+    RETRIES,
+    RTO_INITIAL_MS,
+    RTO_MAX_MS,
+    RTO_MIN_MS,
+    STALE_AFTER_MS,
+    STOP_COPIES,
+    WATCHDOG_DEFAULT_MS,
+    Capability,
+)
 from firmware_bridge.transport import Transport, TransportError, open_transport
 from protocols.envelope import HARD_LIMITS, EmptyEnvelope, SafetyEnvelope
 from protocols.errors import SmpError
@@ -78,16 +91,15 @@ from protocols.settings import MachineSettings, WireSettings
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 0.050
-RTO_MIN_S, RTO_MAX_S, RTO_INITIAL_S = 0.025, 0.500, 0.100
-RETRIES = 3
-STOP_COPIES = 3
-HANDSHAKE_S = 1.5  # a device that has not answered HELLO by then is not our machine (< 2 s)
-HELLO_INTERVAL_S = 0.25
-STALE_AFTER_S = 0.100
+# The protocol's own figures, from firmware_bridge/schema.py, in seconds.
+HEARTBEAT_S = HEARTBEAT_MS / 1000
+RTO_MIN_S, RTO_MAX_S, RTO_INITIAL_S = RTO_MIN_MS / 1000, RTO_MAX_MS / 1000, RTO_INITIAL_MS / 1000
+HANDSHAKE_S = HANDSHAKE_MS / 1000  # a device that has not answered HELLO by then is not ours
+HELLO_INTERVAL_S = HELLO_INTERVAL_MS / 1000
+STALE_AFTER_S = STALE_AFTER_MS / 1000
 # Lost after the machine's default watchdog time: by then a machine that cannot hear us has
 # stopped itself, and one that we cannot hear is stopped by us (see _judge_link).
-LOST_AFTER_S = 0.250
+LOST_AFTER_S = WATCHDOG_DEFAULT_MS / 1000
 HEALTH_EVERY_S = 0.250
 SWITCH_INTERVAL_S = 0.0005  # see Machine._start
 
@@ -269,7 +281,7 @@ class Machine:
 
     @property
     def simulated(self) -> bool:
-        return bool(self.ident and self.ident.capabilities & 0x0010)
+        return bool(self.ident and self.ident.capabilities & Capability.SIMULATOR)
 
     # --- commands ------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@ faulted or the pedal is up.
 
 The check does not trust the firmware's own flags. An oracle watches from outside: the bytes
 actually delivered to the firmware (decoded independently), the pedal input the simulator
-gives it, the physics' own fault, and whether the physics was actually driven. Each seed plays
+gives it, the physics' readings judged by the motor-fault rules of docs/protocol.md 11.3 on
+its own, and whether the physics was actually driven. Each seed plays
 a random session: link faults, physical faults, reboots, pedal presses and a host that sends
 commands, STOPs and heartbeats, and sometimes freezes.
 """
@@ -24,13 +25,21 @@ from firmware_bridge.codec import (
     Stop,
     encode,
 )
+from firmware_bridge.schema import (
+    OVERCURRENT_MA,
+    OVERCURRENT_TRIP_MS,
+    OVERTEMP_DC,
+    STALL_BELOW_DHZ,
+    STALL_TRIP_MS,
+    WATCHDOG_DEFAULT_MS,
+)
 from sim.clock import FakeClock
 from sim.linkfaults import LinkFaults
 from sim.machine import SimulatedMachine
 from sim.physics import Skin
 
 STEP_MS = 5
-WATCHDOG_MS = 250
+WATCHDOG_MS = WATCHDOG_DEFAULT_MS
 
 
 class Oracle:
@@ -61,20 +70,45 @@ class Oracle:
         def watched_step(dt_s, *, motor_on, target):
             if motor_on:
                 self.check()
-            had_fault = fw.physics.fault is not None
+            start = clock.now_ns() - round(dt_s * 1e9)
             step(dt_s, motor_on=motor_on, target=target)
-            if fw.physics.fault is not None and not had_fault:
-                self.cancelled()  # a stall, over-current or over-temperature just tripped
+            self.judge(start, motor_on, fw.physics.readings())
 
         fw.feed = watched_feed
         fw.physics.step = watched_step
         self.driven_steps = 0
+        self.slow_since = self.over_since = None  # the oracle's own fault timers
+        self.hot = False
+        self.fault_due = False  # a motor fault should have latched by now
+
+    def judge(self, start_ns: int, driven: bool, r) -> None:
+        """Section 11.3 from the readings, with one step of slack for the firmware's ticks."""
+        now = self.clock.now_ns()
+        slack = 2 * STEP_MS * 1_000_000
+        if not driven:
+            self.slow_since = self.over_since = None
+            self.fault_due = False
+        else:
+            slow = r.rate_dhz < STALL_BELOW_DHZ
+            self.slow_since = (self.slow_since or start_ns) if slow else None
+            over = r.current_ma > OVERCURRENT_MA and not slow
+            self.over_since = (self.over_since or start_ns) if over else None
+            if (self.slow_since is not None and now - self.slow_since >= STALL_TRIP_MS * 1e6
+                    + slack) or (self.over_since is not None and now - self.over_since
+                                 >= OVERCURRENT_TRIP_MS * 1e6 + slack):
+                if not self.fault_due:
+                    self.cancelled()  # a stall or an over-current has tripped
+                self.fault_due = True
+        hot = r.temperature_dc >= OVERTEMP_DC
+        if hot and not self.hot:
+            self.cancelled()  # over-temperature, in any state
+        self.hot = hot
 
     def check(self) -> None:
         now = self.clock.now_ns()
         m = self.m
         assert m._pedal_wanted or m.pedal_stuck, "driven with the pedal up"
-        assert m.firmware.physics.fault is None, "driven with a physical fault"
+        assert not self.fault_due, "driven through a stall or an over-current"
         assert self.last_valid_ns is not None and now - self.last_valid_ns < (
             WATCHDOG_MS * 1_000_000), "driven with the link lost"
         assert self.last_arm_ns is not None and self.last_arm_ns > self.last_cancel_ns, (
