@@ -43,9 +43,13 @@ from firmware_bridge.schema import (
 )
 from protocols.settings import WireSettings
 
-__all__ = [  # the wire vocabulary lives in schema.py; re-exported for the codec's users
-    "CRC_EXTRA", "HOST_COMMANDS", "MAX_BODY", "OVERHEAD", "PAYLOAD_SIZE", "PROTOCOL_VERSION",
-    "Capability", "ErrorCode", "Fault", "Field", "Flag", "MsgType", "State",
+__all__ = [  # the wire vocabulary lives in schema.py and is re-exported here for the codec's users
+    "CRC_EXTRA", "HOST_COMMANDS", "MAX_BODY", "MESSAGES", "OVERHEAD", "PAYLOAD_SIZE",
+    "PROTOCOL_VERSION", "Ack", "AnyMessage", "Applied", "Arm", "Capability", "ClearFault",
+    "Decoder", "DecoderStats", "Disarm", "ErrorCode", "Fault", "Field", "Flag", "Frame",
+    "Heartbeat", "Hello", "Ident", "Malformed", "Message", "MsgType", "Nack", "Set", "State",
+    "Stop", "Telemetry", "VersionMismatch", "Watchdog", "cobs_decode", "cobs_encode",
+    "decode_body", "encode", "encode_body", "encode_raw",
 ]
 
 MAX_ENCODED = MAX_RUN

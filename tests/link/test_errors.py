@@ -12,7 +12,7 @@ import time
 import pytest
 import serial
 
-from firmware_bridge import LinkError, Machine, TransportError
+from firmware_bridge import PROTOCOL_VERSION, LinkError, Machine, TransportError
 from firmware_bridge.transport import explain_open_error, open_transport
 from protocols.envelope import EmptyEnvelope, Range, SafetyEnvelope
 from sim.clock import MonotonicClock
@@ -95,7 +95,7 @@ def test_loop_url_is_recognised_as_an_echo():
 class OtherVersionFirmware(Firmware):
     def ident(self):
         import dataclasses
-        return dataclasses.replace(super().ident(), protocol=2)
+        return dataclasses.replace(super().ident(), protocol=PROTOCOL_VERSION + 1)
 
 
 def test_protocol_version_mismatch_names_both_versions():
@@ -105,8 +105,8 @@ def test_protocol_version_mismatch_names_both_versions():
         with pytest.raises(LinkError) as exc:
             Machine.connect(link.address)
         assert one_line(exc.value) == (
-            f"{link.address}: protocol version mismatch: the machine speaks version 2, this smp "
-            "speaks version 1")
+            f"{link.address}: protocol version mismatch: the machine speaks version "
+            f"{PROTOCOL_VERSION + 1}, this smp speaks version {PROTOCOL_VERSION}")
     finally:
         link.close()
 

@@ -15,7 +15,6 @@ from firmware_bridge.codec import (
     Applied,
     Arm,
     ClearFault,
-    Decoder,
     ErrorCode,
     Fault,
     Field,
