@@ -7,6 +7,7 @@ import sys
 from importlib import metadata
 
 from console import (
+    cmd_conformance,
     cmd_console,
     cmd_db,
     cmd_export,
@@ -17,7 +18,8 @@ from console import (
 )
 from protocols.errors import SmpError
 
-COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_history, cmd_export, cmd_db)
+COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_conformance, cmd_history,
+            cmd_export, cmd_db)
 
 
 def version() -> str:
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except SmpError as exc:
         print(f"smp: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

@@ -6,10 +6,14 @@ import argparse
 import contextlib
 import os
 import random
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
+
+from protocols.errors import UsageError
+from sim.quirks import QUIRKS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--events", type=Path, metavar="FILE",
                    help="append the machine's own log (state changes, commands, refusals, "
                    "faults) to FILE as JSON lines: the machine's side of the story")
+    p.add_argument("--quirk", action="append", default=[], metavar="NAME",
+                   help="deliberately break one rule of docs/protocol.md (repeatable), to see "
+                   "`smp conformance` fail: " + ", ".join(QUIRKS))
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.set_defaults(handler=cmd_sim)
 
@@ -85,7 +92,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
         script = Scenario(script.name, script.description, steps)
     script = script or faults
 
-    machine = SimulatedMachine(MonotonicClock(), seed=seed, baud=args.baud, serial=args.serial)
+    unknown = [q for q in args.quirk if q not in QUIRKS]
+    if unknown:
+        raise UsageError(f"--quirk {unknown[0]!r}: allowed {', '.join(QUIRKS)}")
+    machine = SimulatedMachine(MonotonicClock(), seed=seed, baud=args.baud, serial=args.serial,
+                               quirks=args.quirk)
     machine.set_skin(Skin(args.skin))
     if args.events:
         write = _event_writer(args.events)
@@ -100,11 +111,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
         server = TcpServer(machine, host, port, allow_remote=args.allow_remote)
     else:
         server = PtyServer(machine, link=args.link)
+    control = _control_server(machine, server, args.link)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl+C does
     # Ctrl+C is how a trainer stops it, whenever it comes: close the line, remove the link.
-    with contextlib.suppress(KeyboardInterrupt), server:
+    with (contextlib.suppress(KeyboardInterrupt), server,
+          contextlib.closing(control) if control else contextlib.nullcontext()):
         where = str(args.link) if args.link else server.address
         print(f"SIMULATOR listening on {where}  ({args.baud} baud 8N1, seed {seed})", flush=True)
         print(f"connect with: smp console --port {where}", flush=True)
+        print(f"control: {control.path if control else 'none'}", flush=True)
+        if args.quirk:
+            print(f"smp sim: warning: deliberately non-conforming: {', '.join(args.quirk)}",
+                  file=sys.stderr, flush=True)
         if script:
             machine.play(script)
             print(f"playing scenario {script.name}: {script.description}", flush=True)
@@ -112,6 +130,30 @@ def cmd_sim(args: argparse.Namespace) -> int:
         _show_status(machine, quiet=args.quiet)
     print("\nsmp sim: stopped", file=sys.stderr)
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _control_server(machine, server, link: Path | None):
+    """The control socket for programs that know only the port; None (with a warning) when
+    there is no private runtime directory to put it in."""
+    from console.paths import runtime_dir
+    from protocols.errors import SmpError
+    from sim.control import ControlServer
+    from sim.serve import PtyServer
+
+    devices = [server.address]
+    if isinstance(server, PtyServer) and link is not None:
+        devices.append(str(link.absolute()))
+    try:
+        control = ControlServer(machine, runtime_dir(), devices)
+        control.start()
+    except (SmpError, OSError) as exc:  # the simulator still works without its controls
+        print(f"smp sim: warning: no control socket: {exc}", file=sys.stderr)
+        return None
+    return control
 
 
 def _event_writer(path: Path):

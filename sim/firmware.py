@@ -156,12 +156,14 @@ class Firmware:
         self._decoder = (_quirks.NoResyncDecoder() if "no-resync-after-garbage" in self.quirks
                          else Decoder())
         self._last_tick = now
+        self._t = now  # the firmware's own time: where its timers have got to
         self._next_telemetry = now  # frame k is due at boot + k * 20 ms
         self._telemetry_seq = 0
         self.motor_off_ns: int | None = None
         self._slow_since: int | None = None  # driven below the stall rate since
         self._over_since: int | None = None  # driven above the current limit since
         self._depth_off_since: int | None = None
+        self._uncut = False  # the drive still on after a latch (the quirk fault-frame-voltage)
         self.sets_applied = 0
         self.duplicates = 0
         self._event("boot", detail=f"boot id {self.boot_id:08x}")
@@ -169,6 +171,7 @@ class Firmware:
     def reboot(self, boot_id: int | None = None) -> None:
         """A power cycle or reset: everything but the physical machine starts again."""
         with self._lock:
+            self._advance(self.clock.now_ns())  # the machine ran until now
             old = self.state
             self._boot(boot_id)
             self.physics.drive_off()
@@ -181,35 +184,60 @@ class Firmware:
         """Bytes received from the host; a frame counts as arriving now (its delimiter)."""
         with self._lock:
             now = self.clock.now_ns()
-            # A frame that arrives after the watchdog expired does not undo the expiry.
-            self._check_watchdog(now)
+            # Timers first, so that a frame arriving after the watchdog expired does not
+            # undo the expiry.
+            self._advance(now)
             for frame in self._decoder.feed(data):
                 self._on_frame(frame, now)
 
     def set_pedal(self, down: bool) -> None:
         with self._lock:
+            self._advance(self.clock.now_ns())
             self.pedal = bool(down)
-            self._check_watchdog(self.clock.now_ns())
             self._update_motor()
 
     def tick(self) -> None:
         """Advance timers to the clock's present: watchdog, physics, faults, telemetry."""
         with self._lock:
-            now = self.clock.now_ns()
-            self._check_watchdog(now)
-            dt = now - self._last_tick
-            self._last_tick = now
-            if dt > 0:
-                self.physics.step(dt / 1e9, motor_on=self.state == State.RUNNING,
-                                  target=self.applied or NO_SETTINGS)
-                self._judge_motor(now)
-                self._check_depth(now)
-            if now >= self._next_telemetry:
-                self._send_telemetry(now)
-                # A late frame is sent once; the slots it missed are skipped (no burst), and
-                # the rhythm stays on the boot + k * 20 ms grid.
-                slots = (now - self.boot_ns) // TELEMETRY_PERIOD_NS + 1
-                self._next_telemetry = self.boot_ns + slots * TELEMETRY_PERIOD_NS
+            self._advance(self.clock.now_ns())
+
+    def _advance(self, now: int) -> None:
+        """Run the firmware's timers up to `now`, each at its own deadline, as a device's timer
+        interrupts fire on time even when the simulator's thread ran late. Of the telemetry
+        slots that fell due meanwhile only the last is sent (no burst); it is built at its
+        slot's time."""
+        for _ in range(10_000):  # every step moves a deadline past itself; this is a bound
+            due = self._next_timer_ns()
+            if due > now:
+                break
+            self._step_to(due, now)
+        self._step_to(now, now)
+
+    def _next_timer_ns(self) -> int:
+        times = [self._next_telemetry]
+        if self.link_alive and self.last_host_ns is not None:
+            times.append(self.last_host_ns + self.watchdog_ms * MS)
+        if self._slow_since is not None:
+            times.append(self._slow_since + STALL_TRIP_MS * MS)
+        if self._over_since is not None:
+            times.append(self._over_since + OVERCURRENT_TRIP_MS * MS)
+        return min(times)
+
+    def _step_to(self, t: int, now: int) -> None:
+        t = self._t = max(t, self._t)  # the firmware's time never goes back
+        self._check_watchdog(t)
+        dt = t - self._last_tick
+        if dt > 0:
+            self._last_tick = t
+            driven = self.state == State.RUNNING or self._uncut
+            self.physics.step(dt / 1e9, motor_on=driven, target=self.applied or NO_SETTINGS)
+        self._judge_motor(t)
+        self._check_depth(t)
+        if t >= self._next_telemetry:
+            slot = (t - self.boot_ns) // TELEMETRY_PERIOD_NS
+            self._next_telemetry = self.boot_ns + (slot + 1) * TELEMETRY_PERIOD_NS
+            if self._next_telemetry > now:  # the last slot due by now: sent; older: skipped
+                self._send_telemetry(t)
 
     # --- outputs -------------------------------------------------------------------------
 
@@ -227,14 +255,7 @@ class Firmware:
         """When the firmware next has something to do by itself (a timer interrupt): the next
         telemetry frame, the watchdog's expiry, a fault rule's trip."""
         with self._lock:
-            times = [self._next_telemetry]
-            if self.link_alive and self.last_host_ns is not None:
-                times.append(self.last_host_ns + self.watchdog_ms * MS)
-            if self._slow_since is not None:
-                times.append(self._slow_since + STALL_TRIP_MS * MS)
-            if self._over_since is not None:
-                times.append(self._over_since + OVERCURRENT_TRIP_MS * MS)
-            return min(times)
+            return self._next_timer_ns()
 
     def ident(self) -> Ident:
         return Ident(
@@ -272,6 +293,9 @@ class Firmware:
         ack = 0 if "telemetry-ack-zero" in self.quirks else self.acted_seq
         self._send(self._telemetry(now), seq=self._telemetry_seq, ack=ack)
         self._telemetry_seq = (self._telemetry_seq + 1) & 0xFF
+        if self._uncut:  # the quirk `fault-frame-voltage`: the cut comes after the frame
+            self._uncut = False
+            self.physics.drive_off()
 
     def _telemetry(self, now: int) -> Telemetry:
         r = self.physics.readings()
@@ -293,13 +317,15 @@ class Firmware:
     def _set_state(self, new: State, why: str, *, cut: bool = True) -> None:
         if new == self.state:
             return
-        now = self.clock.now_ns()
+        now = self._t
         if self.state == State.RUNNING:
             # The drive is cut in the same step as the state changes, so that no frame can
             # say FAULTED (or ARMED) with drive volts on the motor.
             self.motor_off_ns = now
             if cut:
                 self.physics.drive_off()
+            else:
+                self._uncut = True
             self._slow_since = self._over_since = None
         elif new == State.RUNNING:
             self._slow_since = now  # the stall rule's 100 ms count from the drive's start
@@ -541,7 +567,7 @@ class Firmware:
         self.applied = values
         self.sets_applied += 1
         self._depth_off_since = None  # a new setpoint restarts the depth-fault timer
-        self._check_depth(self.clock.now_ns())
+        self._check_depth(self._t)
         self._event("SET", frame.seq, f"{values.depth_um} um {values.rate_dhz} dHz "
                                       f"{values.voltage_mv} mV")
         return self._send(Applied(*values), ack=frame.seq)

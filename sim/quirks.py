@@ -14,8 +14,8 @@ from firmware_bridge.codec import Decoder, Frame
 # name -> (the clause it breaks, what the firmware then does wrong)
 QUIRKS: dict[str, tuple[str, str]] = {
     "telemetry-ack-zero": ("C-9.2", "TELEMETRY's ack is always 0"),
-    "fault-frame-voltage": ("C-11.6", "a motor fault latched in a tick does not cut the drive "
-                                      "before that tick's telemetry (FAULTED with drive volts)"),
+    "fault-frame-voltage": ("C-11.6", "a motor fault cuts the drive only after the next "
+                                      "TELEMETRY frame, which says FAULTED with drive volts"),
     "seq0-executed": ("C-5.5", "a command with seq 0 is executed"),
     "duplicate-reexecuted": ("C-5.2", "a copy of the last command is executed again"),
     "stale-copy-executed": ("C-5.3", "a late copy of an older command is executed again"),

@@ -34,8 +34,8 @@ from firmware_bridge.codec import (
 from firmware_bridge.schema import (
     DEPTH_SETTLE_MS,
     HOST_TYPES,
+    STALL_BELOW_DHZ,
     STALL_TRIP_MS,
-    TELEMETRY_LATE_MAX_MS,
     TELEMETRY_PERIOD_MS,
     WATCHDOG_DEFAULT_MS,
     Flag,
@@ -182,9 +182,11 @@ def test_stall_trips_100_ms_after_the_drive_starts_and_spin_up_lies_inside_that(
     assert b.fw.state == State.FAULTED and b.fw.faults == Fault.STALL
     assert b.fw.motor_off_ns - start == STALL_TRIP_MS * 1_000_000
     free = Bench().armed(pedal=True)
-    frames = telemetry(free, tick_ms(free, 1000))
+    tick_ms(free, 5)
+    assert free.fw.physics.readings().rate_dhz < STALL_BELOW_DHZ  # spinning up: below 20 Hz
+    tick_ms(free, 995)
     assert free.fw.state == State.RUNNING and not free.fw.faults
-    assert frames[0][1].rate_dhz < 200 < frames[-1][1].rate_dhz  # it did spin up
+    assert free.fw.physics.readings().rate_dhz > 1000
 
 
 def test_stall_needs_100_ms_continuously_below_20_hz():
@@ -269,27 +271,28 @@ def test_the_depth_timer_does_not_run_while_disarmed_and_the_actuator_follows_an
 # --- C-9.1: the telemetry rhythm ------------------------------------------------------------
 
 def test_telemetry_keeps_the_boot_grid_when_ticks_are_irregular_or_late():
-    """C-9.1: frame k is due at boot + 20 k ms; a late frame is sent once, the slots it missed
-    are skipped (no burst) and the rhythm stays on the grid."""
+    """C-9.1: frame k is due at boot + 20 k ms. The simulated firmware's timers fire at their
+    deadlines even when it is stepped late (as a device's timer interrupt does), so every frame
+    is built at its slot's time; of the slots that fell due in one late step only the last is
+    sent (no burst)."""
     b = Bench()
     rng = random.Random(11)
-    frames, ticks = [], []
+    frames, late_steps = [], 0
     for _ in range(400):
-        b.clock.advance_ms(rng.choice([1, 2, 3, 4, 5, 45]))  # sometimes 45 ms late
+        gap = rng.choice([1, 2, 3, 4, 5, 45])  # sometimes 45 ms late
+        late_steps += gap > TELEMETRY_PERIOD_MS
+        b.clock.advance_ms(gap)
         b.fw.tick()
-        ticks.append(b.fw.uptime_ms())
-        frames += telemetry(b)
+        sent = telemetry(b)
+        assert len(sent) <= 1, "a burst"
+        frames += sent
     uptimes = [t.uptime_ms for _, t in frames]
+    assert all(u % TELEMETRY_PERIOD_MS == 0 for u in uptimes)
     slots = [u // TELEMETRY_PERIOD_MS for u in uptimes]
-    assert slots == sorted(set(slots)), "two frames in one slot: a burst"
-    for u in uptimes:  # each sent at the first tick at or after its slot's due time
-        due = u // TELEMETRY_PERIOD_MS * TELEMETRY_PERIOD_MS
-        assert min(t for t in ticks if t >= due) == u
-    for u in uptimes:  # so a frame is late only as late as the tick that sent it
-        before = max((t for t in ticks if t < u), default=0)
-        if u - before <= TELEMETRY_LATE_MAX_MS:
-            assert u % TELEMETRY_PERIOD_MS <= TELEMETRY_LATE_MAX_MS
-    assert any(b - a > 1 for a, b in itertools.pairwise(slots))  # late ones did skip
+    assert slots == sorted(set(slots))
+    skipped = sum(b - a - 1 for a, b in itertools.pairwise(slots))
+    assert 0 < skipped <= 2 * late_steps  # a 45 ms step skips the older slots it missed
+    assert len(frames) + skipped == slots[-1] + 1  # and no slot is otherwise missing
 
 
 def test_a_firmware_woken_at_each_due_time_sends_every_20_ms_exactly():

@@ -43,38 +43,47 @@ WATCHDOG_MS = WATCHDOG_DEFAULT_MS
 
 
 class Oracle:
-    """What the firmware has really been told, and whether its motor is really driven."""
+    """What the firmware has really been told, and whether its motor is really driven.
+
+    The firmware integrates the time up to an input before acting on it (a frame, a pedal
+    change arriving at t acts from t on), so a driven step (start, end] is judged by the
+    inputs known at its start."""
 
     def __init__(self, machine: SimulatedMachine, clock: FakeClock):
         self.m, self.clock = machine, clock
         self.decoder = Decoder()
-        self.last_valid_ns = None
-        self.last_arm_ns = None
-        self.last_cancel_ns = 0  # latest STOP, DISARM, reboot, fault onset or watchdog gap
+        self.valid: list[int] = []  # arrival times of valid host frames
+        self.arms: list[int] = []
+        self.cancels: list[int] = [0]  # STOP, DISARM, HELLO, reboot, fault onset, link loss
+        self.pedal: list[tuple[int, bool]] = [(0, False)]  # the firmware's pedal input
         fw = machine.firmware
-        feed, step = fw.feed, fw.physics.step
+        feed, step, set_pedal = fw.feed, fw.physics.step, fw.set_pedal
 
         def watched_feed(data: bytes) -> None:
             now = clock.now_ns()
             for frame in self.decoder.feed(data):
-                if self.last_valid_ns is not None and now - self.last_valid_ns >= (
-                        WATCHDOG_MS * 1_000_000):
-                    self.last_cancel_ns = now  # the link was lost before this frame
-                self.last_valid_ns = now
+                if self.valid and now - self.valid[-1] >= WATCHDOG_MS * 1_000_000:
+                    self.cancels.append(now)  # the link was lost before this frame
+                self.valid.append(now)
                 if frame.type == MsgType.ARM:
-                    self.last_arm_ns = now
+                    self.arms.append(now)
                 elif frame.type in (MsgType.STOP, MsgType.DISARM, MsgType.HELLO):
-                    self.last_cancel_ns = now
+                    self.cancels.append(now)
             feed(data)
 
+        def watched_pedal(down: bool) -> None:
+            self.pedal.append((clock.now_ns(), bool(down)))
+            set_pedal(down)
+
         def watched_step(dt_s, *, motor_on, target):
-            if motor_on:
-                self.check()
             start = clock.now_ns() - round(dt_s * 1e9)
+            if motor_on:
+                self.check(start)
             step(dt_s, motor_on=motor_on, target=target)
             self.judge(start, motor_on, fw.physics.readings())
 
         fw.feed = watched_feed
+        fw.set_pedal = watched_pedal
         fw.physics.step = watched_step
         self.driven_steps = 0
         self.slow_since = self.over_since = None  # the oracle's own fault timers
@@ -104,19 +113,23 @@ class Oracle:
             self.cancelled()  # over-temperature, in any state
         self.hot = hot
 
-    def check(self) -> None:
-        now = self.clock.now_ns()
-        m = self.m
-        assert m._pedal_wanted or m.pedal_stuck, "driven with the pedal up"
+    def check(self, start: int) -> None:
+        def last(times):
+            return max((t for t in times if t <= start), default=None)
+
+        pedal = max((p for p in self.pedal if p[0] <= start), key=lambda p: p[0])[1]
+        assert pedal, "driven with the pedal up"
         assert not self.fault_due, "driven through a stall or an over-current"
-        assert self.last_valid_ns is not None and now - self.last_valid_ns < (
-            WATCHDOG_MS * 1_000_000), "driven with the link lost"
-        assert self.last_arm_ns is not None and self.last_arm_ns > self.last_cancel_ns, (
+        valid = last(self.valid)
+        assert valid is not None and start - valid < WATCHDOG_MS * 1_000_000, (
+            "driven with the link lost")
+        arm = last(self.arms)
+        assert arm is not None and arm > last(self.cancels), (
             "driven without an ARM since the last STOP, DISARM, reboot, fault or link loss")
         self.driven_steps += 1
 
     def cancelled(self) -> None:
-        self.last_cancel_ns = self.clock.now_ns()
+        self.cancels.append(self.clock.now_ns())
 
 
 def play(seed: int, seconds: float = 6.0) -> Oracle:

@@ -1,0 +1,55 @@
+"""Where smp keeps what only this user may open: the runtime directory (control sockets and
+their registry entries).
+
+$XDG_RUNTIME_DIR/smp when the session has a usable runtime directory (it exists and is this
+user's, not writable by anyone else), else /tmp/smp-<uid>. Either is created 0700 and refused
+if it exists owned by someone else or writable by group or others: a socket in a directory
+another user controls could be swapped for theirs.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from protocols.errors import SmpError
+
+
+class RuntimeDirError(SmpError):
+    pass
+
+
+def _private(path: Path) -> str | None:
+    """Why `path` is not a private directory of this user, or None if it is."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "does not exist"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid != os.getuid():
+        return f"is owned by uid {st.st_uid}, not by you (uid {os.getuid()})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is writable by others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def runtime_dir() -> Path:
+    """The private runtime directory, created 0700 if missing; RuntimeDirError if unsafe."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and Path(xdg).is_absolute() and _private(Path(xdg)) is None:
+        path = Path(xdg) / "smp"
+    else:
+        path = Path("/tmp") / f"smp-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RuntimeDirError(f"cannot create {path}: {exc.strerror}") from None
+    why = _private(path)
+    if why is not None:
+        raise RuntimeDirError(f"{path} {why}; remove it, or set XDG_RUNTIME_DIR to a private "
+                              "directory")
+    return path
