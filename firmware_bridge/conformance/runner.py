@@ -96,8 +96,9 @@ def select(ids: Iterable[str] | None) -> list[Clause]:
 def handshake(probe: Probe, port: str) -> Ident:
     """HELLO until IDENT, as a host does (section 6); NotAMachine with the reason if not."""
     end = probe.clock() + HANDSHAKE_MS / 1000
-    while probe.clock() < end:
-        _seq, got = probe.command(Hello(), timeout=HELLO_INTERVAL_MS / 1000)
+    seq = probe.next_seq()
+    while probe.clock() < end:  # the same HELLO, every 250 ms
+        _, got = probe.command(Hello(), seq=seq, timeout=HELLO_INTERVAL_MS / 1000)
         if got is None:
             continue
         try:
@@ -155,7 +156,7 @@ def run(transport: Transport, port: str, *, clauses: list[Clause] | None = None,
     simulator = " (a simulator)" if is_sim else ""
     out(f"device: {ident.model} {ident.serial}, firmware {ident.firmware_version}, protocol "
         f"{ident.protocol}{simulator}, on {port}")
-    if not allow_arm:
+    if not allow_arm and any("arm" in c.needs for c in clauses):
         out("not arming: clauses that need an armed machine are skipped (--allow-arm runs "
             "them)")
     controls = operator.name if operator else "none"
