@@ -375,11 +375,34 @@ def test_stop_and_heartbeat_with_a_payload_and_host_frames_with_an_ack():
         b.clock.advance_ms(100)
         b.fw.tick()
     assert b.fw.state == State.RUNNING and b.fw.link_alive
+    assert b.replies() == []  # C-7.5: a HEARTBEAT is never answered
     b.fw.feed(encode_raw(77, 0x55, MsgType.SET, Set(*OTHER).payload()))
     assert b.replies() == [(77, Applied(*OTHER))]
     b.fw.feed(encode_raw(78, 0, MsgType.STOP, b"\xff" * 4))
     assert b.replies() == [(78, Ack(MsgType.STOP))]
     assert b.fw.state == State.FAULTED and not b.fw.motor_on
+
+
+def test_a_hello_of_one_byte_or_more_is_accepted_and_an_empty_one_is_malformed():
+    """C-4.1: the version is byte 0 in every version; what follows it is ignored."""
+    b = Bench()
+    b.fw.feed(encode_raw(1, 0, MsgType.HELLO, b""))
+    assert b.replies() == [(1, Nack(MsgType.HELLO, ErrorCode.MALFORMED, Field.NONE))]
+    assert not b.fw.handshaken
+    b.fw.feed(encode_raw(2, 0, MsgType.HELLO, bytes([PROTOCOL_VERSION]) + b"later fields"))
+    (ack, ident), = b.replies()
+    assert ack == 2 and isinstance(ident, Ident) and b.fw.handshaken
+
+
+def test_hello_restores_the_default_watchdog_and_keeps_a_latched_fault():
+    """C-6.2."""
+    b = Bench()
+    b.reply(Hello())
+    assert b.reply(Watchdog(120)) == Ack(MsgType.WATCHDOG)
+    b.send(Stop())
+    ident = b.reply(Hello())
+    assert ident.watchdog_ms == b.fw.watchdog_ms == WATCHDOG_DEFAULT_MS
+    assert ident.state == State.FAULTED and ident.faults == Fault.STOP
 
 
 def test_machine_type_frames_do_not_feed_the_watchdog():
