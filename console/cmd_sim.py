@@ -113,6 +113,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
         server = PtyServer(machine, link=args.link)
     control = _control_server(machine, server, args.link)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl+C does
+    if script:
+        # Before the line starts: a step at 0 s (`--fault silent=30`) is in force before the
+        # machine's first frame, not from whenever this thread gets round to it.
+        machine.play(script)
     # Ctrl+C is how a trainer stops it, whenever it comes: close the line, remove the link.
     with (contextlib.suppress(KeyboardInterrupt), server,
           contextlib.closing(control) if control else contextlib.nullcontext()):
@@ -124,7 +128,6 @@ def cmd_sim(args: argparse.Namespace) -> int:
             print(f"smp sim: warning: deliberately non-conforming: {', '.join(args.quirk)}",
                   file=sys.stderr, flush=True)
         if script:
-            machine.play(script)
             print(f"playing scenario {script.name}: {script.description}", flush=True)
         _read_commands(machine, command)
         _show_status(machine, quiet=args.quiet)

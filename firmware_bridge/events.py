@@ -16,7 +16,7 @@ from protocols.settings import MachineSettings
 class LinkState(StrEnum):
     CONNECTED = "connected"  # machine frames arriving (telemetry younger than 100 ms)
     STALE = "stale"  # nothing from the machine for 100 ms: late, maybe a glitch
-    LOST = "lost"  # nothing for 500 ms, or the port went away: the machine has stopped itself
+    LOST = "lost"  # nothing for the default watchdog time (250 ms), or the port went away
 
 
 @dataclass(frozen=True)
