@@ -15,5 +15,12 @@ from firmware_bridge.conformance.registry import CLAUSES, Clause
 
 __all__ = ["CLAUSES", "ORDER", "Clause"]
 
-# C-11.4 heats the motor and leaves it latched until it cools: it runs last.
-ORDER = [cid for cid in CLAUSES if cid != "C-11.4"] + ["C-11.4"]
+
+def _number(cid: str) -> tuple[int, int]:
+    section, n = cid.removeprefix("C-").split(".")
+    return int(section), int(n)
+
+
+# In the document's order, but C-11.4 last: it heats the motor and leaves it latched until it
+# cools.
+ORDER = sorted(CLAUSES, key=lambda cid: (cid == "C-11.4", _number(cid)))

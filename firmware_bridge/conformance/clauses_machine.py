@@ -19,7 +19,7 @@ from firmware_bridge.conformance.steps import (
     LATE_SLACK_MS,
     OTHER_VERSION,
     WATCHDOG_TEST_MS,
-    applied,
+    expect_applied,
     telemetry_problems,
 )
 from firmware_bridge.schema import (
@@ -84,7 +84,7 @@ def telemetry_ack(ctx: Context) -> str:
 
     h, _ = ctx.hello()
     check("HELLO", h)
-    seq = applied(ctx, Set(*ctx.good))
+    seq = expect_applied(ctx, Set(*ctx.good))
     check("SET", seq)
     ctx.ask(Set(*ctx.good), seq=seq)
     check("a duplicate of that SET", seq)
@@ -106,7 +106,7 @@ def telemetrysetpoints(ctx: Context) -> str:
             seq = ctx.expect_nack(Set(1, 1, 1), ErrorCode.OUT_OF_RANGE, Field.DEPTH)
             applied[seq] = list(applied.values())[-1] if applied else WireSettings(0, 0, 0)
         else:
-            seq = applied(ctx, Set(*values))
+            seq = expect_applied(ctx, Set(*values))
             applied[seq] = values
         mark = ctx.probe.mark()
         ctx.probe.wait(0.06)
@@ -125,7 +125,7 @@ def telemetrysetpoints(ctx: Context) -> str:
 def telemetry_consistent(ctx: Context) -> str:
     ctx.session()
     since = ctx.probe.mark()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.probe.wait(0.2)
     ctx.stop()
     ctx.probe.wait(0.2)
@@ -147,7 +147,7 @@ def telemetry_consistent(ctx: Context) -> str:
         needs="boot")
 def boot_state(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     probe = ctx.probe
     probe.heartbeat = False
     since = probe.mark()
@@ -201,7 +201,7 @@ def arm_precedence(ctx: Context) -> str:
         ctx.expect_nack(Arm(), ErrorCode.NO_SETTINGS)
         ctx.act("pedal up", prompt="release the pedal")
         ctx.wait_telemetry(lambda t: not t.pedal_down, 30, "pedal up")
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.expect_ack(Arm())
     ctx.expect_ack(Arm())
     t = ctx.wait_telemetry(lambda t: t.state == State.ARMED, 0.3, "ARMED").telemetry
@@ -213,7 +213,7 @@ def arm_precedence(ctx: Context) -> str:
 @clause("C-10.3", "10", "ARM is refused PEDAL_DOWN while the pedal is held", needs="arm pedal")
 def arm_pedal_down(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     if not ctx.allow_arm:
         raise Skip("needs --allow-arm")
     ctx.later(lambda: ctx.act("pedal up", prompt="release the pedal"))
@@ -235,7 +235,7 @@ def arm_pedal_down(ctx: Context) -> str:
         needs="arm pedal")
 def run_needle(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.arm()
     ctx.wait_telemetry(lambda t: t.state == State.ARMED and not t.motor_on, 0.3, "ARMED")
     ctx.later(lambda: ctx.act("pedal up", prompt="release the pedal"))
@@ -291,7 +291,7 @@ def depth_follows(ctx: Context) -> str:
     for values, faulted in ((ctx.good, False), (ctx.other, True)):
         if faulted:
             ctx.stop()
-        applied(ctx, Set(*values))
+        expect_applied(ctx, Set(*values))
         s = ctx.wait_telemetry(lambda t, d=values.depth_um: abs(t.depth_um - d)
                                <= DEPTH_TOLERANCE_UM, 2.5,
                                f"depth {values.depth_um} µm {'FAULTED' if faulted else ''}")
@@ -336,7 +336,7 @@ def precedence(ctx: Context) -> str:
         needs="arm pedal fault")
 def stall(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.arm()
     ctx.wait_telemetry(lambda t: t.state == State.ARMED, 0.3, "ARMED")
     ctx.later(lambda: ctx.act("clear stall", prompt="unblock the needle"))
@@ -409,14 +409,14 @@ def depth_fault(ctx: Context) -> str:
     short = lo + (hi - lo) // 4
     far = hi - (hi - lo) // 4
     target = ctx.good._replace(depth_um=far - (far - lo) % STEPS.depth_um)
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.arm()
     ctx.later(lambda: ctx.act("clear depth-short", prompt="free the depth actuator"))
     ctx.act(f"fault depth-short {short}", prompt=f"block the depth actuator at {short} µm")
-    applied(ctx, Set(*target))
+    expect_applied(ctx, Set(*target))
     t0 = ctx.probe.clock()
     ctx.probe.wait(1.0)
-    applied(ctx, Set(*target._replace(depth_um=target.depth_um - STEPS.depth_um)))
+    expect_applied(ctx, Set(*target._replace(depth_um=target.depth_um - STEPS.depth_um)))
     t1 = ctx.probe.clock()
     s = ctx.wait_telemetry(lambda t: t.state == State.FAULTED, 4.0, "FAULTED by DEPTH")
     if not s.telemetry.faults & Fault.DEPTH:
@@ -440,7 +440,7 @@ def depth_fault(ctx: Context) -> str:
         needs="arm pedal fault")
 def latch_and_cut(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.arm()
     ctx.later(lambda: ctx.act("pedal up", prompt="release the pedal"))
     ctx.act("pedal down", prompt="press and hold the pedal")

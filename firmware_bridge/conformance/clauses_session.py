@@ -20,7 +20,7 @@ from firmware_bridge.conformance.steps import (
     OTHER_VERSION,
     QUIET_S,
     WATCHDOG_TEST_MS,
-    applied,
+    expect_applied,
     stopped,
     watchdog_expiry,
 )
@@ -74,7 +74,7 @@ def hello_restores(ctx: Context) -> str:
 @clause("C-6.3", "6", "HELLO disarms an armed machine", needs="arm")
 def hello_disarms(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.arm()
     ctx.wait_telemetry(lambda t: t.state == State.ARMED, 0.3, "ARMED after ARM")
     _, i = ctx.hello()
@@ -140,7 +140,7 @@ def watchdog_disarmed(ctx: Context) -> str:
 @clause("C-7.3", "7", "the watchdog expiring while ARMED latches LINK_LOST", needs="arm")
 def watchdog_armed(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.expect_ack(Watchdog(WATCHDOG_TEST_MS))
     ctx.arm()
     ctx.wait_telemetry(lambda t: t.state == State.ARMED, 0.3, "ARMED after ARM")
@@ -197,7 +197,7 @@ def stop_any(ctx: Context) -> str:
         ctx.probe.wait(0.05)
         stopped(ctx, seq, since, what)
         ctx.clear()
-    last = applied(ctx, Set(*ctx.good))
+    last = expect_applied(ctx, Set(*ctx.good))
     since = ctx.probe.mark()
     ctx.probe.send(Stop(), seq=last)
     ctx.probe.wait(0.05)
@@ -232,7 +232,7 @@ def stop_no_session(ctx: Context) -> str:
 def stop_not_duplicate(ctx: Context) -> str:
     ctx.session()
     since = ctx.probe.mark()
-    last = applied(ctx, Set(*ctx.good))
+    last = expect_applied(ctx, Set(*ctx.good))
     remembered = ctx.probe.answers(last, since)[0].frame
     since = ctx.probe.mark()
     ctx.probe.send(Stop(), seq=last)
@@ -250,7 +250,7 @@ def stop_not_duplicate(ctx: Context) -> str:
         needs="arm pedal")
 def stop_running(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.arm()
     ctx.later(lambda: ctx.act("pedal up", prompt="release the pedal"))
     ctx.act("pedal down", prompt="press and hold the pedal (the needle will run, then stop)")

@@ -21,7 +21,7 @@ from firmware_bridge.conformance.steps import (
     QUIET_S,
     RESERVED_CAPABILITIES,
     WATCHDOG_TEST_MS,
-    applied,
+    expect_applied,
     noise,
     setpoints,
     silent,
@@ -121,7 +121,7 @@ def host_ack_ignored(ctx: Context) -> str:
 @clause("C-3.1", "3", "frames with a bad CRC, an unknown type or a short body are not acted on")
 def not_acted_on(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     bad_set = bytearray(encode(Set(*ctx.other), seq=ctx.probe.next_seq()))
     bad_set[4] ^= 0x10
     # Type 0x7E, which nobody defines, with a SET's payload and a CRC made with SET's extra
@@ -165,7 +165,7 @@ def hello_payload(ctx: Context) -> str:
 @clause("C-4.2", "4", "a payload of the wrong length is MALFORMED and not executed")
 def wrong_length(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.expect_nack(None, ErrorCode.MALFORMED, raw=(MsgType.SET, Set(*ctx.other).payload()[:5]))
     ctx.expect_nack(None, ErrorCode.MALFORMED,
                     raw=(MsgType.SET, Set(*ctx.other).payload() + b"\x00"))
@@ -244,7 +244,7 @@ def answered_once(ctx: Context) -> str:
 def duplicate(ctx: Context) -> str:
     ctx.session()
     since = ctx.probe.mark()
-    seq = applied(ctx, Set(*ctx.good))
+    seq = expect_applied(ctx, Set(*ctx.good))
     first = ctx.probe.answers(seq, since)[0].frame
     _, again = ctx.ask(Set(*ctx.other), seq=seq)  # same seq and type, other values
     if again != first:
@@ -265,15 +265,15 @@ def duplicate(ctx: Context) -> str:
 @clause("C-5.3", "5", "a copy of an older remembered command: neither executed nor answered")
 def stale_copy(ctx: Context) -> str:
     ctx.session()
-    older = applied(ctx, Set(*ctx.good))
-    applied(ctx, Set(*ctx.other))
+    older = expect_applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.other))
     since = ctx.probe.mark()
     ctx.probe.send(Set(*ctx.good), seq=older)
     silent(ctx, older, MsgType.SET, since, f"a stale copy of SET seq {older}")
     if setpoints(ctx) != ctx.other:
         raise Fail(f"a stale copy was executed: setpoints {tuple(setpoints(ctx))}")
     refused = ctx.expect_nack(Set(1, 1, 1), ErrorCode.OUT_OF_RANGE, Field.DEPTH)
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     since = ctx.probe.mark()
     ctx.probe.send(Set(*ctx.other), seq=refused)
     silent(ctx, refused, MsgType.SET, since, f"a stale copy of refused SET seq {refused}")
@@ -285,7 +285,7 @@ def stale_copy(ctx: Context) -> str:
 @clause("C-5.4", "5", "HELLO is never a duplicate and starts duplicate detection afresh")
 def hello_afresh(ctx: Context) -> str:
     ctx.session()
-    seq = applied(ctx, Set(*ctx.good))
+    seq = expect_applied(ctx, Set(*ctx.good))
     h, _ = ctx.hello()
     ctx.hello(seq=h)  # a HELLO with the same seq: executed again, never a duplicate
     _, f = ctx.ask(Set(*ctx.other), seq=seq)
@@ -298,7 +298,7 @@ def hello_afresh(ctx: Context) -> str:
 @clause("C-5.5", "5", "a command with seq 0 is refused MALFORMED and not executed")
 def seq_zero(ctx: Context) -> str:
     ctx.session()
-    applied(ctx, Set(*ctx.good))
+    expect_applied(ctx, Set(*ctx.good))
     ctx.expect_nack(Set(*ctx.other), ErrorCode.MALFORMED, seq=0)
     ctx.expect_nack(Watchdog(WATCHDOG_TEST_MS), ErrorCode.MALFORMED, seq=0)
     ctx.expect_nack(Hello(), ErrorCode.MALFORMED, seq=0)

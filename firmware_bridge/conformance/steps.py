@@ -41,7 +41,7 @@ RESERVED_CAPABILITIES = 0xFFFF & ~(Capability.PEDAL | Capability.DEPTH_SENSOR
 
 
 
-def applied(ctx: Context, msg: Set) -> int:
+def expect_applied(ctx: Context, msg: Set) -> int:
     seq, f = ctx.ask(msg)
     if f.type != MsgType.APPLIED:
         raise Fail(f"SET seq {seq} {tuple(msg.settings)}: {describe(f)}, not APPLIED")
