@@ -111,3 +111,68 @@ def test_a_report_a_maker_can_attach(capsys, tmp_path):
     assert data["device"]["serial"] == "SIM-0042" and data["summary"] == out[5]
     assert [r["outcome"] for r in data["results"]] == ["PASS", "PASS", "SKIPPED"]
     assert data["results"][2]["observed"] == "needs an armed machine: --allow-arm"
+
+
+def test_on_another_device_the_person_at_the_machine_is_asked(monkeypatch):
+    """No simulator controls: the pedal and the faults are asked of a person, who here is a
+    script acting on the simulated machine; the heartbeat goes on while they are asked."""
+    from console import cmd_conformance
+    from firmware_bridge.conformance import run, select
+    from firmware_bridge.schema import State
+    from sim.scenario import command
+    from tests.conformance.virtual import virtual
+
+    line, _ = virtual()
+    machine = line.machine
+    prompts: list[str] = []
+    released_at = []
+
+    def person_reads(text: str) -> None:
+        prompts.append(text)
+        if "press" in text and "pedal" in text:
+            machine.press_pedal(True)
+        elif "release the pedal" in text:
+            machine.press_pedal(False)
+
+    read = line.read
+
+    def read_and_watch(*a):  # the person lets go once the needle has run a while
+        data = read(*a)
+        fw = machine.firmware
+        if "release it when the needle runs" in " ".join(prompts[-1:]) and \
+                fw.state == State.RUNNING and fw.physics.rate_hz > 100 and not released_at:
+            released_at.append(line.now())
+            machine.press_pedal(False)
+        return data
+    line.read = read_and_watch
+    actions = {"unblock the needle": "clear stall", "block the needle": "fault stall"}
+
+    def enter(idle):
+        for _ in range(50):
+            idle()  # the person takes a moment; the link keeps going
+        wanted = next(a for p, a in actions.items() if p in prompts[-1])
+        machine.do(command(wanted))
+        return "\n"
+    monkeypatch.setattr(cmd_conformance, "_read_line", enter)
+    report = run(line, "/dev/ttyUSB9", clauses=select(["C-10.4", "C-11.3"]), allow_arm=True,
+                 operator=cmd_conformance.PersonOperator(out=person_reads), clock=line.now,
+                 out=lambda _: None)
+    assert [r.outcome for r in report.results] == ["PASS", "PASS"], report.results
+    assert prompts[0] == "  >> press the pedal now, release it when the needle runs"
+    assert any("block the needle so that the motor cannot turn, then press Enter" in p
+               for p in prompts)
+    assert released_at
+
+
+def test_the_person_may_skip_a_clause(monkeypatch):
+    from console import cmd_conformance
+    from firmware_bridge.conformance import run, select
+    from tests.conformance.virtual import virtual
+
+    line, _ = virtual()
+    monkeypatch.setattr(cmd_conformance, "_read_line", lambda idle: "s\n")
+    report = run(line, "/dev/ttyUSB9", clauses=select(["C-10.1"]),
+                 operator=cmd_conformance.PersonOperator(out=lambda _: None), clock=line.now,
+                 out=lambda _: None)
+    assert [(r.outcome, r.observed) for r in report.results] == [
+        ("SKIPPED", "skipped by the person at the machine")]
