@@ -32,7 +32,7 @@ QUIET_S = 0.2  # how long to listen for an answer that must not come
 WATCHDOG_TEST_MS = WATCHDOG_MIN_MS  # the shortest watchdog: the quickest waits
 # The line's delay, the mapping of the device's clock onto ours, and (late only) a loaded host
 # that reads our frames late: generous, since a wrong timer is wrong by far more.
-EARLY_SLACK_MS, LATE_SLACK_MS = 5, 25
+EARLY_SLACK_MS, LATE_SLACK_MS = 5, 50
 OTHER_VERSION = PROTOCOL_VERSION + 1
 RESERVED_CAPABILITIES = 0xFFFF & ~(Capability.PEDAL | Capability.DEPTH_SENSOR
                                    | Capability.CURRENT_SENSOR | Capability.TEMPERATURE_SENSOR

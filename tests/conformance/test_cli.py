@@ -79,6 +79,12 @@ def test_a_port_that_answers_garbage_is_not_a_machine(capsys, bare_pty):
     assert err.startswith(f"smp: error: {path}: not an SMP machine: the device answers garbage")
 
 
+def test_a_loopback_is_not_a_machine(capsys):
+    err = one_line_error(capsys, ["conformance", "--port", "loop://"])
+    assert err == ("smp: error: loop://: not an SMP machine: only our own frames came back (a "
+                   "loopback or an echoing device)")
+
+
 class OtherVersionFirmware(Firmware):
     def ident(self):
         return dataclasses.replace(super().ident(), protocol=PROTOCOL_VERSION + 1)
