@@ -19,6 +19,7 @@ from decimal import Decimal
 from firmware_bridge import Machine, State
 from firmware_bridge.codec import Heartbeat, Telemetry, encode
 from firmware_bridge.link import HEARTBEAT_S
+from firmware_bridge.schema import TELEMETRY_PERIOD_MS, WATCHDOG_DEFAULT_MS
 from protocols import MachineSettings
 
 BAUD = 115200
@@ -52,13 +53,17 @@ def wire_load(m: Machine, seconds: float) -> bool:
     rx = (m._decoder.stats.bytes - rx0) / dt
     tx = sent[0] / dt
     m.transport.write = write
-    tel = len(encode(Telemetry(0, 0, 0, 0, 0, 0, 0, 0, 0)))
+    tel = len(encode(Telemetry(*[0] * len(Telemetry.SCHEMA.names))))
     hb = len(encode(Heartbeat()))
-    expect_rx, expect_tx = tel * 50, hb * (1 / HEARTBEAT_S)
-    print(f"wire load over {dt:.1f} s (idle link: telemetry 50 Hz, heartbeat "
+    hz = 1000 / TELEMETRY_PERIOD_MS
+    expect_rx, expect_tx = tel * hz, hb * (1 / HEARTBEAT_S)
+    setpoints = 3 * 2 * hz  # TELEMETRY's set_depth_um, set_rate_dhz, set_voltage_mv
+    print(f"wire load over {dt:.1f} s (idle link: telemetry {hz:.0f} Hz, heartbeat "
           f"{1 / HEARTBEAT_S:.0f} Hz)")
-    print(f"  machine -> host {rx:7.0f} B/s  ({tel} B x 50 Hz = {expect_rx:.0f} B/s expected)"
-          f"  {rx / BYTES_PER_S:6.1%} of 115200 baud")
+    print(f"  machine -> host {rx:7.0f} B/s  ({tel} B x {hz:.0f} Hz = {expect_rx:.0f} B/s "
+          f"expected)  {rx / BYTES_PER_S:6.1%} of 115200 baud")
+    print(f"    of which the setpoints in TELEMETRY: {setpoints:.0f} B/s = "
+          f"{setpoints / BYTES_PER_S:.1%} of 115200 baud")
     print(f"  host -> machine {tx:7.0f} B/s  ({hb} B x {1 / HEARTBEAT_S:.0f} Hz = "
           f"{expect_tx:.0f} B/s expected)  {tx / BYTES_PER_S:6.1%} of 115200 baud")
     both = (rx + tx) / BYTES_PER_S
@@ -117,7 +122,7 @@ def main() -> int:
         with Machine.connect(path) as m:
             met = wire_load(m, seconds)
             print(f"heartbeat gaps (nominal {HEARTBEAT_S * 1000:.0f} ms; the machine stops at "
-                  "250 ms), heartbeat on its own thread")
+                  f"{WATCHDOG_DEFAULT_MS} ms), heartbeat on its own thread")
             gaps_while(m, "idle caller (baseline)", seconds, None)
             gaps_while(m, "1 busy pure-Python caller thread", seconds, busy_python)
             gaps_while(m, "4 busy pure-Python caller threads", seconds, busy_python_4)

@@ -34,11 +34,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from firmware_bridge import Machine, State
+from firmware_bridge.schema import WATCHDOG_DEFAULT_MS, WATCHDOG_MIN_MS
 from protocols import MachineSettings
 
 SMP = str(Path(sys.executable).with_name("smp"))
 TRIALS = 100
-WATCHDOGS_MS = (250, 100)
+WATCHDOGS_MS = (WATCHDOG_DEFAULT_MS, WATCHDOG_MIN_MS)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -141,7 +142,7 @@ def main() -> int:
                 from_cut, from_last = [], []
                 for _ in range(trials):
                     run_needle(m, sim)
-                    if wd != 250:  # HELLO resets it; the host can only shorten it
+                    if wd != WATCHDOG_DEFAULT_MS:  # HELLO resets it; the host only shortens it
                         m.set_watchdog(wd)
                     time.sleep(0.05 + 0.05 * (_ % 5) / 5)  # cut at varying heartbeat phases
                     cut.set()

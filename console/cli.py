@@ -7,6 +7,7 @@ import sys
 from importlib import metadata
 
 from console import (
+    cmd_conformance,
     cmd_console,
     cmd_db,
     cmd_export,
@@ -20,8 +21,8 @@ from console import (
 from protocols.errors import SmpError
 from protocols.text import printable
 
-COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_machine, cmd_history, cmd_export,
-            cmd_db)
+COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_machine, cmd_conformance,
+            cmd_history, cmd_export, cmd_db)
 
 
 def version() -> str:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except SmpError as exc:
         print(f"smp: error: {printable(exc)}", file=sys.stderr)
-        return getattr(exc, "exit_status", 1)  # 2 where a usage error stops a start
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: one line here, the traceback (no locals) in a file

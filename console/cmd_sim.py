@@ -6,10 +6,14 @@ import argparse
 import contextlib
 import os
 import random
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
+
+from protocols.errors import UsageError
+from sim.quirks import QUIRKS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-heartbeats", action="store_true",
                    help="with --events: log the arrival of every heartbeat too (for measuring "
                    "the gaps between them on the wire)")
+    p.add_argument("--quirk", action="append", default=[], metavar="NAME",
+                   help="deliberately break one rule of docs/protocol.md (repeatable), to see "
+                   "`smp conformance` fail: " + ", ".join(QUIRKS))
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.add_argument("--lifeline-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_sim)
@@ -90,8 +97,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
         script = Scenario(script.name, script.description, steps)
     script = script or faults
 
+    unknown = [q for q in args.quirk if q not in QUIRKS]
+    if unknown:
+        raise UsageError(f"--quirk {unknown[0]!r}: allowed {', '.join(QUIRKS)}")
     raise_priority("the simulator")
-    machine = SimulatedMachine(MonotonicClock(), seed=seed, baud=args.baud, serial=args.serial)
+    machine = SimulatedMachine(MonotonicClock(), seed=seed, baud=args.baud, serial=args.serial,
+                               quirks=args.quirk)
     machine.set_skin(Skin(args.skin))
     if args.events:
         write = _event_writer(args.events)
@@ -107,13 +118,23 @@ def cmd_sim(args: argparse.Namespace) -> int:
         server = TcpServer(machine, host, port, allow_remote=args.allow_remote)
     else:
         server = PtyServer(machine, link=args.link)
+    control = _control_server(machine, server, args.link)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up as Ctrl+C does
+    if script:
+        # Before the line starts: a step at 0 s (`--fault silent=30`) is in force before the
+        # machine's first frame, not from whenever this thread gets round to it.
+        machine.play(script)
     # Ctrl+C is how a trainer stops it, whenever it comes: close the line, remove the link.
-    with contextlib.suppress(KeyboardInterrupt), server:
+    with (contextlib.suppress(KeyboardInterrupt), server,
+          contextlib.closing(control) if control else contextlib.nullcontext()):
         where = str(args.link) if args.link else server.address
         print(f"SIMULATOR listening on {where}  ({args.baud} baud 8N1, seed {seed})", flush=True)
         print(f"connect with: smp console --port {where}", flush=True)
+        print(f"control: {control.path if control else 'none'}", flush=True)
+        if args.quirk:
+            print(f"smp sim: warning: deliberately non-conforming: {', '.join(args.quirk)}",
+                  file=sys.stderr, flush=True)
         if script:
-            machine.play(script)
             print(f"playing scenario {script.name}: {script.description}", flush=True)
         _read_commands(machine, command)
         if args.lifeline_fd is not None:
@@ -121,6 +142,30 @@ def cmd_sim(args: argparse.Namespace) -> int:
         _show_status(machine, quiet=args.quiet)
     print("\nsmp sim: stopped", file=sys.stderr)
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _control_server(machine, server, link: Path | None):
+    """The control socket for programs that know only the port; None (with a warning) when
+    there is no private runtime directory to put it in."""
+    from console.paths import runtime_dir
+    from protocols.errors import SmpError
+    from sim.control import ControlServer
+    from sim.serve import PtyServer
+
+    devices = [server.address]
+    if isinstance(server, PtyServer) and link is not None:
+        devices.append(str(link.absolute()))
+    try:
+        control = ControlServer(machine, runtime_dir(), devices)
+        control.start()
+    except (SmpError, OSError) as exc:  # the simulator still works without its controls
+        print(f"smp sim: warning: no control socket: {exc}", file=sys.stderr)
+        return None
+    return control
 
 
 def _event_writer(path: Path):

@@ -37,7 +37,7 @@ THEME_ALIASES = {"textual-ansi": ("ansi-dark",), "ansi-dark": ("textual-ansi",),
 
 
 class ConfigError(SmpError):
-    exit_status = 2  # the console does not start: a usage error
+    exit_code = 2  # the console does not start: a usage error
 
 
 class ConsoleConfig(BaseModel):

@@ -66,18 +66,30 @@ from firmware_bridge.events import (
     TelemetryReceived,
     UnsafeReport,
 )
+from firmware_bridge.schema import (
+    HANDSHAKE_MS,
+    HEARTBEAT_MS,
+    HELLO_INTERVAL_MS,
+    RETRIES,
+    RTO_INITIAL_MS,
+    RTO_MAX_MS,
+    RTO_MIN_MS,
+    STALE_AFTER_MS,
+    STOP_COPIES,
+    WATCHDOG_DEFAULT_MS,
+    one_way_stop_ms,
+)
 from protocols.envelope import HARD_LIMITS, EmptyEnvelope, SafetyEnvelope
 from protocols.errors import SmpError
 from protocols.settings import MachineSettings, WireSettings
 
-HEARTBEAT_S = 0.050
-RTO_MIN_S, RTO_MAX_S, RTO_INITIAL_S = 0.025, 0.500, 0.100
-RETRIES = 3
-STOP_COPIES = 3
-HANDSHAKE_S = 1.5
-HELLO_INTERVAL_S = 0.25
-WATCHDOG_DEFAULT_S = 0.250
-STALE_AFTER_S = 0.100
+# The protocol's own figures (firmware_bridge/schema.py), in seconds.
+HEARTBEAT_S = HEARTBEAT_MS / 1000
+RTO_MIN_S, RTO_MAX_S, RTO_INITIAL_S = RTO_MIN_MS / 1000, RTO_MAX_MS / 1000, RTO_INITIAL_MS / 1000
+HANDSHAKE_S = HANDSHAKE_MS / 1000
+HELLO_INTERVAL_S = HELLO_INTERVAL_MS / 1000
+WATCHDOG_DEFAULT_S = WATCHDOG_DEFAULT_MS / 1000
+STALE_AFTER_S = STALE_AFTER_MS / 1000
 HEALTH_EVERY_S = 0.250
 KNOWN_FAULTS = Fault(sum(f.value for f in Fault))
 _UNKNOWN_FAULT_BITS = 0xFFFF & ~int(KNOWN_FAULTS)
@@ -89,14 +101,11 @@ _HARD_HI = HARD_LIMITS.to_wire()[1]
 
 
 def stop_silence_s(watchdog_s: float) -> float:
-    """How long an armed machine may stay silent before the host sends STOP.
-
-    The machine's watchdog covers a cut towards the machine; a cut towards the host (the
-    machine still hears us) is covered only by this, and it must act early enough that the
-    STOP lands inside the watchdog time: the watchdog less 100 ms, and never under 50 ms
-    (two and a half telemetry periods).
-    """
-    return max(0.050, watchdog_s - 0.100)
+    """How long an armed machine may stay silent before the host sends STOP (C-12 in
+    docs/protocol.md): the machine's watchdog covers a cut towards the machine; a cut towards
+    the host (the machine still hears us) is covered only by this, early enough that the STOP
+    lands inside the watchdog time."""
+    return one_way_stop_ms(round(watchdog_s * 1000)) / 1000
 
 
 class Outcome(Enum):

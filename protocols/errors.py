@@ -8,3 +8,11 @@ command line prints it without a traceback. Anything else is a bug and keeps its
 
 class SmpError(Exception):
     """An error a user can act on; `str()` is one line."""
+
+    exit_code = 1  # what the command line exits with
+
+
+class UsageError(SmpError):
+    """A command given something it does not accept (an unknown name, a bad value)."""
+
+    exit_code = 2

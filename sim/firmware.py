@@ -1,17 +1,19 @@
-"""The machine's firmware: the device side of the link protocol (docs/protocol.md).
+"""The machine's firmware: the device side of the link protocol (docs/protocol.md, version 2).
 
 This is the real device logic, not a mock: a state machine driven by an injected clock.
 Bytes from the host go in through `feed()`, bytes for the host come out through the `output`
-callback (or `take_output()`), `tick()` advances the timers (watchdog, physics, 50 Hz
-telemetry) and `set_pedal()` is the foot pedal. It drives `sim.physics.MachinePhysics` for
-what its sensors read.
+callback (or `take_output()`), `tick()` advances the timers (watchdog, physics, motor-fault
+rules, 50 Hz telemetry) and `set_pedal()` is the foot pedal. It drives
+`sim.physics.MachinePhysics` and judges its sensors' readings.
 
-Safety invariant 1 (DESIGN.md) lives in `_update_motor`: the needle runs only while ARMED,
-the link is alive, the pedal is down and no fault is latched. Invariant 2: every SET is checked
-against the firmware's own compiled limits, whatever the host checked. Invariant 3: a command
-repeated with the same sequence number is answered again, never executed twice. Invariant 4:
-the watchdog stops the needle and latches LINK_LOST `watchdog_ms` after the last valid host
-frame.
+Safety invariant 1 lives in `_update_motor`: the needle runs only while ARMED, the link is
+alive, the pedal is down and no fault is latched; leaving RUNNING cuts the drive in the same
+step (`_set_state`). Invariant 2: every SET is checked against the firmware's own compiled
+limits, whatever the host checked. Invariant 3: a command repeated with the same sequence
+number is answered again, never executed twice. Invariant 4: the watchdog stops the needle and
+latches LINK_LOST `watchdog_ms` after the last valid host frame.
+
+`quirks` (sim/quirks.py) switch on deliberate deviations, for showing that conformance fails.
 """
 
 from __future__ import annotations
@@ -19,54 +21,62 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from firmware_bridge.codec import (
-    HOST_COMMANDS,
-    PROTOCOL_VERSION,
     Ack,
     Applied,
-    Capability,
     Decoder,
-    ErrorCode,
-    Fault,
-    Field,
     Frame,
     Hello,
     Ident,
     Malformed,
-    MsgType,
+    Message,
     Nack,
     Set,
-    State,
     Telemetry,
     Watchdog,
     encode,
 )
-from protocols.envelope import HARD_LIMITS, SafetyEnvelope
+from firmware_bridge.schema import (
+    DEPTH_SETTLE_MS,
+    DEPTH_TOLERANCE_UM,
+    HARD_HI,
+    HARD_LO,
+    HOST_TYPES,
+    NO_SETTINGS,
+    OVERCURRENT_MA,
+    OVERCURRENT_TRIP_MS,
+    OVERTEMP_CLEAR_DC,
+    OVERTEMP_DC,
+    PROTOCOL_VERSION,
+    RECENT_COMMANDS,
+    SETTING_FIELDS,
+    STALL_BELOW_DHZ,
+    STALL_TRIP_MS,
+    STEPS,
+    TELEMETRY_PERIOD_MS,
+    WATCHDOG_DEFAULT_MS,
+    WATCHDOG_MAX_MS,
+    WATCHDOG_MIN_MS,
+    Capability,
+    ErrorCode,
+    Fault,
+    Field,
+    Flag,
+    MsgType,
+    State,
+)
+from protocols.envelope import SafetyEnvelope
 from protocols.settings import WireSettings
+from sim import quirks as _quirks
 from sim.clock import Clock
 from sim.physics import MachinePhysics
 
-FIRMWARE_VERSION = (1, 0, 0)
-WATCHDOG_DEFAULT_MS = 250
-WATCHDOG_MIN_MS = 100  # two heartbeat periods
-WATCHDOG_MAX_MS = 500
-TELEMETRY_PERIOD_NS = 20_000_000  # 50 Hz
-# The depth actuator travels 2 mm/s, so any move is done within 1.15 s; a measured depth still
-# more than 0.1 mm off its setpoint after 1.5 s means it stopped short.
-DEPTH_TOLERANCE_UM = 100
-DEPTH_SETTLE_NS = 1_500_000_000
-# Commands remembered against re-execution: a host numbers them 1..255 in turn, so a number seen
-# among the last few is a late copy (reordered behind a newer command), never a new command.
-RECENT_COMMANDS = 8
-# Steps of the three settings in wire units (0.05 mm, 0.1 Hz, 0.1 V).
-STEPS = WireSettings(depth_um=50, rate_dhz=1, voltage_mv=100)
-_FIELDS = (Field.DEPTH, Field.RATE, Field.VOLTAGE)
-_PHYSICAL_FAULTS = {"stall": Fault.STALL, "overcurrent": Fault.OVERCURRENT,
-                    "overtemp": Fault.OVERTEMP}
-_NO_SETTINGS = WireSettings(0, 0, 0)
+FIRMWARE_VERSION = (2, 0, 0)
+MS = 1_000_000  # ns
+TELEMETRY_PERIOD_NS = TELEMETRY_PERIOD_MS * MS
 DEFAULT_CAPABILITIES = (Capability.PEDAL | Capability.DEPTH_SENSOR | Capability.CURRENT_SENSOR
                         | Capability.TEMPERATURE_SENSOR | Capability.SIMULATOR)
 
@@ -94,16 +104,16 @@ class Firmware:
         watchdog_ms: int = WATCHDOG_DEFAULT_MS,
         physics: MachinePhysics | None = None,
         capabilities: int = DEFAULT_CAPABILITIES,
+        quirks: Iterable[str] = (),
     ):
-        hard_lo, hard_hi = HARD_LIMITS.to_wire()
         if limits is None:
-            lo, hi = hard_lo, hard_hi
+            lo, hi = HARD_LO, HARD_HI
         elif isinstance(limits, SafetyEnvelope):
             lo, hi = limits.to_wire()
         else:
             lo, hi = (WireSettings(*limits[0]), WireSettings(*limits[1]))
         for i in range(3):
-            if lo[i] < hard_lo[i] or hi[i] > hard_hi[i] or lo[i] > hi[i]:
+            if lo[i] < HARD_LO[i] or hi[i] > HARD_HI[i] or lo[i] > hi[i]:
                 raise ValueError("a firmware's limits can only narrow the hard limits")
         if not WATCHDOG_MIN_MS <= watchdog_ms <= WATCHDOG_MAX_MS:
             raise ValueError(f"watchdog {watchdog_ms} ms is outside {WATCHDOG_MIN_MS} to "
@@ -115,6 +125,7 @@ class Firmware:
         self.capabilities = int(capabilities)
         self.watchdog_default_ms = watchdog_ms
         self.physics = physics or MachinePhysics()
+        self.quirks = _quirks.check(quirks)
         self.log: deque[Event] = deque(maxlen=10_000)
         self.misapply = False  # an injected firmware bug: applies other values than asked
         self.log_heartbeats = False  # log every heartbeat's arrival (for measuring gaps)
@@ -138,16 +149,22 @@ class Firmware:
         self.link_alive = False
         self.last_host_ns: int | None = None
         self.handshaken = False
+        self.hello_version: int | None = None  # of the last HELLO answered since boot
+        self.acted_seq = 0  # the seq of the last command acted on (TELEMETRY's ack)
         self._last_cmd: tuple[int, int] | None = None  # (seq, type) of the last command
         self._recent: deque[tuple[int, int]] = deque(maxlen=RECENT_COMMANDS)
         self._last_reply = b""
-        self._acted = 0  # seq of the last command acted on (TELEMETRY's ack)
-        self._decoder = Decoder()
+        self._decoder = (_quirks.NoResyncDecoder() if "no-resync-after-garbage" in self.quirks
+                         else Decoder())
         self._last_tick = now
-        self._next_telemetry = now
+        self._t = now  # the firmware's own time: where its timers have got to
+        self._next_telemetry = now  # frame k is due at boot + k * 20 ms
         self._telemetry_seq = 0
         self.motor_off_ns: int | None = None
+        self._slow_since: int | None = None  # driven below the stall rate since
+        self._over_since: int | None = None  # driven above the current limit since
         self._depth_off_since: int | None = None
+        self._uncut = False  # the drive still on after a latch (the quirk fault-frame-voltage)
         self.sets_applied = 0
         self.duplicates = 0
         self._event("boot", detail=f"boot id {self.boot_id:08x}")
@@ -155,50 +172,73 @@ class Firmware:
     def reboot(self, boot_id: int | None = None) -> None:
         """A power cycle or reset: everything but the physical machine starts again."""
         with self._lock:
+            self._advance(self.clock.now_ns())  # the machine ran until now
             old = self.state
             self._boot(boot_id)
+            self.physics.drive_off()
             if old == State.RUNNING:
                 self.motor_off_ns = self.boot_ns
 
     # --- inputs --------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        """Bytes received from the host."""
+        """Bytes received from the host; a frame counts as arriving now (its delimiter)."""
         with self._lock:
             now = self.clock.now_ns()
-            # A frame that arrives after the watchdog expired does not undo the expiry.
-            self._check_watchdog(now)
+            # Timers first, so that a frame arriving after the watchdog expired does not
+            # undo the expiry.
+            self._advance(now)
             for frame in self._decoder.feed(data):
                 self._on_frame(frame, now)
 
     def set_pedal(self, down: bool) -> None:
         with self._lock:
+            self._advance(self.clock.now_ns())
             self.pedal = bool(down)
-            self._check_watchdog(self.clock.now_ns())
             self._update_motor()
 
     def tick(self) -> None:
-        """Advance timers to the clock's present: watchdog, physics, telemetry."""
+        """Advance timers to the clock's present: watchdog, physics, faults, telemetry."""
         with self._lock:
-            now = self.clock.now_ns()
-            self._check_watchdog(now)
-            dt = now - self._last_tick
-            self._last_tick = now
-            if dt > 0:
-                self.physics.step(dt / 1e9, motor_on=self.state == State.RUNNING,
-                                  target=self.applied or _NO_SETTINGS)
-                fault = self.physics.fault
-                if fault is not None:
-                    flag = _PHYSICAL_FAULTS.get(fault, Fault.STALL)
-                    if not self.faults & flag:
-                        self._latch(flag, f"physics: {fault}")
-                self._check_depth(now)
-            if now >= self._next_telemetry:
-                self._send(self._telemetry(now), seq=self._telemetry_seq, ack=self._acted)
-                self._telemetry_seq = (self._telemetry_seq + 1) & 0xFF
-                self._next_telemetry += TELEMETRY_PERIOD_NS
-                if self._next_telemetry <= now:  # fell behind: no burst of stale frames
-                    self._next_telemetry = now + TELEMETRY_PERIOD_NS
+            self._advance(self.clock.now_ns())
+
+    def _advance(self, now: int) -> None:
+        """Run the firmware's timers up to `now`, each at its own deadline, as a device's timer
+        interrupts fire on time even when the simulator's thread ran late. Of the telemetry
+        slots that fell due meanwhile only the last is sent (no burst); it is built at its
+        slot's time."""
+        for _ in range(10_000):  # every step moves a deadline past itself; this is a bound
+            due = self._next_timer_ns()
+            if due > now:
+                break
+            self._step_to(due, now)
+        self._step_to(now, now)
+
+    def _next_timer_ns(self) -> int:
+        times = [self._next_telemetry]
+        if self.link_alive and self.last_host_ns is not None:
+            times.append(self.last_host_ns + self.watchdog_ms * MS)
+        if self._slow_since is not None:
+            times.append(self._slow_since + STALL_TRIP_MS * MS)
+        if self._over_since is not None:
+            times.append(self._over_since + OVERCURRENT_TRIP_MS * MS)
+        return min(times)
+
+    def _step_to(self, t: int, now: int) -> None:
+        t = self._t = max(t, self._t)  # the firmware's time never goes back
+        self._check_watchdog(t)
+        dt = t - self._last_tick
+        if dt > 0:
+            self._last_tick = t
+            driven = self.state == State.RUNNING or self._uncut
+            self.physics.step(dt / 1e9, motor_on=driven, target=self.applied or NO_SETTINGS)
+        self._judge_motor(t)
+        self._check_depth(t)
+        if t >= self._next_telemetry:
+            slot = (t - self.boot_ns) // TELEMETRY_PERIOD_NS
+            self._next_telemetry = self.boot_ns + (slot + 1) * TELEMETRY_PERIOD_NS
+            if self._next_telemetry > now:  # the last slot due by now: sent; older: skipped
+                self._send_telemetry(t)
 
     # --- outputs -------------------------------------------------------------------------
 
@@ -212,18 +252,24 @@ class Firmware:
     def motor_on(self) -> bool:
         return self.state == State.RUNNING
 
+    def next_deadline_ns(self) -> int:
+        """When the firmware next has something to do by itself (a timer interrupt): the next
+        telemetry frame, the watchdog's expiry, a fault rule's trip."""
+        with self._lock:
+            return self._next_timer_ns()
+
     def ident(self) -> Ident:
         return Ident(
             protocol=PROTOCOL_VERSION, fw_major=FIRMWARE_VERSION[0],
             fw_minor=FIRMWARE_VERSION[1], fw_patch=FIRMWARE_VERSION[2], model=self.model,
             serial=self.serial, boot_id=self.boot_id, capabilities=self.capabilities,
             lo=self.lo, hi=self.hi, watchdog_ms=self.watchdog_ms, state=self.state,
-            faults=self.faults, applied=self.applied or _NO_SETTINGS,
+            faults=self.faults, applied=self.applied or NO_SETTINGS,
         )
 
     def uptime_ms(self, now: int | None = None) -> int:
         now = self.clock.now_ns() if now is None else now
-        return ((now - self.boot_ns) // 1_000_000) & 0xFFFFFFFF
+        return ((now - self.boot_ns) // MS) & 0xFFFFFFFF
 
     # --- internals -----------------------------------------------------------------------
 
@@ -233,41 +279,65 @@ class Firmware:
         if self.on_event is not None:
             self.on_event(event)
 
-    def _send(self, msg, *, seq: int = 0, ack: int = 0) -> bytes:
-        frame = encode(msg, seq=seq, ack=ack)
+    def _emit(self, frame: bytes) -> None:
         if self.output is not None:
             self.output(frame)
         else:
             self._outbox += frame
+
+    def _send(self, msg: Message, *, seq: int = 0, ack: int = 0) -> bytes:
+        frame = encode(msg, seq=seq, ack=ack)
+        self._emit(frame)
         return frame
+
+    def _send_telemetry(self, now: int) -> None:
+        ack = 0 if "telemetry-ack-zero" in self.quirks else self.acted_seq
+        self._send(self._telemetry(now), seq=self._telemetry_seq, ack=ack)
+        self._telemetry_seq = (self._telemetry_seq + 1) & 0xFF
+        if self._uncut:  # the quirk `fault-frame-voltage`: the cut comes after the frame
+            self._uncut = False
+            self.physics.drive_off()
 
     def _telemetry(self, now: int) -> Telemetry:
         r = self.physics.readings()
-        applied = self.applied or _NO_SETTINGS
-        flags = ((Telemetry.PEDAL if self.pedal else 0)
-                 | (Telemetry.MOTOR if self.state == State.RUNNING else 0)
-                 | (Telemetry.LINK if self.link_alive else 0)
-                 | (Telemetry.SESSION if self.handshaken else 0))
+        flags = ((Flag.PEDAL if self.pedal else 0)
+                 | (Flag.MOTOR if self.state == State.RUNNING else 0)
+                 | (Flag.LINK if self.link_alive else 0)
+                 | (Flag.SESSION if self.handshaken else 0))
         clamp16 = lambda v: max(0, min(0xFFFF, v))  # noqa: E731
+        s = self.applied or NO_SETTINGS
         return Telemetry(
             state=self.state, flags=flags, faults=self.faults, rate_dhz=clamp16(r.rate_dhz),
             voltage_mv=clamp16(r.voltage_mv), current_ma=clamp16(r.current_ma),
-            depth_um=clamp16(r.depth_um), temperature_dc=max(-32768, min(32767,
-                                                                         r.temperature_dc)),
-            uptime_ms=self.uptime_ms(now), set_depth_um=applied.depth_um,
-            set_rate_dhz=applied.rate_dhz, set_voltage_mv=applied.voltage_mv,
+            depth_um=clamp16(r.depth_um),
+            temperature_dc=max(-32768, min(32767, r.temperature_dc)),
+            uptime_ms=self.uptime_ms(now), set_depth_um=s.depth_um, set_rate_dhz=s.rate_dhz,
+            set_voltage_mv=s.voltage_mv,
         )
 
-    def _set_state(self, new: State, why: str) -> None:
-        if new != self.state:
-            if self.state == State.RUNNING:
-                self.motor_off_ns = self.clock.now_ns()
-            self._event("state", detail=f"{self.state.name} -> {new.name}: {why}")
-            self.state = new
+    def _set_state(self, new: State, why: str, *, cut: bool = True) -> None:
+        if new == self.state:
+            return
+        now = self._t
+        if self.state == State.RUNNING:
+            # The drive is cut in the same step as the state changes, so that no frame can
+            # say FAULTED (or ARMED) with drive volts on the motor.
+            self.motor_off_ns = now
+            if cut:
+                self.physics.drive_off()
+            else:
+                self._uncut = True
+            self._slow_since = self._over_since = None
+        elif new == State.RUNNING:
+            self._slow_since = now  # the stall rule's 100 ms count from the drive's start
+        self._event("state", detail=f"{self.state.name} -> {new.name}: {why}")
+        self.state = new
+        if "telemetry-burst" in self.quirks:
+            self._send_telemetry(now)
 
-    def _latch(self, fault: Fault, why: str) -> None:
+    def _latch(self, fault: Fault, why: str, *, cut: bool = True) -> None:
         self.faults |= fault
-        self._set_state(State.FAULTED, why)
+        self._set_state(State.FAULTED, why, cut=cut)
 
     def _update_motor(self) -> None:
         """Invariant 1: RUNNING only while armed, link alive, pedal down, nothing latched."""
@@ -276,25 +346,56 @@ class Firmware:
         elif self.state == State.RUNNING and not (self.pedal and self.link_alive):
             self._set_state(State.ARMED, "pedal up" if not self.pedal else "link down")
 
+    def _judge_motor(self, now: int) -> None:
+        """The motor-fault rules of section 11.3, from the sensors' readings."""
+        r = self.physics.readings()
+        cut = "fault-frame-voltage" not in self.quirks
+        if r.temperature_dc >= OVERTEMP_DC and not self.faults & Fault.OVERTEMP:
+            self._latch(Fault.OVERTEMP, f"motor at {r.temperature_dc / 10:.1f} C", cut=cut)
+        if self.state != State.RUNNING:
+            self._slow_since = self._over_since = None
+            return
+        # STALL: below 20 Hz continuously for 100 ms while driven. At the drive's start the
+        # rate is 0, so the count starts there and spin-up lies inside it.
+        if r.rate_dhz >= STALL_BELOW_DHZ:
+            self._slow_since = None
+        elif self._slow_since is None:
+            self._slow_since = now
+        # OVERCURRENT: above the limit continuously for 50 ms while driven and turning (a
+        # motor that cannot turn draws its stall current: that is a stall).
+        if r.current_ma > OVERCURRENT_MA and r.rate_dhz >= STALL_BELOW_DHZ:
+            if self._over_since is None:
+                self._over_since = now
+        else:
+            self._over_since = None
+        if self._slow_since is not None and now - self._slow_since >= STALL_TRIP_MS * MS:
+            self._latch(Fault.STALL, f"stall: {r.rate_dhz / 10:.1f} Hz for {STALL_TRIP_MS} ms",
+                        cut=cut)
+        elif self._over_since is not None and (
+                now - self._over_since >= OVERCURRENT_TRIP_MS * MS):
+            self._latch(Fault.OVERCURRENT, f"over-current: {r.current_ma} mA", cut=cut)
+
     def _depth_error_um(self) -> int:
         if self.applied is None:
             return 0
         return abs(self.physics.readings().depth_um - self.applied.depth_um)
 
     def _check_depth(self, now: int) -> None:
-        """Latch DEPTH when an armed machine's needle stays off its depth setpoint."""
+        """Latch DEPTH when an armed machine's needle stays off its depth setpoint: the timer
+        starts when the depth is first off by more than the tolerance while ARMED or RUNNING,
+        restarts with every new setpoint, and resets when back within it or disarmed."""
         if self.state not in (State.ARMED, State.RUNNING) or (
                 self._depth_error_um() <= DEPTH_TOLERANCE_UM):
             self._depth_off_since = None
             return
         if self._depth_off_since is None:
             self._depth_off_since = now
-        elif now - self._depth_off_since >= DEPTH_SETTLE_NS:
+        elif now - self._depth_off_since >= DEPTH_SETTLE_MS * MS:
             self._depth_off_since = None
             self._latch(Fault.DEPTH, f"depth {self._depth_error_um()} um off its setpoint")
 
     def _check_watchdog(self, now: int) -> None:
-        if self.link_alive and now - self.last_host_ns >= self.watchdog_ms * 1_000_000:
+        if self.link_alive and now - self.last_host_ns >= self.watchdog_ms * MS:
             self.link_alive = False
             self._event("watchdog", detail=f"no valid host frame for {self.watchdog_ms} ms")
             if self.state in (State.ARMED, State.RUNNING):
@@ -303,36 +404,29 @@ class Firmware:
 
     def _on_frame(self, frame: Frame, now: int) -> None:
         t = frame.type
+        if t not in HOST_TYPES:
+            # A machine-to-host type coming in (an echo, a loopback): not from a host. It is
+            # not answered and does not feed the watchdog.
+            return
+        self._host_alive(now)  # any valid host frame, whatever its payload or ack
         if t == MsgType.HEARTBEAT:
-            self._host_alive(now)
             if self.log_heartbeats:
                 self._event("heartbeat")
             return
-        if t not in HOST_COMMANDS:
-            # A machine-to-host type coming in (an echo, a loopback): not from a host.
-            return
-        self._host_alive(now)
         seq = frame.seq
         if t == MsgType.STOP:
-            # Acted on as soon as the CRC checks, whatever its sequence number; answered, but it
-            # neither takes part in nor disturbs duplicate detection.
-            self._latch(Fault.STOP, "STOP")
-            self._acted = seq
-            self._event("STOP", seq)
-            self._send(Ack(MsgType.STOP), ack=seq)
+            self._stop(frame)
             return
         if t == MsgType.HELLO:
-            self._hello(frame, now)
+            self._hello(frame)
             return
-        if self._last_cmd == (seq, t):
+        last = self._last_cmd == (seq, t)
+        if last and "duplicate-reexecuted" not in self.quirks:
             self.duplicates += 1
             self._event("duplicate", seq, MsgType(t).name)
-            if self.output is not None:
-                self.output(self._last_reply)
-            else:
-                self._outbox += self._last_reply
+            self._emit(self._last_reply)
             return
-        if (seq, t) in self._recent:
+        if not last and (seq, t) in self._recent and "stale-copy-executed" not in self.quirks:
             # An older command's late copy: executing it would put back what a newer command
             # replaced. Its answer was already given; the host has moved on.
             self.duplicates += 1
@@ -340,8 +434,8 @@ class Firmware:
             return
         self._last_cmd = (seq, t)
         self._recent.append((seq, t))
-        self._last_reply = self._execute(frame, seq)
-        self._acted = seq
+        self._last_reply = self._execute(frame)
+        self.acted_seq = seq
 
     def _host_alive(self, now: int) -> None:
         self.last_host_ns = now
@@ -359,70 +453,111 @@ class Firmware:
         self._event(MsgType(frame.type).name, frame.seq)
         return self._send(Ack(frame.type), ack=frame.seq)
 
-    def _hello(self, frame: Frame, now: int) -> None:
+    def _stop(self, frame: Frame) -> None:
+        # Acted on as soon as the CRC checks, whatever its seq, payload, state or session;
+        # every copy is answered; it neither takes part in nor disturbs duplicate detection.
+        if not self.handshaken and "stop-needs-session" in self.quirks:
+            self._nack(frame, ErrorCode.NOT_READY)
+            return
+        self._latch(Fault.STOP, "STOP")
+        self._event("STOP", frame.seq)
+        self._send(Ack(MsgType.STOP), ack=frame.seq)
+        self.acted_seq = frame.seq
+
+    def _hello(self, frame: Frame) -> None:
+        seq = frame.seq
         try:
             hello = Hello.from_payload(frame.payload)
         except Malformed:
-            self._last_cmd, self._last_reply = None, b""
+            hello = None
+        if hello is None or (seq == 0 and "seq0-executed" not in self.quirks):
+            # Refused and not executed: session and duplicate history stay as they were.
             self._nack(frame, ErrorCode.MALFORMED)
+            self.acted_seq = seq
             return
-        # HELLO starts a host session: it is never a duplicate, resets duplicate detection
-        # and the watchdog timeout, and is always answered with IDENT.
+        # HELLO starts a host session: it is never a duplicate, starts duplicate detection
+        # afresh, restores the default watchdog, and is always answered with IDENT.
+        self.hello_version = hello.protocol
         self.handshaken = hello.protocol == PROTOCOL_VERSION
         self.watchdog_ms = self.watchdog_default_ms
         # A host that says HELLO is starting over and has armed nothing: whoever armed the
         # machine before (a crashed console, another program) no longer controls the needle.
-        if self.state in (State.ARMED, State.RUNNING):
+        if self.state in (State.ARMED, State.RUNNING) and "hello-keeps-armed" not in self.quirks:
             self._set_state(State.DISARMED, "HELLO: a new host session starts disarmed")
-        self._event("HELLO", frame.seq, f"host protocol {hello.protocol}")
-        reply = self._send(self.ident(), ack=frame.seq)
-        self._acted = frame.seq
-        self._last_cmd, self._last_reply = (frame.seq, MsgType.HELLO), reply
+        self._event("HELLO", seq, f"host protocol {hello.protocol}")
+        reply = self._send(self.ident(), ack=seq)
+        self._last_cmd, self._last_reply = (seq, MsgType.HELLO), reply
         self._recent.clear()
         self._recent.append(self._last_cmd)
+        self.acted_seq = seq
 
-    def _execute(self, frame: Frame, seq: int) -> bytes:
+    def _execute(self, frame: Frame) -> bytes:
+        """A command that is not STOP, HELLO or a copy. Refusals in the order of section 11.1:
+        NOT_READY, then MALFORMED, then the command's own checks."""
         t = MsgType(frame.type)
         if not self.handshaken:
-            return self._nack(frame, ErrorCode.NOT_READY)
+            other = self.hello_version is not None and self.hello_version != PROTOCOL_VERSION
+            return self._nack(frame, ErrorCode.NOT_READY, Field.PROTOCOL if other else Field.NONE)
+        if frame.seq == 0 and "seq0-executed" not in self.quirks:
+            return self._nack(frame, ErrorCode.MALFORMED)  # 0 is not a command's number
         try:
             msg = frame.message()
         except Malformed:
             return self._nack(frame, ErrorCode.MALFORMED)
-        if t == MsgType.SET:
+        if isinstance(msg, Set):
             return self._set(frame, msg)
+        if isinstance(msg, Watchdog):
+            return self._watchdog(frame, msg)
         if t == MsgType.ARM:
-            if self.faults or self.state == State.FAULTED:
-                return self._nack(frame, ErrorCode.LATCHED)
-            if self.state in (State.ARMED, State.RUNNING):
-                return self._ack(frame)  # already armed: nothing to do
-            if self.applied is None:
-                return self._nack(frame, ErrorCode.NO_SETTINGS)
-            if self.pedal:
-                return self._nack(frame, ErrorCode.PEDAL_DOWN)
-            self._set_state(State.ARMED, "ARM")
-            return self._ack(frame)
+            return self._arm(frame)
         if t == MsgType.DISARM:
             if self.state in (State.ARMED, State.RUNNING):
                 self._set_state(State.DISARMED, "DISARM")
             return self._ack(frame)
-        if t == MsgType.WATCHDOG:
-            return self._watchdog(frame, msg)
         if t == MsgType.CLEAR_FAULT:
-            if self.state != State.FAULTED:
-                return self._ack(frame)
-            if self.physics.fault is not None and not self.physics.clear_fault():
-                return self._nack(frame, ErrorCode.FAULT_PERSISTS)
-            if self.faults & Fault.DEPTH and self._depth_error_um() > DEPTH_TOLERANCE_UM:
-                return self._nack(frame, ErrorCode.FAULT_PERSISTS)
-            self.faults = Fault.NONE
-            self._set_state(State.DISARMED, "CLEAR_FAULT")
+            return self._clear_fault(frame)
+        raise AssertionError(f"no rule for {t.name}")  # pragma: no cover (every type has one)
+
+    def _arm(self, frame: Frame) -> bytes:
+        if self.faults or self.state == State.FAULTED:
+            return self._nack(frame, ErrorCode.LATCHED)
+        if self.state in (State.ARMED, State.RUNNING):
+            return self._ack(frame)  # already armed: nothing to do
+        if self.applied is None:
+            return self._nack(frame, ErrorCode.NO_SETTINGS)
+        if self.pedal and "arm-with-pedal-down" not in self.quirks:
+            return self._nack(frame, ErrorCode.PEDAL_DOWN)
+        self._set_state(State.ARMED, "ARM")
+        reply = self._ack(frame)
+        self._update_motor()
+        return reply
+
+    def _persisting(self) -> Fault:
+        """The latched faults whose cause the sensors still see."""
+        r = self.physics.readings()
+        out = Fault.NONE
+        if self.faults & Fault.STALL and self.physics.cause_present("stall"):
+            out |= Fault.STALL
+        if self.faults & Fault.OVERCURRENT and self.physics.cause_present("overcurrent"):
+            out |= Fault.OVERCURRENT
+        if self.faults & Fault.OVERTEMP and r.temperature_dc >= OVERTEMP_CLEAR_DC:
+            out |= Fault.OVERTEMP
+        if self.faults & Fault.DEPTH and self._depth_error_um() > DEPTH_TOLERANCE_UM:
+            out |= Fault.DEPTH
+        return out
+
+    def _clear_fault(self, frame: Frame) -> bytes:
+        if self.state != State.FAULTED:
             return self._ack(frame)
-        return self._nack(frame, ErrorCode.UNSUPPORTED)  # pragma: no cover
+        if self._persisting():
+            return self._nack(frame, ErrorCode.FAULT_PERSISTS)
+        self.faults = Fault.NONE
+        self._set_state(State.DISARMED, "CLEAR_FAULT")
+        return self._ack(frame)
 
     def _set(self, frame: Frame, msg: Set) -> bytes:
         values = msg.settings
-        for i, fld in enumerate(_FIELDS):
+        for i, fld in enumerate(SETTING_FIELDS):  # field by field, range before step
             v = values[i]
             if not self.lo[i] <= v <= self.hi[i]:
                 return self._nack(frame, ErrorCode.OUT_OF_RANGE, fld)
@@ -434,6 +569,8 @@ class Firmware:
                                      else values.depth_um - STEPS.depth_um)
         self.applied = values
         self.sets_applied += 1
+        self._depth_off_since = None  # a new setpoint restarts the depth-fault timer
+        self._check_depth(self._t)
         self._event("SET", frame.seq, f"{values.depth_um} um {values.rate_dhz} dHz "
                                       f"{values.voltage_mv} mV")
         return self._send(Applied(*values), ack=frame.seq)
@@ -442,7 +579,7 @@ class Firmware:
         t = msg.timeout_ms
         if not WATCHDOG_MIN_MS <= t <= WATCHDOG_MAX_MS:
             return self._nack(frame, ErrorCode.OUT_OF_RANGE, Field.WATCHDOG)
-        if t > self.watchdog_ms:
+        if t > self.watchdog_ms and "watchdog-lengthens" not in self.quirks:
             return self._nack(frame, ErrorCode.WOULD_LENGTHEN, Field.WATCHDOG)
         self.watchdog_ms = t
         return self._ack(frame)

@@ -137,13 +137,11 @@ class SimulatedMachine:
     def next_wakeup_s(self) -> float:
         with self._lock:
             now = self.clock.now_ns()
-            waits = [0.005, self.to_host.wait_s(now), self.to_machine.wait_s(now)]
-            fw = self.firmware
-            if fw.link_alive and fw.last_host_ns is not None:
-                # A real watchdog is a timer that fires at its deadline, not at the next poll.
-                deadline = fw.last_host_ns + fw.watchdog_ms * 1_000_000
-                waits.append(max(0.0, (deadline - now) / 1e9))
-            return min(waits)
+            # The firmware's timers (telemetry due, watchdog, fault trips) fire at their
+            # deadlines, as a real device's timer interrupts do, not at the next poll.
+            deadline = self.firmware.next_deadline_ns()
+            return min(0.005, self.to_host.wait_s(now), self.to_machine.wait_s(now),
+                       max(0.0, (deadline - now) / 1e9))
 
     # --- the trainer's controls --------------------------------------------------------------
 
@@ -258,6 +256,21 @@ class SimulatedMachine:
                 self.script.clear()
 
     # --- what a trainer sees -----------------------------------------------------------------
+
+    def status(self) -> dict:
+        """The machine as a trainer's panel (or the control channel) shows it."""
+        with self._lock:
+            fw = self.firmware
+            r = fw.physics.readings()
+            return {
+                "state": fw.state.name, "faults": [f.name for f in type(fw.faults)
+                                                   if f and f in fw.faults],
+                "pedal": fw.pedal, "link": fw.link_alive, "session": fw.handshaken,
+                "boot_id": fw.boot_id, "readings": r._asdict(),
+                "applied": fw.applied._asdict() if fw.applied else None,
+                "skin": fw.physics.skin.value, "caption": self.caption,
+                "playing": self.playing, "quirks": sorted(fw.quirks),
+            }
 
     def status_line(self) -> str:
         fw = self.firmware

@@ -9,9 +9,13 @@ the drive voltage as its ceiling:
     current      I = I0 + L_skin * (0.5 + 0.5 * r / 130 Hz)   (a short adds current, no torque)
     reachable    r_max = (V - I * R) / Ke                            (0 when jammed)
     rate         dr/dt = (min(r_set, r_max) - r) / tau               (first-order spin-up)
-    stall        r_max < 20 Hz while driven: I = V / R; trips after 100 ms
+    stall        r_max < 20 Hz while driven: I = V / R, the rate falls (a jam stops it at once)
     temperature  dT/dt = (P * R_th - (T - T_amb)) / (R_th * C_th),   P = I^2 * R + heat
 The depth actuator moves toward its setpoint at a bounded speed.
+
+The body only models; it judges nothing. The firmware reads its sensors (`readings()`) and
+latches stall, over-current and over-temperature by the rules of docs/protocol.md section 11.3;
+`cause_present()` is what its sensors tell it about a fault's cause when asked to clear it.
 """
 
 from __future__ import annotations
@@ -53,16 +57,11 @@ class Constants:
     load_a: dict[Skin, float] = field(default_factory=lambda: {
         Skin.AIR: 0.0, Skin.THIN: 0.25, Skin.NORMAL: 0.35, Skin.THICK: 0.7, Skin.SCAR: 0.9,
     })
-    stall_below_hz: float = 20.0
-    stall_trip_s: float = 0.10
-    overcurrent_a: float = 2.5
-    overcurrent_trip_s: float = 0.05
+    stall_below_hz: float = 20.0  # below this the controller cannot hold the rate
     depth_speed_um_s: float = 2000.0  # 2 mm/s
     ambient_c: float = 25.0
     r_th_c_per_w: float = 12.0  # motor to air
     c_th_j_per_c: float = 15.0  # thermal time constant R_th * C_th = 180 s
-    overtemp_c: float = 70.0
-    overtemp_clear_c: float = 60.0  # hysteresis: a hot motor stays faulted until it cools
 
 
 @dataclass
@@ -85,16 +84,12 @@ class MachinePhysics:
         self.voltage_v = 0.0
         self.depth_um = 0.0
         self.temperature_c = self.c.ambient_c
-        self.fault: str | None = None
-        self._stalled_for = 0.0
-        self._over_for = 0.0
 
     def step(self, dt_s: float, *, motor_on: bool, target: WireSettings) -> None:
         c = self.c
         self._move_depth(dt_s, target.depth_um)
-        driven = motor_on and self.fault is None
-        volts = target.voltage_mv / 1000 if driven else 0.0
-        if driven:
+        volts = target.voltage_mv / 1000 if motor_on else 0.0
+        if motor_on:
             set_hz = target.rate_dhz / 10
             current = self._load_current(self.rate_hz)
             reachable = 0.0 if self.injected.jam else max(0.0, (volts - current * c.r_ohm)
@@ -104,29 +99,25 @@ class MachinePhysics:
             current = volts / c.r_ohm if stalled else current
             # A short bypasses the winding: it draws current but makes no torque.
             current += self.injected.short_a
-            self._stalled_for = self._stalled_for + dt_s if stalled else 0.0
         else:
-            goal, current, self._stalled_for = 0.0, 0.0, 0.0
+            goal, current = 0.0, 0.0
+        if self.injected.jam:
+            self.rate_hz = 0.0  # a blocked rotor stops at once
         # Exact discretisation of the first-order lag: stable for any dt.
         self.rate_hz += (goal - self.rate_hz) * (1 - math.exp(-dt_s / c.tau_s))
         if self.rate_hz < 0.5:  # below the tachometer's resolution: stopped
             self.rate_hz = 0.0
         self.current_a = current
         self.voltage_v = volts
-        # A stall draws more than the over-current limit too; it is reported as the stall.
-        over = current > c.overcurrent_a and not self._stalled_for
-        self._over_for = self._over_for + dt_s if over else 0.0
         power = current * current * c.r_ohm + self.injected.heat_w
         t_ss = c.ambient_c + power * c.r_th_c_per_w
         self.temperature_c += (t_ss - self.temperature_c) * (
             1 - math.exp(-dt_s / (c.r_th_c_per_w * c.c_th_j_per_c)))
-        if self.fault is None:
-            if self._stalled_for >= c.stall_trip_s:
-                self.fault = "stall"
-            elif self._over_for >= c.overcurrent_trip_s:
-                self.fault = "overcurrent"
-            elif self.temperature_c >= c.overtemp_c:
-                self.fault = "overtemp"
+
+    def drive_off(self) -> None:
+        """The drive is cut now: no voltage, no current (the rotor coasts down)."""
+        self.voltage_v = 0.0
+        self.current_a = 0.0
 
     def _load_current(self, rate_hz: float) -> float:
         c = self.c
@@ -141,17 +132,15 @@ class MachinePhysics:
         self.depth_um = goal if abs(delta) <= step else self.depth_um + step * (1 if delta > 0
                                                                                 else -1)
 
-    def clear_fault(self) -> bool:
-        """Clear a latched physical fault; refused while its cause is still there."""
-        if self.fault == "overtemp" and self.temperature_c > self.c.overtemp_clear_c:
-            return False
-        if self.fault == "stall" and self.injected.jam:
-            return False
-        if self.fault == "overcurrent" and self.injected.short_a > 0:
-            return False
-        self.fault = None
-        self._stalled_for = self._over_for = 0.0
-        return True
+    def cause_present(self, cause: str) -> bool:
+        """Whether the sensors still see a fault's cause: "stall" (the rotor is blocked) or
+        "overcurrent" (the extra current path is still there); temperature and depth are
+        judged by the firmware from `readings()`."""
+        if cause == "stall":
+            return self.injected.jam
+        if cause == "overcurrent":
+            return self.injected.short_a > 0
+        raise ValueError(f"unknown cause {cause!r}")
 
     def readings(self) -> Readings:
         return Readings(

@@ -37,7 +37,7 @@ def refused(path: Path) -> str:
         load_config(path)
     line = str(err.value)
     assert "\n" not in line and line.startswith(f"{path}: ")
-    assert err.value.exit_status == 2
+    assert err.value.exit_code == 2
     return line.removeprefix(f"{path}: ")
 
 

@@ -1,23 +1,24 @@
-"""The wire codec: golden byte vectors, round trips, COBS and the streaming decoder.
+"""The wire codec: the schema-derived messages, round trips, COBS and the streaming decoder.
 
-The golden vectors below were computed by hand from docs/protocol.md (struct layouts, zlib
-CRC-32 over the body plus the type's CRC_EXTRA byte, COBS by the textbook byte-at-a-time
-algorithm) and are the worked examples in that document. Encoding and decoding are both
-checked against them, so a bug that is symmetric in encoder and decoder cannot hide.
+The byte vectors are docs/protocol.md's worked examples, read out of the document
+(tests/link/spec.py); tests/link/test_spec_examples.py checks each one both ways.
 """
 
 import struct
 import zlib
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firmware_bridge import codec
 from firmware_bridge.codec import (
-    CRC_EXTRA,
+    MAX_BODY,
     MESSAGES,
     OVERHEAD,
     PAYLOAD_SIZE,
+    PROTOCOL_VERSION,
     Ack,
     Applied,
     Arm,
@@ -29,6 +30,7 @@ from firmware_bridge.codec import (
     Hello,
     Ident,
     Malformed,
+    Message,
     MsgType,
     Nack,
     Set,
@@ -42,62 +44,17 @@ from firmware_bridge.codec import (
     encode,
     encode_raw,
 )
+from firmware_bridge.schema import MAX_BODY_SENT, MAX_RUN, SCHEMAS, SchemaError, parse
 from protocols.settings import WireSettings
+from tests.link.spec import examples
+from tests.link.test_spec_examples import message_from
 
-IDENT = Ident(protocol=1, fw_major=1, fw_minor=0, fw_patch=0, model="SMP-R1", serial="SIM-0001",
-              boot_id=0x12345678, capabilities=0x1F, lo=WireSettings(200, 500, 3000),
-              hi=WireSettings(2500, 1500, 12000), watchdog_ms=250, state=0, faults=0,
-              applied=WireSettings(0, 0, 0))
-TELEMETRY = Telemetry(state=2, flags=0x0F, faults=0, rate_dhz=1198, voltage_mv=7500,
-                      current_ma=412, depth_um=1500, temperature_dc=312, uptime_ms=123456)
-
-# (message, seq, ack, wire bytes in hex)
-GOLDEN = [
-    (Hello(1), 1, 0, "02 01 07 01 01 2c 93 fb 33 00"),
-    (Arm(), 2, 0, "02 02 06 02 76 48 74 43 00"),
-    (Disarm(), 3, 0, "02 03 06 03 4f b0 0d b9 00"),
-    (Set(1500, 1200, 7500), 4, 0, "02 04 0c 04 dc 05 b0 04 4c 1d 65 01 72 c0 00"),
-    (Watchdog(200), 5, 0, "02 05 03 05 c8 05 62 4d 0c 8d 00"),
-    (Stop(), 6, 0, "02 06 06 06 6a 46 7b bc 00"),
-    (ClearFault(), 7, 0, "02 07 06 07 05 26 6e 55 00"),
-    (Heartbeat(), 0, 0, "01 01 06 08 8d c0 27 26 00"),
-    (IDENT, 0, 1,
-     "01 05 01 81 01 01 01 07 53 4d 50 2d 52 31 01 09 53 49 4d 2d 30 30 30 31 01 01 01 06 78 "
-     "56 34 12 1f 02 c8 0c f4 01 b8 0b c4 09 dc 05 e0 2e fa 01 01 01 01 01 01 01 01 01 05 07 "
-     "d0 3f 99 00"),
-    (Ack(MsgType.ARM), 0, 2, "01 08 02 82 02 b6 89 a6 13 00"),
-    (Applied(1500, 1200, 7500), 0, 4, "01 0d 04 83 dc 05 b0 04 4c 1d d7 51 33 2a 00"),
-    (Nack(MsgType.SET, 3, 3), 0, 4, "01 0a 04 84 04 03 03 f2 c7 42 5e 00"),
-    (TELEMETRY, 7, 4,
-     "06 07 04 85 02 0f 01 0e ae 04 4c 1d 9c 01 dc 05 38 01 40 e2 01 05 8b d1 95 a3 00"),
-]
-# CRC_EXTRA per type, as docs/protocol.md lists them.
-EXTRA = {MsgType.HELLO: 0xE5, MsgType.ARM: 0x1E, MsgType.DISARM: 0xA1, MsgType.SET: 0x5A,
-         MsgType.WATCHDOG: 0xF9, MsgType.STOP: 0x02, MsgType.CLEAR_FAULT: 0xA5,
-         MsgType.HEARTBEAT: 0x36, MsgType.IDENT: 0x8C, MsgType.ACK: 0xA9,
-         MsgType.APPLIED: 0x54, MsgType.NACK: 0xF4, MsgType.TELEMETRY: 0xF1}
+# (message, seq, ack, wire bytes in hex), from the spec's worked examples
+GOLDEN = [(message_from(ex), ex.seq, ex.ack, ex.wire.hex(" ")) for ex in examples()]
 
 
 def test_every_message_type_has_a_golden_vector():
     assert {type(m) for m, *_ in GOLDEN} == set(MESSAGES.values())
-
-
-def test_crc_extra_table_is_the_documented_one():
-    assert {t: x for t, x in CRC_EXTRA.items()} == EXTRA
-
-
-@pytest.mark.parametrize(("msg", "seq", "ack", "wire"), GOLDEN,
-                         ids=[type(g[0]).__name__ for g in GOLDEN])
-def test_golden_encode(msg, seq, ack, wire):
-    assert encode(msg, seq=seq, ack=ack).hex(" ") == wire
-
-
-@pytest.mark.parametrize(("msg", "seq", "ack", "wire"), GOLDEN,
-                         ids=[type(g[0]).__name__ for g in GOLDEN])
-def test_golden_decode(msg, seq, ack, wire):
-    frames = Decoder().feed(bytes.fromhex(wire))
-    assert frames == [Frame(seq, ack, msg.TYPE, frames[0].payload)]
-    assert frames[0].message() == msg
 
 
 def test_overhead_is_nine_bytes_per_frame():
@@ -108,7 +65,8 @@ def test_overhead_is_nine_bytes_per_frame():
 
 def test_every_golden_frame_fails_with_another_types_extra_byte():
     """CRC_EXTRA makes a schema mismatch a CRC failure, even with the same payload length."""
-    body = cobs_decode(bytes.fromhex(GOLDEN[3][3])[:-1])  # SET
+    wire = next(w for m, _s, _a, w in GOLDEN if isinstance(m, Set))
+    body = cobs_decode(bytes.fromhex(wire)[:-1])
     assert decode_body(body) is not None
     forged = body[:2] + bytes([MsgType.APPLIED]) + body[3:]  # same length, other type
     assert decode_body(forged) is None
@@ -122,16 +80,16 @@ ascii8 = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size
 ascii12 = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=12)
 wire3 = st.builds(WireSettings, u16, u16, u16)
 STRATEGIES = {
-    Hello: st.builds(Hello, st.just(1)),
+    Hello: st.builds(Hello, u8),
     Arm: st.builds(Arm), Disarm: st.builds(Disarm), Stop: st.builds(Stop),
     ClearFault: st.builds(ClearFault), Heartbeat: st.builds(Heartbeat),
     Set: st.builds(Set, u16, u16, u16),
     Watchdog: st.builds(Watchdog, u16),
-    Ident: st.builds(Ident, st.just(1), u8, u8, u8, ascii8, ascii12, u32, u16, wire3, wire3, u16,
-                     u8, u16, wire3),
+    Ident: st.builds(Ident, st.just(PROTOCOL_VERSION), u8, u8, u8, ascii8, ascii12, u32, u16,
+                     wire3, wire3, u16, u8, u16, wire3),
     Ack: st.builds(Ack, u8), Applied: st.builds(Applied, u16, u16, u16),
     Nack: st.builds(Nack, u8, u8, u8),
-    Telemetry: st.builds(Telemetry, u8, u8, u16, u16, u16, u16, u16, i16, u32),
+    Telemetry: st.builds(Telemetry, u8, u8, u16, u16, u16, u16, u16, i16, u32, u16, u16, u16),
 }
 
 
@@ -231,16 +189,68 @@ def test_wrong_length_payload_with_good_crc_is_malformed():
 
 def test_ident_of_another_protocol_version_is_recognised_as_such():
     """IDENT keeps its CRC_EXTRA and its first byte across versions (docs/protocol.md)."""
-    frame = Decoder().feed(encode_raw(0, 1, MsgType.IDENT, bytes([2]) + b"\x00" * 70))[0]
-    with pytest.raises(VersionMismatch) as exc:
-        frame.message()
-    assert exc.value.version == 2
+    for other in (PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1):
+        frame = Decoder().feed(encode_raw(0, 1, MsgType.IDENT, bytes([other]) + bytes(17)))[0]
+        with pytest.raises(VersionMismatch) as exc:
+            frame.message()
+        assert exc.value.version == other
+
+
+# --- the schema -----------------------------------------------------------------------------
+
+def test_layouts_sizes_and_names_come_from_the_definition_strings():
+    t = SCHEMAS[MsgType.TELEMETRY]
+    assert t.struct.format == "<BBHHHHHhIHHH" and t.size == PAYLOAD_SIZE[MsgType.TELEMETRY] == 24
+    assert t.names[-3:] == ("set_depth_um", "set_rate_dhz", "set_voltage_mv")
+    assert SCHEMAS[MsgType.IDENT].struct.format == "<BBBB8s12sIHHHHHHHHBHHHH"
+    assert zlib.crc32(t.definition.encode()) & 0xFF == t.crc_extra
+    frozen = zlib.crc32(b"IDENT protocol:u8") & 0xFF
+    assert SCHEMAS[MsgType.IDENT].crc_extra == frozen  # frozen, whatever the layout
+
+
+def test_telemetry_names_its_setpoints():
+    t = Telemetry(2, 0x0F, 0, 1198, 7500, 412, 1500, 312, 99, 1500, 1200, 7500)
+    assert t.setpoints == WireSettings(1500, 1200, 7500)
+    assert t.pedal_down and t.motor_on
+
+
+def test_a_class_that_disagrees_with_its_definition_is_refused_at_import():
+    with pytest.raises(TypeError, match="its definition says"):
+        @codec._bind
+        @dataclass(frozen=True)
+        class WrongSet(Message):
+            TYPE = MsgType.SET
+            depth_um: int
+            voltage_mv: int  # swapped
+            rate_dhz: int
+
+
+@pytest.mark.parametrize("definition", ["SET depth_um:u17", "SET a:u8 a:u8", "ARM x", "HELLO"])
+def test_a_bad_definition_string_is_refused(definition):
+    with pytest.raises(SchemaError):
+        parse(MsgType.SET, definition)
+
+
+def test_size_limits_sent_60_accepted_250_discarded_past_252():
+    """C-1.1, C-1.3: version 2 sends at most 60-byte bodies; a receiver accepts up to 250 and
+    discards runs longer than 252."""
+    assert MAX_BODY_SENT == 60 and MAX_BODY == 250 and MAX_RUN == 252
+    big = Decoder().feed(encode_raw(1, 0, MsgType.HELLO, bytes([PROTOCOL_VERSION]) + bytes(242)))
+    assert len(big) == 1 and big[0].message() == Hello(PROTOCOL_VERSION)  # a 250-byte body
+    d = Decoder()
+    assert d.feed(encode_raw(1, 0, MsgType.HELLO, bytes(244))) == []  # 251 bytes: dropped
+    assert d.feed(b"\x55" * 253 + b"\x00" + encode(Arm(), seq=2)) == [
+        Frame(2, 0, MsgType.ARM, b"")]
 
 
 def test_ident_strings_are_decoded_as_printable_ascii_only():
     """A device whose model or serial holds ESC ] 0;... BEL or ESC [2J cannot reach the
     terminal through them: every byte outside printable ASCII decodes as '?'."""
-    payload = bytearray(IDENT.payload())
+    ident = Ident(protocol=PROTOCOL_VERSION, fw_major=2, fw_minor=0, fw_patch=0, model="SMP-R1",
+                  serial="SIM-0001", boot_id=1, capabilities=0x1F,
+                  lo=WireSettings(200, 500, 3000), hi=WireSettings(2500, 1500, 12000),
+                  watchdog_ms=250, state=0, faults=0, applied=WireSettings(0, 0, 0))
+    payload = bytearray(ident.payload())
     payload[4:12] = b"\x1b]0;x\x07\xff\x00"
     payload[12:24] = b"S\x1b[2J\x9b1\x7f\x00\x00\x00\x00"
     frame = Decoder().feed(encode_raw(0, 1, MsgType.IDENT, bytes(payload)))[0]

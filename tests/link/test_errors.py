@@ -12,8 +12,7 @@ import time
 import pytest
 import serial
 
-from firmware_bridge import LinkError, Machine, TransportError
-from firmware_bridge.codec import PROTOCOL_VERSION
+from firmware_bridge import PROTOCOL_VERSION, LinkError, Machine, TransportError
 from firmware_bridge.transport import explain_open_error, open_transport
 from protocols.envelope import Range, SafetyEnvelope
 from sim.clock import MonotonicClock

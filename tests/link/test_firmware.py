@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from firmware_bridge.codec import (
+    PROTOCOL_VERSION,
     Ack,
     Applied,
     Arm,
@@ -84,7 +85,7 @@ def b():
 
 def test_handshake_answers_ident_with_limits_and_boot_id(b):
     ident = b.reply(Hello())
-    assert ident.boot_id == 0xB007 and ident.protocol == 1
+    assert ident.boot_id == 0xB007 and ident.protocol == PROTOCOL_VERSION
     assert (ident.lo, ident.hi) == HARD_LIMITS.to_wire()
     assert ident.state == State.DISARMED and ident.applied == (0, 0, 0)
 
@@ -95,7 +96,7 @@ def test_commands_before_a_handshake_are_refused(b):
 
 
 def test_a_hello_of_another_version_leaves_the_machine_refusing(b):
-    assert isinstance(b.reply(Hello(2)), Ident)
+    assert isinstance(b.reply(Hello(PROTOCOL_VERSION + 1)), Ident)
     assert b.reply(Set(*CROWN)).code == ErrorCode.NOT_READY
 
 
@@ -316,7 +317,7 @@ def test_telemetry_at_50_hz_with_state_and_pedal():
         b.clock.advance_ms(10)
         b.fw.tick()
         frames += [f for f in b.decoder.feed(b.fw.take_output()) if f.type == MsgType.TELEMETRY]
-    frames = frames[1:]  # the first is due at once; then one every 20 ms: 50 in one second
+    # the boot frame went out before (at the first frame fed); then one every 20 ms
     assert len(frames) == 50
     uptimes = [f.message().uptime_ms for f in frames]
     assert {b - a for a, b in itertools.pairwise(uptimes)} == {20}

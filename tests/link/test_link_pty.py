@@ -271,6 +271,9 @@ def test_watchdog_stops_the_needle_when_the_line_goes_dead(pty, machine):
 
 
 def test_link_states_stale_and_lost_and_back(pty, machine):
+    # Frames are counted lost from the last one seen: wait for one (connect() may return
+    # before any telemetry has arrived).
+    assert wait_for(lambda: machine.telemetry is not None)
     pty.machine.machine_to_host = lambda data: b""
     assert wait_for(lambda: machine.link_state == LinkState.LOST, timeout=1.5)
     pty.machine.machine_to_host = None

@@ -40,3 +40,27 @@ def test_ports_says_when_none_are_found(monkeypatch, capsys):
 def test_ports_on_this_machine_runs(capsys):
     assert main(["ports"]) == 0
     assert capsys.readouterr().out
+
+
+def test_dtr_and_rts_are_deasserted_before_the_port_opens(monkeypatch):
+    """C-6.6: a board that resets on DTR is not reset by connecting."""
+    from firmware_bridge.transport import SerialTransport
+
+    events = []
+
+    class Port:
+        def __setattr__(self, name, value):
+            events.append((name, value))
+
+        def open(self):
+            events.append(("open", None))
+
+    def serial_for_url(url, **kw):
+        assert kw["do_not_open"] and kw["exclusive"]
+        return Port()
+    monkeypatch.setattr(serial, "serial_for_url", serial_for_url)
+    SerialTransport("/dev/ttyFAKE0")
+    assert events == [("dtr", False), ("rts", False), ("open", None)]
+    events.clear()
+    SerialTransport("/dev/ttyFAKE0", dtr=True)
+    assert events == [("dtr", True), ("rts", False), ("open", None)]

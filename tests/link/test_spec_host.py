@@ -1,6 +1,7 @@
 """A host written from docs/protocol.md alone (struct, zlib and a textbook COBS; nothing from
 firmware_bridge) talks to the simulated firmware over a real pty. If the document and the
-firmware drift apart, this fails."""
+firmware drift apart, this fails. Written for version 2: TELEMETRY carries the setpoints in
+force, and its ack is the last command acted on."""
 
 import struct
 import time
@@ -9,7 +10,10 @@ import zlib
 import serial
 
 EXTRA = {0x01: 0xE5, 0x02: 0x1E, 0x03: 0xA1, 0x04: 0x5A, 0x05: 0xF9, 0x06: 0x02, 0x07: 0xA5,
-         0x08: 0x36, 0x81: 0x8C, 0x82: 0xA9, 0x83: 0x54, 0x84: 0xF4, 0x85: 0xF1}
+         0x08: 0x36, 0x81: 0x8C, 0x82: 0xA9, 0x83: 0x54, 0x84: 0xF4, 0x85: 0x9D}
+
+
+TELEMETRY = "<BBHHHHHhIHHH"  # state flags faults rate voltage current depth temp uptime set x3
 
 
 def cobs(data: bytes) -> bytes:
@@ -69,7 +73,7 @@ class SpecHost:
         while time.monotonic() < end:
             for _seq, ack, t, p in self.frames():
                 if t == 0x85:
-                    self.telemetry.append(struct.unpack("<BBHHHHHhI", p))
+                    self.telemetry.append((ack, *struct.unpack(TELEMETRY, p)))
                 elif ack == self.seq:
                     return t, p
             if heartbeat:
@@ -79,11 +83,11 @@ class SpecHost:
 
 def test_a_host_written_from_the_spec_interoperates(pty):
     h = SpecHost(pty.address)
-    t, p = h.command(0x01, bytes([1]))
+    t, p = h.command(0x01, bytes([2]))
     assert t == 0x81
     (proto, _maj, _min, _pat, model, serial_no, boot_id, caps, *limits, wd, state, faults,
      a1, a2, a3) = struct.unpack("<BBBB8s12sIH3H3HHBH3H", p)
-    assert proto == 1 and model.rstrip(b"\0") == b"SMP-R1" and caps & 0x10
+    assert proto == 2 and model.rstrip(b"\0") == b"SMP-R1" and caps & 0x10
     assert serial_no.rstrip(b"\0") == b"SIM-0001" and faults == 0
     assert boot_id == pty.firmware.boot_id and state == 0 and (a1, a2, a3) == (0, 0, 0)
     assert limits == [200, 500, 3000, 2500, 1500, 12000] and wd == 250
@@ -96,12 +100,14 @@ def test_a_host_written_from_the_spec_interoperates(pty):
     end = time.monotonic() + 0.3
     while time.monotonic() < end:  # heartbeats every 20 ms keep the 200 ms watchdog fed
         h.port.write(frame(0, 0x08))
-        for *_, t, p in h.frames():
+        for _seq, _ack, t, p in h.frames():
             if t == 0x85:
-                h.telemetry.append(struct.unpack("<BBHHHHHhI", p))
+                h.telemetry.append((_ack, *struct.unpack(TELEMETRY, p)))
         time.sleep(0.02)
-    running = [t for t in h.telemetry if t[0] == 2]
-    assert running and running[-1][1] & 0x0F == 0x0F  # pedal, motor, link, session
+    running = [t for t in h.telemetry if t[1] == 2]
+    assert running and running[-1][2] & 0x0F == 0x0F  # pedal, motor, link, session
+    ack, *_, set_depth, set_rate, set_volts = running[-1]
+    assert ack == h.seq and (set_depth, set_rate, set_volts) == (1800, 1300, 7500)
     assert h.command(0x06) == (0x82, bytes([0x06]))
     assert pty.firmware.state == 3 and not pty.firmware.motor_on
     h.port.close()

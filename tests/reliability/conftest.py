@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from firmware_bridge.events import SettingsApplied
+from firmware_bridge.schema import WATCHDOG_DEFAULT_MS
 from tests.link.conftest import connected, wait_for
 from tests.sim.test_sim_process import CROWN, SimProcess
 
 __all__ = ["CROWN", "MachineLog", "Sim", "connected", "wait_for"]
 
-WATCHDOG_MS = 250  # the firmware's default; a host that goes silent is stopped by then
+WATCHDOG_MS = WATCHDOG_DEFAULT_MS  # a host that goes silent is stopped by then
 # Real time on a shared 2-core machine: a generous margin over the watchdog, never a tight one.
 STOP_WITHIN_MS = WATCHDOG_MS + 250
 _STATE = re.compile(r"(\w+) -> (\w+): (.*)")

@@ -43,9 +43,9 @@ def test_a_reboot_mid_pass_comes_back_disarmed_with_settings_forgotten(sim):
     sim.log.assert_needle_safe()
 
 
-@pytest.mark.parametrize(("fault", "reason"), [("stall", "physics: stall"),
-                                               ("overcurrent", "physics: overcurrent"),
-                                               ("overtemp", "physics: overtemp")])
+@pytest.mark.parametrize(("fault", "reason"), [("stall", "stall: "),
+                                               ("overcurrent", "over-current: "),
+                                               ("overtemp", "motor at ")])
 def test_a_physical_fault_stops_and_latches(sim, fault, reason):
     with connected(sim.address) as host:
         running(sim, host)
@@ -58,7 +58,7 @@ def test_a_physical_fault_stops_and_latches(sim, fault, reason):
             host.arm()
     stop = sim.log.stopped_after(t0)
     print(f"\n{fault}: needle stopped {(stop.mono_ns - t0) / 1e6:.0f} ms after the cause")
-    assert stop.transition == ("RUNNING", "FAULTED", reason)
+    assert stop.transition[:2] == ("RUNNING", "FAULTED") and stop.transition[2].startswith(reason)
     sim.log.assert_needle_safe()
 
 

@@ -36,8 +36,8 @@ def running(sim, host, settings=CROWN):
     host.apply(settings)
     host.arm()
     sim.machine.press_pedal(True)
-    assert wait_for(lambda: sim.firmware.motor_on and host.telemetry.state == State.RUNNING,
-                    timeout=3)
+    assert wait_for(lambda: sim.firmware.motor_on and host.telemetry is not None
+                    and host.telemetry.state == State.RUNNING, timeout=3)
 
 
 def sets_executed(sim):

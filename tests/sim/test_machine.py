@@ -187,4 +187,14 @@ def test_the_machine_wakes_at_its_watchdog_deadline():
     host.run(0.05)  # the last host frame arrived somewhere in there
     deadline = m.firmware.last_host_ns + m.firmware.watchdog_ms * 1_000_000
     host.clock.advance_ns(deadline - host.clock.now_ns() - 1_500_000)  # 1.5 ms before it
-    assert m.next_wakeup_s() == pytest.approx(0.0015)
+    assert m.next_wakeup_s() <= 0.0015 + 1e-9
+
+
+def test_the_machine_wakes_when_its_next_telemetry_frame_is_due():
+    """Frame k is due at boot + 20 k ms; the machine does not wait for a poll to send it."""
+    clock = FakeClock()
+    m = SimulatedMachine(clock)
+    m.step()  # frame 0, at boot
+    m.transmit()
+    clock.advance_ms(17)
+    assert m.next_wakeup_s() == pytest.approx(0.003)

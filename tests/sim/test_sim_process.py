@@ -30,6 +30,9 @@ class SimProcess:
         assert m, first + self.proc.stderr.read()
         self.address = m[1]
         assert self.proc.stdout.readline().startswith("connect with: smp console --port ")
+        control = self.proc.stdout.readline()
+        assert control.startswith("control: "), control
+        self.control = control.split(": ", 1)[1].strip()
 
     def say(self, line):
         """A command on the simulator's standard input; waits for its 'ok'."""
