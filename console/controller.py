@@ -77,6 +77,7 @@ from firmware_bridge.events import (
     TelemetryReceived,
     UnsafeReport,
 )
+from firmware_bridge.runs import RunCounter, RunEnded, RunStarted
 from protocols import (
     DEPTH,
     HARD_LIMITS,
@@ -166,14 +167,6 @@ class _ZoneState:
 
 
 @dataclass
-class _Run:
-    """The needle running now, in the machine's time."""
-
-    started_uptime: int
-    last_uptime: int
-
-
-@dataclass
 class _Work:
     recorder: Recorder
     plan: Plan
@@ -184,7 +177,8 @@ class _Work:
     reasons: tuple[str, ...] = ()
     advisories: tuple[str, ...] = ()
     target: int | None = None
-    run: _Run | None = None
+    runs: RunCounter = field(default_factory=RunCounter)  # from the machine's counters
+    run_told: bool = False  # a run's start is in the record, its end not yet
     armed_once: bool = False
     clock: tuple[int, datetime] | None = None  # (machine uptime ms, wall time) at one instant
 
@@ -751,7 +745,7 @@ class SessionController:
                 # The session can always be ended: the record says why the machine was not.
                 work.recorder.note(f"machine unreachable at end: {result.message}")
                 self._note(f"machine unreachable at end: {result.message}")
-        self._end_run("session ended", self._last_uptime())
+        self._end_run("session ended")
         for zone, pct in coverage.items():
             work.recorder.record_coverage(zone, coverage_pct=pct)
             work.zones[zone].coverage = pct
@@ -864,7 +858,9 @@ class SessionController:
             if rec is not None:
                 rec.machine_rebooted(f"{event.new_boot_id:#010x}")
             if work is not None:
-                work.clock = None  # a new boot: a new uptime
+                self._end_run("the machine restarted")
+                work.clock = None  # a new boot: a new uptime, new counters
+                work.runs.reset()
             self._note(f"MACHINE RESTARTED (boot {event.new_boot_id:#010x}): it is disarmed "
                        "and forgot its settings; arm (a) sends them again")
         elif isinstance(event, CommandFailed):
@@ -911,17 +907,14 @@ class SessionController:
                 work.clock = (t.uptime_ms, datetime.now(UTC))
             work.recorder.telemetry(Reading(self._wall(t.uptime_ms), t.rate_dhz, t.voltage_mv,
                                             t.current_ma, fault=bool(faults)))
-            running = state == State.RUNNING
-            if running and work.run is None:
-                self._start_run(t.uptime_ms)
+            for run in work.runs.feed(t):
                 changed = True
-            elif running and work.run is not None:
-                work.run.last_uptime = t.uptime_ms
-            elif not running and work.run is not None:
-                ended = self._machine_view.state
-                self._end_run("pedal up" if ended == MachineState.ARMED else ended.value,
-                              t.uptime_ms)
-                changed = True
+                if isinstance(run, RunStarted):
+                    self._start_run(run.uptime_ms)
+                else:
+                    ended = machine_state(run.state, faults)
+                    self._end_run("pedal up" if ended == MachineState.ARMED else ended.value,
+                                  run)
         if changed:
             self._publish()
         else:
@@ -935,26 +928,28 @@ class SessionController:
         u0, w0 = work.clock
         return w0 + timedelta(milliseconds=_since(uptime_ms, u0))
 
-    def _last_uptime(self) -> int | None:
-        work = self._work
-        return work.run.last_uptime if work is not None and work.run is not None else None
-
     def _start_run(self, uptime_ms: int) -> None:
-        """A run is the needle running, whatever the pedal does: from the first telemetry
-        frame that says RUNNING to the first that does not, in the machine's own time."""
+        """A run is the needle running, whatever the pedal does, counted and timed by the
+        machine itself (TELEMETRY runs and needle_ms: firmware_bridge/runs.py)."""
         work = self._require_work()
-        work.run = _Run(uptime_ms, uptime_ms)
+        work.run_told = True
         work.recorder.pedal_down(at=self._wall(uptime_ms))
         self._note("needle running")
 
-    def _end_run(self, ended_by: str, uptime_ms: int | None) -> None:
+    def _end_run(self, ended_by: str, run: RunEnded | None = None) -> None:
+        """A run ended: as the machine's counters tell it, or (with no telemetry to tell it,
+        the session ending or the machine restarting) with the needle time known so far."""
         work = self._work
-        if work is None or work.run is None:
+        if work is None or not work.run_told:
             return
-        run, work.run = work.run, None
-        end = uptime_ms if uptime_ms is not None else run.last_uptime
-        ms = _since(end, run.started_uptime)
-        work.recorder.pedal_up(ms, at=self._wall(end))
+        work.run_told = False
+        if run is None:
+            ms, at = work.runs.open_ms, datetime.now(UTC)
+            work.runs.reset()
+            ended_by += " (at least: the machine has not said more)"
+        else:
+            ms, at = run.duration_ms, self._wall(run.uptime_ms)
+        work.recorder.pedal_up(ms, at=at)
         if work.zone is not None:
             zs = work.zones[work.zone]
             zs.run_ms += ms
@@ -989,8 +984,9 @@ class SessionController:
         if event.new == LinkState.LOST:
             if rec is not None:
                 rec.link_lost(event.reason)
+            # A run going on stays open: when the machine speaks again its counters say how
+            # long the needle really ran (the session's end closes it otherwise).
             self._note(f"LINK LOST: {event.reason}")
-            self._end_run("LINK LOST", self._last_uptime())
         elif event.old == LinkState.LOST:
             if rec is not None:
                 rec.link_restored()
@@ -1030,9 +1026,7 @@ class SessionController:
         zones = tuple(
             ZoneStatus(z, z in w.plan.zones, s.coverage, s.run_ms, s.runs, s.settings)
             for z, s in w.zones.items())
-        running = 0
-        if w.run is not None:
-            running = _since(w.run.last_uptime, w.run.started_uptime)
+        running = w.runs.open_ms if w.run_told else 0
         return WorkView(
             session_id=w.recorder.session_id, client=w.client.name,
             client_alias=w.client.alias, stage=w.plan.stage.label,

@@ -334,6 +334,8 @@ class Telemetry(Message):
     set_depth_um: int  # the setpoints in force (0, 0, 0 if none since boot)
     set_rate_dhz: int
     set_voltage_mv: int
+    runs: int  # entries to RUNNING since boot, modulo 256: no run goes unseen
+    needle_ms: int  # milliseconds the needle has been driven since boot, modulo 2^32
 
     PEDAL: ClassVar[int] = Flag.PEDAL
     MOTOR: ClassVar[int] = Flag.MOTOR

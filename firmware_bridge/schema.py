@@ -178,7 +178,8 @@ DEFINITIONS: dict[MsgType, str] = {
     MsgType.NACK: "NACK command:u8 code:u8 field:u8",
     MsgType.TELEMETRY: ("TELEMETRY state:u8 flags:u8 faults:u16 rate_dhz:u16 voltage_mv:u16 "
                         "current_ma:u16 depth_um:u16 temperature_dc:i16 uptime_ms:u32 "
-                        "set_depth_um:u16 set_rate_dhz:u16 set_voltage_mv:u16"),
+                        "set_depth_um:u16 set_rate_dhz:u16 set_voltage_mv:u16 runs:u8 "
+                        "needle_ms:u32"),
 }
 # HELLO and IDENT keep these CRC_EXTRA strings in every protocol version, so that a host can
 # always read the version of a machine that speaks another one (section 6).

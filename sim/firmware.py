@@ -151,6 +151,9 @@ class Firmware:
         self.handshaken = False
         self.hello_version: int | None = None  # of the last HELLO answered since boot
         self.acted_seq = 0  # the seq of the last command acted on (TELEMETRY's ack)
+        self.runs = 0  # entries to RUNNING since boot (TELEMETRY's runs)
+        self._needle_ns = 0  # needle time of the runs that have ended (TELEMETRY's needle_ms)
+        self._run_since: int | None = None
         self._last_cmd: tuple[int, int] | None = None  # (seq, type) of the last command
         self._recent: deque[tuple[int, int]] = deque(maxlen=RECENT_COMMANDS)
         self._last_reply = b""
@@ -312,8 +315,15 @@ class Firmware:
             depth_um=clamp16(r.depth_um),
             temperature_dc=max(-32768, min(32767, r.temperature_dc)),
             uptime_ms=self.uptime_ms(now), set_depth_um=s.depth_um, set_rate_dhz=s.rate_dhz,
-            set_voltage_mv=s.voltage_mv,
+            set_voltage_mv=s.voltage_mv, runs=self.runs & 0xFF,
+            needle_ms=(self.needle_ns(now) // MS) & 0xFFFFFFFF,
         )
+
+    def needle_ns(self, now: int) -> int:
+        """How long the needle has been driven since boot, up to `now`."""
+        if self.state == State.RUNNING and self._run_since is not None:
+            return self._needle_ns + max(0, now - self._run_since)
+        return self._needle_ns
 
     def _set_state(self, new: State, why: str, *, cut: bool = True) -> None:
         if new == self.state:
@@ -323,6 +333,8 @@ class Firmware:
             # The drive is cut in the same step as the state changes, so that no frame can
             # say FAULTED (or ARMED) with drive volts on the motor.
             self.motor_off_ns = now
+            self._needle_ns = self.needle_ns(now)
+            self._run_since = None
             if cut:
                 self.physics.drive_off()
             else:
@@ -330,6 +342,8 @@ class Firmware:
             self._slow_since = self._over_since = None
         elif new == State.RUNNING:
             self._slow_since = now  # the stall rule's 100 ms count from the drive's start
+            self.runs += 1
+            self._run_since = now
         self._event("state", detail=f"{self.state.name} -> {new.name}: {why}")
         self.state = new
         if "telemetry-burst" in self.quirks:

@@ -141,6 +141,38 @@ def telemetry_consistent(ctx: Context) -> str:
     return f"{len(tel)} frames in {', '.join(states)}: all consistent"
 
 
+@clause("C-9.5", "9", "TELEMETRY runs counts every run, needle_ms times each on the device",
+        needs="arm pedal")
+def runs_and_needle_time(ctx: Context) -> str:
+    ctx.session()
+    expect_applied(ctx, Set(*ctx.good))
+    ctx.arm()
+    before = ctx.wait_telemetry(lambda t: t.state == State.ARMED, 0.3, "ARMED").telemetry
+    since = ctx.probe.mark()
+    ctx.later(lambda: ctx.act("pedal up", prompt="release the pedal"))
+    ctx.act("pedal down", prompt="press the pedal now, release it when the needle runs")
+    ctx.wait_telemetry(lambda t: t.state == State.RUNNING, 30, "RUNNING on the pedal")
+    if ctx.operator is not None and ctx.operator.name != "person":
+        ctx.probe.wait(0.4)
+        ctx.act("pedal up")
+    after = ctx.wait_telemetry(lambda t: t.state != State.RUNNING, 30,
+                               "the pedal released").telemetry
+    ctx.expect_ack(Disarm())
+    running = [s.telemetry for s in ctx.probe.telemetry(since)
+               if s.telemetry.state == State.RUNNING]
+    runs = (after.runs - before.runs) % 256
+    if runs != 1:
+        raise Fail(f"one run, but runs went from {before.runs} to {after.runs}")
+    driven = (after.needle_ms - before.needle_ms) % (1 << 32)
+    # The frames that saw it running bound the run on the device's own clock: it started
+    # after the last ARMED frame and ended before the first frame after it.
+    lo = running[-1].uptime_ms - running[0].uptime_ms
+    hi = after.uptime_ms - before.uptime_ms
+    if not lo - 1 <= driven <= hi + 1:
+        raise Fail(f"needle_ms grew {driven} ms over a run seen RUNNING for {lo} to {hi} ms")
+    return f"runs +1, needle_ms +{driven} ms (the frames bound the run to {lo} to {hi} ms)"
+
+
 # --- 10 states -------------------------------------------------------------------------------
 
 @clause("C-10.1", "10", "after boot: DISARMED, no settings, no session, link 0, ack 0",

@@ -89,7 +89,8 @@ STRATEGIES = {
                      wire3, wire3, u16, u8, u16, wire3),
     Ack: st.builds(Ack, u8), Applied: st.builds(Applied, u16, u16, u16),
     Nack: st.builds(Nack, u8, u8, u8),
-    Telemetry: st.builds(Telemetry, u8, u8, u16, u16, u16, u16, u16, i16, u32, u16, u16, u16),
+    Telemetry: st.builds(Telemetry, u8, u8, u16, u16, u16, u16, u16, i16, u32, u16, u16, u16, u8,
+                         u32),
 }
 
 
@@ -200,8 +201,9 @@ def test_ident_of_another_protocol_version_is_recognised_as_such():
 
 def test_layouts_sizes_and_names_come_from_the_definition_strings():
     t = SCHEMAS[MsgType.TELEMETRY]
-    assert t.struct.format == "<BBHHHHHhIHHH" and t.size == PAYLOAD_SIZE[MsgType.TELEMETRY] == 24
-    assert t.names[-3:] == ("set_depth_um", "set_rate_dhz", "set_voltage_mv")
+    assert t.struct.format == "<BBHHHHHhIHHHBI" and t.size == PAYLOAD_SIZE[MsgType.TELEMETRY] == 29
+    assert t.names[-5:] == ("set_depth_um", "set_rate_dhz", "set_voltage_mv", "runs",
+                            "needle_ms")
     assert SCHEMAS[MsgType.IDENT].struct.format == "<BBBB8s12sIHHHHHHHHBHHHH"
     assert zlib.crc32(t.definition.encode()) & 0xFF == t.crc_extra
     frozen = zlib.crc32(b"IDENT protocol:u8") & 0xFF
@@ -209,7 +211,7 @@ def test_layouts_sizes_and_names_come_from_the_definition_strings():
 
 
 def test_telemetry_names_its_setpoints():
-    t = Telemetry(2, 0x0F, 0, 1198, 7500, 412, 1500, 312, 99, 1500, 1200, 7500)
+    t = Telemetry(2, 0x0F, 0, 1198, 7500, 412, 1500, 312, 99, 1500, 1200, 7500, 3, 45210)
     assert t.setpoints == WireSettings(1500, 1200, 7500)
     assert t.pedal_down and t.motor_on
 

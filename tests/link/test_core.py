@@ -233,7 +233,8 @@ def test_a_cut_towards_the_machine_is_stopped_by_its_watchdog(w):
 
 def _telemetry(**changes) -> Telemetry:
     base = Telemetry(state=0, flags=0x0C, faults=0, rate_dhz=0, voltage_mv=0, current_ma=0,
-                     depth_um=1800, temperature_dc=250, uptime_ms=1000)
+                     depth_um=1800, temperature_dc=250, uptime_ms=1000, set_depth_um=0,
+                     set_rate_dhz=0, set_voltage_mv=0, runs=0, needle_ms=0)
     return dataclasses.replace(base, **changes)
 
 

@@ -123,6 +123,39 @@ def test_every_telemetry_frame_carries_the_setpoints_in_force_with_its_ack():
         assert t.setpoints == applied[ack], (ack, t)
 
 
+# --- C-9.5: no run is lost between two frames, and each is timed by the machine ----------------
+
+def test_runs_and_needle_time_count_what_happened_between_two_frames():
+    """C-9.5: two taps of the pedal, 6 ms and 4 ms, both between two telemetry frames: no
+    frame says RUNNING, yet `runs` moves by two and `needle_ms` by the 10 ms driven."""
+    b = Bench().armed()
+    frames = telemetry(b, tick_ms(b, 21))  # just after the frame due at 20 ms
+    runs0, needle0 = frames[-1][1].runs, frames[-1][1].needle_ms
+    for ms in (6, 4):
+        b.fw.set_pedal(True)
+        frames += telemetry(b, tick_ms(b, ms, heartbeat=False))
+        b.fw.set_pedal(False)
+        frames += telemetry(b, tick_ms(b, 2, heartbeat=False))
+    frames += telemetry(b, tick_ms(b, 30))
+    last = frames[-1][1]
+    assert not [t for _, t in frames if t.state == State.RUNNING]  # never seen running
+    assert ((last.runs - runs0) % 256, last.needle_ms - needle0) == (2, 10)
+
+
+def test_needle_time_is_the_machine_s_own_across_a_run():
+    """C-9.5: a run's length is the difference of needle_ms across it, to the millisecond."""
+    b = Bench().armed()
+    telemetry(b, tick_ms(b, 30))
+    b.fw.set_pedal(True)
+    frames = telemetry(b, tick_ms(b, 1234, heartbeat=True))
+    b.fw.set_pedal(False)
+    frames += telemetry(b, tick_ms(b, 40))
+    before = next(t for _, t in frames if t.state == State.RUNNING)
+    after = frames[-1][1]
+    assert after.runs == before.runs and after.state == State.ARMED
+    assert after.needle_ms == 1234 and before.needle_ms <= TELEMETRY_PERIOD_MS
+
+
 # --- C-11.6: the latch and the drive cut are one step -----------------------------------------
 
 @pytest.mark.parametrize("cause", ["overcurrent", "stall"])

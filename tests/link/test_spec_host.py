@@ -10,10 +10,11 @@ import zlib
 import serial
 
 EXTRA = {0x01: 0xE5, 0x02: 0x1E, 0x03: 0xA1, 0x04: 0x5A, 0x05: 0xF9, 0x06: 0x02, 0x07: 0xA5,
-         0x08: 0x36, 0x81: 0x8C, 0x82: 0xA9, 0x83: 0x54, 0x84: 0xF4, 0x85: 0x9D}
+         0x08: 0x36, 0x81: 0x8C, 0x82: 0xA9, 0x83: 0x54, 0x84: 0xF4, 0x85: 0x3D}
 
 
-TELEMETRY = "<BBHHHHHhIHHH"  # state flags faults rate voltage current depth temp uptime set x3
+# state flags faults rate volt current depth temp uptime, setpoints x3, runs, needle time
+TELEMETRY = "<BBHHHHHhIHHHBI"
 
 
 def cobs(data: bytes) -> bytes:
@@ -106,7 +107,8 @@ def test_a_host_written_from_the_spec_interoperates(pty):
         time.sleep(0.02)
     running = [t for t in h.telemetry if t[1] == 2]
     assert running and running[-1][2] & 0x0F == 0x0F  # pedal, motor, link, session
-    ack, *_, set_depth, set_rate, set_volts = running[-1]
+    ack, *_, set_depth, set_rate, set_volts, runs, _needle_ms = running[-1]
+    assert runs == 1
     assert ack == h.seq and (set_depth, set_rate, set_volts) == (1800, 1300, 7500)
     assert h.command(0x06) == (0x82, bytes([0x06]))
     assert pty.firmware.state == 3 and not pty.firmware.motor_on
