@@ -133,11 +133,13 @@ class RecorderSink:
         self._writer = facts.StoreWriter(self.store, owner=self.owner, wait_ms=LOCK_WAIT_MS)
         self._replay_leftovers()
         deadline: float | None = None
+        retry_at = 0.0  # while the store is not writing: when to try it again
         while True:
-            timeout = self.retry_s if self._pending else max(0.0, self._renew_at -
-                                                                   time.monotonic())
+            now = time.monotonic()
+            wake = retry_at if self._pending else self._renew_at
+            timeout = max(0.0, wake - now)
             if deadline is not None:
-                timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+                timeout = min(timeout, max(0.0, deadline - now))
             try:
                 what, arg = self._inbox.get(timeout=timeout if timeout > 0 else 0.001)
             except queue.Empty:
@@ -152,7 +154,12 @@ class RecorderSink:
                 deadline = arg
             elif what == "flush":
                 self._flushes.append(arg)
-            self._drain()
+            # A store that failed is tried again on the retry timer, not at every new fact:
+            # each try may wait for a lock, and new facts must reach the journal at once.
+            if not self._reason or time.monotonic() >= retry_at or deadline is not None:
+                self._drain()
+                if self._reason:
+                    retry_at = time.monotonic() + self.retry_s
             if not self._pending:
                 while self._flushes:
                     self._flushes.pop().set()

@@ -33,6 +33,8 @@ class MachinePanel(Vertical):
         yield Static(id="health")
 
     def show(self, view: View) -> None:
+        if not self.query("#health"):
+            return  # not composed yet: views come from the session thread at any moment
         m = view.machine
         state = m.state.value if m.connected else "NOT CONNECTED"
         if m.connected and m.link == Link.LOST:

@@ -205,7 +205,11 @@ def test_the_journal_of_a_killed_console_is_replayed_at_the_next_start(sim, tmp_
         with store.reading() as s:
             recorded = set(s.scalars(select(Event.seq).where(Event.session_id == session)))
         assert seqs <= recorded
-        assert _runs(store, session) == runs_on_machine(sim) == 3
+        with store.reading() as s:
+            story = [(e.seq, e.kind, e.duration_ms) for e in s.scalars(
+                select(Event).where(Event.session_id == session).order_by(Event.seq))]
+        machine = [(e.what, e.detail) for e in sim.log.entries() if e.what in ("state",)]
+        assert _runs(store, session) == runs_on_machine(sim) == 3, (reported, story, machine)
         again = SessionController(store, journal_dir=journal)  # a second start adds nothing
         again.close()
         assert _runs(store, session) == 3
