@@ -84,7 +84,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from sim.clock import MonotonicClock
     from sim.machine import SimulatedMachine
     from sim.physics import Skin
-    from sim.scenario import BadScenario, Scenario, command, find, parse
+    from sim.scenario import BadScenario, Scenario, find, parse
     from sim.serve import PtyServer, TcpServer, parse_hostport
 
     if args.skin not in {s.value for s in Skin}:
@@ -136,7 +136,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                   file=sys.stderr, flush=True)
         if script:
             print(f"playing scenario {script.name}: {script.description}", flush=True)
-        _read_commands(machine, command)
+        _read_commands(machine)
         if args.lifeline_fd is not None:
             _hold_lifeline(args.lifeline_fd)
         _show_status(machine, quiet=args.quiet)
@@ -199,16 +199,16 @@ def _hold_lifeline(fd: int) -> None:
     threading.Thread(target=wait, name="smp-sim-lifeline", daemon=True).start()
 
 
-def _read_commands(machine, command) -> None:
+def _read_commands(machine) -> None:
     """Standard input lines are commands for the machine; errors are reported, not fatal."""
-    from sim.scenario import BadScenario
+    from sim.scenario import BadScenario, act
 
     def loop() -> None:
         for line in sys.stdin:
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
-                machine.do(command(line))
+                act(machine, line)
                 print(f"ok: {line.strip()}", flush=True)
             except BadScenario as exc:
                 print(f"smp sim: error: {exc}", file=sys.stderr, flush=True)

@@ -148,16 +148,15 @@ def start_simulator() -> Simulator:
     port = control = ""
     deadline = time.monotonic() + START_TIMEOUT_S
     assert proc.stdout is not None
-    while time.monotonic() < deadline and not (port and control):
+    while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
         if line.startswith("SIMULATOR listening on "):
             port = line.split()[3]
-        elif line.startswith("control: "):
+        elif line.startswith("control: "):  # its last start-up line
             control = line.split(" ", 1)[1].strip()
-        elif line.startswith("connect with:") and port:
-            # An older simulator that names no control socket: it has said all it will.
+            control = "" if control == "none" else control
             break
     if not port:
         os.close(life_w)

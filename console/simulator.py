@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sim.scenario import BadScenario, command, find
+from sim.scenario import act
 
 
 class Controls(Protocol):
@@ -32,13 +32,7 @@ class InProcess:
         self.machine = machine
 
     def do(self, line: str) -> str:
-        words = line.split()
-        if words[:1] == ["play"]:
-            if len(words) != 2:
-                raise BadScenario(f"{line!r}: play takes one scenario name")
-            self.machine.play(find(words[1]))
-        else:
-            self.machine.do(command(line))
+        act(self.machine, line)
         return "ok"
 
     def caption(self) -> str:

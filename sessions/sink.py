@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -69,7 +70,7 @@ class RecorderSink:
                  on_status: Callable[[RecordStatus], None] | None = None,
                  retry_s: float = RETRY_S, clock: Callable[[], datetime] | None = None):
         self.store = store
-        self.journal_dir = journal_dir
+        self.journal_dir = Path(journal_dir)
         self.owner = owner
         self.on_status = on_status or (lambda s: None)
         self.retry_s = retry_s
@@ -125,6 +126,16 @@ class RecorderSink:
     # --- the sink's thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except Exception:
+            # Never silent: the session owner sees the record stop writing (and stops the
+            # needle); the log has the rest.
+            log.exception("the recorder's sink failed")
+            self._reason = f"the recorder failed; see the log ({type(sys.exc_info()[1]).__name__})"
+            self._report(force=True)
+
+    def _serve(self) -> None:
         try:
             self._journal = Journal.new(self.journal_dir)
         except JournalError as exc:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from protocols.errors import SmpError
 from sim.machine import SimulatedMachine
-from sim.scenario import BadScenario, command
+from sim.scenario import BadScenario, act
 
 MAX_LINE = 4096
 _COUNTER = itertools.count(1)
@@ -125,7 +125,7 @@ class ControlServer:
         if not isinstance(line, str):
             return {"ok": False, "error": "say {\"do\": LINE} or {\"status\": true}"}
         try:
-            self.machine.do(command(line))
+            act(self.machine, line)
         except (BadScenario, ValueError) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": True, "reply": f"ok: {line.strip()}"}
@@ -192,8 +192,13 @@ class SimControl:
             raise ControlError(f"cannot reach the simulator's control socket {socket_path}: "
                                f"{exc.strerror or exc}") from None
         self._stream = self._sock.makefile("rwb", buffering=0)
+        self._lock = threading.Lock()  # one question and its answer at a time
 
     def _ask(self, request: dict) -> dict:
+        with self._lock:
+            return self._ask_now(request)
+
+    def _ask_now(self, request: dict) -> dict:
         try:
             self._stream.write(json.dumps(request).encode() + b"\n")
             raw = self._stream.readline(MAX_LINE + 1)

@@ -181,6 +181,19 @@ def command(text: str) -> Step:
         raise BadScenario(f"{text.strip()!r}: {exc}") from None
 
 
+def act(machine, line: str) -> None:
+    """Carry out one trainer's command on a SimulatedMachine now: a scenario line without its
+    time ("pedal down", "fault stall"), or "play NAME" to play a scenario. One way for every
+    door in: `smp sim`'s standard input, its control socket, the in-process simulator."""
+    words = line.split()
+    if words[:1] == ["play"]:
+        if len(words) != 2:
+            raise BadScenario(f"{line.strip()!r}: play takes one scenario name")
+        machine.play(find(words[1]))
+    else:
+        machine.do(command(line))
+
+
 def _settings(args: list[str]) -> MachineSettings:
     if len(args) != 3:
         raise ValueError("settings takes DEPTH_MM RATE_HZ VOLTAGE_V, e.g. 'settings 1.5 110 6.5'")

@@ -1,4 +1,6 @@
-"""The console driven by keys (Pilot) against sim://: the whole session, then the record."""
+"""The console driven by keys (Pilot): the whole session on the simulator in its own process
+behind the machine service (as `--sim` runs it), then the record; shorter cases on the
+in-process simulator (sim://)."""
 
 from __future__ import annotations
 
@@ -81,13 +83,13 @@ async def new_client(pilot, name):
 
 @pytest.mark.timeout(120)
 def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(store):
-    app = make_app(store, url="sim://")
+    app = make_app(store, url="simulator")  # `--sim`: the simulator and the service in processes
     shown: dict = {}
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, on(app, "ClientScreen"))
-            assert "SIMULATOR" in banner(app)
+            await until(pilot, on(app, "ClientScreen"), timeout=20)
+            await until(pilot, lambda: "SIMULATOR" in banner(app))
             await new_client(pilot, "Ann Lee")
 
             # Sunburn refuses without a reason, then passes with one.
@@ -227,6 +229,7 @@ def test_help_lists_every_key_and_a_user_keymap_applies(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ConnectScreen"))
             await press(pilot, "f8")
             await until(pilot, on(app, "HelpScreen"))
             text = str(app.screen.query_one("#keys").render())
@@ -250,6 +253,7 @@ def test_a_port_that_cannot_be_opened_is_one_line_on_the_connect_screen(store, t
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ConnectScreen"))
             error = app.screen.query_one("#error")
             await until(pilot, lambda: "error:" in str(error.render()))
             text = str(error.render())
@@ -308,7 +312,7 @@ def test_ctrl_c_on_any_screen_is_stop_never_quit(store):
     app = make_app(store, url="sim://")
 
     def acked() -> int:
-        return sum("STOP acknowledged" in str(n.message) for n in app._notifications)
+        return sum("acknowledged by the machine" in str(n.message) for n in app._notifications)
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
@@ -343,7 +347,7 @@ def _interrupted(store):
     return rec.session_id
 
 
-@pytest.mark.parametrize("url", [None, "sim://"])
+@pytest.mark.parametrize("url", [None, "simulator"])  # the connect screen, and --sim
 def test_the_recovery_offer_stays_until_answered_and_takes_a_deliberate_answer(store, url):
     """It used to appear and be replaced 0.2 s later by the client screen, unanswered, and a
     single `y` (even one typed into a client's name) closed the session."""
