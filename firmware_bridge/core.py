@@ -23,6 +23,7 @@ values a conforming machine cannot send are unsafe and answered with STOP.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -340,6 +341,7 @@ class LinkCore:
         self._decoder.reset()
         self._telemetry_seq = None
         self._silence_stop = False
+        self._last_rx = now  # silence is counted from the port's return, not from before it
         self._next_hb = now
         self._rehandshake(now)
 
@@ -388,7 +390,10 @@ class LinkCore:
         return bool(self._out or self._events)
 
     def deadline(self) -> float:
-        """When `tick` must next be called, at the latest."""
+        """When `tick` must next be called, at the latest (never, on a dead link: only
+        a reopened port wakes it)."""
+        if self.dead or self.closed:
+            return math.inf
         times = [self._next_hb, self._next_health]
         if self._outstanding is not None:
             times.append(self._outstanding.deadline)

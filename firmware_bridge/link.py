@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+import math
 import os
 import selectors
 import threading
@@ -536,22 +537,23 @@ class Machine:
             deadline = core.deadline()
             if self._timers:
                 deadline = min(deadline, self._timers[0][0])
-            timeout = max(0.0, deadline - time.monotonic())
+            # None: nothing is due (a dead link waits for its port to come back, or close)
+            timeout = None if deadline == math.inf else max(0.0, deadline - time.monotonic())
             port = self._fd
-            if port is not None and self._partial and timeout > 0:
+            if port is not None and self._partial and timeout != 0:
                 # Inside a frame: let the rest of it arrive before reading the port again
                 # (everything else still wakes the loop at once).
                 self._partial = False
                 self._selector.unregister(port)
                 try:
-                    self._wait(min(timeout, COALESCE_S))
+                    self._wait(COALESCE_S if timeout is None else min(timeout, COALESCE_S))
                 finally:
                     if self._fd is not None:
                         self._selector.register(port, selectors.EVENT_READ, self._read_port)
                 continue
             self._wait(timeout)
 
-    def _wait(self, timeout: float) -> None:
+    def _wait(self, timeout: float | None) -> None:
         for key, _mask in self._selector.select(timeout):
             now = time.monotonic()
             if key.data is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from decimal import Decimal
 
 import pytest
@@ -347,3 +348,18 @@ def test_stop_silence_bounds():
     assert stop_silence_s(0.100) == pytest.approx(0.050)
     assert stop_silence_s(0.500) == pytest.approx(0.400)
     assert pytest.approx(0.050) == HEARTBEAT_S
+
+
+def test_a_dead_link_sets_no_deadline_until_its_port_is_back(w):
+    """Nothing is due on a dead link (a deadline in the past would spin the loop); when the
+    port is back, the silence while it was gone is not taken for a silent machine."""
+    assert w.apply(CROWN).outcome is Outcome.DONE
+    assert w.command(Arm()).outcome is Outcome.DONE
+    w.act(lambda core, now: core.port_gone("unplugged", now=now))
+    assert w.core.deadline() == math.inf
+    w.step(1000)
+    back = w.t_ms
+    w.act(lambda core, now: core.reconnected(now=now))
+    assert w.core.deadline() <= w.now() + HEARTBEAT_S
+    w.step(100)
+    assert w.core.ident is not None and not w.sent(MsgType.STOP, after_ms=back)

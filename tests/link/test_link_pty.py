@@ -323,3 +323,33 @@ def test_rtt_is_measured_and_the_timeout_adapts(pty, machine):
     h = machine.health()
     assert h.rtt_ms is not None and h.rtt_ms < 20
     assert 25 <= h.rto_ms <= 500
+
+
+def test_a_port_that_goes_away_costs_nothing_while_gone_and_is_opened_again(tmp_path):
+    """The machine unplugged (its pty closed): the link is lost and the host waits for the
+    port without spinning; the machine back on the same path is hand-shaken again as a
+    restarted machine, and nothing is re-armed."""
+    port = tmp_path / "machine"
+    first = PtyServer.simulate(link=port, boot_id=0x0B00_7001)
+    first.start()
+    m = Machine.connect(str(port), reopen=True)
+    second = None
+    try:
+        m.apply(CROWN)
+        m.arm()
+        first.close()
+        assert wait_for(lambda: m.link_state == LinkState.LOST)
+        cpu = time.process_time()
+        time.sleep(1.0)
+        assert time.process_time() - cpu < 0.3  # a spinning loop would take the whole second
+        second = PtyServer.simulate(link=port, boot_id=0x0B00_7002)
+        second.start()
+        assert wait_for(lambda: m.ident is not None and m.ident.boot_id == 0x0B00_7002, 3)
+        assert wait_for(lambda: m.link_state == LinkState.CONNECTED)
+        assert m.applied is None
+        assert second.firmware.state == State.DISARMED, second.firmware.faults
+        assert m.apply(CROWN) == CROWN
+    finally:
+        m.close(disarm=False)
+        if second is not None:
+            second.close()

@@ -195,6 +195,9 @@ def test_the_journal_of_a_killed_console_is_replayed_at_the_next_start(sim, tmp_
     finally:
         if other is not None:
             other.close()  # a connection closed mid-transaction rolls it back
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
         child.stdout.close()
     seqs = {int(x.split()[1]) for x in reported if x.startswith("event ")}
     store = open_store(url)

@@ -172,9 +172,9 @@ def test_a_journal_a_killed_console_left_is_replayed_exactly_once(store, tmp_pat
         journaled = []
         while len(journaled) < 40:
             journaled.append(child.stdout.readline().strip())
+    finally:
         child.kill()
         child.wait(timeout=10)
-    finally:
         child.stdout.close()
     # Everything the child had reported journaled is durable; part of it may be in the store.
     first = RecorderSink(store, journal)
