@@ -141,18 +141,38 @@ class MachineLog:
         (`requested`), the machine applied nothing else (no corrupted frame was accepted)."""
         sets = self.sets()
         commands = [e for e in self.entries() if e.what in (
-            "SET", "ARM", "DISARM", "WATCHDOG", "CLEAR_FAULT", "HELLO", "refused")]
+            "SET", "ARM", "DISARM", "WATCHDOG", "CLEAR_FAULT", "HELLO", "STOP", "refused")]
         assert len(commands) < 255, "sequence numbers wrapped: the once-only check needs fewer"
         twice = {s: n for s, n in Counter(e.seq for e in sets).items() if n > 1}
         assert not twice, f"SET executed more than once: {twice}"
         by_seq = {e.seq: e.detail for e in sets}
         for ev in host_events:
-            if isinstance(ev, SettingsApplied):
+            if not isinstance(ev, SettingsApplied):
+                continue
+            if ev.source == "telemetry":
+                # Learnt from telemetry: its seq is the last command the machine had acted
+                # on, which need not be a SET; what it held is the last SET at or before it.
+                held = self._held_after(ev.seq, commands)
+                assert held == set_text(ev.applied), (ev, by_seq)
+            else:
                 assert by_seq.get(ev.seq) == set_text(ev.applied), (ev, by_seq)
         if requested:
             asked = {set_text(s) for s in requested}
             strange = [e for e in sets if e.detail not in asked]
             assert not strange, f"the machine applied what nobody asked for: {strange}"
+
+    @staticmethod
+    def _held_after(ack: int, commands: list[Entry]) -> str | None:
+        """The setpoints the machine held once it had acted on command `ack`, by its log."""
+        at = max((i for i, e in enumerate(commands) if e.seq == ack), default=None)
+        assert at is not None, (f"telemetry acknowledged seq {ack}, which the machine never ran",
+                                [e for e in commands if abs(e.seq - ack) < 3])
+        for e in reversed(commands[:at + 1]):
+            if e.what == "SET":
+                return e.detail
+            if e.what == "HELLO":
+                return None
+        return None
 
 
 def set_text(settings) -> str:

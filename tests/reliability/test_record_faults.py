@@ -110,6 +110,38 @@ def test_a_record_locked_mid_run_stops_the_needle_and_loses_no_run(sim, tmp_path
         store.close()
 
 
+def test_disarm_and_stop_while_the_record_is_locked_are_done_and_recorded_later(sim, tmp_path):
+    """The old console said "Not done" for a DISARM and a STOP the machine had carried out,
+    because their record entries could not be written. Now both happen at once, by the
+    machine's log, and are in the record when it writes again."""
+    url = f"sqlite:///{tmp_path / 'record.sqlite3'}"
+    store = open_store(url)
+    chair = Chair(store, sim.address, tmp_path / "journal")
+    other = sqlite3.connect(tmp_path / "record.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        t0 = time.monotonic_ns()
+        chair.c.disarm()  # no error: the machine disarmed
+        assert sim.log.wait_state("DISARMED", timeout=2)
+        t1 = time.monotonic_ns()
+        acked, _ = chair.c.stop()
+        assert acked
+        stopped = sim.log.wait_entry("STOP", after_ns=t1, timeout=2)
+        assert stopped is not None and (stopped.mono_ns - t1) / 1e6 < 250
+        assert wait_for(lambda: not chair.c.view.record.writing)
+        assert sim.log.first("DISARM", after_ns=t0) is not None
+        other.execute("ROLLBACK")
+        assert chair.c.sink.flush()
+        with store.reading() as s:
+            story = s.scalars(select(Event).where(Event.session_id == chair.session)).all()
+        assert [e.payload for e in story if e.kind == "note" and "disarmed" in e.payload]
+        assert [e for e in story if e.kind == "stop" and "technician" in e.payload]
+    finally:
+        other.close()
+        chair.close()
+        store.close()
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 4 MiB tmpfs: a full disk on demand."""

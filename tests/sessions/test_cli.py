@@ -330,9 +330,10 @@ def _hostile_record(url) -> dict:
 
 def test_stored_escapes_never_reach_the_terminal(sqlite_url, tmp_path):
     ids = _hostile_record(sqlite_url)
-    runs = [smp("history", "--db", sqlite_url), smp("history", ids["id"], "--db", sqlite_url),
+    runs = [smp("history", "--db", sqlite_url),
+            smp("history", "client", ids["id"], "--db", sqlite_url),
             smp("history", "recall", ids["lot"], "--db", sqlite_url),
-            smp("history", "Ann", "--db", sqlite_url),
+            smp("history", "clients", "Ann", "--db", sqlite_url),
             smp("db", "check", "--db", sqlite_url)]
     for fmt in ("json", "csv", "pdf"):
         runs.append(smp("export", ids["id"], "--format", fmt, "-o", tmp_path / f"x.{fmt}",
