@@ -13,6 +13,7 @@ from console.view import Link, MachineState, MachineView, View, WorkView, ZoneSt
 from firmware_bridge import Fault
 from protocols import MachineSettings, Zone
 from tests.console.conftest import new_client
+from tests.console.test_app import on, until
 
 SIZE = (130, 42)
 APPLIED = MachineSettings(depth_mm=Decimal("1.55"), rate_hz=Decimal("110"),
@@ -47,11 +48,18 @@ FAULTED = replace(RUNNING, machine=replace(
 LOST = replace(RUNNING, machine=replace(MACHINE, link=Link.LOST, telemetry_age_ms=412.0))
 
 
+async def started(pilot) -> None:
+    """The app has asked the record about interrupted sessions and shown its first screen:
+    a screen pushed before that would end up under the connect screen."""
+    await until(pilot, on(pilot.app, "ConnectScreen"))
+
+
 def _working(view: View):
     async def before(pilot):
         from console.screens.work import WorkScreen
 
         app = pilot.app
+        await started(pilot)
         await app.push_screen(WorkScreen())
         app.post_message(ViewChanged(view))
         await pilot.pause(0.2)
@@ -73,6 +81,7 @@ def test_gate_screen_with_a_refusal(snap_compare, store):
         from console.screens.gate import GateScreen
 
         app = pilot.app
+        await started(pilot)
         app.post_message(ViewChanged(View(machine=MACHINE)))
         await pilot.pause(0.1)
         choice = app.controller.choose_client(client_id)
@@ -93,6 +102,7 @@ def test_client_screen(snap_compare, store):
         from console.screens.client import ClientScreen
 
         app = pilot.app
+        await started(pilot)
         app.post_message(ViewChanged(View(machine=MACHINE)))
         await app.push_screen(ClientScreen())
         await pilot.pause(0.3)
