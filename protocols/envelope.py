@@ -1,6 +1,6 @@
 """Safety envelopes: the allowed range of each setting.
 
-The hard limits of DOMAIN.md are the outermost envelope. A clinic's configuration and a
+The hard limits of docs/domain.md are the outermost envelope. A clinic's configuration and a
 machine's reported limits can only narrow it. Checking returns every violation with the
 allowed range; nothing here ever clamps a value into range.
 """

@@ -16,7 +16,7 @@ class Quantity:
     label: str  # what a technician calls it
     unit: str
     step: Decimal
-    lo: Decimal  # hard limit (DOMAIN.md): refuse outside, never clamp
+    lo: Decimal  # hard limit (docs/domain.md): refuse outside, never clamp
     hi: Decimal
     wire_unit: str
     wire_scale: int  # wire integer = value * wire_scale
@@ -69,5 +69,5 @@ VOLTAGE = Quantity(
 QUANTITIES: tuple[Quantity, ...] = (DEPTH, RATE, VOLTAGE)
 BY_FIELD = {q.field: q for q in QUANTITIES}
 
-# DOMAIN.md: "3.0 to 12.0 V; warn above 10 V".
+# docs/domain.md: "3.0 to 12.0 V; warn above 10 V".
 VOLTAGE_WARN_ABOVE = Decimal("10.0")

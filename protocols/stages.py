@@ -1,4 +1,4 @@
-"""Session stages and what each aims for (DOMAIN.md "Sessions and density")."""
+"""Session stages and what each aims for (docs/domain.md "Sessions and density")."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def _plan(stage: Stage, density: int, lightest: str, darkest: str, aim: str) -> 
                      darkest=Dilution.parse(darkest), aim=aim)
 
 
-# Density targets are DOMAIN.md's; dilution bands are starting points between its examples
+# Density targets are docs/domain.md's; dilution bands are starting points between its examples
 # (20:1 light, 6:1 darker), lighter early and darker later. A clinic adjusts them per client.
 STAGE_PLANS: dict[Stage, StagePlan] = {
     p.stage: p

@@ -1,4 +1,4 @@
-"""The gate before a session starts: contraindications (DOMAIN.md) and the minimum interval.
+"""The gate before a session starts: contraindications (docs/domain.md) and the minimum interval.
 
 Refusing items stop the session unless overridden with a reason; warning items need an
 acknowledgement (also a non-empty reason). Every answer, verdict and reason is recorded.

@@ -6,7 +6,7 @@ a blow-out risk, so that a trainer can show the direction of each effect:
                      + 0.05 mm per volt above 7 V
     fresh dot    d = 0.20 mm + 0.45 * p, x 1.15 below 110 Hz (more dwell per stroke),
                      x spread(skin)
-    healed dot   about half the fresh dot (DOMAIN.md: dots heal to about half their size)
+    healed dot   about half the fresh dot (docs/domain.md: dots heal to about half their size)
     blow-out     high if p > 1.3 mm or the skin is sunburnt; medium if p > 1.1 mm or scar
                  tissue; else low
 """

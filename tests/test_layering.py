@@ -1,4 +1,5 @@
-"""Dependencies point one way (DESIGN.md): console -> bridge, sessions, sim -> protocols."""
+"""Dependencies point one way (docs/architecture.md): console -> bridge, sessions, sim ->
+protocols."""
 
 import ast
 from pathlib import Path
