@@ -15,8 +15,10 @@ word, so that no stray key shows a client's identity to a class.
 from __future__ import annotations
 
 import logging
+import select
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,6 +42,18 @@ from sessions.redact import redact
 from sessions.store import Store
 
 log = logging.getLogger(__name__)
+HANGUP_CHECK_S = 0.2
+HANGUP_STOP_WAIT_S = 1.0
+
+
+def terminal_hung_up(stream) -> bool:
+    """Whether the terminal behind `stream` hung up (its other end closed)."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLIN)
+        return any(mask & (select.POLLHUP | select.POLLNVAL) for _, mask in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return True  # no descriptor left at all
 
 
 class ViewChanged(Message):
@@ -133,6 +147,36 @@ class SmpApp(App):
         # The offer to close interrupted sessions comes first, on every start path, and
         # nothing replaces it: connecting starts once it is answered.
         offer_recovery(self, then=lambda: self.push_screen(ConnectScreen(self.url)))
+        if not self.is_headless:
+            self.set_interval(HANGUP_CHECK_S, self._watch_terminal)
+
+    # --- a terminal that went away ----------------------------------------------------------
+
+    _hung_up = False
+
+    def _watch_terminal(self) -> None:
+        """A closed terminal window or a dropped ssh link leaves nobody who can see the needle
+        or press STOP. SIGHUP does not always say so (a `make` or a shell in between keeps
+        it), and Textual reads the dead terminal as endless empty input; its descriptor says
+        so at once (POLLHUP). A poll of zero timeout: the UI thread does not wait."""
+        if self._hung_up or not terminal_hung_up(sys.__stdin__):
+            return
+        self._hung_up = True
+        log.warning("the terminal hung up: STOP, and the console ends")
+        self.hang_up()
+
+    @work(thread=True, exclusive=False, exit_on_error=False, group="stop")
+    def hang_up(self) -> None:
+        controller = self.controller
+        if controller.machine is not None and controller.stop(
+                by="the console: its terminal closed")[0]:
+            # The STOP is recorded when the machine's telemetry shows it latched.
+            deadline = time.monotonic() + HANGUP_STOP_WAIT_S
+            while (controller.view.machine.state != MachineState.STOPPED
+                   and time.monotonic() < deadline):
+                time.sleep(0.02)
+        controller.close()  # the session stays open: the next start offers to close it
+        self.call_from_thread(self.exit, None, 129)  # 128 + SIGHUP, as a shell reports it
 
     def connected(self, _: object = None) -> None:
         from console.screens.client import ClientScreen

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from console.cmd_history import add_db_option
 from console.echo import echo
-from sessions.pseudonymised import INCLUDE
+from sessions.include import INCLUDE
 
 
 def register(sub: argparse._SubParsersAction) -> None:

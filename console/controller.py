@@ -224,6 +224,7 @@ class SessionController:
         self._commands: deque[_Command] = deque()
         self._current: _Command | None = None
         self._stops_sent = 0.0  # when we last sent STOP ourselves (to tell ours from the link's)
+        self._stop_by = "the technician"  # who the last STOP we sent was for, as recorded
         self._last_unsafe = ""
         self._closed = threading.Event()
         journal_dir = journal_dir or _journal_dir(store)
@@ -399,13 +400,14 @@ class SessionController:
                     aftercare_given: bool) -> EndSummary:
         return self._call(self._end_session, dict(coverage), notes, aftercare_given)
 
-    def stop(self) -> tuple[bool, str]:
+    def stop(self, by: str = "the technician") -> tuple[bool, str]:
         """STOP now, straight to the machine service (never behind a command). Returns
-        whether the machine acknowledged it, and where the record stands."""
+        whether the machine acknowledged it, and where the record stands. `by` is who the
+        record says sent it."""
         machine = self.machine
         if machine is None:
             return False, self._record.text
-        self._stops_sent = time.monotonic()
+        self._stops_sent, self._stop_by = time.monotonic(), by
         acked = machine.stop(wait=True, timeout=1.0)
         self._inbox.put(("stopped", acked))
         return acked, self._record.text
@@ -808,6 +810,7 @@ class SessionController:
             if machine is not None and machine.state in (State.ARMED, State.RUNNING, None):
                 # Invariant 7: what cannot be recorded is not done. STOP, ahead of everything.
                 self._stops_sent = time.monotonic()
+                self._stop_by = "the console: the record is not writing"
                 machine.stop(wait=False)
                 self._note(f"RECORD NOT WRITING ({status.reason}): STOP sent; arming refused "
                            "until it writes again")
@@ -962,7 +965,7 @@ class SessionController:
         if event.new & Fault.STOP:
             # Every STOP the machine latched is recorded, and who sent it.
             ours = time.monotonic() - self._stops_sent < 2.0
-            why = ("STOP sent by the technician" if ours and not self._last_unsafe else
+            why = (f"STOP sent by {self._stop_by}" if ours and not self._last_unsafe else
                    f"STOP sent by the link: {self._last_unsafe}" if self._last_unsafe else
                    "STOP latched by the machine")
             self._last_unsafe = ""

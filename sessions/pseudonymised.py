@@ -29,22 +29,12 @@ from sessions.history import (
     SessionView,
     ZoneView,
 )
+from sessions.include import INCLUDE
 from sessions.pseudonyms import Pseudonyms
 from sessions.redact import redact
 
 WITHHELD = "[withheld]"
 INTERVAL = "interval"  # sessions.gate.INTERVAL: scheduling, not health
-# What an exporter may include by name, and what each holds.
-INCLUDE = {
-    "notes": "zone notes and timeline notes",
-    "reasons": "the gate's override and acknowledgement reasons (with the items they answer) "
-               "and the interval answer",
-    "corrections": "the texts of corrections",
-    "health": "the health fields (hair colour, hair-loss stage and cause, Fitzpatrick type, "
-              "skin quality, patch test) and the gate's answers",
-    "allergies": "allergies",
-    "medications": "medications",
-}
 # Per event kind, the payload keys that may leave: a name alone always, (name, category) only
 # when that category is included. Every other key, and every other kind's payload, is withheld.
 EVENT_PAYLOAD: dict[str, tuple[str | tuple[str, str], ...]] = {

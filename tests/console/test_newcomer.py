@@ -43,6 +43,7 @@ def test_make_run_reaches_the_working_screen_and_a_pass_with_the_readme_keys(tmp
         term.keys("Space")  # STOP
         term.wait_for("Machine: STOPPED")
         term.keys("C-q")
+        term.wait_exit(timeout=20)
     finally:
         term.close()
     store = open_store(f"sqlite:///{record}")

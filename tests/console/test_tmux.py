@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,8 +56,40 @@ class Tmux:
                 raise AssertionError(f"{text!r} not on screen after {timeout} s:\n{screen}")
             time.sleep(step)
 
+    def wait_exit(self, timeout: float = 10.0) -> None:
+        """Until the program in the window has ended (its session closes with it): a console
+        closed by a hang-up before it has finished writing proves nothing about quitting."""
+        end = time.monotonic() + timeout
+        while subprocess.run(["tmux", "-S", self.socket, "has-session"], env=self.env,
+                             capture_output=True).returncode == 0:
+            if time.monotonic() > end:
+                raise AssertionError(f"still running after {timeout} s:\n{self.screen()}")
+            time.sleep(0.05)
+
     def close(self) -> None:
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
+
+
+def to_a_run(term: Tmux, sim: SimProcess) -> None:
+    """A new client, the gate, the plan, the hairline, armed, and the needle running."""
+    term.wait_for("Client")
+    assert "SIMULATOR" in term.screen()  # smp sim says it is simulated: invariant 5
+    term.keys("C-n")
+    term.wait_for("New client")
+    term.keys("Ann Lee", "C-n")
+    term.wait_for("Consultation")
+    term.keys("C-n")
+    term.wait_for("Session plan")
+    term.keys("C-n")
+    term.wait_for("STOP  (space / Esc)")
+    term.keys("1")
+    term.wait_for("applied (read-back)")
+    term.keys("a")
+    term.wait_for("ARM the machine?")
+    term.keys("y")
+    term.wait_for("Machine: ARMED")
+    sim.say("pedal down")
+    term.wait_for("Machine: RUNNING")
 
 
 @pytest.mark.timeout(120)
@@ -66,24 +99,7 @@ def test_console_in_tmux_against_smp_sim_stop_link_lost_and_back(tmp_path, store
     sim = SimProcess("--pty", "--link", str(link), "--seed", "1", "--events", str(machine_log))
     term = Tmux(tmp_path, f"{SMP} console --port {link} --db {db_url}")
     try:
-        term.wait_for("Client")
-        assert "SIMULATOR" in term.screen()  # smp sim says it is simulated: invariant 5
-        term.keys("C-n")
-        term.wait_for("New client")
-        term.keys("Ann Lee", "C-n")
-        term.wait_for("Consultation")
-        term.keys("C-n")
-        term.wait_for("Session plan")
-        term.keys("C-n")
-        term.wait_for("STOP  (space / Esc)")
-        term.keys("1")
-        term.wait_for("applied (read-back)")
-        term.keys("a")
-        term.wait_for("ARM the machine?")
-        term.keys("y")
-        term.wait_for("Machine: ARMED")
-        sim.say("pedal down")
-        term.wait_for("Machine: RUNNING")
+        to_a_run(term, sim)
 
         pressed = time.time()
         term.keys("Space")
@@ -103,7 +119,7 @@ def test_console_in_tmux_against_smp_sim_stop_link_lost_and_back(tmp_path, store
             term.keys("y")
             term.wait_for("Machine: ARMED", timeout=5)
             term.keys("C-q")
-            time.sleep(0.5)
+            term.wait_exit()
         finally:
             sim2.close()
     finally:
@@ -121,7 +137,50 @@ def test_console_in_tmux_against_smp_sim_stop_link_lost_and_back(tmp_path, store
     (s,) = history.client_record(store, client.id, events=True).sessions
     kinds = [e.kind for e in s.events]
     for kind in ("stop", "link-lost", "link-restored", "machine-rebooted"):
-        assert kind in kinds, kind
+        assert kind in kinds, (kind, kinds)
     stop = next(e for e in s.events if e.kind == "stop")
-    assert stop.payload["reason"] == "STOP acknowledged by the machine"
+    assert stop.payload["reason"] == "STOP sent by the technician"  # who, as the machine latched it
     assert s.machine.simulator
+
+
+# As `make run` does: a parent that outlives the hang-up (make catches SIGHUP and waits for
+# its child), so the console is never sent SIGHUP and only its terminal says it is gone.
+KEEPS_SIGHUP = ("import signal, subprocess, sys; signal.signal(signal.SIGHUP, lambda *_: None); "
+                "code = subprocess.call(sys.argv[2:]); open(sys.argv[1], 'w').write(str(code))")
+
+
+@pytest.mark.timeout(120)
+def test_a_terminal_closed_mid_run_stops_the_needle_and_the_console_ends(tmp_path, store,
+                                                                         db_url):
+    """The old console, its tmux window gone, spun at 70% CPU for 20 minutes, the machine's
+    link kept alive by its service and the needle left to run."""
+    link = tmp_path / "ttySIM"
+    machine_log = tmp_path / "machine.jsonl"
+    ended = tmp_path / "console-exit-code"
+    sim = SimProcess("--pty", "--link", str(link), "--seed", "1", "--events", str(machine_log))
+    term = Tmux(tmp_path, f"{sys.executable} -c {shlex.quote(KEEPS_SIGHUP)} {ended} "
+                          f"{SMP} console --port {link} --db {db_url}")
+    try:
+        to_a_run(term, sim)
+        closed = time.time()
+        term.close()  # the window closes, the pedal still down
+        deadline = time.monotonic() + 10
+        while not ended.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ended.exists(), "the console did not end when its terminal closed"
+        assert ended.read_text() == "129"
+        sim.say("pedal up")
+    finally:
+        term.close()
+        sim.close()
+    entries = [json.loads(line) for line in machine_log.read_text().splitlines()]
+    stop = next((e["t"] for e in entries if e["what"] == "STOP" and e["t"] >= closed), None)
+    assert stop is not None, "the needle was not stopped"
+    print(f"\nterminal closed -> machine latched STOP {(stop - closed) * 1000:.0f} ms")
+    assert stop - closed < 2.0  # a generous bound: the figure is printed
+    (client,) = history.list_clients(store)
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    assert s.ended_at is None  # left open, for the next start to offer to close
+    reasons = [e.payload.get("reason") for e in s.events if e.kind == "stop"]
+    assert "STOP sent by the console: its terminal closed" in reasons, reasons
+    assert [e.kind for e in s.events].count("pedal-up") == 1  # the run is recorded

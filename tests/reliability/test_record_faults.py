@@ -94,6 +94,11 @@ def check_fault_handling(sim, chair: Chair, fault, heal) -> None:
     run(sim, chair)
     assert chair.c.sink.flush()
     assert runs_on_machine(sim) == chair.runs_in_record() == 3, _story(sim, chair)
+    with chair.store.reading() as s:
+        stops = s.scalars(select(Event.payload).where(Event.session_id == chair.session,
+                                                      Event.kind == "stop")).all()
+    # The record says who stopped the needle: the console, for the record, not the technician.
+    assert any("the console: the record is not writing" in str(p) for p in stops), stops
 
 
 def test_a_record_locked_mid_run_stops_the_needle_and_loses_no_run(sim, tmp_path):
