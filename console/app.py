@@ -406,8 +406,12 @@ class SmpApp(App):
         yield from super().get_system_commands(screen)
 
     async def action_quit(self) -> None:
-        self.controller.close()
         self.exit(0)
+
+    def on_unmount(self) -> None:
+        # However the app ends (quit, a hang-up, an error), the machine is released and the
+        # session's threads end: the session itself stays open in the record.
+        self.controller.close()
 
 
 def make_app(store: Store, *, url: str | None = None, config: ConsoleConfig | None = None,

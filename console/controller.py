@@ -262,7 +262,7 @@ class SessionController:
             controls = simulator.InProcess(machine.transport.simulator.machine)
         else:
             machine, service = machine_process.connect_machine(url)
-        self._call(self._adopt, machine, url, service, controls)
+        self._hand_over(machine, url, service, controls)
 
     def connect_simulator(self) -> None:
         """Start the simulated machine in a process of its own on a pty, and connect to it
@@ -274,8 +274,23 @@ class SessionController:
             child.close()
             raise
         controls = simulator.Remote(child.control) if child.control else None
-        self._sim_process = child
-        self._call(self._adopt, machine, child.port, service, controls)
+        self._hand_over(machine, child.port, service, controls, child)
+
+    def _hand_over(self, machine: Machine | MachineClient, url: str, service: Any,
+                   controls: Any, child: Any = None) -> None:
+        """Give a connected machine to the session thread; if the console closed while it
+        was connecting, nobody will: it is released here (service, simulator and all)."""
+        if child is not None:
+            self._sim_process = child
+        try:
+            self._call(self._adopt, machine, url, service, controls)
+        except BaseException:
+            if self.machine is not machine:
+                machine.close()
+                for part in (service, child, controls):
+                    if part is not None:
+                        part.close()
+            raise
 
     @staticmethod
     def identity_text(machine: Machine | MachineClient) -> str:

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from console.controller import SessionController
+from sessions.store import open_store
 from tests.reliability.conftest import STOP_WITHIN_MS, WATCHDOG_MS, wait_for
 
 
@@ -100,9 +102,7 @@ def test_a_console_killed_mid_pass_loses_no_reported_event(sim, children, tmp_pa
     session is offered as interrupted once its lease runs out."""
     from datetime import timedelta
 
-    from console.controller import SessionController
     from sessions.recorder import interrupted_sessions, utcnow
-    from sessions.store import open_store
 
     path, journal = tmp_path / "record.sqlite3", tmp_path / "journal"
     console = children("controller", sim.address, f"sqlite:///{path}", str(journal))
@@ -130,3 +130,58 @@ def test_a_console_killed_mid_pass_loses_no_reported_event(sim, children, tmp_pa
     finally:
         store.close()
     sim.log.assert_needle_safe()
+
+
+def machine_runs_ms(sim, after_ns: int = 0) -> list[float]:
+    """Each run's length by the machine's own log: entering RUNNING to leaving it."""
+    runs, began = [], None
+    for e, old, new, _ in sim.log.transitions():
+        if e.mono_ns < after_ns:
+            continue
+        if new == "RUNNING":
+            began = e.mono_ns
+        elif old == "RUNNING" and began is not None:
+            runs.append((e.mono_ns - began) / 1e6)
+            began = None
+    return runs
+
+
+def recorded_runs_ms(path, session: int) -> list[int]:
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute(
+            "SELECT duration_ms FROM events WHERE session_id = ? AND kind = 'pedal-up' "
+            "ORDER BY seq", (session,))]
+
+
+def test_a_console_paused_1_s_mid_run_records_the_machines_run_time(sim, children, tmp_path):
+    """The old console timed a run by its own clock: paused 1 s (SIGSTOP), it recorded runs
+    of 1.73 to 1.81 s against 1.01 to 1.04 s of needle time. The run is the machine's: its
+    service keeps the link alive meanwhile, and the recorded length is the machine's."""
+    path, journal = tmp_path / "record.sqlite3", tmp_path / "journal"
+    console = children("controller", sim.address, f"sqlite:///{path}", str(journal))
+    session = int(console.expect("session ").split()[1])
+    console.expect("armed")
+    t0 = time.monotonic_ns()
+    sim.say("pedal down")
+    assert sim.log.wait_state("RUNNING")
+    time.sleep(0.2)
+    console.signal(signal.SIGSTOP)
+    try:
+        time.sleep(0.6)
+        sim.say("pedal up")  # the run ends while the console is frozen
+        time.sleep(0.4)
+    finally:
+        console.signal(signal.SIGCONT)
+    while "pedal-up" not in console.expect("event "):
+        pass
+    console.close()
+    store = open_store(f"sqlite:///{path}")
+    try:
+        SessionController(store, journal_dir=journal).close()  # the next start replays
+    finally:
+        store.close()
+    machine, recorded = machine_runs_ms(sim, t0), recorded_runs_ms(path, session)
+    print(f"\nSIGSTOP 1 s mid-run: machine {machine} ms, record {recorded} ms")
+    assert len(machine) == len(recorded) == 1
+    assert abs(machine[0] - recorded[0]) <= 20
+    assert not [e for e in sim.log.entries() if e.what == "watchdog" and e.mono_ns > t0]
