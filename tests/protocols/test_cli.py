@@ -1,4 +1,5 @@
-"""`smp protocols ...` as a person runs it: real processes, exit codes, no tracebacks."""
+"""`smp protocols ...` as a person runs it: real processes (tests/smp_process.py), exit codes,
+no tracebacks."""
 
 import dataclasses
 import subprocess
@@ -8,17 +9,19 @@ from pathlib import Path
 import pytest
 
 from tests.protocols.test_library import GOOD, MALFORMED
+from tests.smp_process import run_smp
 
 
-def smp(*args, env_dir=None, **kw):
+def smp(*args, env_dir=None, cwd=None):
     env = {"SMP_PROTOCOLS_DIR": str(env_dir or "/nonexistent"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "console", *map(str, args)],
-        capture_output=True, text=True, env=env, timeout=60, **kw,
-    )
+    return run_smp(args, env=env, cwd=cwd)
 
 
 def test_help_and_version():
+    # Once as the interpreter starts it, with nothing imported before.
+    started = subprocess.run([sys.executable, "-m", "console", "--help"], capture_output=True,
+                             text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert started.returncode == 0 and "usage: smp" in started.stdout
     assert smp("--help").returncode == 0
     out = smp("--version")
     assert out.returncode == 0 and out.stdout.startswith("smp ")

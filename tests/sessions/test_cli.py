@@ -1,5 +1,6 @@
-"""`smp history`, `smp export` and `smp db` as a person runs them: real processes, one-line
-errors, non-zero exits, no tracebacks, nothing written half-way."""
+"""`smp history`, `smp export` and `smp db` as a person runs them: real processes (forked from
+one that has imported the program: tests/smp_process.py; the password case starts the
+interpreter afresh), one-line errors, non-zero exits, no tracebacks, nothing written half-way."""
 
 import json
 import os
@@ -16,6 +17,7 @@ from protocols import Zone
 from sessions.recorder import Machine
 from sessions.store import open_store
 from tests.sessions.factory import FakeClock, client, session
+from tests.smp_process import run_smp
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,11 +39,8 @@ def smp(*args, cwd=None, env=None):
         i = args.index("--db")
         del args[i:i + 2]
         env = {**(env or {}), "SMP_DB_URL": db}
-    out = subprocess.run(
-        [sys.executable, "-m", "console", *args], capture_output=True, text=True,
-        timeout=60, cwd=cwd or ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": "/nonexistent",
-             **(env or {})})
+    out = run_smp(args, cwd=cwd, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                                      "HOME": "/nonexistent", **(env or {})})
     assert "Traceback" not in out.stderr, out.stderr
     return out
 
