@@ -54,6 +54,15 @@ async def started(pilot) -> None:
     await until(pilot, on(pilot.app, "ConnectScreen"))
 
 
+async def still(pilot) -> None:
+    """No blinking cursor: a snapshot taken mid-blink differs from one taken between."""
+    from textual.widgets import Input
+
+    for box in pilot.app.screen.query(Input):
+        box.cursor_blink = False
+    await pilot.pause(0.05)
+
+
 def _working(view: View):
     async def before(pilot):
         from console.screens.work import WorkScreen
@@ -89,6 +98,7 @@ def test_gate_screen_with_a_refusal(snap_compare, store):
         app.screen.query_one("#has-sunburn").value = True
         await pilot.press("ctrl+n")
         await pilot.pause(0.3)
+        await still(pilot)
     assert snap_compare(make_app(store), terminal_size=SIZE, run_before=before)
 
 
@@ -106,4 +116,5 @@ def test_client_screen(snap_compare, store):
         app.post_message(ViewChanged(View(machine=MACHINE)))
         await app.push_screen(ClientScreen())
         await pilot.pause(0.3)
+        await still(pilot)
     assert snap_compare(make_app(store), terminal_size=SIZE, run_before=before)
