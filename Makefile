@@ -20,9 +20,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/smp console --sim
 
+# Two workers: the suite waits on simulated machines and terminals as much as it computes,
+# and more workers than cores starve the simulators' real-time threads.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -68,7 +68,10 @@ class ClientScreen(SmpScreen):
             return  # read before the mode changed: never shown
         if n is not None and n != self.searches:
             return  # an older search that finished late: a newer one was typed since
-        box = self.query_one("#clients", OptionList)
+        found = self.query("#clients").results(OptionList)
+        box = next(found, None)
+        if box is None:
+            return  # the screen was closed (or the app is ending) before the answer came
         box.clear_options()
         for c in clients[:200]:
             name = c.name if hidden else f"{c.name} (#{c.id})"
