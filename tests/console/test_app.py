@@ -141,6 +141,9 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             await press(pilot, "p")
             await press(pilot, "c")  # remove the cause; the latch stays
             await until(pilot, lambda: not app.view.machine.pedal)
+            # The simulator's controls run on a worker: until it says the cause is gone.
+            await until(pilot, lambda: any("every fault cause removed" in str(n.message)
+                                           for n in app._notifications))
             await arm(pilot, app)
 
             # Link loss and recovery; then re-arm.
