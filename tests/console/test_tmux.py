@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from console.controller import SessionController
 from sessions import history
 from tests.sim.test_sim_process import SimProcess
 
@@ -133,6 +134,7 @@ def test_console_in_tmux_against_smp_sim_stop_link_lost_and_back(tmp_path, store
           "event (including capture-pane polling)")
     assert at_machine - pressed < 0.5  # generous real-time bounds; the figures are printed
     assert lost < 1.0  # the bridge sees the port go at once
+    SessionController(store).close()  # as the next start does: the journal reaches the record
     (client,) = history.list_clients(store)
     (s,) = history.client_record(store, client.id, events=True).sessions
     kinds = [e.kind for e in s.events]
@@ -178,6 +180,7 @@ def test_a_terminal_closed_mid_run_stops_the_needle_and_the_console_ends(tmp_pat
     assert stop is not None, "the needle was not stopped"
     print(f"\nterminal closed -> machine latched STOP {(stop - closed) * 1000:.0f} ms")
     assert stop - closed < 2.0  # a generous bound: the figure is printed
+    SessionController(store).close()  # as the next start does: the journal reaches the record
     (client,) = history.list_clients(store)
     (s,) = history.client_record(store, client.id, events=True).sessions
     assert s.ended_at is None  # left open, for the next start to offer to close
