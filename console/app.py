@@ -18,7 +18,6 @@ import logging
 import select
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,7 +42,6 @@ from sessions.store import Store
 
 log = logging.getLogger(__name__)
 HANGUP_CHECK_S = 0.2
-HANGUP_STOP_WAIT_S = 1.0
 
 
 def terminal_hung_up(stream) -> bool:
@@ -168,14 +166,11 @@ class SmpApp(App):
     @work(thread=True, exclusive=False, exit_on_error=False, group="stop")
     def hang_up(self) -> None:
         controller = self.controller
-        if controller.machine is not None and controller.stop(
-                by="the console: its terminal closed")[0]:
-            # The STOP is recorded when the machine's telemetry shows it latched.
-            deadline = time.monotonic() + HANGUP_STOP_WAIT_S
-            while (controller.view.machine.state != MachineState.STOPPED
-                   and time.monotonic() < deadline):
-                time.sleep(0.02)
-        controller.close()  # the session stays open: the next start offers to close it
+        if controller.machine is not None:
+            controller.stop(by="the console: its terminal closed")
+        # Closing waits for the STOP's latch to be recorded; the session stays open, for
+        # the next start to offer to close.
+        controller.close()
         self.call_from_thread(self.exit, None, 129)  # 128 + SIGHUP, as a shell reports it
 
     def connected(self, _: object = None) -> None:

@@ -113,6 +113,7 @@ TREND_POINTS = 60
 LOG_LINES = 8
 CAPTION_EVERY_S = 0.5  # how often the simulator's scenario caption is asked for
 COMMAND_TIMEOUT_S = 30.0
+STOP_LATCH_WAIT_S = 2.0  # closing waits this long at most for an acknowledged STOP's latch
 QUERY_FLUSH_S = 2.0  # a read waits this long at most for what was submitted to be written
 UPTIME_WRAP = 1 << 32
 
@@ -225,6 +226,8 @@ class SessionController:
         self._current: _Command | None = None
         self._stops_sent = 0.0  # when we last sent STOP ourselves (to tell ours from the link's)
         self._stop_by = "the technician"  # who the last STOP we sent was for, as recorded
+        self._stop_latched = False  # the machine's STOP latch, as its FaultLatched told it
+        self._stop_awaited = False  # a STOP it acknowledged whose latch is still to come
         self._last_unsafe = ""
         self._closed = threading.Event()
         journal_dir = journal_dir or _journal_dir(store)
@@ -448,6 +451,7 @@ class SessionController:
             except queue.Empty:
                 what, arg = "", None
             if what == "close":
+                self._await_stop_latch()
                 self._shut_commands()
                 return
             try:
@@ -456,6 +460,26 @@ class SessionController:
                 log.exception("the session could not handle %s", what or "a tick")
                 self._note(f"ERROR: an internal error; see {logs.log_path()}")
                 self._publish()
+
+    def _await_stop_latch(self) -> None:
+        """A STOP the machine acknowledged is recorded when its telemetry shows it latched,
+        and the run it ended when its telemetry shows the needle still: both can still be on
+        their way when the console closes (a hung-up terminal closes straight after its STOP).
+        Wait for them, briefly, so that what the machine did is kept."""
+        deadline = time.monotonic() + STOP_LATCH_WAIT_S
+        while self._stop_pending() and time.monotonic() < deadline:
+            try:
+                what, arg = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if what == "command":
+                self._commands.append(arg)  # refused with the rest: the console is closing
+            elif what != "close":
+                self._dispatch(what, arg)
+
+    def _stop_pending(self) -> bool:
+        run_open = self._work is not None and self._work.run_told
+        return self._stop_awaited or (self._stop_latched and run_open)
 
     def _dispatch(self, what: str, arg: Any) -> None:
         if what == "command":
@@ -841,6 +865,7 @@ class SessionController:
         self._publish()
 
     def _stopped(self, acked: bool) -> None:
+        self._stop_awaited = acked and not self._stop_latched
         text = ("STOP acknowledged by the machine" if acked else
                 "STOP sent, not acknowledged (the machine's watchdog stops the needle)")
         self._note(text)
@@ -913,6 +938,8 @@ class SessionController:
     def _telemetry(self, event: TelemetryReceived) -> None:
         t, mv, work = event.telemetry, self._machine_view, self._work
         faults = Fault(t.faults & KNOWN_FAULTS)
+        if not faults & Fault.STOP:
+            self._stop_latched = False
         state = State(t.state) if t.state in State._value2member_map_ else None
         self._machine_view = replace(
             mv, state=machine_state(state, faults), pedal=t.pedal_down, motor=t.motor_on,
@@ -984,6 +1011,7 @@ class SessionController:
                    f"STOP sent by the link: {self._last_unsafe}" if self._last_unsafe else
                    "STOP latched by the machine")
             self._last_unsafe = ""
+            self._stop_latched, self._stop_awaited = True, False
             if rec is not None:
                 rec.stop(why)
             self._note(why)

@@ -3,13 +3,14 @@ chair did to the old controller (one shared lock, calls on the caller's thread).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
 from sqlalchemy import func, select
 
-from console.controller import SessionController
+from console.controller import STOP_LATCH_WAIT_S, SessionController
 from console.view import MachineState
 from console.workflow import WorkflowError
 from protocols import Zone
@@ -62,6 +63,48 @@ def test_every_stop_is_recorded_ours_twice_then_the_links(controller, store):
                                                       Event.kind == "stop")).all()
     whose = [("technician" in p, "the link" in p) for p in stops]
     assert whose.count((True, False)) >= 1 and whose.count((False, True)) == 1
+
+
+def _stops(store, session: int) -> list[str]:
+    with store.reading() as s:
+        return [json.loads(p)["reason"] for p in s.scalars(select(Event.payload).where(
+            Event.session_id == session, Event.kind == "stop"))]
+
+
+def test_a_stop_straight_before_closing_is_recorded(store, tmp_path):
+    """A hung-up terminal sends STOP mid-run and closes the console at once: the machine
+    latched the STOP and ended the run, and the old controller closed before its telemetry
+    said so, losing both entries."""
+    c = SessionController(store, journal_dir=tmp_path / "journal")
+    c.connect("sim://?seed=3")
+    c.add_client(new_client())
+    session = c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.HAIRLINE)
+    c.arm()
+    c.simulator.do("pedal down")
+    assert wait_until(lambda: c.view.machine.state == MachineState.RUNNING)
+    assert c.stop(by="the test")[0]
+    c.close()
+    assert _stops(store, session) == ["STOP sent by the test"]
+    with store.reading() as s:
+        kinds = s.scalars(select(Event.kind).where(Event.session_id == session)).all()
+    assert kinds.count("pedal-down") == kinds.count("pedal-up") == 1
+
+
+def test_closing_after_a_second_stop_does_not_wait_for_a_latch_already_seen(store, tmp_path):
+    c = SessionController(store, journal_dir=tmp_path / "journal")
+    c.connect("sim://?seed=3")
+    c.add_client(new_client())
+    session = c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.HAIRLINE)
+    c.arm()
+    assert c.stop()[0]
+    assert wait_until(lambda: any("STOP sent by the technician" in line for line in c.view.log))
+    assert c.stop()[0]  # acknowledged; the machine was already stopped: no new latch comes
+    began = time.monotonic()
+    c.close()
+    assert time.monotonic() - began < STOP_LATCH_WAIT_S
+    assert _stops(store, session) == ["STOP sent by the technician"]
 
 
 def test_stop_and_the_screen_never_wait_for_a_busy_session(controller):
