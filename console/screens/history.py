@@ -41,6 +41,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, get_current_worker
 
 from console.screens.failures import failure_line
+from console.widgets.table import Table
 from protocols import DEPTH, RATE, VOLTAGE, Zone
 from protocols.text import printable
 from sessions.export import FORMATS, default_name, render, write_file
@@ -372,26 +373,26 @@ class HistoryScreen(Screen):
             with TabPane("Clients (F2)", id="tab-clients"), Horizontal():
                 with Vertical(id="clients-pane"):
                     yield Input(placeholder="search: name or id", id="search")
-                    yield DataTable(id="clients", cursor_type="row", zebra_stripes=True)
+                    yield Table(id="clients", cursor_type="row", zebra_stripes=True)
                 with Vertical(id="detail"):
                     yield Static("Choose a client.", id="client-head")
-                    yield DataTable(id="sessions", cursor_type="row")
+                    yield Table(id="sessions", cursor_type="row")
                     yield Static(id="session-head")
-                    yield DataTable(id="zones", cursor_type="row")
+                    yield Table(id="zones", cursor_type="row")
                     yield Static(id="timeline-head")
-                    yield DataTable(id="timeline", cursor_type="row", zebra_stripes=True)
+                    yield Table(id="timeline", cursor_type="row", zebra_stripes=True)
             with TabPane("Recall by lot (F3)", id="tab-recall"), Vertical():
                 with Horizontal(classes="query"):
                     yield Label("Lot number:")
                     yield Input(placeholder="e.g. PG-2026-001, then Enter", id="lot")
                 yield Static(id="recall-summary")
-                yield DataTable(id="recall", cursor_type="row", zebra_stripes=True)
+                yield Table(id="recall", cursor_type="row", zebra_stripes=True)
             with TabPane("Touch-ups due (F4)", id="tab-due"), Vertical():
                 with Horizontal(classes="query"):
                     yield Label("Due within days:")
                     yield Input("30", type="integer", id="within")
                 yield Static(id="due-summary")
-                yield DataTable(id="due", cursor_type="row", zebra_stripes=True)
+                yield Table(id="due", cursor_type="row", zebra_stripes=True)
         yield Static(id="status")
         yield Footer()
 

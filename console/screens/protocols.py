@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Label, Static
 from textual.worker import Worker, get_current_worker
 
 from console.screens.failures import failure_line
+from console.widgets.table import Table
 from console.widgets.text import plain
 from console.widgets.ticks import TickList
 from protocols import (
@@ -94,7 +95,7 @@ class ProtocolsScreen(Screen):
         self.library: Library | None = None
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="profiles", cursor_type="row", zebra_stripes=True)
+        yield Table(id="profiles", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="bottom"):
             with Vertical(id="choices"):
                 yield Label("Stage (F3)")

@@ -28,9 +28,16 @@ async def settle(pilot) -> None:
 
 async def settled_layout(pilot) -> None:
     # A DataTable sizes its columns when its message queue next runs empty, which may not
-    # happen before the picture is taken; give each one a message to process first.
-    for table in pilot.app.screen.query(DataTable):
-        table.call_later(lambda: None)
+    # happen before the picture is taken (a loaded machine shows it); give each table a
+    # message to process until none has sizing left to do (DataTable's own flag: no public
+    # API says it), then let the screen draw.
+    for _ in range(50):
+        pending = [t for t in pilot.app.screen.query(DataTable) if t._require_update_dimensions]
+        if not pending:
+            break
+        for table in pending:
+            table.call_later(lambda: None)
+        await pilot.pause(0.01)
     for _ in range(2):
         await pilot.pause()
 

@@ -25,7 +25,8 @@ async def until(pilot, predicate, timeout=10.0):
     while not predicate():
         if time.monotonic() > end:
             said = [str(n.message) for n in pilot.app._notifications]
-            raise AssertionError(f"timed out; machine {pilot.app.view.machine.state}, "
+            raise AssertionError(f"timed out on {pilot.app.screen.__class__.__name__}; "
+                                 f"machine {pilot.app.view.machine.state}, "
                                  f"link {pilot.app.view.machine.link}; notices {said}; "
                                  f"log {pilot.app.view.log}")
         await pilot.pause(0.03)

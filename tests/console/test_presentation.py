@@ -17,7 +17,7 @@ from sessions.clients import ConsentForm, Health, NewClient, add_client
 from sessions.gate import Contraindication
 from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine, Recorder
-from tests.console.browser_pilot import screen_text
+from tests.console.browser_pilot import screen_text, settle
 from tests.console.conftest import CLEAR
 from tests.console.test_app import SIZE, field, on, press, until
 from tests.sessions.factory import FakeClock
@@ -175,7 +175,10 @@ def test_every_screen_and_dialog_in_presentation_mode_hides_identities(store, tm
             await until(pilot, lambda: alias in screen_text(app))
             await hidden(pilot, "history clients")
             await press(pilot, *alias.lower())
-            await until(pilot, lambda: "Timeline of session" in screen_text(app))
+            # Filtered to Jane, and her record read (the keys below act on what it shows).
+            await until(pilot, lambda: "1 of 2 clients" in screen_text(app)
+                        and "Timeline of session" in screen_text(app))
+            await settle(pilot)
             await hidden(pilot, "history record and timeline")
             screen = app.screen
             await press(pilot, "enter", "tab", "up", "up", "up")  # the first session
