@@ -14,6 +14,7 @@ word, so that no stray key shows a client's identity to a class.
 
 from __future__ import annotations
 
+import gc
 import logging
 import select
 import sys
@@ -147,6 +148,12 @@ class SmpApp(App):
         offer_recovery(self, then=lambda: self.push_screen(ConnectScreen(self.url)))
         if not self.is_headless:
             self.set_interval(HANGUP_CHECK_S, self._watch_terminal)
+        # A full collection of the start-up heap (Textual, SQLAlchemy, pydantic: 50 ms and
+        # more, 150 in a test process) stops every thread, the screen and the session with
+        # it. What start-up made lives as long as the console: collect once now, before any
+        # needle runs, and freeze it, so that later collections scan only what came after.
+        gc.collect()
+        gc.freeze()
 
     # --- a terminal that went away ----------------------------------------------------------
 
@@ -407,6 +414,7 @@ class SmpApp(App):
         # However the app ends (quit, a hang-up, an error), the machine is released and the
         # session's threads end: the session itself stays open in the record.
         self.controller.close()
+        gc.unfreeze()  # what start-up made may be garbage now (a test process starts many)
 
 
 def make_app(store: Store, *, url: str | None = None, config: ConsoleConfig | None = None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from console.view import View
-from console.widgets.text import plain
+from console.widgets.text import set_text
 
 PRESENTATION = "PRESENTATION - client identities and health data hidden"
 
@@ -26,6 +26,8 @@ class Banner(Static):
         self.set_class(not words, "-none")
         self.set_class(any(w != "SIMULATOR" for w in alarms), "-alarm")
         # Separated by a bar and in capitals, so that no colour is needed to read them.
-        self.update(plain("  |  ".join(w if w == PRESENTATION else f"*** {w} ***"
-                                       if w != "SIMULATOR" else
-                                       "SIMULATOR - not a real machine" for w in words)))
+        # Through set_text: a new view comes ten times a second, and an update of the
+        # banner laid out the whole screen again each time.
+        set_text(self, "  |  ".join(w if w == PRESENTATION else f"*** {w} ***"
+                                    if w != "SIMULATOR" else
+                                    "SIMULATOR - not a real machine" for w in words))
