@@ -4,11 +4,16 @@ record must hold every event the console had reported recorded."""
 
 from __future__ import annotations
 
+import json
+import os
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +190,119 @@ def test_a_console_paused_1_s_mid_run_records_the_machines_run_time(sim, childre
     assert len(machine) == len(recorded) == 1
     assert abs(machine[0] - recorded[0]) <= 20
     assert not [e for e in sim.log.entries() if e.what == "watchdog" and e.mono_ns > t0]
+
+
+class Zygote:
+    """`host_child zygote`: consoles forked from a process that has done the imports."""
+
+    def __init__(self, tmp_path):
+        self.dir = tmp_path
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.reliability.host_child",
+                                      "zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.n = 0
+
+    def fork(self, *args: str) -> tuple[int, Path]:
+        self.n += 1
+        out = self.dir / f"console-{self.n}.out"
+        out.touch()  # there even if the kill lands before the child opens it
+        self.proc.stdin.write(json.dumps([str(out), *args]) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline()), out
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _events(path, session: int) -> list[int]:
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT seq FROM events WHERE session_id = ?",
+                                             (session,))]
+
+
+@pytest.mark.timeout(240)
+def test_twenty_kills_at_random_moments_of_a_session_lose_nothing_shown_recorded(sim, tmp_path):
+    """kill -9 of the console twenty times, anywhere in a session's work (starting it, a SET,
+    arming, a run, a disarm, mid-write of its journal): each time, every event it had said
+    was recorded is in the record after the next start, a second start adds nothing (the
+    journal replays idempotently), and every killed session is offered as interrupted until
+    it is answered."""
+    from datetime import timedelta
+
+    from sessions.recorder import close_interrupted, interrupted_sessions, utcnow
+
+    path, journal = tmp_path / "record.sqlite3", tmp_path / "journal"
+    url = f"sqlite:///{path}"
+    # One service for the machine, joined by each console in turn, as a clinic's would be.
+    service = subprocess.Popen([sys.executable, "-m", "console", "machine", "serve", "--port",
+                                sim.address, "--log", str(tmp_path / "service.log")],
+                               stdin=subprocess.DEVNULL)
+    zygote = Zygote(tmp_path)
+    rng = random.Random(20)
+    killed: list[int] = []
+    moments: Counter[str] = Counter()  # the machine's state as each kill landed
+    try:
+        from console.machine_process import find_service
+        assert wait_for(lambda: find_service(sim.address) is not None, timeout=20)
+        for i in range(20):
+            pid, out = zygote.fork("session", sim.address, url, str(journal), str(i))
+            if i % 2:  # half the kills from the session's start, half from the fork
+                assert wait_for(lambda o=out: "session " in o.read_text(), timeout=20)
+            t_end = time.monotonic() + rng.uniform(0.05, 1.5)
+            while time.monotonic() < t_end:  # the pedal, at random, while it works
+                sim.say(rng.choice(["pedal down", "pedal up"]))
+                time.sleep(min(rng.uniform(0.02, 0.3), max(0.0, t_end - time.monotonic())))
+            moments[sim.log.state()] += 1
+            os.kill(pid, signal.SIGKILL)
+            assert wait_for(lambda p=pid: _gone(p), timeout=5)
+            sim.say("pedal up")
+            # The service stops or disarms whatever the dead console had armed.
+            assert wait_for(lambda: sim.log.state() not in ("ARMED", "RUNNING"), timeout=3)
+            lines = out.read_text().splitlines()
+            started = [int(x.split()[1]) for x in lines if x.startswith("session ")]
+            reported = {int(x.split()[1]) for x in lines if x.startswith("event ")}
+            assert not [x for x in lines if "Traceback" in x], lines
+            if not started:  # killed before its session began: nothing was shown recorded
+                assert not reported, lines
+                continue
+            (session,) = started
+            killed.append(session)
+            store = open_store(url)
+            try:
+                SessionController(store, journal_dir=journal).close()  # the next start
+                first = _events(path, session)
+                assert reported <= set(first), (i, sorted(reported - set(first)))
+                assert len(first) == len(set(first))
+                SessionController(store, journal_dir=journal).close()  # and the one after
+                assert sorted(_events(path, session)) == sorted(first)
+                assert store.integrity() == "ok"
+                later = utcnow() + timedelta(minutes=5)  # past the dead console's lease
+                offered = [s.id for s in interrupted_sessions(store, now=later)]
+                assert offered == sorted(killed), (offered, killed)  # none answered yet
+            finally:
+                store.close()
+        print(f"\n{len(killed)} of 20 kills landed inside a session, the machine "
+              f"{dict(moments)}; every one offered")
+        assert len(killed) >= 10
+        store = open_store(url)
+        try:  # answered: closed as interrupted, each once, and then no longer offered
+            later = utcnow() + timedelta(minutes=5)
+            for s in killed:
+                close_interrupted(store, s, clock=lambda: later)
+            assert interrupted_sessions(store, now=later) == []
+        finally:
+            store.close()
+    finally:
+        zygote.close()
+        service.terminate()
+        service.wait(timeout=10)
+    sim.log.assert_needle_safe()
