@@ -41,6 +41,13 @@ def wait_for(predicate, timeout=2.0, step=0.005):
     return predicate()
 
 
+def told(host, field: str, value) -> bool:
+    """The host's last telemetry frame says `field` is `value` (False before any frame: a
+    loaded machine can take longer than the test to deliver the first one)."""
+    t = host.telemetry
+    return t is not None and getattr(t, field) == value
+
+
 class FrameFilter:
     """A byte-path filter that works frame by frame: `decide(frame)` returns how many copies
     of the frame to pass on (0 drops it, 2 duplicates it) or replacement bytes."""

@@ -237,7 +237,8 @@ def test_a_second_program_opening_the_port_is_refused_as_busy(sim):
         assert out.returncode == 1
         assert out.stdout.strip() == f"port {sim.address} is busy: another program has it open"
         sim.say("pedal down")
-        assert sim.log.wait_state("RUNNING")  # the first host still has its machine
+        # the first host still has its machine
+        assert sim.log.wait_state("RUNNING"), sim.log.entries()[-6:]
         sim.say("pedal up")
     hellos = [e for e in sim.log.entries() if e.what == "HELLO"]
     assert len(hellos) == 1  # the second program never reached the machine

@@ -27,7 +27,7 @@ def stopped_ms(sim, t0: int) -> float:
     assert sim.log.wait_state("FAULTED", timeout=3), sim.log.entries()[-5:]
     stop = sim.log.first("STOP", after_ns=t0)
     assert stop is not None
-    assert sim.log.stopped_after(t0) is not None
+    assert sim.log.stopped_after(t0) is not None, sim.log.transitions()[-4:]
     return (sim.log.stopped_after(t0).mono_ns - t0) / 1e6
 
 

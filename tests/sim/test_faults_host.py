@@ -12,7 +12,7 @@ from firmware_bridge.link import CommandRefused
 from protocols import MachineSettings
 from protocols.errors import SmpError
 from sim.serve import PtyServer
-from tests.link.conftest import connected, wait_for
+from tests.link.conftest import connected, told, wait_for
 
 CROWN = MachineSettings(depth_mm=1.8, rate_hz=130, voltage_v=7.5)
 HAIRLINE = MachineSettings(depth_mm=1.5, rate_hz=110, voltage_v=6.5)
@@ -110,7 +110,7 @@ def test_a_pedal_stuck_down_is_shown_and_stop_still_stops_the_needle(sim, host):
     running(sim, host)
     sim.machine.inject("pedal-stuck")
     sim.machine.press_pedal(False)  # the technician lifts the pedal; the machine sees it down
-    assert wait_for(lambda: host.telemetry.pedal_down and host.telemetry.motor_on)
+    assert wait_for(lambda: told(host, "pedal_down", True) and told(host, "motor_on", True))
     assert host.stop()
     assert wait_for(lambda: not host.telemetry.motor_on)
     host.clear_fault()
@@ -138,12 +138,12 @@ def test_a_read_back_that_does_not_match_the_request_stops_the_machine(sim, host
 def test_a_depth_actuator_short_of_its_setpoint_latches_a_fault(sim, host):
     sim.machine.inject("depth-short", 1200)
     running(sim, host)  # asked for 1.8 mm
-    assert wait_for(lambda: host.telemetry.depth_um == 1200, timeout=2)
+    assert wait_for(lambda: told(host, "depth_um", 1200), timeout=2)
     assert wait_for(lambda: host.faults & Fault.DEPTH, timeout=3)
     assert not sim.firmware.motor_on and host.state == State.FAULTED
     with pytest.raises(CommandRefused):
         host.clear_fault()  # refused while the depth is still off
     sim.machine.clear("depth-short")
-    assert wait_for(lambda: host.telemetry.depth_um == 1800, timeout=2)
+    assert wait_for(lambda: told(host, "depth_um", 1800), timeout=2)
     host.clear_fault()
     assert wait_for(lambda: host.state == State.DISARMED)

@@ -14,7 +14,7 @@ from firmware_bridge import Machine
 from firmware_bridge.codec import Fault, State
 from firmware_bridge.events import FaultLatched, LinkState, MachineRebooted
 from protocols import MachineSettings
-from tests.link.conftest import connected, wait_for
+from tests.link.conftest import connected, told, wait_for
 
 CROWN = MachineSettings(depth_mm=1.8, rate_hz=130, voltage_v=7.5)
 
@@ -67,13 +67,13 @@ def test_handshake_apply_and_telemetry_against_a_separate_process(sim, host):
     host.arm()
     sim.say("skin normal")
     sim.say("pedal down")
-    assert wait_for(lambda: host.telemetry.state == State.RUNNING
+    assert wait_for(lambda: told(host, "state", State.RUNNING)
                     and host.telemetry.rate_dhz > 1200, timeout=3)
     assert host.telemetry.current_ma > 150
     # the depth actuator travels at 2 mm/s; telemetry follows it until it arrives
-    assert wait_for(lambda: host.telemetry.depth_um == 1800, timeout=3)
+    assert wait_for(lambda: told(host, "depth_um", 1800), timeout=3)
     sim.say("pedal up")
-    assert wait_for(lambda: host.telemetry.state == State.ARMED)
+    assert wait_for(lambda: told(host, "state", State.ARMED))
 
 
 @pytest.mark.parametrize(("fault", "flag"), [("stall", Fault.STALL),
@@ -84,10 +84,10 @@ def test_physical_faults_stop_the_needle_and_the_host_reports_them(sim, host, fa
     host.arm()
     sim.say("skin thick")
     sim.say("pedal down")
-    assert wait_for(lambda: host.telemetry.state == State.RUNNING, timeout=3)
+    assert wait_for(lambda: told(host, "state", State.RUNNING), timeout=3)
     sim.say(f"fault {fault}")
     assert wait_for(lambda: host.faults & flag, timeout=10)
-    assert wait_for(lambda: host.telemetry.rate_dhz == 0 and not host.telemetry.motor_on)
+    assert wait_for(lambda: told(host, "rate_dhz", 0) and not host.telemetry.motor_on)
     assert host.state == State.FAULTED
     assert any(isinstance(e, FaultLatched) and e.new & flag for e in host.events)
 
@@ -96,7 +96,7 @@ def test_link_drop_stops_the_needle_and_the_host_sees_the_link_lost(sim, host):
     host.apply(CROWN)
     host.arm()
     sim.say("pedal down")
-    assert wait_for(lambda: host.telemetry.state == State.RUNNING, timeout=3)
+    assert wait_for(lambda: told(host, "state", State.RUNNING), timeout=3)
     sim.say("fault link-drop 1.0")
     assert wait_for(lambda: host.link_state == LinkState.LOST, timeout=2)
     assert wait_for(lambda: host.link_state == LinkState.CONNECTED, timeout=3)
@@ -110,7 +110,7 @@ def test_reboot_is_reported_and_the_machine_comes_back_disarmed(sim, host):
     sim.say("pedal down")
     sim.say("fault reboot")
     assert wait_for(lambda: any(isinstance(e, MachineRebooted) for e in host.events), timeout=3)
-    assert wait_for(lambda: host.telemetry.state == State.DISARMED)
+    assert wait_for(lambda: told(host, "state", State.DISARMED))
     assert not host.telemetry.motor_on
 
 
@@ -176,7 +176,7 @@ def test_the_machine_log_tells_its_own_side_of_the_story(tmp_path):
             host.apply(CROWN)
             host.arm()
             sim.say("pedal down")
-            assert wait_for(lambda: host.telemetry.state == State.RUNNING, timeout=3)
+            assert wait_for(lambda: told(host, "state", State.RUNNING), timeout=3)
             host.stop()
     finally:
         sim.close()
