@@ -106,9 +106,18 @@ def test_a_record_locked_mid_run_stops_the_needle_and_loses_no_run(sim, tmp_path
     store = open_store(url)
     chair = Chair(store, sim.address, tmp_path / "journal")
     other = sqlite3.connect(tmp_path / "record.sqlite3", isolation_level=None)
+    locked = [0.0]
+
+    def lock() -> None:
+        other.execute("BEGIN IMMEDIATE")
+        locked[0] = time.monotonic()
+
+    def unlock() -> None:  # held 10 s, as another program might (a backup, a sync tool)
+        time.sleep(max(0.0, locked[0] + 10 - time.monotonic()))
+        other.execute("ROLLBACK")
+
     try:
-        check_fault_handling(sim, chair, lambda: other.execute("BEGIN IMMEDIATE"),
-                             lambda: other.execute("ROLLBACK"))
+        check_fault_handling(sim, chair, lock, unlock)
     finally:
         other.close()
         chair.close()
