@@ -4,6 +4,7 @@ record must hold every event the console had reported recorded."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -201,6 +202,7 @@ class Zygote:
                                       "zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
         self.n = 0
+        self.pids: list[int] = []
 
     def fork(self, *args: str) -> tuple[int, Path]:
         self.n += 1
@@ -208,9 +210,13 @@ class Zygote:
         out.touch()  # there even if the kill lands before the child opens it
         self.proc.stdin.write(json.dumps([str(out), *args]) + "\n")
         self.proc.stdin.flush()
-        return int(self.proc.stdout.readline()), out
+        self.pids.append(int(self.proc.stdout.readline()))
+        return self.pids[-1], out
 
     def close(self) -> None:
+        for pid in self.pids:  # a test that failed midway leaves no console running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.proc.stdin.close()
         self.proc.wait(timeout=10)
 
