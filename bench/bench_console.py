@@ -46,9 +46,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def console_pid(sock: str) -> int:
-    shell = int(tmux(sock, "display-message", "-p", "#{pane_pid}").strip())
-    out = subprocess.run(["pgrep", "-P", str(shell)], capture_output=True, text=True).stdout
-    return int(out.split()[0]) if out.strip() else shell
+    """The console: the pane's process itself, or (through a shell) its child."""
+    pane = int(tmux(sock, "display-message", "-p", "#{pane_pid}").strip())
+    for pid in [pane, *map(int, subprocess.run(["pgrep", "-P", str(pane)], capture_output=True,
+                                               text=True).stdout.split())]:
+        if "console" in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+            return pid
+    raise SystemExit("no console process in the tmux pane")
 
 
 def share(pid: int, seconds: float) -> float:
@@ -114,6 +118,7 @@ def main() -> int:
         wait_for(sock, "Client")
         first_screen = time.monotonic() - started
         pid = console_pid(sock)
+        time.sleep(3)  # start-up done (the service's handshake, the console's first views)
         idle, service_idle = shares([pid, service_pid(pid)], seconds)
         for keys in (("C-n",), ("Ann Lee", "C-n"), ("C-n",), ("C-n",)):
             tmux(sock, "send-keys", *keys)
