@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench_stop import Sim, cpu_times, pct, wait_for  # run as a script: bench/ is on sys.path
+from console_drive import to_armed, until
 
 from firmware_bridge import Machine, State
 from protocols import MachineSettings
@@ -55,40 +56,9 @@ async def console(sim: Sim, db: Path, seconds: float) -> tuple[list[float], str]
     store = open_store(f"sqlite:///{db}")
     app = make_app(store, url=sim.port)
 
-    async def until(pilot, pred, timeout: float = 15.0) -> None:
-        end = time.monotonic() + timeout
-        while not pred():
-            if time.monotonic() > end:
-                raise TimeoutError(f"console stuck on {type(app.screen).__name__}")
-            await pilot.pause(0.03)
-
-    async def keys(pilot, *names: str) -> None:
-        for key in names:  # Pilot.press waits for idle, which never comes with telemetry
-            app.simulate_key(key)
-            await pilot.pause(0.05)
-
-    def on(name: str):
-        return lambda: type(app.screen).__name__ == name
-
     try:
         async with app.run_test(size=(130, 42)) as pilot:
-            await until(pilot, on("ClientScreen"))
-            await keys(pilot, "ctrl+n")
-            await until(pilot, lambda: app.screen.query("#name"))
-            app.screen.query_one("#name").value = "Bench Client"
-            await keys(pilot, "ctrl+n")
-            await until(pilot, on("GateScreen"))
-            await keys(pilot, "ctrl+n")
-            await until(pilot, on("PlanScreen"))
-            await keys(pilot, "ctrl+n")
-            await until(pilot, on("WorkScreen"))
-            await keys(pilot, "1")
-            await until(pilot, lambda: app.view.machine.applied is not None)
-            await pilot.pause(1.0)  # the depth actuator reaches its setpoint
-            await keys(pilot, "a")
-            await until(pilot, on("Confirm"))
-            await keys(pilot, "y")
-            await until(pilot, lambda: app.view.machine.state == MachineState.ARMED)
+            await to_armed(pilot)
             sim.command("pedal down")
             await until(pilot, lambda: app.view.machine.state == MachineState.RUNNING)
             machine = app.controller.machine

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from bench_stop import Sim, cpu_times, pct  # run as a script: bench/ is on sys.path
+from console_drive import to_armed, until
 
 TARGET_MS = 50.0
 
@@ -98,21 +99,6 @@ async def case(sim: Sim, db: Path, journal: Path, fault, seconds: float) -> dict
     app.controller.sink.journal_dir = journal
     lags: list[float] = []
 
-    async def until(pilot, pred, timeout: float = 20.0) -> None:
-        end = time.monotonic() + timeout
-        while not pred():
-            if time.monotonic() > end:
-                raise TimeoutError(f"console stuck on {type(app.screen).__name__}")
-            await pilot.pause(0.03)
-
-    async def keys(pilot, *names: str) -> None:
-        for key in names:  # Pilot.press waits for idle, which never comes with telemetry
-            app.simulate_key(key)
-            await pilot.pause(0.05)
-
-    def on(name: str):
-        return lambda: type(app.screen).__name__ == name
-
     try:
         async with app.run_test(size=(130, 42)) as pilot:
             last = [time.monotonic()]
@@ -123,22 +109,7 @@ async def case(sim: Sim, db: Path, journal: Path, fault, seconds: float) -> dict
                 last[0] = now
 
             app.set_interval(0.01, probe)
-            await until(pilot, on("ClientScreen"))
-            await keys(pilot, "ctrl+n")
-            await until(pilot, lambda: app.screen.query("#name"))
-            app.screen.query_one("#name").value = "Bench Client"
-            await keys(pilot, "ctrl+n")
-            await until(pilot, on("GateScreen"))
-            await keys(pilot, "ctrl+n")
-            await until(pilot, on("PlanScreen"))
-            await keys(pilot, "ctrl+n")
-            await until(pilot, on("WorkScreen"))
-            await keys(pilot, "1")
-            await until(pilot, lambda: app.view.machine.applied is not None)
-            await keys(pilot, "a")
-            await until(pilot, on("Confirm"))
-            await keys(pilot, "y")
-            await until(pilot, lambda: app.view.machine.state == MachineState.ARMED)
+            await to_armed(pilot)
             t0 = time.monotonic_ns()
             sim.command("pedal down")
             await until(pilot, lambda: app.view.machine.state == MachineState.RUNNING)

@@ -71,16 +71,22 @@ def _stops(store, session: int) -> list[str]:
             Event.session_id == session, Event.kind == "stop"))]
 
 
-def test_a_stop_straight_before_closing_is_recorded(store, tmp_path):
-    """A hung-up terminal sends STOP mid-run and closes the console at once: the machine
-    latched the STOP and ended the run, and the old controller closed before its telemetry
-    said so, losing both entries."""
+def _armed(store, tmp_path) -> tuple[SessionController, int]:
+    """A controller of its own (the test closes it), a session open, the machine armed."""
     c = SessionController(store, journal_dir=tmp_path / "journal")
     c.connect("sim://?seed=3")
     c.add_client(new_client())
     session = c.start_session(plan(), CLEAR, {})
     c.select_zone(Zone.HAIRLINE)
     c.arm()
+    return c, session
+
+
+def test_a_stop_straight_before_closing_is_recorded(store, tmp_path):
+    """A hung-up terminal sends STOP mid-run and closes the console at once: the machine
+    latched the STOP and ended the run, and the old controller closed before its telemetry
+    said so, losing both entries."""
+    c, session = _armed(store, tmp_path)
     c.simulator.do("pedal down")
     assert wait_until(lambda: c.view.machine.state == MachineState.RUNNING)
     assert c.stop(by="the test")[0]
@@ -92,12 +98,7 @@ def test_a_stop_straight_before_closing_is_recorded(store, tmp_path):
 
 
 def test_closing_after_a_second_stop_does_not_wait_for_a_latch_already_seen(store, tmp_path):
-    c = SessionController(store, journal_dir=tmp_path / "journal")
-    c.connect("sim://?seed=3")
-    c.add_client(new_client())
-    session = c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
-    c.arm()
+    c, session = _armed(store, tmp_path)
     assert c.stop()[0]
     assert wait_until(lambda: any("STOP sent by the technician" in line for line in c.view.log))
     assert c.stop()[0]  # acknowledged; the machine was already stopped: no new latch comes
