@@ -21,17 +21,29 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from firmware_bridge import Machine
 from protocols import MachineSettings
+
+_said = threading.Lock()
+
+
+def say(text: str) -> None:
+    """One whole line to the test: the sink's thread and the main thread both speak, and
+    print() writes the text and its newline separately, so a line could come out as
+    "armedevent 7 ..." and a test waiting for "armed" would wait for ever."""
+    with _said:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def bridge(port: str) -> None:
     m = Machine.connect(port)
     m.apply(MachineSettings(depth_mm=1.8, rate_hz=130, voltage_v=7.5))
     m.arm()
-    print("armed", flush=True)
+    say("armed")
     while True:
         time.sleep(1)
 
@@ -43,7 +55,7 @@ def client(port: str) -> None:
     m, _service = connect_machine(port)
     m.apply(MachineSettings(depth_mm=1.8, rate_hz=130, voltage_v=7.5))
     m.arm()
-    print("armed", flush=True)
+    say("armed")
     while True:
         time.sleep(1)
 
@@ -61,7 +73,7 @@ def _controller(url: str, journal: str):
     def journaled(fact):  # returns once the fact is in the journal (appended and fsynced)
         accept(fact)
         if fact["op"] == "event":
-            print(f"event {fact['seq']} {fact['kind']}", flush=True)
+            say(f"event {fact['seq']} {fact['kind']}")
 
     c.sink._accept = journaled
     return c
@@ -74,10 +86,10 @@ def controller(port: str, url: str, journal: str) -> None:
     c = _controller(url, journal)
     c.connect(port)
     c.add_client(new_client())
-    print(f"session {c.start_session(plan(), CLEAR, {})}", flush=True)
+    say(f"session {c.start_session(plan(), CLEAR, {})}")
     c.select_zone(Zone.HAIRLINE)
     c.arm()
-    print("armed", flush=True)
+    say("armed")
     while True:
         time.sleep(1)
 
@@ -94,19 +106,19 @@ def session(port: str, url: str, journal: str, seed: str) -> None:
     c = _controller(url, journal)
     c.connect(port)
     c.add_client(new_client(f"Client {seed}"))
-    print(f"session {c.start_session(plan(), CLEAR, {})}", flush=True)
+    say(f"session {c.start_session(plan(), CLEAR, {})}")
     while True:
         try:
             c.select_zone(rng.choice([Zone.HAIRLINE, Zone.CROWN]))
             c.arm()
-            print("armed", flush=True)
+            say("armed")
             for _ in range(rng.randrange(4)):
                 c.adjust(rng.choice(["depth_mm", "rate_hz", "voltage_v"]), rng.choice([-1, 1]))
             c.bump_coverage(5)
             time.sleep(rng.random() * 0.2)
             c.disarm()
         except (WorkflowError, SmpError) as exc:  # refused (a pedal down, a limit): go on
-            print(f"refused {exc}", flush=True)
+            say(f"refused {exc}")
             time.sleep(0.05)
 
 

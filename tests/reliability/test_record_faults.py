@@ -220,8 +220,9 @@ def test_the_journal_of_a_killed_console_is_replayed_at_the_next_start(sim, tmp_
     reported = []
     try:
         session = int(child.stdout.readline().split()[1])
-        while (line := child.stdout.readline().strip()) != "armed":
-            reported.append(line)
+        while (line := child.stdout.readline()).strip() != "armed":
+            assert line, "the console ended before it armed"
+            reported.append(line.strip())
         for _ in range(2):
             sim.say("pedal down")
             assert sim.log.wait_state("RUNNING")
