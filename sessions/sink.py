@@ -147,12 +147,16 @@ class RecorderSink:
         retry_at = 0.0  # while the store is not writing: when to try it again
         while True:
             now = time.monotonic()
-            wake = retry_at if self._pending else self._renew_at
-            timeout = max(0.0, wake - now)
+            # Nothing to retry and no lease to renew: sleep until told (waking every
+            # millisecond for a lease nobody holds kept a core 2% busy with no session open).
+            wake = retry_at if self._pending else self._renew_at if self._sessions else None
+            timeout = None if wake is None else max(0.0, wake - now)
             if deadline is not None:
-                timeout = min(timeout, max(0.0, deadline - now))
+                timeout = max(0.0, deadline - now) if timeout is None else min(
+                    timeout, max(0.0, deadline - now))
             try:
-                what, arg = self._inbox.get(timeout=timeout if timeout > 0 else 0.001)
+                what, arg = self._inbox.get(
+                    timeout=None if timeout is None else timeout if timeout > 0 else 0.001)
             except queue.Empty:
                 what, arg = "", None
             if what == "fact":
