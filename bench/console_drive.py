@@ -9,7 +9,8 @@ async def until(pilot, pred, timeout: float = 20.0) -> None:
     end = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > end:
-            raise TimeoutError(f"console stuck on {type(pilot.app.screen).__name__}")
+            raise TimeoutError(f"console stuck on {type(pilot.app.screen).__name__}; its log "
+                               f"ends {list(pilot.app.view.log[-3:])}")
         await pilot.pause(0.03)
 
 
