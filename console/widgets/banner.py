@@ -26,7 +26,7 @@ class Banner(Static):
         self.set_class(not words, "-none")
         self.set_class(any(w != "SIMULATOR" for w in alarms), "-alarm")
         # Separated by a bar and in capitals, so that no colour is needed to read them.
-        # Through set_text: a new view comes ten times a second, and an update of the
+        # Through set_text: new views come several times a second, and an update of the
         # banner laid out the whole screen again each time.
         set_text(self, "  |  ".join(w if w == PRESENTATION else f"*** {w} ***"
                                     if w != "SIMULATOR" else
