@@ -126,9 +126,23 @@ class SmpApp(App):
         self.workflow: dict[str, Any] = {}  # choices carried from screen to screen
         self._sim_order = threading.Lock()
         self.set_reactive(SmpApp.presentation, self.config_.presentation)
+        # The keys that stop on every screen, as the key map applies them: the terminal's
+        # input thread sends STOP for these before the UI sees them (console/stop_driver.py).
+        keymap = with_stop_keys(self.config_.keymap)
+        self.stop_keys = frozenset(
+            key.strip() for b in self.BINDINGS if b.id in ("stop", "stop-ctrl-c")
+            for key in keymap.get(b.id, b.key).split(","))
         if self.config_.theme not in self.available_themes:
             raise ConfigError(f"theme {self.config_.theme!r}: allowed "
                               f"{', '.join(sorted(self.available_themes))}")
+
+    def get_driver_class(self) -> type:
+        from textual.drivers.linux_driver import LinuxDriver
+
+        from console.stop_driver import StopFirstDriver
+
+        found = super().get_driver_class()
+        return StopFirstDriver if found is LinuxDriver else found
 
     # --- start-up ------------------------------------------------------------------------
 

@@ -430,6 +430,15 @@ class SessionController:
         self._inbox.put(("stopped", acked))
         return acked, self._record.text
 
+    def stop_now(self, by: str = "the technician") -> None:
+        """STOP, sent at once from the calling thread without waiting for the answer (the
+        terminal's input thread: console/stop_driver.py). `stop()` then says the outcome."""
+        machine = self.machine
+        if machine is None:
+            return
+        self._stops_sent, self._stop_by = time.monotonic(), by
+        machine.stop(wait=False)
+
     # --- the queue ----------------------------------------------------------------------------
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -298,6 +298,8 @@ def test_stop_f1_in_console_toml_leaves_esc_space_and_ctrl_c_stopping(store):
     from console.config import ConsoleConfig
 
     app = make_app(store, config=ConsoleConfig(keymap={"stop": "f1"}))
+    # The terminal's input thread stops on the same keys, space aside (console/stop_driver.py).
+    assert app.stop_keys == {"escape", "f1", "ctrl+c"}
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:

@@ -190,3 +190,18 @@ def test_two_chairs_on_one_record_cannot_close_each_others_sessions(shared_url, 
         b.close()
         other.close()
         store.close()
+
+
+def test_stop_now_stops_without_waiting_and_is_recorded_as_the_technicians(store, tmp_path):
+    """The terminal's input thread sends STOP this way (console/stop_driver.py)."""
+    c, session = _armed(store, tmp_path)
+    try:
+        began = time.monotonic()
+        c.stop_now()
+        assert time.monotonic() - began < 0.05  # it does not wait for the answer
+        assert wait_until(lambda: c.view.machine.state == MachineState.STOPPED)
+        assert wait_until(lambda: any("STOP sent by the technician" in line
+                                      for line in c.view.log))
+    finally:
+        c.close()
+    assert _stops(store, session) == ["STOP sent by the technician"]
