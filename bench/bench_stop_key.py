@@ -9,7 +9,14 @@ and of the STOP wait on the lock), and the
 history browser loading (F4, its first read of a record holding `clients` clients with a
 session each, started just before the key). Target: p99 < 10 ms in every case.
 
-    .venv/bin/python bench/bench_stop_key.py [trials] [clients]
+Pilot hands keys to the app's loop directly, past the terminal driver, where STOP keys are now
+acted on first (console/stop_driver.py). `--terminal` runs the console in tmux instead, on the
+same record, and sends Ctrl+C (a STOP key the terminal delivers at once; a lone Esc waits for
+the parser to tell it from an escape sequence) with `tmux send-keys`, timed from just before
+that call (so the tmux client's start is in the figure), with the history browser opened just
+before, and without it (baseline).
+
+    .venv/bin/python bench/bench_stop_key.py [trials] [clients] [--terminal]
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -126,7 +134,98 @@ async def trials(sim: Sim, db: Path, n: int, busy: str) -> list[float]:
     return out
 
 
+SMP = str(Path(sys.executable).with_name("smp"))
+
+
+def tmux(sock: str, *args: str) -> str:
+    return subprocess.run(["tmux", "-S", sock, *args], capture_output=True, text=True,
+                          check=True, timeout=10).stdout
+
+
+def on_screen(sock: str, text: str, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while text not in tmux(sock, "capture-pane", "-p"):
+        if time.monotonic() > end:
+            raise TimeoutError(f"{text!r} not on screen:\n{tmux(sock, 'capture-pane', '-p')}")
+        time.sleep(0.02)
+
+
+def state_after(events: Path, after_ns: int, state: str, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for line in events.read_text().splitlines():
+            if line.endswith("}"):
+                e = json.loads(line)
+                if (e["what"] == "state" and e["mono_ns"] >= after_ns
+                        and e["detail"].split(": ")[0].endswith(f"-> {state}")):
+                    return
+        time.sleep(0.01)
+    raise TimeoutError(f"the machine did not reach {state}")
+
+
+def terminal(tmp: Path, n: int, clients: int) -> list[str]:
+    db = tmp / "record.sqlite3"
+    seed(db, clients)
+    sim = Sim(tmp / "machine-terminal.jsonl")
+    sock = str(tmp / "tmux.sock")
+    env = (f"XDG_CONFIG_HOME={tmp} XDG_DATA_HOME={tmp} SMP_DB_URL=sqlite:///{db} "
+           "TERM=xterm-256color")
+    tmux(sock, "-f", "/dev/null", "new-session", "-d", "-x", "130", "-y", "42",
+         f"env {env} {SMP} console --port {sim.port}")
+    rows = []
+    try:
+        on_screen(sock, "Client")
+        tmux(sock, "send-keys", "C-n")
+        time.sleep(1.0)
+        tmux(sock, "send-keys", "Bench Client", "C-n")
+        for _ in range(2):
+            time.sleep(1.0)
+            tmux(sock, "send-keys", "C-n")
+        on_screen(sock, "STOP  (space / Esc)")
+        tmux(sock, "send-keys", "1")
+        on_screen(sock, "applied (read-back)")
+        for busy in ("none", "history"):
+            ms = []
+            for _ in range(n):
+                tmux(sock, "send-keys", "a")
+                on_screen(sock, "Arm (y)")  # to arm, or to clear a STOP and re-arm
+                tmux(sock, "send-keys", "y")
+                on_screen(sock, "Machine: ARMED")
+                t_run = time.monotonic_ns()
+                sim.command("pedal down")
+                state_after(sim.events, t_run, "RUNNING")
+                if busy == "history":
+                    tmux(sock, "send-keys", "F4")
+                    time.sleep(0.02)
+                t0 = time.monotonic_ns()
+                tmux(sock, "send-keys", "C-c")
+                ms.append((stop_after(sim.events, t0) - t0) / 1e6)
+                sim.command("pedal up")
+                if busy == "history":
+                    on_screen(sock, "Recall by lot")
+                    tmux(sock, "send-keys", "F10")
+                on_screen(sock, "Machine: STOPPED")
+            label = {"none": "nothing else (baseline)",
+                     "history": f"history browser loading ({clients} clients)"}[busy]
+            rows.append(f"| terminal: {label} | {len(ms)} | {pct(ms, 50):.2f} ms | "
+                        f"{pct(ms, 99):.2f} ms | {max(ms):.2f} ms |")
+    finally:
+        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+        sim.close()
+    return rows
+
+
 def main() -> int:
+    if "--terminal" in sys.argv:
+        sys.argv.remove("--terminal")
+        args = [int(a) for a in sys.argv[1:]]
+        rows = terminal(Path(tempfile.mkdtemp(prefix="bench-stop-key-")),
+                        args[0] if args else 20, args[1] if len(args) > 1 else 2000)
+        print("| console busy with | trials | p50 | p99 | max |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(r)
+        return 0
     args = [int(a) for a in sys.argv[1:]]
     n = args[0] if args else 30
     clients = args[1] if len(args) > 1 else 2000
