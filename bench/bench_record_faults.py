@@ -32,23 +32,11 @@ from console_drive import to_armed, until
 TARGET_MS = 50.0
 
 
-def machine_runs(events: Path, after_ns: int) -> int:
-    runs = 0
-    for line in events.read_text().splitlines():
-        e = json.loads(line)
-        if e["what"] == "state" and e["mono_ns"] >= after_ns and e["detail"].startswith(
-                "RUNNING -> "):
-            runs += 1
-    return runs
-
-
-def stopped_after(events: Path, after_ns: int) -> int | None:
-    for line in events.read_text().splitlines():
-        e = json.loads(line)
-        if e["what"] == "state" and e["mono_ns"] >= after_ns and e["detail"].startswith(
-                "RUNNING -> "):
-            return e["mono_ns"]
-    return None
+def runs_ended(events: Path, after_ns: int) -> list[int]:
+    """When the needle left RUNNING, by the machine's log, at or after `after_ns`."""
+    return [e["mono_ns"] for e in map(json.loads, events.read_text().splitlines())
+            if e["what"] == "state" and e["mono_ns"] >= after_ns
+            and e["detail"].startswith("RUNNING -> ")]
 
 
 def recorded_runs(db: Path) -> int:
@@ -130,10 +118,11 @@ async def case(sim: Sim, db: Path, journal: Path, fault, seconds: float) -> dict
             await app.action_quit()
     finally:
         store.close()
-    stop = stopped_after(sim.events, faulted)
+    stops = runs_ended(sim.events, faulted)
+    stop = stops[0] if stops else None
     return {"lags": measured, "banner": banner,
             "stopped_ms": None if stop is None else (stop - faulted) / 1e6,
-            "runs_machine": machine_runs(sim.events, t0), "runs_record": recorded_runs(db)}
+            "runs_machine": len(runs_ended(sim.events, t0)), "runs_record": recorded_runs(db)}
 
 
 def mount_tmpfs(path: Path) -> bool:

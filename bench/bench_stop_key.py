@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import subprocess
 import sys
@@ -38,17 +37,9 @@ TARGET_P99_MS = 10.0
 STOP_KEY = "escape"  # STOP on every screen; space types into a text field (the history search)
 
 
-def stop_after(events: Path, after_ns: int, timeout: float = 5.0) -> int:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for line in events.read_text().splitlines():
-            if not line.endswith("}"):
-                continue
-            e = json.loads(line)
-            if e["what"] == "STOP" and e["mono_ns"] >= after_ns:
-                return e["mono_ns"]
-        time.sleep(0.005)
-    raise TimeoutError("the machine logged no STOP")
+def stop_after(sim: Sim, after_ns: int) -> int:
+    """When the machine logged the first STOP at or after `after_ns`."""
+    return sim.wait_event(after_ns, lambda e: e["what"] == "STOP", timeout=5)["mono_ns"]
 
 
 def seed(db: Path, clients: int) -> None:
@@ -115,7 +106,7 @@ async def trials(sim: Sim, db: Path, n: int, busy: str) -> list[float]:
                     await pilot.pause(0.05)
                 t0 = time.monotonic_ns()
                 app.simulate_key(STOP_KEY)
-                stopped = await asyncio.to_thread(stop_after, sim.events, t0)
+                stopped = await asyncio.to_thread(stop_after, sim, t0)
                 out.append((stopped - t0) / 1e6)
                 sim.command("pedal up")
                 await until(pilot, lambda: app.view.machine.state == MachineState.STOPPED)
@@ -150,19 +141,6 @@ def on_screen(sock: str, text: str, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def state_after(events: Path, after_ns: int, state: str, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for line in events.read_text().splitlines():
-            if line.endswith("}"):
-                e = json.loads(line)
-                if (e["what"] == "state" and e["mono_ns"] >= after_ns
-                        and e["detail"].split(": ")[0].endswith(f"-> {state}")):
-                    return
-        time.sleep(0.01)
-    raise TimeoutError(f"the machine did not reach {state}")
-
-
 def terminal(tmp: Path, n: int, clients: int) -> list[str]:
     db = tmp / "record.sqlite3"
     seed(db, clients)
@@ -193,13 +171,14 @@ def terminal(tmp: Path, n: int, clients: int) -> list[str]:
                 on_screen(sock, "Machine: ARMED")
                 t_run = time.monotonic_ns()
                 sim.command("pedal down")
-                state_after(sim.events, t_run, "RUNNING")
+                sim.wait_event(t_run, lambda e: e["what"] == "state"
+                               and e["detail"].split(": ")[0].endswith("-> RUNNING"))
                 if busy == "history":
                     tmux(sock, "send-keys", "F4")
                     time.sleep(0.02)
                 t0 = time.monotonic_ns()
                 tmux(sock, "send-keys", "C-c")
-                ms.append((stop_after(sim.events, t0) - t0) / 1e6)
+                ms.append((stop_after(sim, t0) - t0) / 1e6)
                 sim.command("pedal up")
                 if busy == "history":
                     on_screen(sock, "Recall by lot")
