@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -151,6 +152,9 @@ class SessionRow(Base):
     # runs; only a session whose lease has run out is "interrupted" (docs/record.md).
     owner: Mapped[str] = mapped_column(String(200), default="")
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sessions recorded before needle runs were (schema 0004) have none: their zones carry
+    # only the last settings confirmed there, and every view labels them so.
+    per_run: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class GateAnswer(Base):
@@ -193,7 +197,8 @@ class NeedleUse(Base):
 
 
 class ZoneWork(Base):
-    """One zone worked in one session; the applied settings are the last read-back there."""
+    """One zone worked in one session. Its settings columns are the last the machine confirmed
+    there; what was used on skin is derived from the zone's needle runs."""
 
     __tablename__ = "zone_works"
     __table_args__ = (UniqueConstraint("session_id", "zone"),)
@@ -232,8 +237,67 @@ class Event(Base):
     payload: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
 
 
+class NeedleRun(Base):
+    """One needle run, the clinical unit: the machine RUNNING until it left RUNNING, at one set
+    of settings the machine confirmed (a change mid-run splits the run). Times are the
+    machine's own (TELEMETRY needle_ms); settings NULL means the machine had not confirmed
+    what it held. `adjustments` is a JSON list of the technician's steps in effect."""
+
+    __tablename__ = "needle_runs"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),
+                      Index("ix_needle_runs_session_zone", "session_id", "zone"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... within the session
+    zone: Mapped[str | None] = mapped_column(String(30))
+    profile: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    needle_ms: Mapped[int] = mapped_column(Integer)
+    exact: Mapped[bool] = mapped_column(Boolean, default=True)
+    ended_by: Mapped[str] = mapped_column(String(100), default="")
+    depth_um: Mapped[int | None] = mapped_column(Integer)
+    rate_dhz: Mapped[int | None] = mapped_column(Integer)
+    voltage_mv: Mapped[int | None] = mapped_column(Integer)
+    adjustments: Mapped[str] = mapped_column(Text, default="[]")
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    under_speed_ms: Mapped[int] = mapped_column(Integer, default=0)
+    faults: Mapped[int] = mapped_column(Integer, default=0)
+    rate_mean_dhz: Mapped[int | None] = mapped_column(Integer)
+    rate_min_dhz: Mapped[int | None] = mapped_column(Integer)
+    rate_max_dhz: Mapped[int | None] = mapped_column(Integer)
+    voltage_mean_mv: Mapped[int | None] = mapped_column(Integer)
+    voltage_min_mv: Mapped[int | None] = mapped_column(Integer)
+    voltage_max_mv: Mapped[int | None] = mapped_column(Integer)
+    current_mean_ma: Mapped[int | None] = mapped_column(Integer)
+    current_min_ma: Mapped[int | None] = mapped_column(Integer)
+    current_max_ma: Mapped[int | None] = mapped_column(Integer)
+    depth_mean_um: Mapped[int | None] = mapped_column(Integer)
+    depth_min_um: Mapped[int | None] = mapped_column(Integer)
+    depth_max_um: Mapped[int | None] = mapped_column(Integer)
+
+
+class FlightChunk(Base):
+    """The flight recorder: a session's telemetry at full rate and its link health, in
+    compressed chunks of consecutive frames (sessions/flight.py holds the format). Outside
+    the append-only rule: pruned after the retention the clinic sets."""
+
+    __tablename__ = "flight_chunks"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    frames: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class TelemetrySummary(Base):
-    """Per pedal run (run_index set) or per zone (run_index NULL): kept for good."""
+    """Sessions before schema 0004: per pedal run (run_index set) or per zone (run_index
+    NULL). Kept for good and read as they were; newer sessions have needle runs instead."""
 
     __tablename__ = "telemetry_summaries"
 
