@@ -114,8 +114,10 @@ def _client(store, text: str) -> int:
                                                              else ""))
         for z in sv.zones:
             cov = "-" if z.coverage_pct is None else f"{z.coverage_pct}%"
-            echo(f"  {z.zone:<14} coverage {cov:<5} {z.settings or 'no settings applied'}"
-                  + (f"  profile {z.profile}" if z.profile else ""))
+            echo(f"  {z.zone:<14} coverage {cov:<5} passes {z.passes}"
+                 + (f"  profile {z.profile}" if z.profile else ""))
+            for line in z.settings_text():
+                echo(f"  {'':<14} {line}")
         for p in sv.pigments:
             echo(f"  pigment   {p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
                   + (f" ({p.zone})" if p.zone else ""))

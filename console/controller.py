@@ -163,8 +163,38 @@ class _ZoneState:
     run_ms: int = 0
     runs: int = 0
     coverage: int | None = None
-    settings: MachineSettings | None = None
+    passes: int = 0
+    settings: MachineSettings | None = None  # the last the machine confirmed here
     profile: str | None = None  # the profile chosen for this zone in this session
+    # What the zone starts from (the resolved profile, or repeated settings) and why beyond
+    # the profile's own reasons; the technician's steps from it hold for the session.
+    start: MachineSettings | None = None
+    start_why: tuple[str, ...] = ()
+    steps: dict[str, int] = field(default_factory=dict)  # setting field -> steps
+
+    def wanted(self, steps: dict[str, int] | None = None) -> MachineSettings:
+        """The start plus `steps` (by default the zone's own); ValueError off the limits."""
+        assert self.start is not None
+        steps = self.steps if steps is None else steps
+        values = {q.field: self.start.value(q) + q.step * steps.get(q.field, 0)
+                  for q in QUANTITIES}
+        return MachineSettings(**values)
+
+    def why(self, steps: dict[str, int] | None = None) -> tuple[str, ...]:
+        """What these settings carry beyond the profile: a repeat, the technician's steps."""
+        return self.start_why + adjustment_texts(self.steps if steps is None else steps)
+
+
+def adjustment_texts(steps: dict[str, int]) -> tuple[str, ...]:
+    """"technician: depth +0.05 mm": each setting the technician moved, by how much."""
+    out = []
+    for name, fld in ADJUSTABLE.items():
+        n = steps.get(fld, 0)
+        if n:
+            q = BY_FIELD[fld]
+            out.append(f"technician: {name} {'+' if n > 0 else '-'}"
+                       f"{q.fmt_unit(abs(q.step * n))}")
+    return tuple(out)
 
 
 @dataclass
@@ -395,9 +425,14 @@ class SessionController:
         """Fine adjustment: `steps` steps of one setting from the confirmed value."""
         return self._call(self._adjust, field_name, steps)
 
-    def repeat_last(self) -> MachineSettings:
-        """The settings confirmed on this zone at this client's last visit to it."""
+    def repeat_last(self) -> str:
+        """Apply the settings used on skin in this zone at the client's last session that
+        ran the needle there (sessions.history.settings_to_repeat); says what and whence."""
         return self._call(self._repeat_last)
+
+    def mark_pass(self) -> int:
+        """The technician finished a pass over the current zone: the passes so far."""
+        return self._call(self._mark_pass)
 
     def set_coverage(self, zone: Zone, pct: int) -> None:
         self._call(self._set_coverage, Zone(zone), pct)
@@ -662,46 +697,82 @@ class SessionController:
         target = res.plan.target_density_pct
         work.recorder.zone_changed(zone, profile=chosen.name, reasons=res.reasons,
                                    target_density_pct=target)
+        zs = work.zones[zone]
+        if zs.profile != chosen.name or zs.start is None:
+            if zs.steps or zs.start_why:
+                self._note(f"{zone.label}: another profile, so the earlier adjustments and "
+                           "repeat no longer apply")
+            zs.start, zs.start_why, zs.steps = res.settings, (), {}
         work.zone, work.profile, work.reasons = zone, chosen.name, res.reasons
-        work.zones[zone].profile = chosen.name
+        zs.profile = chosen.name
         work.advisories, work.target = entry.advisories(res.advisories), target
-        self._note(f"zone {zone.label}: profile {chosen.name}")
+        held = " (its adjustments hold)" if zs.steps or zs.start_why else ""
+        self._note(f"zone {zone.label}: profile {chosen.name}{held}")
         self._publish()
-        return (yield from self._apply(res.settings))
+        return (yield from self._apply(zs.wanted(), zs.why()))
 
     def _adjust(self, field_name: str, steps: int):
+        """Steps from the zone's start; they hold for the zone for the rest of the session."""
         work = self._require_work()
         q = BY_FIELD[field_name]
-        current = self._current_settings(work)
-        values = {x.field: current.value(x) for x in QUANTITIES}
-        values[q.field] = values[q.field] + q.step * steps
+        self._current_settings(work)
+        zs = work.zones[work.zone]
+        if zs.start is None:
+            raise WorkflowError(f"{work.zone.label}: choose its profile again before adjusting")
+        moved = {**zs.steps, q.field: zs.steps.get(q.field, 0) + steps}
         try:
-            wanted = MachineSettings(**values)
+            wanted = zs.wanted(moved)
         except ValueError:
-            raise WorkflowError(f"{q.label} {q.fmt_unit(values[q.field])} is outside the hard "
+            value = zs.start.value(q) + q.step * moved[q.field]
+            raise WorkflowError(f"{q.label} {q.fmt_unit(value)} is outside the hard "
                                 f"limits {q.range_text()}") from None
-        return (yield from self._apply(wanted))
+        applied = yield from self._apply(wanted, zs.why(moved))
+        zs.steps = {k: v for k, v in moved.items() if v}
+        self._publish()
+        return applied
 
     def _repeat_last(self):
         work = self._require_work()
         if work.zone is None:
             raise WorkflowError("choose a zone first")
-        # The newest visit may be this session's own (once a setting is applied here).
-        visits = yield _Query(functools.partial(history.zone_history, self.store,
-                                                work.client.id, work.zone, limit=2,
-                                                with_settings=True))
-        if isinstance(visits, BaseException):
-            raise visits
-        visit = next((v for v in visits if v.session_id != work.recorder.session_id), None)
-        if visit is None or visit.work.settings is None:
-            raise WorkflowError(f"no earlier session of this client has confirmed settings "
-                                f"for {work.zone.label}")
-        work.recorder.note(f"repeating {work.zone.value} settings of session "
-                           f"{visit.session_id} ({visit.started_at:%Y-%m-%d})")
-        return (yield from self._apply(visit.work.settings))
+        zone = work.zone
+        found = yield _Query(functools.partial(history.settings_to_repeat, self.store,
+                                               work.client.id, zone,
+                                               excluding=work.recorder.session_id))
+        if isinstance(found, BaseException):
+            raise found
+        if found is None:
+            raise WorkflowError(f"no earlier session of this client ran the needle in "
+                                f"{zone.label} at confirmed settings")
+        text = f"{found.text()} (session {found.session_id})"
+        work.recorder.note(f"{zone.value}: {text}")
+        zs = work.zones[zone]
+        yield from self._apply(found.settings, (text,))
+        zs.start, zs.start_why, zs.steps = found.settings, (text,), {}
+        self._note(f"{zone.label}: {text}")
+        self._publish()
+        return found.text()
 
-    def _apply(self, wanted: MachineSettings):
-        """Send settings; what the record and the screen get is what the machine reported."""
+    def _mark_pass(self) -> int:
+        work = self._require_work()
+        if work.zone is None:
+            raise WorkflowError("choose a zone first: a pass is over one zone")
+        self._require_record("mark a pass")
+        zs = work.zones[work.zone]
+        zs.passes += 1
+        work.recorder.record_passes(work.zone, zs.passes)
+        self._note(f"{work.zone.label}: pass {zs.passes} done")
+        self._publish()
+        return zs.passes
+
+    def _run_ms(self) -> int | None:
+        """The machine's needle time of the run going on, if one is (to split it)."""
+        work = self._work
+        return work.runs.open_ms if work is not None and work.run_told else None
+
+    def _apply(self, wanted: MachineSettings, adjustments: tuple[str, ...] = ()):
+        """Send settings; what the record and the screen get is what the machine reported.
+        `adjustments` are the technician's steps they carry, recorded with them."""
         work = self._require_work()
         machine = self._require_machine()
         problems = machine.check(wanted)
@@ -717,7 +788,8 @@ class SessionController:
             # service has stopped it): that is the record's truth.
             applied = result.applied
             assert applied is not None
-            work.recorder.settings_applied(applied)
+            work.recorder.settings_applied(applied, adjustments=adjustments,
+                                           run_ms=self._run_ms())
             if work.zone is not None:
                 work.zones[work.zone].settings = applied
             self._machine_view = replace(self._machine_view, applied=applied,
@@ -769,7 +841,9 @@ class SessionController:
         if (machine.applied is None or not machine.confirmed
                 or machine.applied != work.zones[work.zone].settings):
             # The machine forgot its settings, or they are not confirmed: send them again.
-            yield from self._apply(self._current_settings(work))
+            current, zs = self._current_settings(work), work.zones[work.zone]
+            carried = zs.why() if zs.start is not None and current == zs.wanted() else ()
+            yield from self._apply(current, carried)
         raise_for((yield _MachineCall(Op.ARM)))
         work.armed_once = True
         work.recorder.note("armed")
@@ -926,14 +1000,14 @@ class SessionController:
             # by itself. This is what it holds, whatever was asked.
             self._machine_view = replace(mv, applied=event.applied, settings_known=True)
             if rec is not None:
-                rec.settings_applied(event.applied, source="telemetry")
+                rec.settings_applied(event.applied, source="telemetry", run_ms=self._run_ms())
             if work is not None and work.zone is not None:
                 work.zones[work.zone].settings = event.applied
             self._note(f"the machine reports holding {event.applied} (from its telemetry)")
         elif isinstance(event, SettingsUnknown):
             self._machine_view = replace(mv, applied=None, settings_known=False)
             if rec is not None:
-                rec.settings_unknown(event.requested, event.reason)
+                rec.settings_unknown(event.requested, event.reason, run_ms=self._run_ms())
             self._note(f"settings not confirmed: {event.reason}")
         elif isinstance(event, UnsafeReport):
             self._last_unsafe = event.what
@@ -960,7 +1034,8 @@ class SessionController:
             if work.clock is None:
                 work.clock = (t.uptime_ms, datetime.now(UTC))
             work.recorder.telemetry(Reading(self._wall(t.uptime_ms), t.rate_dhz, t.voltage_mv,
-                                            t.current_ma, fault=bool(faults)))
+                                            t.current_ma, fault=bool(faults),
+                                            depth_um=t.depth_um))
             for run in work.runs.feed(t):
                 changed = True
                 if isinstance(run, RunStarted):
@@ -998,12 +1073,12 @@ class SessionController:
             return
         work.run_told = False
         if run is None:
-            ms, at = work.runs.open_ms, datetime.now(UTC)
+            ms, at, exact = work.runs.open_ms, datetime.now(UTC), False
             work.runs.reset()
             ended_by += " (at least: the machine has not said more)"
         else:
-            ms, at = run.duration_ms, self._wall(run.uptime_ms)
-        work.recorder.pedal_up(ms, at=at)
+            ms, at, exact = run.duration_ms, self._wall(run.uptime_ms), run.exact
+        work.recorder.pedal_up(ms, at=at, ended_by=ended_by, exact=exact)
         if work.zone is not None:
             zs = work.zones[work.zone]
             zs.run_ms += ms
@@ -1079,13 +1154,16 @@ class SessionController:
         if w is None:
             return None
         zones = tuple(
-            ZoneStatus(z, z in w.plan.zones, s.coverage, s.run_ms, s.runs, s.settings)
+            ZoneStatus(z, z in w.plan.zones, s.coverage, s.run_ms, s.runs, s.settings,
+                       s.passes)
             for z, s in w.zones.items())
         running = w.runs.open_ms if w.run_told else 0
+        zs = w.zones[w.zone] if w.zone is not None else None
+        why = w.reasons + (zs.why() if zs else ())
         return WorkView(
             session_id=w.recorder.session_id, client=w.client.name,
             client_alias=w.client.alias, stage=w.plan.stage.label,
-            zone=w.zone, profile=w.profile, reasons=w.reasons, advisories=w.advisories,
+            zone=w.zone, profile=w.profile, reasons=why, advisories=w.advisories,
             profiles=tuple(e.profile.name for e in self.library.for_zone(w.zone))
             if w.zone else (),
             target_density_pct=w.target, zones=zones, run_ms=running,

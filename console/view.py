@@ -110,7 +110,8 @@ class ZoneStatus:
     coverage_pct: int | None  # as the technician recorded it
     run_ms: int  # needle running time in this zone
     runs: int
-    settings: MachineSettings | None  # the last read-back applied in this zone
+    settings: MachineSettings | None  # the last the machine confirmed in this zone
+    passes: int = 0  # marked by the technician
 
 
 @dataclass(frozen=True)

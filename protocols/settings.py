@@ -84,6 +84,12 @@ class MachineSettings(BaseModel):
                     f"{VOLTAGE.fmt_unit(VOLTAGE_WARN_ABOVE)}: unusual for SMP, check the skin"]
         return []
 
+    def short(self) -> str:
+        """"1.55 mm / 111 Hz / 6.6 V": the three settings where space is short."""
+        rate = RATE.fmt(self.rate_hz).removesuffix(".0")
+        return (f"{DEPTH.fmt_unit(self.depth_mm)} / {rate} {RATE.unit} / "
+                f"{VOLTAGE.fmt_unit(self.voltage_v)}")
+
     def __str__(self) -> str:
         return (f"depth {DEPTH.fmt_unit(self.depth_mm)}, rate {RATE.fmt_unit(self.rate_hz)}, "
                 f"voltage {VOLTAGE.fmt_unit(self.voltage_v)}")

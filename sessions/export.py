@@ -30,10 +30,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from protocols import DEPTH, RATE, VOLTAGE, MachineSettings, Zone
+from protocols import MachineSettings, Zone
 from protocols.text import BIDI, SEPARATORS, printable
 from sessions.errors import RecordError
-from sessions.history import ClientRecord, SessionView
+from sessions.history import ClientRecord, SessionView, ZoneView
+from sessions.needle_runs import NOT_CONFIRMED, UsedSettings, used_text
 from sessions.pseudonymised import INCLUDE, check_include, pseudonymise
 from sessions.pseudonyms import Pseudonyms
 from sessions.store import Store
@@ -77,7 +78,10 @@ PSEUDONYMISED_JSON: dict[str, tuple[str, ...]] = {
     "machine": ("model", "serial", "firmware", "simulator"),
     "gate": ("item", "present", "decision", "detail", "reason"),
     "zone": ("zone", "profile", "reasons", "coverage_pct", "target_density_pct", "passes",
-             "notes", "settings"),
+             "notes", "per_run", "confirmed", "used", "runs"),
+    "used": ("on_skin", "settings", "needle_ms", "runs"),
+    "run": ("seq", "t_ms", "needle_ms", "exact", "ended_by", "settings", "adjustments",
+            "samples", "under_speed_ms", "faults", "measured"),
     "pigment": ("zone", "brand", "shade", "dilution", "lot", "expiry_day"),
     "needle": ("zone", "code", "lot", "expiry_day"),
     "telemetry": ("zone", "run_index", "run_ms", "samples", "mean_rate_dhz", "peak_rate_dhz",
@@ -89,14 +93,14 @@ PSEUDONYMISED_JSON: dict[str, tuple[str, ...]] = {
 # CSV: the columns, one row per zone worked ("notes" only when notes are included).
 PSEUDONYMISED_CSV = (
     "client", "session", "day", "stage", "technician", "machine", "simulator", "outcome",
-    "zone", "profile", "coverage_pct", "target_density_pct", "passes", "depth_mm", "rate_hz",
-    "voltage_v", "pigments", "needles", "notes",
+    "zone", "profile", "coverage_pct", "target_density_pct", "passes", "on_skin", "depth_mm",
+    "rate_hz", "voltage_v", "needle_s", "runs", "pigments", "needles", "notes",
 )
 # PDF: per table, its fields ("notes" only when notes are included).
 PSEUDONYMISED_PDF: dict[str, tuple[str, ...]] = {
     "session": ("session", "day", "stage", "technician", "outcome", "aftercare_given",
                 "machine"),
-    "zone": ("zone", "coverage_pct", "settings", "notes"),
+    "zone": ("zone", "coverage_pct", "passes", "used", "notes"),
     "pigment": ("brand", "shade", "dilution", "lot", "expiry_day", "zone"),
     "needle": ("code", "lot", "expiry_day", "zone"),
 }
@@ -131,8 +135,14 @@ def pseudonymised_document(store: Store, record: ClientRecord,
             "machine": _pick("machine", dataclasses.asdict(sv.machine)),
             "planned_zones": list(sv.planned_zones),
             "gate": [_pick("gate", dataclasses.asdict(g)) for g in sv.gate],
-            "zones": [_pick("zone", {**dataclasses.asdict(z), "reasons": list(z.reasons),
-                                     "settings": z.settings}) for z in sv.zones],
+            "zones": [_pick("zone", {
+                **dataclasses.asdict(z), "reasons": list(z.reasons), "confirmed": z.confirmed,
+                "used": [_pick("used", u) for u in used_rows(z)],
+                "runs": [_pick("run", {
+                    **dataclasses.asdict(r), "settings": r.settings,
+                    "adjustments": list(r.adjustments), "measured": r.telemetry,
+                    "t_ms": round((r.started_at - sv.started_at).total_seconds() * 1000)})
+                    for r in z.runs]}) for z in sv.zones],
             "pigments": [_pick("pigment", {**dataclasses.asdict(x),
                                            "expiry_day": _day(x.expiry, day0)})
                          for x in sv.pigments],
@@ -226,8 +236,31 @@ def _csv(header: tuple[str, ...], rows: list[list]) -> bytes:
 CSV_COLUMNS = (
     "client_id", "client", "session_id", "started_utc", "stage", "technician", "machine",
     "simulator", "outcome", "zone", "profile", "coverage_pct", "target_density_pct", "passes",
-    "depth_mm", "rate_hz", "voltage_v", "pigments", "needles", "notes",
+    "on_skin", "depth_mm", "rate_hz", "voltage_v", "needle_s", "runs", "pigments", "needles",
+    "notes",
 )
+
+
+def used_rows(z: ZoneView) -> list[dict[str, Any]]:
+    """A zone's settings, a row each, as the CSV and the PDF give them: each setting used on
+    skin with its needle time, or one row saying why there is none (no needle time; a session
+    recorded before per-run settings, with the last settings confirmed there)."""
+    if z.per_run and z.on_skin is not None and z.on_skin.needle_ms > 0:
+        return [{"on_skin": "used" if u.settings is not None else NOT_CONFIRMED,
+                 "settings": u.settings, "needle_ms": u.needle_ms, "runs": u.runs}
+                for u in z.on_skin.used]
+    return [{"on_skin": z.settings_text()[0], "settings": None if z.per_run else z.confirmed,
+             "needle_ms": 0 if z.per_run else None, "runs": 0 if z.per_run else None}]
+
+
+def _used_cell(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(used_text(UsedSettings(r["settings"], r["needle_ms"], r["runs"]))
+                     if r["on_skin"] in ("used", NOT_CONFIRMED) else r["on_skin"]
+                     for r in rows)
+
+
+def _seconds(ms: int | None) -> str:
+    return "" if ms is None else f"{ms / 1000:.1f}"
 
 
 def _uses(items, zone: str) -> list:
@@ -239,20 +272,24 @@ def _settings_cells(st: MachineSettings | None) -> list[str]:
 
 
 def to_csv(record: ClientRecord) -> bytes:
+    """One row per zone and setting used on skin there (a zone with none: one row saying why)."""
     rows = []
     for sv in record.sessions:
         for z in sv.zones:
-            rows.append([
-                record.client.id, record.client.name, sv.id, sv.started_at.isoformat(),
-                sv.stage, sv.technician, str(sv.machine), "yes" if sv.machine.simulator else "no",
-                sv.outcome or "open", z.zone, z.profile, _blank(z.coverage_pct),
-                _blank(z.target_density_pct), z.passes, *_settings_cells(z.settings),
-                " | ".join(f"{p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
-                           for p in _uses(sv.pigments, z.zone)),
-                " | ".join(f"{n.code} lot {n.lot} exp {n.expiry}"
-                           for n in _uses(sv.needles, z.zone)),
-                z.notes,
-            ])
+            for u in used_rows(z):
+                rows.append([
+                    record.client.id, record.client.name, sv.id, sv.started_at.isoformat(),
+                    sv.stage, sv.technician, str(sv.machine),
+                    "yes" if sv.machine.simulator else "no", sv.outcome or "open", z.zone,
+                    z.profile, _blank(z.coverage_pct), _blank(z.target_density_pct), z.passes,
+                    u["on_skin"], *_settings_cells(u["settings"]), _seconds(u["needle_ms"]),
+                    _blank(u["runs"]),
+                    " | ".join(f"{p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
+                               for p in _uses(sv.pigments, z.zone)),
+                    " | ".join(f"{n.code} lot {n.lot} exp {n.expiry}"
+                               for n in _uses(sv.needles, z.zone)),
+                    z.notes,
+                ])
     return _csv(CSV_COLUMNS, rows)
 
 
@@ -266,8 +303,8 @@ def pseudonymised_csv(doc: dict) -> bytes:
     columns = tuple(c for c in PSEUDONYMISED_CSV if c != "notes" or "notes" in doc["included"])
     rows = []
     for sv in doc["sessions"]:
-        for z in sv["zones"]:
-            depth, rate, volt = _settings_cells(z["settings"])
+        for z, u in ((zone, u) for zone in sv["zones"] for u in zone["used"]):
+            depth, rate, volt = _settings_cells(u["settings"])
             values = {
                 "client": doc["client"]["pseudonym"], "session": sv["session"],
                 "day": sv["day"], "stage": sv["stage"], "technician": sv["technician"],
@@ -276,7 +313,8 @@ def pseudonymised_csv(doc: dict) -> bytes:
                 "outcome": sv["outcome"] or "open", "zone": z["zone"], "profile": z["profile"],
                 "coverage_pct": _blank(z["coverage_pct"]),
                 "target_density_pct": _blank(z["target_density_pct"]), "passes": z["passes"],
-                "depth_mm": depth, "rate_hz": rate, "voltage_v": volt,
+                "on_skin": u["on_skin"], "depth_mm": depth, "rate_hz": rate, "voltage_v": volt,
+                "needle_s": _seconds(u["needle_ms"]), "runs": _blank(u["runs"]),
                 "pigments": " | ".join(
                     f"{p['brand']} {p['shade']} {p['dilution']} lot {p['lot']} expires day "
                     f"{p['expiry_day']}" for p in _uses_tree(sv["pigments"], z["zone"])),
@@ -302,7 +340,9 @@ def _blank(v) -> str:
 FONT = "DejaVuSans"
 FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
 FONT_DIR = Path(__file__).parent / "fonts"
-ZONE_HEAD = ("Zone", "Coverage", "Depth", "Rate", "Voltage")
+ZONE_HEAD = ("Zone", "Coverage", "Passes", "Settings used on skin (needle time)")
+USED_NOTE = ("Settings are those the machine confirmed for each needle run, with the time the "
+             "needle ran at them.")
 SIM_NOTE = ("SIMULATOR: sessions marked SIMULATOR were practice on a simulated machine; no "
             "pigment was applied in them.")
 
@@ -316,11 +356,9 @@ class _PdfSession:
     needles: list[tuple]
 
 
-def _zone_row(zone: str, coverage: int | None, st: MachineSettings | None) -> tuple:
-    return (Zone(zone).label, "" if coverage is None else f"{coverage}%",
-            "" if st is None else DEPTH.fmt_unit(st.depth_mm),
-            "" if st is None else RATE.fmt_unit(st.rate_hz),
-            "" if st is None else VOLTAGE.fmt_unit(st.voltage_v))
+def _zone_row(zone: str, coverage: int | None, passes: int, used: list[dict]) -> tuple:
+    return (Zone(zone).label, "" if coverage is None else f"{coverage}%", str(passes),
+            _used_cell(used))
 
 
 def _stage_text(stage: str) -> str:
@@ -334,8 +372,9 @@ def _line(technician: str, outcome: str | None, aftercare: bool) -> str:
 
 def _pdf_identified(sv: SessionView) -> _PdfSession:
     sim = "  [SIMULATOR]" if sv.machine.simulator else ""
-    zones = [(*ZONE_HEAD, "Notes")] + [(*_zone_row(z.zone, z.coverage_pct, z.settings), z.notes)
-                                       for z in sv.zones]
+    zones = [(*ZONE_HEAD, "Notes")] + [
+        (*_zone_row(z.zone, z.coverage_pct, z.passes, used_rows(z)), z.notes)
+        for z in sv.zones]
     pigments = [("Pigment", "Shade", "Dilution (water:pigment)", "Lot", "Expiry", "Zone")] + [
         (p.brand, p.shade, p.dilution, p.lot, p.expiry.isoformat(), _where(p.zone))
         for p in sv.pigments]
@@ -352,7 +391,8 @@ def _pdf_pseudonymised(sv: dict, notes: bool) -> _PdfSession:
     sim = "  [SIMULATOR]" if s["machine"]["simulator"] else ""
     zf, pf, nf = (PSEUDONYMISED_PDF[k] for k in ("zone", "pigment", "needle"))
     zones = [ZONE_HEAD + (("Notes",) if notes else ())] + [
-        _zone_row(z["zone"], z["coverage_pct"], z["settings"]) + ((z["notes"],) if notes else ())
+        _zone_row(z["zone"], z["coverage_pct"], z["passes"], z["used"])
+        + ((z["notes"],) if notes else ())
         for z in ({k: z[k] for k in zf} for z in sv["zones"])]
     pigments = [("Pigment", "Shade", "Dilution (water:pigment)", "Lot (pseudonym)",
                  "Expires", "Zone")] + [
@@ -424,11 +464,12 @@ def _pdf(head: list[str], sessions: list[_PdfSession], simulator: bool) -> bytes
         text(line)
     if simulator:
         text(SIM_NOTE, 11, "B")
+    text(USED_NOTE, 10)
     pdf.ln(2)
     for sv in sessions:
         text(sv.heading, 13, "B", 8)
         text(sv.line, 10)
-        table(sv.zones, (30, 20, 22, 24, 22, 62)[:len(sv.zones[0])])
+        table(sv.zones, (26, 20, 16, 76, 42)[:len(sv.zones[0])])
         table(sv.pigments, (34, 28, 36, 32, 26, 24))
         table(sv.needles, (50, 50, 40, 40))
     text("Aftercare", 14, "B", 8)

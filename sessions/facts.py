@@ -9,7 +9,8 @@ crash. Kinds:
     {"op": "event", "session": 7, "seq": 3, "at": "2026-...Z", "kind": "settings-applied",
      "zone": "crown", "settings": [1800, 1300, 7500], "duration_ms": null, "corrects": null,
      "payload": {...}, "zone_work": {"zone": "crown", "values": {...}},
-     "summaries": [{...}], "close": {"outcome": "completed", "aftercare_given": true}}
+     "run": {...needle_runs columns...} | null,
+     "close": {"outcome": "completed", "aftercare_given": true}}
     {"op": "zone_work", "session": 7, "zone": "crown", "values": {"coverage_pct": 40}}
     {"op": "pigment" | "needle", "session": 7, "row": {...}}
     {"op": "samples", "session": 7, "rows": [["2026-...Z", 1300, 7500, 410, false], ...]}
@@ -35,6 +36,7 @@ from sessions.models import (
     EventKind,
     GateAnswer,
     JournalMark,
+    NeedleRun,
     NeedleUse,
     Outcome,
     PigmentUse,
@@ -55,7 +57,8 @@ _FIND_ZONE_WORK = select(_zone_works.c.id).where(_zone_works.c.session_id == bin
                                                  _zone_works.c.zone == bindparam("zone"))
 _INSERT_ZONE_WORK = insert(_zone_works).returning(_zone_works.c.id)
 _UPDATE_ZONE_WORK = update(_zone_works).where(_zone_works.c.id == bindparam("zid"))
-_INSERT_SUMMARY = insert(TelemetrySummary.__table__)
+_INSERT_SUMMARY = insert(TelemetrySummary.__table__)  # journals written before schema 0004
+_INSERT_RUN = insert(NeedleRun.__table__)
 _INSERT_SAMPLE = insert(TelemetrySample.__table__)
 _INSERT_PIGMENT = insert(PigmentUse.__table__)
 _INSERT_NEEDLE = insert(NeedleUse.__table__)
@@ -92,15 +95,14 @@ def when(text: str) -> datetime:
 def event(session_id: int, seq: int, at: datetime, kind: EventKind, *, zone: str | None = None,
           settings: Sequence[int] | None = None, duration_ms: int | None = None,
           corrects: int | None = None, payload: Mapping[str, Any] | None = None,
-          zone_work: Mapping[str, Any] | None = None,
-          summaries: Iterable[Mapping[str, Any]] = (),
+          zone_work: Mapping[str, Any] | None = None, run: Mapping[str, Any] | None = None,
           close: Mapping[str, Any] | None = None) -> Fact:
     return {"op": "event", "session": session_id, "seq": seq, "at": iso(at),
             "kind": EventKind(kind).value, "zone": zone,
             "settings": None if settings is None else list(settings),
             "duration_ms": duration_ms, "corrects": corrects, "payload": dict(payload or {}),
             "zone_work": None if zone_work is None else dict(zone_work),
-            "summaries": [dict(s) for s in summaries],
+            "run": None if run is None else dict(run),
             "close": None if close is None else dict(close)}
 
 
@@ -262,8 +264,13 @@ class StoreWriter:
             if f["zone_work"] is not None:
                 self._zone_work(tx, sid, f["zone_work"]["zone"], f["zone_work"]["values"],
                                 pending)
-            for summary in f["summaries"]:
+            for summary in f.get("summaries", ()):
                 tx.execute(_INSERT_SUMMARY, {"session_id": sid, **summary})
+            if f.get("run") is not None:
+                r = f["run"]
+                tx.execute(_INSERT_RUN, {**r, "session_id": sid,
+                                         "started_at": when(r["started_at"]),
+                                         "ended_at": when(r["ended_at"])})
             if f["close"] is not None:
                 self._close(tx, sid, state[0], Outcome(f["close"]["outcome"]),
                             when(f["at"]), bool(f["close"]["aftercare_given"]))

@@ -25,11 +25,21 @@ from sessions.models import (
     Consent,
     Event,
     GateAnswer,
+    NeedleRun,
     NeedleUse,
     PigmentUse,
     SessionRow,
     TelemetrySummary,
     ZoneWork,
+)
+from sessions.needle_runs import (
+    BEFORE_RUNS,
+    OnSkin,
+    RunView,
+    describe,
+    duration_text,
+    grouped_runs,
+    on_skin,
 )
 from sessions.store import Store
 
@@ -102,7 +112,14 @@ class ZoneView:
     target_density_pct: int | None
     passes: int
     notes: str
-    settings: MachineSettings | None  # the last read-back applied in this zone
+    confirmed: MachineSettings | None  # the last settings the machine confirmed in this zone
+    per_run: bool = True  # False: recorded before needle runs were (no runs, no on_skin)
+    runs: tuple[RunView, ...] = ()
+    on_skin: OnSkin | None = None  # what the needle did here, from the runs
+
+    def settings_text(self) -> list[str]:
+        """What every view says of this zone's settings (sessions/needle_runs.py)."""
+        return describe(self.per_run, self.on_skin, self.confirmed)
 
 
 @dataclass(frozen=True)
@@ -157,6 +174,7 @@ class SessionView:
     planned_zones: tuple[str, ...]
     outcome: str | None
     aftercare_given: bool
+    per_run: bool
     gate: tuple[GateView, ...]
     zones: tuple[ZoneView, ...]
     pigments: tuple[PigmentView, ...]
@@ -343,6 +361,8 @@ def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool) -> list[S
     pigments = _grouped(s, PigmentUse, ids, [PigmentUse.id])
     needles = _grouped(s, NeedleUse, ids, [NeedleUse.id])
     gates = _grouped(s, GateAnswer, ids, [GateAnswer.id])
+    runs = grouped_runs(s.scalars(select(NeedleRun).where(NeedleRun.session_id.in_(ids))
+                                  .order_by(NeedleRun.session_id, NeedleRun.seq))) if ids else {}
     summaries = _grouped(s, TelemetrySummary, ids, [TelemetrySummary.id]) if events else {}
     timeline = _grouped(s, Event, ids, [Event.seq]) if events else {}
     return [SessionView(
@@ -350,10 +370,10 @@ def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool) -> list[S
         stage=r.stage, machine=MachineView(r.machine_model, r.machine_serial,
                                            r.machine_firmware, r.simulator),
         planned_zones=tuple(z for z in r.planned_zones.split(",") if z), outcome=r.outcome,
-        aftercare_given=r.aftercare_given,
+        aftercare_given=r.aftercare_given, per_run=r.per_run,
         gate=tuple(GateView(g.item, g.present, g.decision, g.detail, g.reason)
                    for g in gates[r.id]),
-        zones=tuple(_zone(z) for z in zones[r.id]),
+        zones=tuple(_zone(z, r.per_run, runs.get((r.id, z.zone), ())) for z in zones[r.id]),
         pigments=tuple(_pigment(p) for p in pigments[r.id]),
         needles=tuple(NeedleView(n.zone, n.code, n.lot, n.expiry) for n in needles[r.id]),
         telemetry=tuple(SummaryView(t.zone, t.run_index, t.run_ms, t.samples, t.mean_rate_dhz,
@@ -368,10 +388,12 @@ def _settings(depth, rate, volt) -> MachineSettings | None:
     return None if depth is None else MachineSettings.from_wire(depth, rate, volt)
 
 
-def _zone(z: ZoneWork) -> ZoneView:
+def _zone(z: ZoneWork, per_run: bool, runs: Iterable[RunView]) -> ZoneView:
+    runs = tuple(runs)
     return ZoneView(z.zone, z.profile, tuple(json.loads(z.reasons)), z.coverage_pct,
                     z.target_density_pct, z.passes, z.notes,
-                    _settings(z.depth_um, z.rate_dhz, z.voltage_mv))
+                    _settings(z.depth_um, z.rate_dhz, z.voltage_mv), per_run, runs,
+                    on_skin(runs) if per_run else None)
 
 
 def _pigment(p: PigmentUse) -> PigmentView:
@@ -395,34 +417,77 @@ def timeline(store: Store, session_id: int) -> list[EventView]:
 # -- per zone -----------------------------------------------------------------------------
 
 def zone_history(store: Store, client_id: int, zone: Zone, *, limit: int | None = None,
-                 with_settings: bool = False) -> list[ZoneVisit]:
-    """Every visit to `zone` for the client, newest first: settings, pigment, coverage."""
+                 worked: bool = False, excluding: int | None = None) -> list[ZoneVisit]:
+    """Every visit to `zone` for the client, newest first: settings, pigment, coverage. With
+    `worked`, only visits where the needle ran there at settings the machine confirmed (or,
+    recorded before runs were, where settings were confirmed)."""
     zone = Zone(zone)
-    q = (select(ZoneWork, SessionRow.started_at, SessionRow.stage, SessionRow.simulator)
+    q = (select(ZoneWork, SessionRow.started_at, SessionRow.stage, SessionRow.simulator,
+                SessionRow.per_run)
          .join(SessionRow, SessionRow.id == ZoneWork.session_id)
          .where(SessionRow.client_id == client_id, ZoneWork.zone == zone.value)
          .order_by(SessionRow.started_at.desc(), SessionRow.id.desc()))
-    if with_settings:
-        q = q.where(ZoneWork.depth_um.is_not(None))
+    if worked:
+        ran = (select(NeedleRun.id)
+               .where(NeedleRun.session_id == ZoneWork.session_id,
+                      NeedleRun.zone == ZoneWork.zone, NeedleRun.depth_um.is_not(None),
+                      NeedleRun.needle_ms > 0).exists())
+        q = q.where(or_(ran, SessionRow.per_run.is_(False) & ZoneWork.depth_um.is_not(None)))
+    if excluding is not None:
+        q = q.where(SessionRow.id != excluding)
     if limit:
         q = q.limit(limit)
     with store.reading() as s:
         rows = s.execute(q).all()
         ids = [r[0].session_id for r in rows]
         pigments: dict[int, list] = defaultdict(list)
+        runs: dict = {}
         if ids:
             for p in s.scalars(select(PigmentUse).where(PigmentUse.session_id.in_(ids),
                                                         or_(PigmentUse.zone == zone.value,
                                                             PigmentUse.zone.is_(None)))):
                 pigments[p.session_id].append(_pigment(p))
-        return [ZoneVisit(zw.session_id, started, stage, sim, _zone(zw),
-                          tuple(pigments[zw.session_id])) for zw, started, stage, sim in rows]
+            runs = grouped_runs(s.scalars(
+                select(NeedleRun).where(NeedleRun.session_id.in_(ids),
+                                        NeedleRun.zone == zone.value)
+                .order_by(NeedleRun.session_id, NeedleRun.seq)))
+        return [ZoneVisit(zw.session_id, started, stage, sim,
+                          _zone(zw, per_run, runs.get((zw.session_id, zw.zone), ())),
+                          tuple(pigments[zw.session_id]))
+                for zw, started, stage, sim, per_run in rows]
 
 
-def settings_to_repeat(store: Store, client_id: int, zone: Zone) -> ZoneVisit | None:
-    """The last visit to `zone` with settings the machine confirmed: what to start from."""
-    visits = zone_history(store, client_id, zone, limit=1, with_settings=True)
-    return visits[0] if visits else None
+@dataclass(frozen=True)
+class Repeat:
+    """What "repeat last" offers for a zone, and where it comes from."""
+
+    settings: MachineSettings
+    session_id: int
+    started_at: datetime
+    needle_ms: int | None  # None: a session recorded before per-run settings
+
+    def text(self) -> str:
+        used = (f"used {duration_text(self.needle_ms)}" if self.needle_ms is not None
+                else f"last confirmed ({BEFORE_RUNS})")
+        return f"repeat: {self.settings.short()}, {used} on {self.started_at:%d %b %Y}"
+
+
+def settings_to_repeat(store: Store, client_id: int, zone: Zone, *,
+                       excluding: int | None = None) -> Repeat | None:
+    """The settings used on skin in `zone` at the client's last session that ran the needle
+    there: of that session's runs, the settings the needle ran longest at (the work itself,
+    not a test touch at the end; docs/record.md). A session recorded before runs were gives
+    its last confirmed settings, labelled so."""
+    visits = zone_history(store, client_id, zone, limit=1, worked=True, excluding=excluding)
+    if not visits:
+        return None
+    v = visits[0]
+    if not v.work.per_run:
+        assert v.work.confirmed is not None
+        return Repeat(v.work.confirmed, v.session_id, v.started_at, None)
+    longest = v.work.on_skin.longest if v.work.on_skin else None
+    assert longest is not None and longest.settings is not None
+    return Repeat(longest.settings, v.session_id, v.started_at, longest.needle_ms)
 
 
 # -- clinic-wide --------------------------------------------------------------------------

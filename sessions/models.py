@@ -77,6 +77,7 @@ class EventKind(StrEnum):
     LINK_RESTORED = "link-restored"
     MACHINE_REBOOTED = "machine-rebooted"
     ZONE_CHANGED = "zone-changed"
+    PASS_MARKED = "pass-marked"  # the technician finished a pass over the zone
     NOTE = "note"
     CORRECTION = "correction"
     SESSION_ENDED = "session-ended"

@@ -39,7 +39,10 @@ INTERVAL = "interval"  # sessions.gate.INTERVAL: scheduling, not health
 # when that category is included. Every other key, and every other kind's payload, is withheld.
 EVENT_PAYLOAD: dict[str, tuple[str | tuple[str, str], ...]] = {
     "session-started": ("stage", "planned_zones", "machine", ("gate", "reasons")),
+    "settings-applied": ("source", "adjustments"),
     "settings-refused": ("reason",),
+    "pedal-up": ("ended_by",),
+    "pass-marked": ("passes",),
     "stop": ("reason",),
     "fault": ("code", "message"),
     "link-lost": ("detail",),
@@ -121,12 +124,13 @@ class _Pseudonymiser:
             id=s.id, started_at=s.started_at, ended_at=s.ended_at,
             technician=self.names.technician(s.technician), stage=s.stage,
             machine=self.machine(s.machine), planned_zones=s.planned_zones, outcome=s.outcome,
-            aftercare_given=s.aftercare_given,
+            aftercare_given=s.aftercare_given, per_run=s.per_run,
             gate=tuple(g for g in map(self.gate, s.gate) if g is not None),
             zones=tuple(ZoneView(zone=z.zone, profile=z.profile, reasons=z.reasons,
                                  coverage_pct=z.coverage_pct,
                                  target_density_pct=z.target_density_pct, passes=z.passes,
-                                 notes=self.text(z.notes, "notes"), settings=z.settings)
+                                 notes=self.text(z.notes, "notes"), confirmed=z.confirmed,
+                                 per_run=z.per_run, runs=z.runs, on_skin=z.on_skin)
                         for z in s.zones),
             pigments=tuple(PigmentView(zone=p.zone, brand=p.brand, shade=p.shade,
                                        dilution=p.dilution, lot=self.names.lot(p.lot),

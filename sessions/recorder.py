@@ -6,8 +6,12 @@ and hands each to its `write`.
 
 With `Recorder.start` every call returns after its fact is committed. In the console the sink
 (sessions/sink.py) makes each fact durable in a journal before it reaches the store. Telemetry
-is summarised in memory (per run and per zone) and its raw samples go out in batches; neither
-is a timeline event, and neither is shown as "recorded".
+is summarised in memory per needle run (sessions/telemetry.py) and its raw samples go out in
+batches; neither is a timeline event, and neither is shown as "recorded".
+
+A needle run is the clinical unit: the machine RUNNING until it left RUNNING, at one set of
+settings the machine confirmed. Settings confirmed (or lost) mid-run split the run, so that
+each row of needle_runs says what the needle did for how long.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from sessions.models import (
     TelemetrySample,
 )
 from sessions.store import Store
-from sessions.telemetry import Accumulator, Reading
+from sessions.telemetry import Reading, RunStats
 from sessions.writer import Writer
 
 Clock = Callable[[], datetime]
@@ -84,8 +88,24 @@ class Recorded:
 
 @dataclass
 class _Run:
+    """The run going on now, from its last split: one set of settings, or unknown ones."""
+
+    seq: int
     started: datetime
-    acc: Accumulator = field(default_factory=Accumulator)
+    zone: Zone | None
+    profile: str
+    settings: MachineSettings | None
+    adjustments: tuple[str, ...]
+    base_ms: int = 0  # the machine's needle time of this run before this part of it
+    stats: RunStats = field(default_factory=RunStats)
+
+    def row(self, ended: datetime, needle_ms: int, *, exact: bool, ended_by: str) -> dict:
+        w = self.settings.to_wire() if self.settings is not None else (None, None, None)
+        return {"seq": self.seq, "zone": _v(self.zone), "profile": self.profile,
+                "started_at": facts.iso(self.started), "ended_at": facts.iso(ended),
+                "needle_ms": max(0, needle_ms), "exact": exact, "ended_by": ended_by[:100],
+                "depth_um": w[0], "rate_dhz": w[1], "voltage_mv": w[2],
+                "adjustments": json.dumps(list(self.adjustments)), **self.stats.columns()}
 
 
 class Recorder:
@@ -104,7 +124,9 @@ class Recorder:
         self._lock = threading.RLock()
         self._closed = False
         self._zone: Zone | None = None
-        self._zone_acc = Accumulator()
+        self._profile = ""
+        self._settings: MachineSettings | None = None  # what the machine last confirmed
+        self._adjustments: tuple[str, ...] = ()  # the technician's steps in those settings
         self._run: _Run | None = None
         self._runs = 0
         self._samples: list[Reading] = []
@@ -139,49 +161,62 @@ class Recorder:
     def settings_requested(self, settings: MachineSettings) -> Recorded:
         return self._event(EventKind.SETTINGS_REQUESTED, settings=settings)
 
-    def settings_applied(self, settings: MachineSettings, *,
-                         source: str = "read-back") -> Recorded:
+    def settings_applied(self, settings: MachineSettings, *, source: str = "read-back",
+                         adjustments: Sequence[str] = (),
+                         run_ms: int | None = None) -> Recorded:
         """What the machine reports it holds: this, not the request, is what the record says
         was used. `source` is "read-back" (its answer to our SET) or "telemetry" (what its
-        telemetry named after an answer was lost, or a change nobody asked for)."""
+        telemetry named after an answer was lost, or a change nobody asked for).
+        `adjustments` are the technician's steps these settings carry ("technician: depth
+        +0.05 mm"); `run_ms` is the machine's needle time of the run going on, if one is."""
         w = settings.to_wire()
         values = {"depth_um": w.depth_um, "rate_dhz": w.rate_dhz, "voltage_mv": w.voltage_mv}
-        return self._event(EventKind.SETTINGS_APPLIED, settings=settings,
-                           zone_work=self._zone_values(values),
-                           payload={"source": source} if source != "read-back" else None)
+        payload: dict[str, Any] = {} if source == "read-back" else {"source": source}
+        if adjustments:
+            payload["adjustments"] = list(adjustments)
+        with self._lock:
+            at = self._clock()
+            run = self._split(settings, tuple(adjustments), at, run_ms)
+            return self._event(EventKind.SETTINGS_APPLIED, settings=settings,
+                               zone_work=self._zone_values(values), payload=payload or None,
+                               run=run, at=at)
 
-    def settings_unknown(self, requested: MachineSettings | None, reason: str) -> Recorded:
+    def settings_unknown(self, requested: MachineSettings | None, reason: str, *,
+                         run_ms: int | None = None) -> Recorded:
         """A SET's outcome was lost: what the machine holds is not known until it reports."""
-        return self._event(EventKind.SETTINGS_UNKNOWN, settings=requested,
-                           payload={"reason": printable(reason)})
+        with self._lock:
+            at = self._clock()
+            run = self._split(None, (), at, run_ms)
+            return self._event(EventKind.SETTINGS_UNKNOWN, settings=requested,
+                               payload={"reason": printable(reason)}, run=run, at=at)
 
     def settings_refused(self, settings: MachineSettings, reason: str) -> Recorded:
         return self._event(EventKind.SETTINGS_REFUSED, settings=settings,
                            payload={"reason": printable(reason)})
 
     def pedal_down(self, *, at: datetime | None = None) -> Recorded:
+        """A needle run began (the machine entered RUNNING)."""
         with self._lock:
             if self._run is not None:
                 raise RecordError("pedal down recorded twice without a pedal up in between")
             rec = self._event(EventKind.PEDAL_DOWN, at=at)
-            self._run = _Run(rec.at)
+            self._run = self._new_run(rec.at)
             return rec
 
-    def pedal_up(self, duration_ms: int | None = None, *,
-                 at: datetime | None = None) -> Recorded:
-        """End of a needle run; `duration_ms` is the machine's figure when it reports one."""
+    def pedal_up(self, duration_ms: int | None = None, *, at: datetime | None = None,
+                 ended_by: str = "pedal up", exact: bool = True) -> Recorded:
+        """End of a needle run; `duration_ms` is the machine's figure for the whole run when
+        it reports one (else the wall time since it began)."""
         with self._lock:
             run = self._run
             if run is None:
                 raise RecordError("pedal up recorded without a pedal down")
             now = at or self._clock()
-            ms = duration_ms if duration_ms is not None else round(
+            total = duration_ms if duration_ms is not None else run.base_ms + round(
                 (now - run.started).total_seconds() * 1000)
-            run.acc.run_ms = ms
-            self._runs += 1
-            summary = {"zone": _v(self._zone), "run_index": self._runs, **run.acc.columns()}
-            rec = self._event(EventKind.PEDAL_UP, duration_ms=ms, summaries=[summary], at=now)
-            self._zone_acc.merge(run.acc)
+            row = run.row(now, total - run.base_ms, exact=exact, ended_by=printable(ended_by))
+            rec = self._event(EventKind.PEDAL_UP, duration_ms=total, run=row, at=now,
+                              payload={"ended_by": printable(ended_by)})
             self._run = None
             return rec
 
@@ -199,24 +234,25 @@ class Recorder:
         return self._event(EventKind.LINK_RESTORED)
 
     def machine_rebooted(self, boot_id: str) -> Recorded:
-        return self._event(EventKind.MACHINE_REBOOTED, payload={"boot_id": printable(boot_id)})
+        with self._lock:
+            self._settings, self._adjustments = None, ()  # it forgot them
+            return self._event(EventKind.MACHINE_REBOOTED,
+                               payload={"boot_id": printable(boot_id)})
 
     def zone_changed(self, zone: Zone, *, profile: str = "", reasons: Sequence[str] = (),
                      target_density_pct: int | None = None) -> Recorded:
-        """Work moves to `zone`: closes the previous zone's telemetry summary."""
+        """Work moves to `zone` (the pedal is up: a zone is never changed mid-run)."""
         zone = Zone(zone)
         with self._lock:
-            summaries = ([{"zone": self._zone.value, "run_index": None,
-                           **self._zone_acc.columns()}] if self._zone is not None else [])
             values: dict[str, Any] = {}
             if profile:
                 values.update(profile=profile, reasons=json.dumps(list(reasons)))
             if target_density_pct is not None:
                 values["target_density_pct"] = target_density_pct
-            rec = self._event(EventKind.ZONE_CHANGED, zone=zone, summaries=summaries,
+            rec = self._event(EventKind.ZONE_CHANGED, zone=zone,
                               zone_work={"zone": zone.value, "values": values},
                               payload={"profile": profile, "reasons": list(reasons)})
-            self._zone, self._zone_acc = zone, Accumulator()
+            self._zone, self._profile = zone, profile
             return rec
 
     def note(self, text: str) -> Recorded:
@@ -259,6 +295,15 @@ class Recorder:
         self._put(facts.use(self.session_id, "needle", dict(
             zone=_v(zone), code=needle.code, lot=lot.strip(), expiry=expiry)))
 
+    def record_passes(self, zone: Zone, passes: int) -> Recorded:
+        """The technician marked a pass over `zone`: `passes` so far in this session."""
+        if passes < 0:
+            raise RecordError(f"passes {passes} is negative")
+        zone = Zone(zone)
+        return self._event(EventKind.PASS_MARKED, zone=zone,
+                           zone_work={"zone": zone.value, "values": {"passes": passes}},
+                           payload={"passes": passes})
+
     def record_coverage(self, zone: Zone, *, coverage_pct: int, passes: int | None = None,
                         notes: str | None = None) -> None:
         if not 0 <= coverage_pct <= 100:
@@ -276,7 +321,10 @@ class Recorder:
         """Feed one sample: summarised in memory, raw rows sent out in batches."""
         with self._lock:
             self._ensure_open()
-            (self._run.acc if self._run else self._zone_acc).add(reading)
+            if self._run is not None:
+                run = self._run
+                run.stats.add(reading, None if run.settings is None
+                              else run.settings.to_wire().rate_dhz)
             self._samples.append(reading)
             if len(self._samples) >= self._flush_samples:
                 self._flush()
@@ -287,12 +335,9 @@ class Recorder:
         outcome = Outcome(outcome)
         with self._lock:
             if self._run is not None:
-                self.pedal_up()
-            summaries = ([{"zone": self._zone.value, "run_index": None,
-                           **self._zone_acc.columns()}] if self._zone is not None else [])
+                self.pedal_up(ended_by="session ended", exact=False)
             self._flush()
-            rec = self._event(EventKind.SESSION_ENDED, summaries=summaries,
-                              close={"outcome": outcome.value,
+            rec = self._event(EventKind.SESSION_ENDED, close={"outcome": outcome.value,
                                      "aftercare_given": aftercare_given},
                               payload={"outcome": outcome.value,
                                        "aftercare_given": aftercare_given})
@@ -316,6 +361,25 @@ class Recorder:
             raise RecordError(f"session {self.session_id} has ended; nothing more can be "
                               "recorded in it (add a note to a new session instead)")
 
+    def _new_run(self, at: datetime, base_ms: int = 0) -> _Run:
+        self._runs += 1
+        return _Run(self._runs, at, self._zone, self._profile, self._settings,
+                    self._adjustments, base_ms)
+
+    def _split(self, settings: MachineSettings | None, adjustments: tuple[str, ...],
+               at: datetime, run_ms: int | None) -> dict | None:
+        """New settings (or unknown ones) take effect: mid-run, the run so far is closed at
+        `run_ms` of needle time and the rest is a run of its own. The closed part's row."""
+        old = self._run
+        self._settings, self._adjustments = settings, adjustments
+        if old is None or old.settings == settings:
+            return None
+        ms = run_ms if run_ms is not None else old.base_ms + round(
+            (at - old.started).total_seconds() * 1000)
+        row = old.row(at, ms - old.base_ms, exact=False, ended_by="settings changed")
+        self._run = self._new_run(at, base_ms=max(ms, old.base_ms))
+        return row
+
     def _zone_values(self, values: dict[str, Any]) -> dict[str, Any] | None:
         return None if self._zone is None else {"zone": self._zone.value, "values": values}
 
@@ -333,7 +397,7 @@ class Recorder:
     def _event(self, kind: EventKind, *, zone: Zone | None = None,
                settings: MachineSettings | None = None, duration_ms: int | None = None,
                corrects: int | None = None, payload: dict | None = None,
-               zone_work: dict | None = None, summaries: Sequence[dict] = (),
+               zone_work: dict | None = None, run: dict | None = None,
                close: dict | None = None, at: datetime | None = None) -> Recorded:
         with self._lock:
             self._ensure_open()
@@ -344,8 +408,7 @@ class Recorder:
                 self.session_id, seq, at, kind,
                 zone=_v(zone if zone is not None else self._zone),
                 settings=settings.to_wire() if settings else None, duration_ms=duration_ms,
-                corrects=corrects, payload=payload, zone_work=zone_work, summaries=summaries,
-                close=close)
+                corrects=corrects, payload=payload, zone_work=zone_work, run=run, close=close)
             event_id = self._write(fact)
             self._seq += 1
             return Recorded(event_id, seq, at, kind)

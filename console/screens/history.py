@@ -42,7 +42,7 @@ from textual.worker import Worker, get_current_worker
 
 from console.screens.failures import failure_line
 from console.widgets.table import Table
-from protocols import DEPTH, RATE, VOLTAGE, Zone
+from protocols import Zone
 from protocols.text import printable
 from sessions.export import FORMATS, default_name, render, write_file
 from sessions.history import (
@@ -401,8 +401,8 @@ class HistoryScreen(Screen):
         self._table("sessions").add_columns("Started (UTC)", "Stage", "Outcome", "Machine",
                                             "Technician", "Zones")
         self._table("zones").add_columns(
-            "Zone", "Coverage", "Target", "Passes", f"Depth {DEPTH.unit}", f"Rate {RATE.unit}",
-            f"Voltage {VOLTAGE.unit}", "Pigment and lot", "Needle and lot", "Profile")
+            "Zone", "Coverage", "Target", "Passes", "Settings used on skin (needle time)",
+            "Pigment and lot", "Needle and lot", "Profile")
         self._table("timeline").add_columns("Session", "Time (UTC)", "Event", "Zone",
                                             "Settings", "Detail")
         self._table("recall").add_columns("Client", "ID", "Session", "Date (UTC)", "Machine",
@@ -585,12 +585,9 @@ class HistoryScreen(Screen):
             return
         head.update(_text(_session_line(sv)))
         for z in sv.zones:
-            s = z.settings
             zones.add_row(*_cells(
                 Zone(z.zone).label, _pct(z.coverage_pct), _pct(z.target_density_pct),
-                z.passes, "" if s is None else DEPTH.fmt(s.depth_mm),
-                "" if s is None else RATE.fmt(s.rate_hz),
-                "" if s is None else VOLTAGE.fmt(s.voltage_v),
+                z.passes, "; ".join(z.settings_text()),
                 "; ".join(f"{p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
                           for p in sv.pigments if p.zone in (z.zone, None)),
                 "; ".join(f"{n.code} lot {n.lot} exp {n.expiry}"

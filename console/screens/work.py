@@ -47,7 +47,10 @@ class WorkScreen(SmpScreen):
         Binding("v", "profile", "Profile", id="work.profile",
                 tooltip="Choose another of this zone's profiles (e.g. a defined hairline)"),
         Binding("r", "repeat", "Repeat last", id="work.repeat",
-                tooltip="This zone's confirmed settings from the client's last session"),
+                tooltip="The settings used longest on this zone at the client's last session "
+                        "that ran the needle there"),
+        Binding("m", "mark_pass", "Pass done", id="work.pass",
+                tooltip="Mark a pass over this zone as done (the record counts them)"),
         Binding("a", "arm", "Arm", id="work.arm",
                 tooltip="Arm (asks first); after STOP or a fault, clears it and re-arms"),
         Binding("x", "disarm", "Disarm", id="work.disarm", tooltip="Disarm the machine"),
@@ -173,8 +176,11 @@ class WorkScreen(SmpScreen):
         self.app.push_screen(Choose(f"Profile for {zone.label} (q closes)", items), chosen)
 
     def action_repeat(self) -> None:
-        self.app.machine_call(self.app.controller.repeat_last,
-                              then=lambda s: self.app.notify(f"repeated: {s}"))
+        self.app.machine_call(self.app.controller.repeat_last, then=self.app.notify)
+
+    def action_mark_pass(self) -> None:
+        self.app.machine_call(self.app.controller.mark_pass,
+                              then=lambda n: self.app.notify(f"pass {n} done"))
 
     def action_arm(self) -> None:
         self.app.arm()

@@ -79,5 +79,6 @@ class ScalpMap(Widget):
             planned = "" if s is None or s.planned else " (unplanned)"
             cover = f"{s.coverage_pct}%" if s and s.coverage_pct is not None else "--%"
             run = f"{s.run_ms / 1000:.0f} s" if s else "0 s"
+            passes = f"  pass {s.passes}" if s and s.passes else ""
             set_text(cell, f"{mark}[{ZONE_KEYS[z]}] {_short(z)}{planned}\n"
-                           f"run {run}  cover {cover}")
+                           f"run {run}  cover {cover}{passes}")

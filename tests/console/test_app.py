@@ -177,7 +177,7 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
     (client,) = history.list_clients(store)
     (s,) = history.client_record(store, client.id, events=True).sessions
     assert s.machine.simulator and s.outcome == "completed" and s.aftercare_given
-    assert {Zone(z.zone): z.settings for z in s.zones if z.settings} == shown["zones"]
+    assert {Zone(z.zone): z.confirmed for z in s.zones if z.confirmed} == shown["zones"]
     cover = {z.zone: z.coverage_pct for z in s.zones}
     assert cover["hairline"] == 40 and cover["crown"] == 20
     assert "Hairline 40%" in shown["summary"] and "Next session: stage 2" in shown["summary"]

@@ -110,7 +110,7 @@ def test_the_whole_session_is_recorded_exactly_as_the_controller_confirmed(contr
     assert applied[:3] == confirmed[:3] and applied[-1] == confirmed[-1]
     zones = {z.zone: z for z in s.zones}
     for zone in (Zone.HAIRLINE, Zone.CROWN):
-        assert zones[zone.value].settings == shown[zone].settings
+        assert zones[zone.value].confirmed == shown[zone].settings
     assert zones["hairline"].coverage_pct == 25 and zones["crown"].coverage_pct == 30
     kinds = [e.kind for e in s.events]
     for kind in ("stop", "fault", "link-lost", "link-restored", "pedal-down", "pedal-up"):
@@ -154,6 +154,9 @@ def test_repeat_last_session_settings_and_a_machine_restart(controller, store):
     c.start_session(plan(), CLEAR, {})
     c.select_zone(Zone.HAIRLINE)
     last = c.adjust("rate_hz", 5)
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+    run_pedal(c)
     c.end_session({Zone.HAIRLINE: 30}, aftercare_given=True)
 
     again = c.choose_client(client.id)
@@ -164,7 +167,8 @@ def test_repeat_last_session_settings_and_a_machine_restart(controller, store):
     with pytest.raises(WorkflowError, match="choose a zone first"):
         c.repeat_last()
     c.select_zone(Zone.HAIRLINE)
-    assert c.repeat_last() == last
+    assert c.repeat_last().startswith(f"repeat: {last.short()}, used ")
+    assert c.view.machine.applied == last
 
     # The machine restarts: it forgets its settings; arming sends the confirmed ones again.
     c.simulator.do("fault reboot")
@@ -177,7 +181,7 @@ def test_repeat_last_session_settings_and_a_machine_restart(controller, store):
     s = history.client_record(store, client.id, events=True).sessions[-1]
     kinds = [e.kind for e in s.events]
     assert "machine-rebooted" in kinds
-    assert any("repeating hairline settings of session" in e.payload.get("text", "")
+    assert any(e.payload.get("text", "").startswith(f"hairline: repeat: {last.short()}")
                for e in s.events)
 
 

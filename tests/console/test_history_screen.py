@@ -83,12 +83,13 @@ async def _test_search_as_you_type_and_timeline_with_applied_settings(clinic):
         assert [r[:4] for r in rows(screen, "sessions")] == [
             ["2026-03-02 09:00", "stage 1", "completed", "Rotary One R1-0042"],
             ["2026-03-16 09:10", "stage 1", "completed", "Rotary One R1-0042"]]
-        # The latest session is shown: each zone with the read-back, pigment lot and needle lot.
+        # The latest session is shown: each zone with the settings used on skin and for how
+        # long, pigment lot and needle lot.
         zones = rows(screen, "zones")
-        assert [z[:7] for z in zones] == [
-            ["Hairline", "70%", "30%", "2", "1.80", "110.0", "6.5"],
-            ["Crown (vertex)", "70%", "30%", "2", "1.80", "110.0", "6.5"]]
-        assert "lot PG-2" in zones[0][7] and "0601RL lot NL-77" in zones[0][8]
+        assert [z[:5] for z in zones] == [
+            ["Hairline", "70%", "30%", "2", "1.80 mm / 110 Hz / 6.5 V for 1 min 30 s"],
+            ["Crown (vertex)", "70%", "30%", "2", "1.80 mm / 110 Hz / 6.5 V for 1 min 30 s"]]
+        assert "lot PG-2" in zones[0][5] and "0601RL lot NL-77" in zones[0][6]
         applied = [r for r in rows(screen, "timeline") if r[2] == "settings applied (read-back)"]
         assert [(r[3], r[4]) for r in applied] == [
             ("Hairline", "depth 1.80 mm, rate 110.0 Hz, voltage 6.5 V"),
@@ -98,7 +99,7 @@ async def _test_search_as_you_type_and_timeline_with_applied_settings(clinic):
         await settle(pilot)
         assert "Session" in text(screen, "session-head") and "2026-03-02" in text(
             screen, "session-head")
-        assert rows(screen, "zones")[1][4] == "1.50"
+        assert rows(screen, "zones")[1][4].startswith("1.50 mm / 110 Hz / 6.5 V for ")
         await pilot.press("tab", "down", "enter")
         await settle(pilot)
         assert text(screen, "timeline-head").startswith("Timeline of zone Crown (vertex) across 2")

@@ -92,8 +92,8 @@ def test_history_of_a_client_and_the_client_list(clinic):
     out = smp("history", "client", "Ann", "Lee", "--db", url)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"Ann Lee (id {ids['ann']}): 2 session(s)")
-    assert "crown          coverage 70%   depth 1.80 mm, rate 110.0 Hz, voltage 6.5 V" \
-        in out.stdout
+    assert "crown          coverage 70%   passes 2  profile crown-standard\n" \
+           "                 1.80 mm / 110 Hz / 6.5 V for 1 min 30 s\n" in out.stdout
     assert "pigment   Carbon Co Jet 1 20:1 lot PG-2 exp 2028-06-30 (crown)" in out.stdout
     listing = smp("history", "--db", url)
     assert [line.split()[1] for line in listing.stdout.splitlines()[1:]] == ["Ann", "Ann", "Bo"]
@@ -174,7 +174,11 @@ def test_export_json_is_complete_and_csv_has_a_row_per_zone(clinic, tmp_path):
     assert doc["health"]["allergies"] == "nickel"
     assert len(doc["sessions"]) == 2 and doc["sessions"][0]["events"][0]["kind"] == \
         "session-started"
-    assert doc["sessions"][1]["zones"][1]["settings"]["wire"]["depth_um"] == 1800
+    crown = doc["sessions"][1]["zones"][1]
+    assert crown["confirmed"]["wire"]["depth_um"] == 1800 and crown["per_run"] is True
+    assert [(u["settings"]["depth_mm"], u["needle_ms"]) for u in crown["on_skin"]["used"]] == [
+        ("1.80", 90_000)]
+    assert crown["runs"][0]["settings"]["wire"]["depth_um"] == 1800
     assert smp("export", "Bo Chen", "--format", "csv", "-o", tmp_path / "b.csv",
                "--db", url).returncode == 0
     rows = (tmp_path / "b.csv").read_text().splitlines()

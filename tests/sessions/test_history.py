@@ -44,11 +44,14 @@ def test_client_record_lists_sessions_zones_and_consumables(clinic):
     assert [z.zone for z in first.zones] == ["hairline", "crown"]
     assert {p.lot for p in first.pigments} == {"PG-1"} and first.needles[0].code == "0601RL"
     assert first.outcome == "completed" and first.aftercare_given
-    assert str(first.zones[1].settings) == "depth 1.50 mm, rate 110.0 Hz, voltage 6.5 V"
+    crown = first.zones[1]
+    assert str(crown.confirmed) == "depth 1.50 mm, rate 110.0 Hz, voltage 6.5 V"
+    assert first.per_run and [(r.seq, r.zone, r.needle_ms) for r in crown.runs] == [
+        (2, "crown", 90_000)]
+    assert crown.settings_text() == ["1.50 mm / 110 Hz / 6.5 V for 1 min 30 s"]
     assert first.events == ()
     full = client_record(store, ids["ann"], events=True)
     assert full.sessions[0].events[0].kind == "session-started"
-    assert full.sessions[0].telemetry
 
 
 def test_zone_history_and_settings_to_repeat(clinic):
@@ -57,7 +60,10 @@ def test_zone_history_and_settings_to_repeat(clinic):
     assert [v.work.coverage_pct for v in visits] == [70, 30]  # newest first
     assert visits[0].pigments[0].lot == "PG-2"
     last = settings_to_repeat(store, ids["ann"], Zone.CROWN)
-    assert str(last.work.settings) == "depth 1.80 mm, rate 110.0 Hz, voltage 6.5 V"
+    assert str(last.settings) == "depth 1.80 mm, rate 110.0 Hz, voltage 6.5 V"
+    assert last.text() == "repeat: 1.80 mm / 110 Hz / 6.5 V, used 1 min 30 s on 16 Mar 2026"
+    older = settings_to_repeat(store, ids["ann"], Zone.CROWN, excluding=last.session_id)
+    assert str(older.settings.depth_mm) == "1.50"
     assert settings_to_repeat(store, ids["ann"], Zone.NAPE) is None
 
 

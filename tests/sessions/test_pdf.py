@@ -40,7 +40,8 @@ def test_pdf_renders_to_a_readable_page(pdf_bytes):
     for expected in ("Scalp micropigmentation record", "Client: Ann Lee",
                      "Session on 02 March 2026: stage 1", "PG-2026-001", "PG-2026-002",
                      "SIMULATOR", "Aftercare", AFTERCARE[0][:40], "20:1", "Carbon Co",
-                     "Depth", "1.50 mm", "Lot", "Expiry"):
+                     "Settings used on skin", "1.50 mm / 110 Hz / 6.5 V for 1 min 30 s",
+                     "Lot", "Expiry"):
         assert expected in words, expected
 
 

@@ -145,7 +145,7 @@ def _keys(node, kind: str, seen: list) -> None:
     nested = {"client": "client", "health": "health", "consents": "consent",
               "sessions": "session", "machine": "machine", "gate": "gate", "zones": "zone",
               "pigments": "pigment", "needles": "needle", "telemetry": "telemetry",
-              "events": "event"}
+              "events": "event", "used": "used", "runs": "run"}
     for key, value in node.items():
         seen.append((kind, key))
         child = nested.get(key)

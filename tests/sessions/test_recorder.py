@@ -10,12 +10,13 @@ from sqlalchemy import func, select
 from protocols import Dilution, Stage, Zone
 from sessions.errors import GateRefused, RecordError
 from sessions.gate import Contraindication
+from sessions.history import client_record
 from sessions.models import (
     Client,
     Event,
     GateAnswer,
+    NeedleRun,
     SessionRow,
-    TelemetrySample,
     TelemetrySummary,
     ZoneWork,
 )
@@ -138,29 +139,83 @@ def test_every_link_event_kind_is_recorded_in_order(store):
         rec.note("too late")
 
 
-def test_telemetry_is_summarised_per_run_and_per_zone(store):
+def _runs(store):
+    with store.reading() as s:
+        return s.scalars(select(NeedleRun).order_by(NeedleRun.seq)).all()
+
+
+def test_each_run_is_recorded_with_its_confirmed_settings_and_telemetry(store):
     clock = FakeClock()
     rec = start(store, client(store), clock)
-    rec.zone_changed(Zone.CROWN)
-    for run, rates in enumerate(([1200, 1400, 1300], [1000, 1500])):
+    rec.zone_changed(Zone.CROWN, profile="crown-standard")
+    rec.settings_applied(settings("1.80", "130", "7.5"),
+                         adjustments=["technician: depth +0.05 mm"])
+    for run, rates in enumerate(([1200, 1100, 1300], [1000, 1500])):
         rec.pedal_down()
         for rate in rates:
             clock.advance(milliseconds=20)
             rec.telemetry(Reading(clock(), rate, 7500 + run * 100, 300 + rate // 100,
-                                  fault=rate == 1500))
-        rec.pedal_up()
-    rec.zone_changed(Zone.HAIRLINE)
+                                  fault=rate == 1500, depth_um=1800 - run * 50))
+        rec.pedal_up(60 + run * 1000, ended_by="pedal up")
+    runs = _runs(store)
+    assert [(r.seq, r.zone, r.profile, r.needle_ms, r.samples, r.faults) for r in runs] == [
+        (1, "crown", "crown-standard", 60, 3, 0), (2, "crown", "crown-standard", 1060, 2, 1)]
+    first, second = runs
+    assert (first.depth_um, first.rate_dhz, first.voltage_mv) == (1800, 1300, 7500)
+    assert json.loads(first.adjustments) == ["technician: depth +0.05 mm"]
+    assert (first.rate_mean_dhz, first.rate_min_dhz, first.rate_max_dhz) == (1200, 1100, 1300)
+    assert (second.voltage_mean_mv, second.current_max_ma, second.depth_min_um) == (
+        7600, 315, 1750)
+    # Under 90% of the confirmed 130 Hz (117 Hz): 110 Hz for the 20 ms since the sample before.
+    assert first.under_speed_ms == 20
+    assert second.under_speed_ms == 0  # 100 Hz is its first sample (no time yet); 150 is fast
     with store.reading() as s:
-        runs = s.scalars(select(TelemetrySummary).where(TelemetrySummary.run_index.is_not(None))
-                         .order_by(TelemetrySummary.run_index)).all()
-        zone = s.scalar(select(TelemetrySummary).where(TelemetrySummary.run_index.is_(None)))
-        raw = s.scalar(select(func.count()).select_from(TelemetrySample))
-    assert [(r.samples, r.mean_rate_dhz, r.peak_rate_dhz, r.run_ms, r.faults) for r in runs] \
-        == [(3, 1300, 1400, 60, 0), (2, 1250, 1500, 40, 1)]
-    assert (zone.zone, zone.samples, zone.mean_rate_dhz, zone.peak_rate_dhz, zone.run_ms,
-            zone.peak_voltage_mv, zone.peak_current_ma, zone.faults) == (
-        "crown", 5, 1280, 1500, 100, 7600, 315, 1)
-    assert raw == 5
+        assert s.scalar(select(func.count()).select_from(TelemetrySummary)) == 0
+
+
+def test_settings_changed_mid_run_split_it_and_unknown_settings_are_recorded_as_unknown(store):
+    clock = FakeClock()
+    rec = start(store, client(store), clock)
+    rec.zone_changed(Zone.HAIRLINE)
+    rec.settings_applied(settings("1.50"))
+    rec.pedal_down()
+    clock.advance(seconds=2)
+    rec.settings_applied(settings("1.55"), run_ms=2000)
+    clock.advance(seconds=1)
+    rec.settings_unknown(settings("1.60"), "no answer", run_ms=3000)
+    clock.advance(seconds=1)
+    rec.pedal_up(4000)
+    runs = _runs(store)
+    assert [(r.needle_ms, r.depth_um, r.ended_by, r.exact) for r in runs] == [
+        (2000, 1500, "settings changed", False), (1000, 1550, "settings changed", False),
+        (1000, None, "pedal up", True)]
+    view = client_record(store, client_id_of(store, rec)).sessions[0].zones[0]
+    assert view.on_skin.runs == 1 and view.on_skin.needle_ms == 4000
+    assert view.settings_text() == ["1.50 mm / 110 Hz / 6.5 V for 2 s",
+                                    "1.55 mm / 110 Hz / 6.5 V for 1 s",
+                                    "settings not confirmed for 1 s"]
+    # The same settings confirmed again mid-run do not split it.
+    rec.settings_applied(settings("1.50"))
+    rec.pedal_down()
+    rec.settings_applied(settings("1.50"), run_ms=500)
+    rec.pedal_up(900)
+    assert [r.needle_ms for r in _runs(store)][3:] == [900]
+
+
+def test_a_reboot_forgets_the_settings_for_the_runs_after_it(store):
+    clock = FakeClock()
+    rec = start(store, client(store), clock)
+    rec.zone_changed(Zone.CROWN)
+    rec.settings_applied(settings())
+    rec.machine_rebooted("0x1")
+    rec.pedal_down()
+    rec.pedal_up(100)
+    assert _runs(store)[0].depth_um is None
+
+
+def client_id_of(store, rec) -> int:
+    with store.reading() as s:
+        return s.get(SessionRow, rec.session_id).client_id
 
 
 def test_raw_telemetry_is_pruned_after_the_window(store):
@@ -171,8 +226,7 @@ def test_raw_telemetry_is_pruned_after_the_window(store):
     rec.pedal_up()
     assert prune_telemetry(store, now=clock() + timedelta(days=29)) == 0
     assert prune_telemetry(store, now=clock() + timedelta(days=31)) == 1
-    with store.reading() as s:
-        assert s.scalar(select(func.count()).select_from(TelemetrySummary)) == 1
+    assert len(_runs(store)) == 1  # runs are kept for good
 
 
 def test_consumables_need_a_lot_and_an_unexpired_date(store):

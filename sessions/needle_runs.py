@@ -1,0 +1,148 @@
+"""What the needle did in a zone, from its runs: the settings used on skin and for how long.
+
+A zone's summary is derived, never stored: the runs are the facts (sessions/recorder.py
+writes one row per run, split where the settings changed). Sessions recorded before runs
+were (schema 0004) have none; their zones say so and show only the last settings confirmed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from protocols import QUANTITIES, MachineSettings
+from sessions.models import NeedleRun
+from sessions.telemetry import QUANTITIES as MEASURED
+
+BEFORE_RUNS = "recorded before per-run settings"
+NO_NEEDLE_TIME = "no needle time"
+NOT_CONFIRMED = "settings not confirmed"
+
+
+@dataclass(frozen=True)
+class RunView:
+    seq: int
+    zone: str | None
+    profile: str
+    started_at: datetime
+    ended_at: datetime
+    needle_ms: int  # the machine's own figure
+    exact: bool  # False where a boundary is known to a telemetry period only
+    ended_by: str
+    settings: MachineSettings | None  # None: the machine had not confirmed what it held
+    adjustments: tuple[str, ...]
+    samples: int
+    under_speed_ms: int
+    faults: int
+    telemetry: dict[str, int | None]  # rate_mean_dhz, rate_min_dhz, ... depth_max_um
+
+
+@dataclass(frozen=True)
+class UsedSettings:
+    settings: MachineSettings | None
+    needle_ms: int
+    runs: int
+
+
+@dataclass(frozen=True)
+class OnSkin:
+    """A zone's needle work in one session."""
+
+    used: tuple[UsedSettings, ...]  # each distinct setting, in the order it was first used
+    needle_ms: int
+    runs: int  # runs as the machine counted them (a split run counts once)
+    mean: MachineSettings | None  # time-weighted over the confirmed runs, on the steps
+    low: MachineSettings | None  # the range, field by field
+    high: MachineSettings | None
+
+    @property
+    def longest(self) -> UsedSettings | None:
+        """The confirmed settings the needle ran longest at (what "repeat last" offers)."""
+        confirmed = [u for u in self.used if u.settings is not None and u.needle_ms > 0]
+        return max(confirmed, key=lambda u: u.needle_ms, default=None)
+
+
+def run_view(r: NeedleRun) -> RunView:
+    settings = (None if r.depth_um is None
+                else MachineSettings.from_wire(r.depth_um, r.rate_dhz, r.voltage_mv))
+    stats = {f"{q}_{s}_{u}": getattr(r, f"{q}_{s}_{u}")
+             for q, u in MEASURED for s in ("mean", "min", "max")}
+    return RunView(r.seq, r.zone, r.profile, r.started_at, r.ended_at, r.needle_ms, r.exact,
+                   r.ended_by, settings, tuple(json.loads(r.adjustments)), r.samples,
+                   r.under_speed_ms, r.faults, stats)
+
+
+def on_skin(runs: Sequence[RunView]) -> OnSkin:
+    used: dict[MachineSettings | None, list[int]] = {}
+    for r in runs:
+        u = used.setdefault(r.settings, [0, 0])
+        u[0] += r.needle_ms
+        u[1] += 1
+    confirmed = [r for r in runs if r.settings is not None]
+    return OnSkin(
+        tuple(UsedSettings(s, ms, n) for s, (ms, n) in used.items()),
+        sum(r.needle_ms for r in runs),
+        sum(1 for r in runs if r.ended_by != "settings changed"),
+        _weighted(confirmed), _bound(confirmed, min), _bound(confirmed, max))
+
+
+def _weighted(runs: Sequence[RunView]) -> MachineSettings | None:
+    total = sum(r.needle_ms for r in runs)
+    if not runs or total == 0:
+        return None
+    values = {}
+    for q in QUANTITIES:
+        mean = sum(r.settings.value(q) * r.needle_ms for r in runs) / total  # type: ignore
+        values[q.field] = (mean / q.step).quantize(Decimal(1)) * q.step
+    return MachineSettings(**values)
+
+
+def _bound(runs: Sequence[RunView], pick) -> MachineSettings | None:
+    if not runs:
+        return None
+    return MachineSettings(**{q.field: pick(r.settings.value(q) for r in runs)  # type: ignore
+                              for q in QUANTITIES})
+
+
+def duration_text(ms: int) -> str:
+    """"4 min 10 s", "40 s", "0.4 s": needle time as a person reads it."""
+    if ms < 10_000:
+        return f"{ms / 1000:.1f} s".replace(".0 s", " s")
+    s = round(ms / 1000)
+    if s < 60:
+        return f"{s} s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m} min {s} s" if s else f"{m} min"
+    h, m = divmod(m, 60)
+    return f"{h} h {m} min"
+
+
+def used_text(u: UsedSettings) -> str:
+    what = u.settings.short() if u.settings is not None else NOT_CONFIRMED
+    runs = f", {u.runs} runs" if u.runs > 1 else ""
+    return f"{what} for {duration_text(u.needle_ms)}{runs}"
+
+
+def describe(per_run: bool, skin: OnSkin | None, confirmed: MachineSettings | None,
+             ) -> list[str]:
+    """A zone's settings as every view says them, a line each: what was used on skin, or
+    why nothing can be said of it."""
+    if not per_run:
+        last = f": last confirmed {confirmed.short()}" if confirmed is not None else ""
+        return [f"{BEFORE_RUNS}{last}"]
+    if skin is None or skin.needle_ms == 0:
+        never = f" (confirmed {confirmed.short()}, never run)" if confirmed is not None else ""
+        return [f"{NO_NEEDLE_TIME}{never}"]
+    return [used_text(u) for u in skin.used]
+
+
+def grouped_runs(rows: Iterable[NeedleRun]) -> dict[tuple[int, str | None], list[RunView]]:
+    """Runs by (session, zone), in order."""
+    out: dict[tuple[int, str | None], list[RunView]] = {}
+    for r in rows:
+        out.setdefault((r.session_id, r.zone), []).append(run_view(r))
+    return out
