@@ -24,9 +24,9 @@ _STATS = [f"{q}_{s}_{u}" for q, u in (("rate", "dhz"), ("voltage", "mv"), ("curr
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("per_run", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
+    # A plain ADD COLUMN, not a batch copy: SQLite cannot drop a table other rows refer to.
+    op.add_column("sessions", sa.Column("per_run", sa.Boolean(), nullable=False,
+                                        server_default=sa.false()))
     op.create_table(
         "needle_runs",
         sa.Column("id", sa.Integer(), nullable=False),
