@@ -162,6 +162,9 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             await press(pilot, "full_stop", "full_stop")
             await until(pilot, lambda: next(z for z in app.view.work.zones
                                             if z.zone is Zone.CROWN).coverage_pct == 20)
+            await press(pilot, "m")  # a pass over the crown, counted on its tile
+            await until(pilot, lambda: "pass 1" in str(
+                app.screen.query_one("#zone-crown").render()))
             shown["zones"] = {z.zone: z.settings for z in app.view.work.zones if z.settings}
             shown["log"] = app.view.log
             await press(pilot, "e")
@@ -180,6 +183,7 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
     assert {Zone(z.zone): z.confirmed for z in s.zones if z.confirmed} == shown["zones"]
     cover = {z.zone: z.coverage_pct for z in s.zones}
     assert cover["hairline"] == 40 and cover["crown"] == 20
+    assert {z.zone: z.passes for z in s.zones}["crown"] == 1
     assert "Hairline 40%" in shown["summary"] and "Next session: stage 2" in shown["summary"]
     kinds = [e.kind for e in s.events]
     for kind in ("stop", "fault", "link-lost", "link-restored", "pedal-down", "pedal-up"):
@@ -238,7 +242,7 @@ def test_help_lists_every_key_and_a_user_keymap_applies(store):
             await until(pilot, on(app, "HelpScreen"))
             text = str(app.screen.query_one("#keys").render())
             for words in ("escape", "space", "STOP", "[keymap]", "Depth+", "Repeat last",
-                          "work.arm", "f8"):
+                          "Pass done", "work.arm", "f8"):
                 assert words in text, words
             await press(pilot, "q")
             await until(pilot, on(app, "ConnectScreen"))

@@ -385,3 +385,27 @@ def test_the_console_s_client_lookup_folds_case_and_unicode(store):
         assert len(c.find_clients("")) == 2
     finally:
         c.close()
+
+
+def test_adjustments_hold_for_the_zone_and_another_profile_drops_them_saying_so(controller):
+    c = controller
+    c.add_client(new_client())
+    c.start_session(plan(stage=Stage.S2), CLEAR, {})
+    soft = c.select_zone(Zone.HAIRLINE)
+    assert not any(r.startswith("technician:") for r in c.view.work.reasons)
+    c.adjust("depth_mm", +1)
+    moved = c.adjust("voltage_v", +1)
+    c.select_zone(Zone.CROWN)
+    assert not any(r.startswith("technician:") for r in c.view.work.reasons)
+    assert c.select_zone(Zone.HAIRLINE) == moved  # held, not reset to the profile
+    assert c.view.work.reasons[-2:] == ("technician: depth +0.05 mm",
+                                        "technician: voltage +0.1 V")
+    assert any("its adjustments hold" in line for line in c.view.log)
+    c.adjust("depth_mm", -1)  # back to the profile's depth: only the voltage step is left
+    assert c.view.work.reasons[-1] == "technician: voltage +0.1 V"
+    defined = c.select_zone(Zone.HAIRLINE, "hairline-defined")
+    assert defined != moved and defined.depth_mm == soft.depth_mm
+    assert not any(r.startswith("technician:") for r in c.view.work.reasons)
+    assert any("earlier adjustments and repeat no longer apply" in line for line in c.view.log)
+    with pytest.raises(WorkflowError, match="no earlier session of this client ran the needle"):
+        c.repeat_last()
