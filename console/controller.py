@@ -113,6 +113,11 @@ TREND_POINTS = 60
 LOG_LINES = 8
 CAPTION_EVERY_S = 0.5  # how often the simulator's scenario caption is asked for
 COMMAND_TIMEOUT_S = 30.0
+# No telemetry for this long (3 frame periods) and nothing the machine said is believed: the
+# screen shows the state as UNKNOWN within 100 ms of the last frame. The session thread wakes
+# this often while connected to judge it.
+STALE_AFTER_S = 0.06
+STALE_CHECK_S = 0.02
 STOP_LATCH_WAIT_S = 2.0  # closing waits this long at most for an acknowledged STOP's latch
 QUERY_FLUSH_S = 2.0  # a read waits this long at most for what was submitted to be written
 UPTIME_WRAP = 1 << 32
@@ -491,7 +496,8 @@ class SessionController:
     def _run(self) -> None:
         while True:
             try:
-                what, arg = self._inbox.get(timeout=self.publish_every_s)
+                what, arg = self._inbox.get(timeout=STALE_CHECK_S if self.machine is not None
+                                            else self.publish_every_s)
             except queue.Empty:
                 what, arg = "", None
             if what == "close":
@@ -539,11 +545,20 @@ class SessionController:
             self._record_changed(arg)
         elif what == "stopped":
             self._stopped(arg)
+        self._judge_stale()
         due = time.monotonic() - self._last_publish >= self.publish_every_s
         if self._dirty and due:
             self._sample_trends()
             self._publish()
         self._poll_caption()
+
+    def _judge_stale(self) -> None:
+        mv = self._machine_view
+        if mv.stale or mv.telemetry_at is None or self.machine is None:
+            return
+        if time.monotonic() - mv.telemetry_at > STALE_AFTER_S:
+            self._machine_view = replace(mv, stale=True)
+            self._publish()
 
     def _next_command(self) -> None:
         while self._current is None and self._commands:
@@ -1028,8 +1043,10 @@ class SessionController:
             mv, state=machine_state(state, faults), pedal=t.pedal_down, motor=t.motor_on,
             rate_hz=t.rate_dhz / 10, voltage_v=t.voltage_mv / 1000,
             current_a=t.current_ma / 1000, depth_mm=t.depth_um / 1000,
-            temperature_c=t.temperature_dc / 10, **self._fault_fields(faults))
-        changed = self._machine_view.state != mv.state or t.pedal_down != mv.pedal
+            temperature_c=t.temperature_dc / 10, telemetry_at=time.monotonic(), stale=False,
+            **self._fault_fields(faults))
+        changed = (self._machine_view.state != mv.state or t.pedal_down != mv.pedal
+                   or mv.stale)
         if work is not None:
             if work.clock is None:
                 work.clock = (t.uptime_ms, datetime.now(UTC))

@@ -89,6 +89,10 @@ class MachineView:
     fault_action: str = ""
     rtt_ms: float | None = None
     telemetry_age_ms: float | None = None
+    # When this console last heard telemetry (time.monotonic()), and whether that is too long
+    # ago to believe anything it said: then every value and the state are shown as unknown.
+    telemetry_at: float | None = None
+    stale: bool = False
     resend_ratio: float = 0.0
     applied: MachineSettings | None = None  # the settings the machine reports holding
     # False when a command's outcome was lost: the machine's settings are then not known
@@ -150,6 +154,8 @@ class View:
             out.append(f"RECORD NOT WRITING: {self.record.reason}")
         if m.connected and m.link == Link.LOST:
             out.append("LINK LOST")
+        elif m.connected and m.stale:
+            out.append("NO TELEMETRY: the machine's state is unknown")
         if m.state == MachineState.FAULT:
             out.append(f"FAULT: {m.fault_cause} - {m.fault_action}")
         elif m.state == MachineState.STOPPED:

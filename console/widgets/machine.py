@@ -3,6 +3,9 @@ health and the needle run timer. Only reported values are shown; '--' when unkno
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
@@ -21,7 +24,18 @@ class MachinePanel(Vertical):
     MachinePanel .spark-row { height: 1; }
     MachinePanel .spark-label { width: 9; }
     MachinePanel Sparkline { height: 1; width: 1fr; }
+    MachinePanel.-stale #values { color: $text-muted; }
     """
+
+    _view: View | None = None
+
+    def on_mount(self) -> None:
+        # While the machine is silent the age of what it last said counts up on screen.
+        self.set_interval(0.1, self._tick)
+
+    def _tick(self) -> None:
+        if self._view is not None and self._view.machine.stale:
+            self.show(self._view)
 
     def compose(self):
         yield Static(id="state")
@@ -35,12 +49,21 @@ class MachinePanel(Vertical):
     def show(self, view: View) -> None:
         if not self.query("#health"):
             return  # not composed yet: views come from the session thread at any moment
+        self._view = view
         m = view.machine
-        state = m.state.value if m.connected else "NOT CONNECTED"
-        if m.connected and m.link == Link.LOST:
-            state += " (last known: LINK LOST)"
-        set_text(self.query_one("#state", Static),
-            f"Machine: {state}   Pedal: {'DOWN' if m.pedal else 'up'}")
+        silent = _silent_ms(view)
+        pedal = "DOWN" if m.pedal else "up"
+        if not m.connected:
+            state = "NOT CONNECTED"
+        elif silent is not None:
+            why = "link lost" if m.link == Link.LOST else f"no telemetry for {silent / 1000:.1f} s"
+            state, pedal = f"UNKNOWN ({why}; last reported {m.state.value})", "unknown"
+        else:
+            state = m.state.value
+        set_text(self.query_one("#state", Static), f"Machine: {state}   Pedal: {pedal}")
+        if silent is not None:  # nothing it said can be believed now
+            m = replace(m, rate_hz=None, voltage_v=None, current_a=None, depth_mm=None,
+                        temperature_c=None)
         run = view.work.run_ms / 1000 if view.work else 0.0
         set_text(self.query_one("#values", Static),
             f"rate    {_v(m.rate_hz, '6.1f')} Hz\n"
@@ -55,7 +78,7 @@ class MachinePanel(Vertical):
             if spark.data != list(data):
                 spark.data = list(data)
         rtt = _v(m.rtt_ms, ".0f")
-        age = _v(m.telemetry_age_ms, ".0f")
+        age = _v(m.telemetry_age_ms if silent is None else silent, ".0f")
         link = m.link.value
         if m.link == Link.LOST:
             link = "LINK LOST"
@@ -63,3 +86,14 @@ class MachinePanel(Vertical):
             f"link {link}\nround trip {rtt} ms  telemetry age {age} ms\n"
             f"resends {m.resend_ratio * 100:.1f}%")
         self.set_class(m.state in (MachineState.FAULT, MachineState.STOPPED), "-alarm")
+        self.set_class(silent is not None, "-stale")
+
+
+def _silent_ms(view: View) -> float | None:
+    """How long the machine has been silent, if too long to believe it (else None)."""
+    m = view.machine
+    if not m.connected or not (m.stale or m.link == Link.LOST):
+        return None
+    if m.telemetry_at is None:
+        return 0.0
+    return (time.monotonic() - m.telemetry_at) * 1000
