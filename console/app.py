@@ -108,7 +108,8 @@ class SmpApp(App):
                 tooltip="Clients, sessions, recall by lot, touch-ups due, exports"),
         Binding("f5", "protocols", "Protocols", id="protocols",
                 tooltip="The protocol library: profiles, resolution, user-file errors"),
-        Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit (disarms the machine)"),
+        Binding("ctrl+q", "quit", "Quit", id="quit",
+                tooltip="Quit: STOP first if armed or running; asks if a session is open"),
     ]
 
     presentation: reactive[bool] = reactive(False)
@@ -422,7 +423,31 @@ class SmpApp(App):
         yield from super().get_system_commands(screen)
 
     async def action_quit(self) -> None:
-        self.exit(0)
+        """Quit; with the needle armed or running, STOP first, then ask. With a session open,
+        ask: it stays open in the record (the next start offers to close it)."""
+        from console.screens.confirm import Confirm
+
+        m, work = self.view.machine, self.view.work
+        if isinstance(self.screen, Confirm) and self.screen.id == "quit":
+            return  # already asking
+        live = m.connected and m.state in (MachineState.ARMED, MachineState.RUNNING)
+        if live:
+            self.controller.stop_now("the console: quitting")
+        if not live and work is None:
+            self.exit(0)
+            return
+        said = (f"The machine was {m.state.value}: STOP sent.\n" if live else "")
+        if work is not None:
+            said += (f"Session {work.session_id} is still open: quit without ending it? It "
+                     "stays open in the record; the next start offers to close it.")
+        else:
+            said += "Quit the console?"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit(0)
+
+        self.push_screen(Confirm(said, yes="Quit (y)", no="Stay (n)", id="quit"), answered)
 
     def on_unmount(self) -> None:
         # However the app ends (quit, a hang-up, an error), the machine is released and the

@@ -29,8 +29,8 @@ class Confirm(SmpModal[bool]):
     ]
 
     def __init__(self, question: str, yes: str = "Yes (y)", no: str = "No (n)", *,
-                 hidden: str | None = None) -> None:
-        super().__init__()
+                 hidden: str | None = None, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.question, self.yes, self.no = question, yes, no
         self.hidden = question if hidden is None else hidden
 

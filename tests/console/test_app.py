@@ -441,3 +441,41 @@ def test_the_start_up_heap_is_out_of_the_collectors_scan_while_the_console_runs(
     asyncio.run(run())
     assert frozen[0] > 10_000  # Textual, SQLAlchemy and the console's own modules at least
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.timeout(60)
+def test_quitting_while_armed_stops_first_and_asks_and_an_open_session_is_not_left_silently(
+        store):
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            await new_client(pilot, "Ann Lee")
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "PlanScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "WorkScreen"))
+            await press(pilot, "1")
+            await until(pilot, lambda: app.view.machine.applied is not None)
+            await arm(pilot, app)
+            await press(pilot, "ctrl+q")
+            await until(pilot, on(app, "Confirm"))
+            question = text(app, "#question")
+            assert "The machine was ARMED: STOP sent." in question, question
+            assert "still open: quit without ending it?" in question
+            await until(pilot, state(app, MachineState.STOPPED))  # stopped before any answer
+            await press(pilot, "n")
+            await until(pilot, on(app, "WorkScreen"))
+            assert app.is_running and app.view.work is not None
+            await press(pilot, "ctrl+q")  # disarmed now: asked about the open session only
+            await until(pilot, on(app, "Confirm"))
+            assert "STOP sent" not in text(app, "#question")
+            await press(pilot, "y")
+            await until(pilot, lambda: not app.is_running)
+
+    asyncio.run(run())
+    (client,) = history.list_clients(store)
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    assert any(e.kind == "stop" and "quitting" in e.payload.get("reason", "")
+               for e in s.events), [(e.kind, e.payload) for e in s.events]

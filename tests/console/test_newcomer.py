@@ -42,7 +42,9 @@ def test_make_run_reaches_the_working_screen_and_a_pass_with_the_readme_keys(tmp
         term.wait_for("Machine: RUNNING")
         term.keys("Space")  # STOP
         term.wait_for("Machine: STOPPED")
-        term.keys("C-q")
+        term.keys("C-q")  # a session is open: asked, not lost
+        term.wait_for("quit without ending it?")
+        term.keys("y")
         term.wait_exit(timeout=20)
     finally:
         term.close()

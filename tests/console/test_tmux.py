@@ -112,14 +112,20 @@ def test_console_in_tmux_against_smp_sim_stop_link_lost_and_back(tmp_path, store
 
         # The machine comes back (a new process: it has restarted); the console reconnects,
         # and the technician re-arms.
-        sim2 = SimProcess("--pty", "--link", str(link), "--seed", "2")
+        machine_log2 = tmp_path / "machine2.jsonl"
+        sim2 = SimProcess("--pty", "--link", str(link), "--seed", "2", "--events",
+                          str(machine_log2))
         try:
             term.wait_for("link restored", timeout=10)
             term.keys("a")
             term.wait_for("ARM the machine?")
             term.keys("y")
             term.wait_for("Machine: ARMED", timeout=5)
-            term.keys("C-q")
+            quitting = time.time()
+            term.keys("C-q")  # armed: STOP first, then the question
+            term.wait_for("STOP sent", timeout=5)
+            term.wait_for("quit without ending it?")
+            term.keys("y")
             term.wait_exit()
         finally:
             sim2.close()
@@ -133,6 +139,9 @@ def test_console_in_tmux_against_smp_sim_stop_link_lost_and_back(tmp_path, store
           f"STOP shown {stopped * 1000:.0f} ms, LINK LOST shown {lost * 1000:.0f} ms after the "
           "event (including capture-pane polling)")
     assert at_machine - pressed < 0.5  # generous real-time bounds; the figures are printed
+    # Quitting while armed stopped the needle before it asked: the second machine says so.
+    second = [json.loads(line) for line in machine_log2.read_text().splitlines()]
+    assert any(e["what"] == "STOP" and e["t"] >= quitting for e in second), second[-5:]
     assert lost < 1.0  # the bridge sees the port go at once
     SessionController(store).close()  # as the next start does: the journal reaches the record
     (client,) = history.list_clients(store)
