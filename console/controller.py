@@ -418,13 +418,16 @@ class SessionController:
         """Open the session in the record (the gate runs again there) with its consumables."""
         return self._call(self._start_session, plan, answers, overrides)
 
-    def select_zone(self, zone: Zone, profile: str | None = None) -> MachineSettings:
+    def select_zone(self, zone: Zone, profile: str | None = None, *,
+                    unplanned: bool = False) -> MachineSettings:
         """Work moves to `zone`: resolve its profile, apply it, record the read-back.
 
         `profile` chooses among the zone's profiles; the choice holds for this zone for the
-        rest of the session. Without one, the zone's last choice, else its default.
+        rest of the session. Without one, the zone's last choice, else its default. A zone
+        not in the session's plan is refused unless `unplanned` says the technician chose it
+        knowingly (and the record says so).
         """
-        return self._call(self._select_zone, Zone(zone), profile)
+        return self._call(self._select_zone, Zone(zone), profile, unplanned)
 
     def adjust(self, field_name: str, steps: int) -> MachineSettings:
         """Fine adjustment: `steps` steps of one setting from the confirmed value."""
@@ -684,11 +687,17 @@ class SessionController:
         self._publish()
         return opened.session_id
 
-    def _select_zone(self, zone: Zone, profile: str | None):
+    def _select_zone(self, zone: Zone, profile: str | None, unplanned: bool = False):
         work = self._require_work()
         self._require_machine()
         if self._machine_view.pedal:
             raise WorkflowError("release the pedal before changing zone")
+        if zone not in work.plan.zones and zone is not work.zone:
+            if not unplanned:
+                raise WorkflowError(f"{zone.label} is not in this session's plan "
+                                    f"({', '.join(z.label for z in work.plan.zones)}): "
+                                    "confirm to work on it")
+            work.recorder.note(f"unplanned zone {zone.value} chosen by the technician")
         entries = self.library.for_zone(zone)
         if not entries:
             raise WorkflowError(f"no profile for zone {zone.value} in the library")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 from textual.binding import Binding
@@ -9,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
 from console.screens.base import SmpScreen
-from console.view import View
+from console.view import MachineState, View
 from console.widgets.machine import MachinePanel
 from console.widgets.scalp import ZONE_KEYS, ScalpMap, ZoneCell
 from console.widgets.stop import StopButton
@@ -153,7 +154,25 @@ class WorkScreen(SmpScreen):
             self.app.action_stop()
 
     def action_zone(self, zone: str) -> None:
-        self.app.machine_call(self.app.controller.select_zone, Zone(zone))
+        from console.screens.confirm import Confirm
+
+        chosen, w = Zone(zone), self.app.view.work
+        planned = w is None or any(z.zone is chosen and z.planned for z in w.zones)
+        if planned or w.zone is chosen:
+            self.app.machine_call(self.app.controller.select_zone, chosen)
+            return
+        armed = self.app.view.machine.state in (MachineState.ARMED, MachineState.RUNNING)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.machine_call(
+                    functools.partial(self.app.controller.select_zone, unplanned=True), chosen)
+
+        self.app.push_screen(Confirm(
+            f"{chosen.label} is not in today's plan." + (" The machine is ARMED." if armed
+                                                         else "")
+            + f"\nWork on {chosen.label}? Its settings are sent to the machine.",
+            yes="Work on it (y)", no="Cancel (n)"), answered)
 
     def action_adjust(self, field: str, steps: int) -> None:
         self.app.machine_call(self.app.controller.adjust, field, steps)

@@ -479,3 +479,62 @@ def test_quitting_while_armed_stops_first_and_asks_and_an_open_session_is_not_le
     (s,) = history.client_record(store, client.id, events=True).sessions
     assert any(e.kind == "stop" and "quitting" in e.payload.get("reason", "")
                for e in s.events), [(e.kind, e.payload) for e in s.events]
+
+
+@pytest.mark.timeout(60)
+def test_an_unplanned_zone_asks_first_and_is_recorded_as_chosen(store):
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            await new_client(pilot, "Ann Lee")
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "PlanScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "WorkScreen"))
+            assert not next(z for z in app.view.work.zones if z.zone is Zone.SCAR).planned
+            await press(pilot, "1")
+            await until(pilot, lambda: app.view.machine.applied is not None)
+            await arm(pilot, app)
+            await press(pilot, "8")  # the scar: not in the plan
+            await until(pilot, on(app, "Confirm"))
+            question = text(app, "#question")
+            assert "Scar tissue is not in today's plan. The machine is ARMED." in question, question
+            await press(pilot, "n")
+            await until(pilot, on(app, "WorkScreen"))
+            await pilot.pause(0.2)
+            assert app.view.work.zone is Zone.HAIRLINE  # nothing changed
+            await press(pilot, "8")
+            await until(pilot, on(app, "Confirm"))
+            await press(pilot, "y")
+            await until(pilot, lambda: app.view.work.zone is Zone.SCAR)
+            await press(pilot, "ctrl+q")
+            await until(pilot, on(app, "Confirm"))
+            await press(pilot, "y")
+
+    asyncio.run(run())
+    (client,) = history.list_clients(store)
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    notes = [e.payload.get("text", "") for e in s.events if e.kind == "note"]
+    assert "unplanned zone scar chosen by the technician" in notes
+
+
+def test_the_controller_refuses_an_unplanned_zone_it_was_not_told_was_chosen(store):
+    from console.controller import SessionController
+    from console.workflow import WorkflowError
+    from tests.console.conftest import CLEAR, plan
+    from tests.console.conftest import new_client as client
+
+    c = SessionController(store)
+    try:
+        c.connect("sim://")
+        c.add_client(client())
+        c.start_session(plan(), CLEAR, {})
+        with pytest.raises(WorkflowError, match=r"Scar tissue is not in this session's plan "
+                                                r"\(Hairline, Crown.*\): confirm to work on it"):
+            c.select_zone(Zone.SCAR)
+        assert c.view.work.zone is None
+        assert c.select_zone(Zone.SCAR, unplanned=True) is not None
+    finally:
+        c.close()
