@@ -887,12 +887,20 @@ class SessionController:
             if not 0 <= pct <= 100:
                 raise WorkflowError(f"coverage of {Zone(zone).label} {pct}%: allowed 0 to 100%")
         machine = self.machine
-        if machine is not None and machine.state in (State.ARMED, State.RUNNING, None):
+        # The session can always be ended: the record says why the machine was not disarmed.
+        unreachable = ""
+        if machine is not None and machine.link_state == LinkState.LOST:
+            # Nothing would answer a DISARM: STOP goes out anyway, and the machine's watchdog
+            # has already stopped the needle (docs/protocol.md C-7.3).
+            machine.stop(wait=False)
+            unreachable = "the link is lost (the machine's watchdog stops the needle)"
+        elif machine is not None and machine.state in (State.ARMED, State.RUNNING, None):
             result = yield _MachineCall(Op.DISARM)
             if not result.ok:
-                # The session can always be ended: the record says why the machine was not.
-                work.recorder.note(f"machine unreachable at end: {result.message}")
-                self._note(f"machine unreachable at end: {result.message}")
+                unreachable = result.message
+        if unreachable:
+            work.recorder.note(f"machine unreachable at end: {unreachable}")
+            self._note(f"machine unreachable at end: {unreachable}")
         self._end_run("session ended")
         for zone, pct in coverage.items():
             work.recorder.record_coverage(zone, coverage_pct=pct)

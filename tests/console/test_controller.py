@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from decimal import Decimal
 
@@ -409,3 +410,23 @@ def test_adjustments_hold_for_the_zone_and_another_profile_drops_them_saying_so(
     assert any("earlier adjustments and repeat no longer apply" in line for line in c.view.log)
     with pytest.raises(WorkflowError, match="no earlier session of this client ran the needle"):
         c.repeat_last()
+
+
+def test_a_session_can_be_ended_after_the_machine_disappeared_while_armed(controller, store):
+    c = controller
+    client = c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.HAIRLINE)
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+    c.simulator.do("fault link-drop 60")  # the cable pulled, for longer than anyone waits
+    assert wait_until(lambda: c.view.machine.link == Link.LOST, timeout=3)
+    started = time.monotonic()
+    summary = c.end_session({Zone.HAIRLINE: 20}, aftercare_given=True)
+    assert time.monotonic() - started < 5  # not the 30 s a DISARM nobody answers would take
+    assert c.view.work is None and summary.session_id
+    assert c.sink.flush()
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    assert s.outcome == "completed"
+    assert any(e.payload.get("text", "").startswith("machine unreachable at end: the link is "
+                                                    "lost") for e in s.events)
