@@ -390,10 +390,18 @@ class SmpApp(App):
         """Ask, then arm: after STOP or a fault the question says the latch will be cleared."""
         from console.screens.confirm import Confirm
 
-        state = self.view.machine.state
-        if state in (MachineState.STOPPED, MachineState.FAULT):
-            question = (f"The machine is {state.value}. Clear the latch and RE-ARM?\n"
+        state, work = self.view.machine.state, self.view.work
+        if work is not None and work.zone is None:  # refused before asking, not after
+            self.notify("choose a zone before arming (keys 1-0)", severity="error",
+                        title="Not armed")
+            return
+        if state == MachineState.STOPPED:
+            question = ("The machine is STOPPED. Clear the latch and RE-ARM?\n"
                         "The needle runs again when the pedal is pressed.")
+        elif state == MachineState.FAULT:
+            question = (f"The machine has a fault latched ({self.view.machine.fault_cause}). "
+                        "Clear it and RE-ARM?\nThe needle runs again when the pedal is "
+                        "pressed.")
         else:
             question = "ARM the machine?\nThe needle runs when the pedal is pressed."
 

@@ -38,7 +38,7 @@ class EndScreen(SmpScreen):
                         password=self.app.presentation)  # masked in front of a class
             yield Static("Aftercare (give it to the client):\n" +
                          "\n".join(f"- {line}" for line in AFTERCARE), id="aftercare")
-            yield Tick("aftercare sheet given and explained", value=True,
+            yield Tick("aftercare sheet given and explained", value=False,
                            id="aftercare-given")
             yield Static(id="error", classes="error")
             yield Static(id="summary")

@@ -6,9 +6,22 @@ from typing import ClassVar
 
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.keys import key_to_character
 from textual.widgets import Static
 
 from console.screens.base import SmpModal
+
+
+def shown(keys: str) -> str:
+    """Keys as they are typed: "full_stop,comma" -> ". ,", "ctrl+c" stays "ctrl+c"."""
+    out = []
+    for key in keys.split(","):
+        *mods, base = key.split("+")
+        ch = key_to_character(base) if len(base) > 1 else None
+        if ch is not None and ch.isprintable() and not ch.isspace():
+            base = ch
+        out.append("+".join([*mods, base]))
+    return " ".join(out)
 
 
 def key_table(app) -> str:
@@ -33,7 +46,7 @@ def key_table(app) -> str:
         for b in cls.BINDINGS:
             if not isinstance(b, Binding):
                 continue
-            keys = keymap.get(b.id or "", b.key)
+            keys = shown(keymap.get(b.id or "", b.key))
             parts.append(f"  {keys:<18} {b.description or b.action:<22} {b.tooltip}"
                          f"  (id {b.id})")
     parts.append("\nCtrl+P opens the command palette. Keys are remapped by binding id in the "

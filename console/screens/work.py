@@ -98,8 +98,8 @@ class WorkScreen(SmpScreen):
 
     def show(self, view: View) -> None:
         super().show(view)
-        if not self.ready:
-            return
+        if not self.ready or not self.query(ScalpMap):
+            return  # not composed yet, or being taken down (the app is closing)
         w, m = view.work, view.machine
         self.query_one(ScalpMap).show(w)
         self.query_one(MachinePanel).show(view)

@@ -170,6 +170,9 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             await press(pilot, "e")
             await until(pilot, on(app, "EndScreen"))
             (await field(pilot, "#cover-hairline")).value = "40"
+            tick = await field(pilot, "#aftercare-given")
+            assert tick.value is False  # given is a fact the technician states, not a default
+            tick.value = True
             await press(pilot, "ctrl+n")
             await until(pilot, lambda: "recorded and closed" in str(
                 app.screen.query_one("#summary").render()))
@@ -542,3 +545,24 @@ def test_the_controller_refuses_an_unplanned_zone_it_was_not_told_was_chosen(sto
         assert c.select_zone(Zone.SCAR, unplanned=True) is not None
     finally:
         c.close()
+
+
+@pytest.mark.timeout(60)
+def test_arming_without_a_zone_is_refused_before_asking(store):
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            await new_client(pilot, "Ann Lee")
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "PlanScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "WorkScreen"))
+            await press(pilot, "a")
+            await until(pilot, lambda: any("choose a zone before arming" in str(n.message)
+                                           for n in app._notifications))
+            assert type(app.screen).__name__ == "WorkScreen"  # no question was asked
+            assert app.view.machine.state is MachineState.DISARMED
+
+    asyncio.run(run())
