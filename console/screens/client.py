@@ -44,6 +44,12 @@ class ClientScreen(SmpScreen):
         self.query_one("#search", Input).focus()
         self.search("")
 
+    def on_screen_resume(self) -> None:
+        # Back from a session (or a dialog): the list was read before it; read it again.
+        super().on_screen_resume()
+        if self.query("#search"):
+            self.search(self.query_one("#search", Input).value)
+
     def presentation_changed(self, on: bool) -> None:
         super().presentation_changed(on)
         self.query_one("#clients", OptionList).clear_options()  # nothing of the other mode

@@ -566,3 +566,29 @@ def test_arming_without_a_zone_is_refused_before_asking(store):
             assert app.view.machine.state is MachineState.DISARMED
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_the_client_list_after_a_session_lists_the_clients_not_no_match(store):
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))  # the record is empty: "no match"
+            await new_client(pilot, "Ann Lee")
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "PlanScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "WorkScreen"))
+            await press(pilot, "e")
+            await until(pilot, on(app, "EndScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, lambda: "recorded and closed" in text(app, "#summary"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "ClientScreen"))
+            box = app.screen.query_one("#clients")
+            await until(pilot, lambda: box.option_count and "Ann Lee" in str(
+                box.get_option_at_index(0).prompt))
+            assert "no match" not in str(box.get_option_at_index(0).prompt)
+
+    asyncio.run(run())
