@@ -51,8 +51,10 @@ class ReplaySession:
 
     @property
     def start_us(self) -> int:
+        """The session's start (or its first frame, were that earlier)."""
+        started = flight.to_us(self.started_at)
         first = self.flight.first_us
-        return flight.to_us(self.started_at) if first is None else first
+        return started if first is None else min(started, first)
 
     @property
     def end_us(self) -> int:

@@ -11,6 +11,7 @@ they are the app's).
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from typing import ClassVar
@@ -166,12 +167,12 @@ class ReplayScreen(Screen):
                 f"{m.event.at:%H:%M:%S}", _elapsed(m.at_us - rs.start_us), m.text)),
                 key=str(i))
         self._last_tick = time.monotonic()
-        self._render()
+        self._update_picture()
 
     @on(ChunksReady)
     def _chunks_ready(self) -> None:
         self._fetching = False
-        self._render()
+        self._update_picture()
 
     # -- playing ----------------------------------------------------------------------
 
@@ -183,15 +184,15 @@ class ReplayScreen(Screen):
         self.at_us = min(self.rs.end_us, self.at_us + int(elapsed * self.speed * 1e6))
         if self.at_us >= self.rs.end_us:
             self.playing = False
-        self._render()
+        self._update_picture()
 
     def seek(self, at_us: int) -> None:
         if self.rs is None:
             return
         self.at_us = max(self.rs.start_us, min(self.rs.end_us, at_us))
-        self._render()
+        self._update_picture()
 
-    def _render(self) -> None:
+    def _update_picture(self) -> None:
         rs = self.rs
         if rs is None:
             return
@@ -274,11 +275,11 @@ class ReplayScreen(Screen):
             self.at_us = self.rs.start_us  # played to the end: from the start again
         self.playing = not self.playing
         self._last_tick = time.monotonic()
-        self._render()
+        self._update_picture()
 
     def action_speed(self, factor: float) -> None:
         self.speed = min(MAX_SPEED, max(MIN_SPEED, self.speed * factor))
-        self._render()
+        self._update_picture()
 
     def action_step(self, direction: int) -> None:
         self.seek(self.at_us + direction * STEP_US)
@@ -287,10 +288,11 @@ class ReplayScreen(Screen):
         rs = self.rs
         if rs is None or not rs.marks:
             return
-        done = replay.position(rs, self.at_us).marks_done
-        # Next: the first entry after now; previous: the one before the entry at now.
-        i = done if direction > 0 else max(0, done - 2)
-        if i < len(rs.marks):
+        times = [m.at_us for m in rs.marks]
+        # Next: the first entry after now; previous: the last one before now.
+        i = (bisect.bisect_right(times, self.at_us) if direction > 0
+             else bisect.bisect_left(times, self.at_us) - 1)
+        if 0 <= i < len(rs.marks):
             self.jump(i)
 
     def jump(self, i: int) -> None:
