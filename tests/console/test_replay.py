@@ -297,3 +297,25 @@ def test_smp_replay_of_a_session_recorded_before_the_flight_recorder(db_url):
     out = smp("replay", str(sid), "--db", db_url)
     assert f"session {sid} has no flight record" in one_error(out)
     assert out.returncode == 1
+
+
+def test_the_history_browsers_replay_key_plays_the_selected_session(db_url, store):
+    asyncio.run(_history_replay(db_url, store))
+
+
+async def _history_replay(db_url, store):
+    from console.screens.history import HistoryScreen
+    from tests.console.browser_pilot import Host, settle
+
+    sid = flown(store)
+    app = Host(HistoryScreen(db_url))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press(*"ann")
+        await settle(pilot)
+        await pilot.press("f7")
+        await _until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.shown)
+        assert app.screen.session_id == sid and app.screen.rs.flight.frames == 1500
+        assert "REPLAY" in str(app.screen.query_one(Banner).render())
+        await pilot.press("f10")
+        await _until(pilot, lambda: isinstance(app.screen, HistoryScreen))
