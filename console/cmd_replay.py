@@ -57,10 +57,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = load_config()
     store = open_store(args.db)
     try:
-        replay.check(store, sid)  # one line before any screen: no such session, no record
+        presentation = args.presentation or config.presentation
+        # Read before any screen: a bad session is one line, and the first picture needs no
+        # wait once the app is up.
+        loaded = replay.load(store, sid, presentation=presentation)
         app = ReplayApp(store, sid, speed=rate, play=not args.paused,
-                        presentation=args.presentation or config.presentation,
-                        theme=config.theme)
+                        presentation=presentation, theme=config.theme, loaded=loaded)
         app.run()
     finally:
         store.close()

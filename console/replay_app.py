@@ -22,9 +22,10 @@ class ReplayApp(App):
     presentation: reactive[bool] = reactive(False)
 
     def __init__(self, store, session: int, *, speed: float = 1.0, play: bool = True,
-                 presentation: bool = False, theme: str | None = None):
+                 presentation: bool = False, theme: str | None = None, loaded=None):
         super().__init__()
         self.store, self.session, self.speed, self.play = store, session, speed, play
+        self._loaded = loaded  # sessions.replay.ReplaySession, read before the app started
         self._theme = theme
         self.set_reactive(ReplayApp.presentation, presentation)
 
@@ -35,7 +36,7 @@ class ReplayApp(App):
             self.theme = self._theme
         self.sub_title = "PRESENTATION" if self.presentation else ""
         self.push_screen(ReplayScreen(self.store, self.session, speed=self.speed,
-                                      play=self.play))
+                                      play=self.play, loaded=self._loaded))
 
     def action_presentation(self) -> None:
         from console.screens.presentation import PresentationOff

@@ -62,15 +62,6 @@ class ReplaySession:
                    self.start_us)
 
 
-def check(store: Store, session_id: int) -> None:
-    """RecordError unless the session exists and has a flight record (cheap: no chunk data)."""
-    with store.reading() as s:
-        if s.get(SessionRow, session_id) is None:
-            raise RecordError(f"no session with id {session_id} in the record")
-    if not flight.FlightLog(store, session_id).index:
-        raise RecordError(_NO_FLIGHT.format(session_id))
-
-
 _NO_FLIGHT = ("session {} has no flight record (recorded before the flight recorder, or "
               "pruned after its retention): its timeline is in the history")
 

@@ -76,8 +76,10 @@ class ReplayScreen(Screen):
     ]
 
     def __init__(self, store: Store | Callable[[], Store], session_id: int, *,
-                 speed: float = 1.0, play: bool = True):
+                 speed: float = 1.0, play: bool = True,
+                 loaded: records.ReplaySession | None = None):
         super().__init__()
+        self._preloaded = loaded  # read before the app started (smp replay): shown at once
         self._store = store
         self.session_id = session_id
         self.speed = speed
@@ -119,7 +121,11 @@ class ReplayScreen(Screen):
         self.query_one("#live", Static).display = False
         if hasattr(type(self.app), "presentation"):
             self.watch(self.app, "presentation", self._mode_changed, init=False)
-        self._load(self.presentation)
+        pre, self._preloaded = self._preloaded, None
+        if pre is not None and pre.presentation == self.presentation:
+            self.post_message(Loaded(pre, "", pre.presentation))
+        else:
+            self._load(self.presentation)
         self.set_interval(TICK_S, self._tick)
         self.show(getattr(self.app, "view", View()))
 
@@ -160,14 +166,14 @@ class ReplayScreen(Screen):
                  f"REPLAY of session {rs.session_id}  client {rs.client}  by {rs.technician}  "
                  f"stage {rs.stage}  {rs.outcome or 'OPEN'}   [{rs.machine}]   "
                  f"{rs.flight.frames} frames")
+        self._last_tick = time.monotonic()
+        self._update_picture()  # the picture first: a long timeline takes a while to fill
         table = self.query_one("#marks", DataTable)
         table.clear()
         for i, m in enumerate(rs.marks):
             table.add_row(*(plain(x) for x in (
                 f"{m.event.at:%H:%M:%S}", _elapsed(m.at_us - rs.start_us), m.text)),
                 key=str(i))
-        self._last_tick = time.monotonic()
-        self._update_picture()
 
     @on(ChunksReady)
     def _chunks_ready(self) -> None:
