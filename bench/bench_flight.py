@@ -173,6 +173,39 @@ def bytes_per_hour(tmp: Path) -> tuple[int, int, int]:
     return data, grown, len(frames)
 
 
+def compression_choices() -> list[tuple[str, float, float]]:
+    """(choice, MB per hour, ms per chunk to encode) for one hour of frames: what the format
+    uses (delta columns, zlib 6) beside the alternatives."""
+    import lzma
+    import struct
+    import zlib
+    from dataclasses import astuple
+
+    frames, _ = session_frames(3600, seed=2)  # frames only: health is a small part
+    chunks = [frames[k:k + flight.CHUNK_FRAMES]
+              for k in range(0, len(frames), flight.CHUNK_FRAMES)]
+    row = struct.Struct("<qIBBHHHHHhHHHBIB")
+
+    def undelta(c):  # the same fields, row after row, no delta: the baseline
+        return zlib.compress(b"".join(row.pack(*astuple(f)) for f in c), 6)
+
+    def delta_then(pack):
+        def enc(c):
+            raw = flight.encode(c, level=0)  # zlib level 0: the delta columns, stored
+            return pack(zlib.decompress(raw[5:]))
+        return enc
+
+    out = []
+    for name, enc in (("delta columns + zlib 6 (the format)", lambda c: flight.encode(c)),
+                      ("delta columns + zlib 9", lambda c: flight.encode(c, level=9)),
+                      ("delta columns + lzma", delta_then(lzma.compress)),
+                      ("rows, no delta + zlib 6", undelta)):
+        t0 = time.perf_counter()
+        size = sum(len(enc(c)) for c in chunks)
+        out.append((name, size / 1e6, (time.perf_counter() - t0) * 1000 / len(chunks)))
+    return out
+
+
 def _db_bytes(path: Path) -> int:
     import sqlite3
 
@@ -299,6 +332,8 @@ def main() -> int:
         print(f"bytes per hour: {data / 1e6:.2f} MB of chunks, SQLite file +{mb:.2f} MB "
               f"({n} frames, {grown / n:.1f} B/frame; raw layout 42 B/frame = "
               f"{42 * n / 1e6:.1f} MB)   target < 20 MB/h: {'met' if mb < 20 else 'NOT met'}")
+        for name, mb_h, ms in compression_choices():
+            print(f"  {name:<36} {mb_h:5.2f} MB/h, {ms:5.2f} ms to encode a 5 s chunk")
         store, sid, size = four_hours(tmp)
         print(f"4-hour session: SQLite file {size / 1e6:.1f} MB in all")
         first, seeks, frames = replay_figures(store, sid)

@@ -154,9 +154,12 @@ def test_a_replay_shows_what_the_simulators_log_says_the_machine_did(controller,
             applied = view.machine.applied
             assert (applied.to_wire() if applied else None) == oracle.settings(f.uptime_ms)
     assert compared >= 14
-    # Each apply's read-back is what the machine's frames hold from then on.
+    # Each apply's read-back is what the replay shows next to it (the frames' wall times are
+    # the session's one mapping of uptime, events' the time the host heard: a loaded machine
+    # puts tens of ms between the two).
     for m in (m for m in rs.marks if m.kind == "apply"):
-        assert replay.view_at(rs, m.at_us + 30_000).machine.applied == m.event.settings
+        assert any(replay.view_at(rs, m.at_us + d).machine.applied == m.event.settings
+                   for d in range(0, 300_000, 20_000)), m.text
     assert [m.kind for m in rs.marks].count("arm") == 2
 
 
