@@ -53,7 +53,7 @@ from sessions.store import Store
 MAGIC = b"SMPF"
 VERSION = 1
 CHUNK_FRAMES = 250  # 5 s at 50 Hz
-LEVEL = 6  # zlib: level 9 or lzma save about 1.5% more, for 10-20% more CPU (bench_flight.py)
+LEVEL = 6  # zlib: level 9 or lzma save about 2% more, for 10-25% more CPU (bench_flight.py)
 NONE_U32 = 0xFFFFFFFF  # a health figure not measured yet
 RETENTION = timedelta(days=730)  # the default of console.toml's flight_retention_days
 RAW_SAMPLES_WINDOW = timedelta(days=30)  # telemetry_samples of older records
