@@ -974,8 +974,6 @@ class SessionController:
                 work.clock = (t.uptime_ms, datetime.now(UTC))
             work.recorder.telemetry(Reading(self._wall(t.uptime_ms), t.rate_dhz, t.voltage_mv,
                                             t.current_ma, fault=bool(faults)))
-            if self._flight is not None:
-                self._flight.telemetry(flight_feed.frame(event, self._wall(t.uptime_ms)))
             for run in work.runs.feed(t):
                 changed = True
                 if isinstance(run, RunStarted):
@@ -984,6 +982,8 @@ class SessionController:
                     ended = machine_state(run.state, faults)
                     self._end_run("pedal up" if ended == MachineState.ARMED else ended.value,
                                   run)
+            if self._flight is not None:  # after the runs: nothing here may keep one out
+                self._flight.telemetry(flight_feed.frame(event, self._wall(t.uptime_ms)))
         if changed:
             self._publish()
         else:
