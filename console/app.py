@@ -20,6 +20,7 @@ import select
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -122,7 +123,8 @@ class SmpApp(App):
         self.url = url
         self.config_ = config or ConsoleConfig()
         self.view = View()
-        self.controller = controller or SessionController(store)
+        self.controller = controller or SessionController(
+            store, flight_retention=timedelta(days=self.config_.flight_retention_days))
         self.controller.on_view = lambda view: self.post_message(ViewChanged(view))
         self.workflow: dict[str, Any] = {}  # choices carried from screen to screen
         self._sim_order = threading.Lock()

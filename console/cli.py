@@ -15,6 +15,7 @@ from console import (
     cmd_machine,
     cmd_ports,
     cmd_protocols,
+    cmd_replay,
     cmd_sim,
     crash,
 )
@@ -22,7 +23,7 @@ from protocols.errors import SmpError
 from protocols.text import printable
 
 COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_machine, cmd_conformance,
-            cmd_history, cmd_export, cmd_db)
+            cmd_history, cmd_replay, cmd_export, cmd_db)
 
 
 def version() -> str:

@@ -7,6 +7,7 @@ field and what is allowed (never a traceback), and the console does not start (e
     theme = "textual-ansi"          # any Textual theme; textual-ansi uses your terminal's colours
     technician = "Tom Reyes"        # prefilled on the session plan
     presentation = false            # hide client identities and health data (teaching)
+    flight_retention_days = 730     # the flight recorder's telemetry is pruned after this
     [keymap]                        # binding id (as F2 shows it) = keys, comma-separated
     stop = "escape,f1"              # STOP only gains keys: Space, Esc and Ctrl+C always stop
     work.arm = "A"                  # dotted ids need no quotes
@@ -46,6 +47,8 @@ class ConsoleConfig(BaseModel):
     theme: str = Field(default="textual-dark", min_length=1, max_length=100)
     technician: str = Field(default="", max_length=200)
     presentation: bool = False
+    # Full-rate telemetry (sessions/flight.py), pruned when a session ends; 2 years by default.
+    flight_retention_days: int = Field(default=730, ge=1, le=36500)
     keymap: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("theme")

@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sim  # noqa: F401  (registers sim:// with the bridge's transports)
-from console import logs, machine_process, simulator
+from console import flight_feed, logs, machine_process, simulator
 from console.view import (
     Link,
     MachineState,
@@ -95,7 +95,7 @@ from protocols import (
 )
 from protocols.library import Library
 from protocols.quantities import BY_FIELD
-from sessions import facts, history
+from sessions import facts, flight, history
 from sessions.clients import NewClient, add_client
 from sessions.gate import Contraindication, Verdict, evaluate
 from sessions.pseudonyms import Pseudonyms
@@ -228,8 +228,11 @@ class SessionController:
     def __init__(self, store: Store, *, on_view: Callable[[View], None] | None = None,
                  envelope: SafetyEnvelope = HARD_LIMITS, library: Library | None = None,
                  publish_every_s: float = 0.2, today: Callable[[], date] | None = None,
-                 journal_dir=None, owner: str = ""):
+                 journal_dir=None, owner: str = "",
+                 flight_retention: timedelta = flight.RETENTION):
         self.store = store
+        self.flight_retention = flight_retention  # console.toml flight_retention_days
+        self._flight: flight.FlightRecorder | None = None  # the open session's
         self.envelope = envelope
         self.library = library or load_library()
         self.on_view = on_view or (lambda view: None)
@@ -628,6 +631,8 @@ class SessionController:
             self._finish(cmd, error=WorkflowError("the console is closing"))
         self._commands.clear()
         self._current = None
+        if self._flight is not None:
+            self._flight.close()
         if self._work is not None:
             self._work.recorder.close()
 
@@ -673,6 +678,7 @@ class SessionController:
             raise opened
         recorder = Recorder(opened.session_id, write=self._write, next_seq=2,
                             warnings=opened.warnings)
+        self._flight = flight.FlightRecorder(opened.session_id, write=self._write)
         p, c = plan.pigment, plan.cartridge
         recorder.use_needle(needle=c.needle, lot=c.lot, expiry=c.expiry)
         recorder.use_pigment(brand=p.brand, shade=p.shade, dilution=p.dilution, lot=p.lot,
@@ -910,7 +916,12 @@ class SessionController:
         worked = [z for z, s in work.zones.items() if s.settings is not None or z in coverage]
         nxt = next_session_text(work.plan.stage, worked, self._today())
         work.recorder.note(f"next session: {nxt}")
+        if self._flight is not None:
+            self._flight.close()
+            self._flight = None
         work.recorder.end(aftercare_given=aftercare_given)
+        self._write(flight.prune_fact(work.recorder.session_id, now=datetime.now(UTC),
+                                      keep=self.flight_retention))
         self.sink.release(work.recorder.session_id)
         summary = EndSummary(work.recorder.session_id, AFTERCARE, nxt,
                              tuple((z, work.zones[z].coverage) for z in worked))
@@ -998,6 +1009,8 @@ class SessionController:
             self._telemetry(event)
             return
         if isinstance(event, LinkHealth):
+            if self._flight is not None:
+                self._flight.health(flight_feed.health(event))
             self._machine_view = replace(mv, rtt_ms=event.rtt_ms,
                                          telemetry_age_ms=event.telemetry_age_ms,
                                          resend_ratio=event.resend_ratio)
@@ -1078,6 +1091,8 @@ class SessionController:
                     ended = machine_state(run.state, faults)
                     self._end_run("pedal up" if ended == MachineState.ARMED else ended.value,
                                   run)
+            if self._flight is not None:  # after the runs: nothing here may keep one out
+                self._flight.telemetry(flight_feed.frame(event, self._wall(t.uptime_ms)))
         if changed:
             self._publish()
         else:

@@ -13,6 +13,8 @@ from firmware_bridge.codec import Fault, State
 from protocols import MachineSettings, Zone
 from sessions.sink import RecordStatus
 
+REPLAY = "REPLAY"  # on every frame of a replay: what is shown is the past, not the machine
+
 
 class MachineState(StrEnum):
     UNKNOWN = "UNKNOWN"  # not reported, or reported in a way this host does not understand
@@ -142,12 +144,13 @@ class View:
     log: tuple[str, ...] = ()  # recent events of the session
     record: RecordStatus = field(default_factory=RecordStatus)
     revision: int = 0
+    replay: bool = False  # a recorded session played back (console/replay.py): no machine
 
     @property
     def banners(self) -> tuple[str, ...]:
         """The words that must be seen, whatever the colours."""
         m = self.machine
-        out = []
+        out = [REPLAY] if self.replay else []
         if m.simulator:
             out.append("SIMULATOR")
         if not self.record.writing:

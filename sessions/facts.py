@@ -13,11 +13,18 @@ crash. Kinds:
      "close": {"outcome": "completed", "aftercare_given": true}}
     {"op": "zone_work", "session": 7, "zone": "crown", "values": {"coverage_pct": 40}}
     {"op": "pigment" | "needle", "session": 7, "row": {...}}
+    {"op": "flight", "session": 7, "seq": 3, "first_at": "2026-...Z", "last_at": "...",
+     "frames": 250, "data": "<base64 of one chunk: sessions/flight.py>"}
+    {"op": "prune", "session": 7, "flight_before": "2026-...Z", "samples_before": "..."}
     {"op": "samples", "session": 7, "rows": [["2026-...Z", 1300, 7500, 410, false], ...]}
+
+"samples" (raw telemetry rows) is no longer made: the flight recorder replaced it. It is
+still written, so that a journal left by an older version replays.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,12 +35,14 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 from protocols import Stage, Zone
 from protocols.errors import SmpError
+from sessions import flight
 from sessions.errors import GateRefused, RecordError, StoreError
 from sessions.gate import Contraindication, Verdict, evaluate
 from sessions.models import (
     Client,
     Event,
     EventKind,
+    FlightChunk,
     GateAnswer,
     JournalMark,
     NeedleRun,
@@ -60,6 +69,7 @@ _UPDATE_ZONE_WORK = update(_zone_works).where(_zone_works.c.id == bindparam("zid
 _INSERT_SUMMARY = insert(TelemetrySummary.__table__)  # journals written before schema 0004
 _INSERT_RUN = insert(NeedleRun.__table__)
 _INSERT_SAMPLE = insert(TelemetrySample.__table__)
+_INSERT_FLIGHT = insert(FlightChunk.__table__)
 _INSERT_PIGMENT = insert(PigmentUse.__table__)
 _INSERT_NEEDLE = insert(NeedleUse.__table__)
 _SESSION = select(_sessions.c.client_id, _sessions.c.outcome).where(
@@ -116,11 +126,6 @@ def use(session_id: int, what: str, row: Mapping[str, Any]) -> Fact:
     if isinstance(out.get("expiry"), date):
         out["expiry"] = out["expiry"].isoformat()
     return {"op": what, "session": session_id, "row": out}
-
-
-def samples(session_id: int, rows: Iterable[Sequence[Any]]) -> Fact:
-    return {"op": "samples", "session": session_id,
-            "rows": [[iso(r[0]), *r[1:]] for r in rows]}
 
 
 @dataclass(frozen=True)
@@ -281,7 +286,15 @@ class StoreWriter:
             row = {**f["row"], "session_id": sid,
                    "expiry": date.fromisoformat(f["row"]["expiry"])}
             tx.execute(_INSERT_PIGMENT if op == "pigment" else _INSERT_NEEDLE, row)
-        elif op == "samples":
+        elif op == "flight":
+            tx.execute(_INSERT_FLIGHT, dict(
+                session_id=sid, seq=f["seq"], first_at=when(f["first_at"]),
+                last_at=when(f["last_at"]), frames=f["frames"],
+                data=base64.b64decode(f["data"])))
+        elif op == "prune":
+            tx.execute(flight.PRUNE_FLIGHT, {"before": when(f["flight_before"])})
+            tx.execute(flight.PRUNE_SAMPLES, {"before": when(f["samples_before"])})
+        elif op == "samples":  # journals of versions before the flight recorder
             if f["rows"]:
                 tx.insert_many(_INSERT_SAMPLE, [
                     dict(session_id=sid, at=when(r[0]), rate_dhz=r[1], voltage_mv=r[2],

@@ -6,8 +6,9 @@ and hands each to its `write`.
 
 With `Recorder.start` every call returns after its fact is committed. In the console the sink
 (sessions/sink.py) makes each fact durable in a journal before it reaches the store. Telemetry
-is summarised in memory per needle run (sessions/telemetry.py) and its raw samples go out in
-batches; neither is a timeline event, and neither is shown as "recorded".
+is summarised in memory per needle run (sessions/telemetry.py): not a timeline event, and not
+shown as "recorded"; every frame at full rate goes to the flight recorder (sessions/flight.py),
+not here.
 
 A needle run is the clinical unit: the machine RUNNING until it left RUNNING, at one set of
 settings the machine confirmed. Settings confirmed (or lost) mid-run split the run, so that
@@ -46,7 +47,6 @@ Clock = Callable[[], datetime]
 Write = Callable[[facts.Fact], int | None]
 RAW_TELEMETRY_WINDOW = timedelta(days=30)
 SIMULATOR = "SIMULATOR"
-FLUSH_SAMPLES = 250  # raw samples go out in batches of this many (5 s at 50 Hz)
 
 _LAST_SEQ = select(func.max(Event.__table__.c.seq)).where(
     Event.__table__.c.session_id == bindparam("sid"))
@@ -110,7 +110,7 @@ class _Run:
 
 class Recorder:
     def __init__(self, session_id: int, *, write: Write, next_seq: int = 1,
-                 clock: Clock = utcnow, flush_samples: int = FLUSH_SAMPLES,
+                 clock: Clock = utcnow,
                  warnings: Sequence[str] = (), verdicts: Sequence[Verdict] = (),
                  store: Store | None = None, on_close: Callable[[], None] | None = None):
         self.session_id = session_id
@@ -129,8 +129,6 @@ class Recorder:
         self._adjustments: tuple[str, ...] = ()  # the technician's steps in those settings
         self._run: _Run | None = None
         self._runs = 0
-        self._samples: list[Reading] = []
-        self._flush_samples = flush_samples
 
     # -- starting -------------------------------------------------------------------------
 
@@ -318,16 +316,13 @@ class Recorder:
         self._put(facts.zone_work(self.session_id, Zone(zone).value, values))
 
     def telemetry(self, reading: Reading) -> None:
-        """Feed one sample: summarised in memory, raw rows sent out in batches."""
+        """Feed one sample: summarised in memory (the flight recorder keeps the frames)."""
         with self._lock:
             self._ensure_open()
             if self._run is not None:
                 run = self._run
                 run.stats.add(reading, None if run.settings is None
                               else run.settings.to_wire().rate_dhz)
-            self._samples.append(reading)
-            if len(self._samples) >= self._flush_samples:
-                self._flush()
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -336,7 +331,6 @@ class Recorder:
         with self._lock:
             if self._run is not None:
                 self.pedal_up(ended_by="session ended", exact=False)
-            self._flush()
             rec = self._event(EventKind.SESSION_ENDED, close={"outcome": outcome.value,
                                      "aftercare_given": aftercare_given},
                               payload={"outcome": outcome.value,
@@ -348,10 +342,8 @@ class Recorder:
         return rec
 
     def close(self) -> None:
-        """Send what is buffered and let go, without ending the session (end() does it)."""
+        """Let go, without ending the session (end() does it)."""
         with self._lock:
-            if not self._closed:
-                self._flush()
             self._on_close()
 
     # -- internals ------------------------------------------------------------------------
@@ -383,12 +375,6 @@ class Recorder:
     def _zone_values(self, values: dict[str, Any]) -> dict[str, Any] | None:
         return None if self._zone is None else {"zone": self._zone.value, "values": values}
 
-    def _flush(self) -> None:
-        samples, self._samples = self._samples, []
-        if samples:
-            self._put(facts.samples(self.session_id, (
-                (r.at, r.rate_dhz, r.voltage_mv, r.current_ma, r.fault) for r in samples)))
-
     def _put(self, fact: facts.Fact) -> int | None:
         with self._lock:
             self._ensure_open()
@@ -401,7 +387,6 @@ class Recorder:
                close: dict | None = None, at: datetime | None = None) -> Recorded:
         with self._lock:
             self._ensure_open()
-            self._flush()  # raw samples go out with the next event, as they came before it
             at = at or self._clock()
             seq = self._seq
             fact = facts.event(
@@ -513,7 +498,8 @@ def close_interrupted(store: Store, session_id: int, *, clock: Clock = utcnow,
 
 def prune_telemetry(store: Store, *, now: datetime | None = None,
                     keep: timedelta = RAW_TELEMETRY_WINDOW) -> int:
-    """Delete raw telemetry older than `keep` (summaries stay). Returns rows deleted."""
+    """Delete raw telemetry (records before the flight recorder) older than `keep`
+    (summaries stay). Returns rows deleted."""
     cutoff = (now or utcnow()) - keep
     with store.unit() as s:
         return s.execute(delete(TelemetrySample).where(TelemetrySample.at < cutoff)).rowcount

@@ -344,6 +344,10 @@ class HistoryScreen(Screen):
                 tooltip="Clients whose touch-up falls due within the days given"),
         Binding("f5", "export", "Export", id="history.export",
                 tooltip="Export the selected client's record to JSON, CSV or PDF"),
+        # Not in the footer yet: the footer is in the history snapshot, which another branch
+        # changes at the same time (show it when that snapshot is next regenerated).
+        Binding("f7", "replay", "Replay", id="history.replay", show=False,
+                tooltip="Play the selected session back from its flight record (read-only)"),
         Binding("ctrl+r", "refresh", "Refresh", id="history.refresh",
                 tooltip="Read the record again: sessions recorded since this opened"),
         Binding("f10", "close", "Close", id="history.close", tooltip="Leave the history"),
@@ -731,6 +735,16 @@ class HistoryScreen(Screen):
     @on(ExportWritten)
     def _exported(self, msg: ExportWritten) -> None:
         self._status(f"Wrote {msg.path} ({msg.size} bytes, {msg.sessions} session(s))")
+
+    def action_replay(self) -> None:
+        from console.screens.replay import ReplayScreen
+
+        table = self._table("sessions")
+        if self._shown is None or not self._shown.sessions or table.row_count == 0:
+            self._status("ERROR: choose a client and one of their sessions to replay (F2)")
+            return
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        self.app.push_screen(ReplayScreen(self._record.get, int(key)))
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 1:

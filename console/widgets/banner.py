@@ -1,11 +1,11 @@
-"""The banner on every screen: PRESENTATION, SIMULATOR, LINK LOST, FAULT or STOPPED, in
+"""The banner on every screen: PRESENTATION, REPLAY, SIMULATOR, LINK LOST, FAULT or STOPPED, in
 words."""
 
 from __future__ import annotations
 
 from textual.widgets import Static
 
-from console.view import View
+from console.view import REPLAY, View
 from console.widgets.text import set_text
 
 PRESENTATION = "PRESENTATION - client identities and health data hidden"
@@ -24,10 +24,12 @@ class Banner(Static):
         # Presentation mode is the app's (console/app.py); a browser alone has none.
         words = ((PRESENTATION,) if getattr(self.app, "presentation", False) else ()) + alarms
         self.set_class(not words, "-none")
-        self.set_class(any(w != "SIMULATOR" for w in alarms), "-alarm")
+        self.set_class(any(w not in ("SIMULATOR", REPLAY) for w in alarms), "-alarm")
         # Separated by a bar and in capitals, so that no colour is needed to read them.
         # Through set_text: new views come several times a second, and an update of the
         # banner laid out the whole screen again each time.
         set_text(self, "  |  ".join(w if w == PRESENTATION else f"*** {w} ***"
-                                    if w != "SIMULATOR" else
-                                    "SIMULATOR - not a real machine" for w in words))
+                                    if w not in ("SIMULATOR", REPLAY) else
+                                    "SIMULATOR - not a real machine" if w == "SIMULATOR" else
+                                    "REPLAY - a recorded session, not the machine"
+                                    for w in words))

@@ -17,6 +17,7 @@ from sessions.models import (
     GateAnswer,
     NeedleRun,
     SessionRow,
+    TelemetrySample,
     TelemetrySummary,
     ZoneWork,
 )
@@ -171,6 +172,8 @@ def test_each_run_is_recorded_with_its_confirmed_settings_and_telemetry(store):
     assert second.under_speed_ms == 0  # 100 Hz is its first sample (no time yet); 150 is fast
     with store.reading() as s:
         assert s.scalar(select(func.count()).select_from(TelemetrySummary)) == 0
+        # Raw rows neither: the flight recorder keeps every frame now (sessions/flight.py).
+        assert s.scalar(select(func.count()).select_from(TelemetrySample)) == 0
 
 
 def test_settings_changed_mid_run_split_it_and_unknown_settings_are_recorded_as_unknown(store):
@@ -218,12 +221,15 @@ def client_id_of(store, rec) -> int:
         return s.get(SessionRow, rec.session_id).client_id
 
 
-def test_raw_telemetry_is_pruned_after_the_window(store):
+def test_raw_telemetry_of_older_records_is_pruned_after_the_window(store):
     clock = FakeClock()
     rec = start(store, client(store), clock)
     rec.pedal_down()
     rec.telemetry(Reading(clock(), 1200, 7000, 300))
     rec.pedal_up()
+    # Raw rows as a version before the flight recorder wrote them (its journal replays so).
+    rec._write({"op": "samples", "session": rec.session_id,
+                "rows": [[clock().isoformat(), 1200, 7000, 300, False]]})
     assert prune_telemetry(store, now=clock() + timedelta(days=29)) == 0
     assert prune_telemetry(store, now=clock() + timedelta(days=31)) == 1
     assert len(_runs(store)) == 1  # runs are kept for good
