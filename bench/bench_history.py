@@ -24,7 +24,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from protocols import Zone
 from sessions.history import client_record, recall, settings_to_repeat, touchups_due
@@ -223,6 +223,16 @@ def main() -> int:
             return len(s.execute(select(runs).where(runs.c.session_id.in_(their_sessions[i]))
                                  .order_by(runs.c.session_id, runs.c.seq)).all())
 
+    def skin_of(i: int) -> int:
+        # The same question summed in the database: one row per session, zone and settings.
+        with store.reading() as s:
+            return len(s.execute(
+                select(runs.c.session_id, runs.c.zone, runs.c.depth_um, runs.c.rate_dhz,
+                       runs.c.voltage_mv, func.count(), func.sum(runs.c.needle_ms))
+                .where(runs.c.session_id.in_(their_sessions[i]))
+                .group_by(runs.c.session_id, runs.c.zone, runs.c.depth_um, runs.c.rate_dhz,
+                          runs.c.voltage_mv)).all())
+
     raw = sqlite3.connect(path)
     base = timed(lambda i: raw.execute("SELECT * FROM clients WHERE id = ?",
                                        (who[i],)).fetchall())
@@ -239,6 +249,7 @@ def main() -> int:
         "client timeline": lambda i: client_record(store, who[i]),
         "last settings for a zone": lambda i: settings_to_repeat(store, who[i], Zone.CROWN),
         "needle runs of a client's sessions": runs_of,
+        "the same, summed per zone and settings": skin_of,
         "recall by lot, first page": lambda i: recall(store, f"LOT-{i * 7 % 5000:04d}"),
         "touch-ups due (30 days), first page": lambda i: touchups_due(
             store, today=today + timedelta(days=i), within_days=30),
@@ -249,6 +260,7 @@ def main() -> int:
         ("touch-ups due, first page", lambda: touchups_due(store, today=today, within_days=30)),
         ("recall by lot, first page", lambda: recall(store, "LOT-0007")),
         ("needle runs of a client's sessions", lambda: runs_of(0)),
+        ("the same, summed per zone and settings", lambda: skin_of(0)),
     ])
     n_runs = sum(runs_of(i) for i in range(RUNS)) / RUNS
     recall_page = recall(store, "LOT-0007")
