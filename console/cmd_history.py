@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "smp history clients [TEXT]   clients whose name contains TEXT\n"
                     "smp history client NAME      a client's sessions (name or id)\n"
                     "smp history recall LOT       every session that used a pigment/needle lot\n"
-                    "smp history due              touch-ups due (--within DAYS)",
+                    "smp history due              touch-ups due (--within DAYS)\n"
+                    "recall and due print a page (--limit N, --page N) and the total",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_db_option(p)
     p.set_defaults(handler=cmd_history, text=[])  # no ACTION: the client list
@@ -35,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     recall = ps.add_parser("recall", help="every session that used a pigment or needle lot")
     recall.add_argument("lot", metavar="LOT")
     due = ps.add_parser("due", help="touch-ups due")
+    for paged in (recall, due):
+        # Checked by the command, not argparse, so that a bad value is one line (_paging).
+        paged.add_argument("--limit", default=None, metavar="N",
+                           help=f"rows per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})")
+        paged.add_argument("--page", default=None, metavar="N",
+                           help="which page, from 1 (default 1)")
     due.add_argument("--within", type=_days, default=0, metavar="DAYS",
                      help="also list touch-ups falling due in the next DAYS days")
     due.add_argument("--years", type=_positive, default=None,
@@ -44,6 +51,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     for action in (clients, client, recall, due):
         # SUPPRESS: a sub-command's own default would overwrite `smp history --db URL ...`.
         add_db_option(action, default=argparse.SUPPRESS)
+
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
+
+
+def _paging(args: argparse.Namespace) -> tuple[int, int]:
+    """(limit, offset) from --limit and --page; a bad value is a one-line usage error."""
+    from protocols.errors import UsageError
+
+    def number(option: str, text: str | None, default: int, top: int) -> int:
+        if text is None:
+            return default
+        if not text.isdigit() or not 1 <= int(text) <= top:
+            allowed = f"1 to {top}" if top < 10**9 else "1 or more"
+            raise UsageError(f"{option} {printable(text)!r}: a whole number, {allowed}")
+        return int(text)
+
+    limit = number("--limit", args.limit, DEFAULT_LIMIT, MAX_LIMIT)
+    return limit, (number("--page", args.page, 1, 10**9) - 1) * limit
+
+
+def _within(page, what: str) -> None:
+    """A page past the end of a non-empty answer is a usage error naming the pages there are."""
+    from protocols.errors import UsageError
+
+    if page.total and not page.items:
+        pages = -(-page.total // page.limit)
+        raise UsageError(f"--page {page.offset // page.limit + 1}: past the end; {page.total} "
+                         f"{what} make pages 1 to {pages} of {page.limit}")
+
+
+def _showing(page) -> None:
+    """The page's place in the whole answer, and how to ask for the next one."""
+    echo(page.showing() + (f"; next: --page {page.offset // page.limit + 2}" if page.more
+                           else ""))
 
 
 def _days(text: str) -> int:
@@ -68,14 +110,15 @@ def _table(rows: list[tuple]) -> None:
 def cmd_history(args: argparse.Namespace) -> int:
     from sessions.store import open_store
 
+    paging = _paging(args) if args.action in ("recall", "due") else None
     store = open_store(args.db)
     try:
         if args.action == "client":
             return _client(store, " ".join(args.name))
         if args.action == "recall":
-            return _recall(store, args.lot)
+            return _recall(store, args.lot, paging)
         if args.action == "due":
-            return _due(store, args)
+            return _due(store, args, paging)
         return _clients(store, " ".join(args.text))
     finally:
         store.close()
@@ -127,34 +170,40 @@ def _client(store, text: str) -> int:
     return 0
 
 
-def _recall(store, lot: str) -> int:
+def _recall(store, lot: str, paging: tuple[int, int]) -> int:
     from sessions.history import recall
 
-    hits = recall(store, lot)
-    if not hits:
+    limit, offset = paging
+    page = recall(store, lot, limit=limit, offset=offset)
+    if not page.total:
         echo(f"no session used lot {lot}")
         return 0
+    _within(page, "uses")
     _table([("CLIENT ID", "CLIENT", "SESSION", "DATE", "ITEM", "PRODUCT", "ZONE", "EXPIRY")] + [
         (h.client_id, h.client_name, h.session_id, f"{h.started_at:%Y-%m-%d}",
          h.item + (" (SIMULATOR)" if h.simulator else ""), h.product, h.zone or "all",
-         h.expiry) for h in hits])
-    clients = len({h.client_id for h in hits})
-    sessions = len({h.session_id for h in hits})
+         h.expiry) for h in page.items])
     echo()
-    echo(f"lot {lot}: {clients} client(s), {sessions} session(s)")
+    echo(f"lot {lot}: {page.clients} client(s), {page.sessions} session(s)")
+    _showing(page)
     return 0
 
 
-def _due(store, args) -> int:
+def _due(store, args, paging: tuple[int, int]) -> int:
     from sessions.history import SCAR_TOUCH_UP_YEARS, TOUCH_UP_YEARS, touchups_due
 
-    due = touchups_due(store, today=datetime.now(UTC).date(), within_days=args.within,
-                       years=args.years or TOUCH_UP_YEARS,
-                       scar_years=args.scar_years or SCAR_TOUCH_UP_YEARS)
-    if not due:
+    limit, offset = paging
+    page = touchups_due(store, today=datetime.now(UTC).date(), within_days=args.within,
+                        years=args.years or TOUCH_UP_YEARS,
+                        scar_years=args.scar_years or SCAR_TOUCH_UP_YEARS,
+                        limit=limit, offset=offset)
+    if not page.total:
         echo("no touch-ups due")
         return 0
+    _within(page, "touch-ups due")
     _table([("CLIENT ID", "CLIENT", "LAST COMPLETED", "DUE", "RULE")] + [
         (d.client_id, d.client_name, f"{d.last_completed_at:%Y-%m-%d}", d.due_on,
-         "scar" if d.scar else "standard") for d in due])
+         "scar" if d.scar else "standard") for d in page.items])
+    echo()
+    _showing(page)
     return 0

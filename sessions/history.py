@@ -13,8 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Generic, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, case, cast, distinct, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from protocols import MachineSettings, Zone
@@ -221,6 +222,44 @@ class RecallHit:
     zone: str | None
     lot: str
     expiry: date
+
+
+PAGE_SIZE = 50  # rows a page of a clinic-wide answer holds unless the caller asks otherwise
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """Rows offset + 1 to offset + len(items) of an answer `total` rows long."""
+
+    items: tuple[T, ...]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.items)
+
+    @property
+    def more(self) -> bool:
+        return self.end < self.total
+
+    def showing(self) -> str:
+        """"showing 1-50 of 907", the words every caller prints."""
+        if not self.items:
+            return f"showing 0 of {self.total}"
+        return f"showing {self.offset + 1}-{self.end} of {self.total}"
+
+
+@dataclass(frozen=True)
+class RecallPage(Page[RecallHit]):
+    """A page of a recall, with what the whole answer covers."""
+
+    clients: int = 0
+    sessions: int = 0
+    simulator_sessions: int = 0
 
 
 @dataclass(frozen=True)
@@ -499,50 +538,102 @@ def _add_years(d: date, years: int) -> date:
         return d.replace(year=d.year + years, day=28)
 
 
+def _due_bound(horizon: date, years: int) -> datetime:
+    """The exclusive upper bound on last_completed_at for a touch-up `years` later falling due
+    by `horizon`. _add_years never decreases, so the dates due are exactly those up to the
+    latest one due; that can be a day past `horizon - years` (29 February of a leap year is
+    due on 28 February of a year without one), hence the step forward."""
+    last = _add_years(horizon, -years)
+    while _add_years(last + timedelta(days=1), years) <= horizon:
+        last += timedelta(days=1)
+    return datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if limit < 1 or offset < 0:
+        raise ValueError(f"a page needs limit >= 1 and offset >= 0, not {limit} and {offset}")
+
+
 def touchups_due(store: Store, *, today: date, within_days: int = 0,
                  years: int = TOUCH_UP_YEARS, scar_years: int = SCAR_TOUCH_UP_YEARS,
-                 ) -> list[TouchUpDue]:
+                 limit: int = PAGE_SIZE, offset: int = 0) -> Page[TouchUpDue]:
     """Clients whose touch-up falls due by `today + within_days`: `years` after the last
-    completed session (`scar_years` for clients with scar work), soonest first."""
+    completed session (`scar_years` for clients with scar work), soonest first, then by name;
+    the page [offset, offset + limit) and the total.
+
+    Each rule is one range scan of ix_clients_touch_up in last-completed order (no OR: the
+    planners turned one into a scan of both ranges' index entries plus a table lookup per
+    row). The due date only grows with the last completed date, so a rule's first n clients
+    by (due, name) are among those due no later than its n-th client in index order: that
+    prefix, plus the clients due the same day, is all that is read and merged here."""
+    _check_page(limit, offset)
     horizon = today + timedelta(days=within_days)
+    rules = ((False, years), (True, scar_years))
+    n = offset + limit
 
-    def bound(y: int) -> datetime:
-        # Coarse bound in SQL (index on last_completed_at), exact calendar check below.
-        return datetime.combine(_add_years(horizon, -y) + timedelta(days=1), time.min,
-                                tzinfo=UTC)
+    def rule(scar: bool, bound: datetime):
+        return Client.scar_work == scar, Client.last_completed_at < bound
 
+    bounds = [_due_bound(horizon, y) for _, y in rules]
     with store.reading() as s:
-        rows = s.execute(
-            select(Client.id, Client.name, Client.last_completed_at, Client.scar_work)
-            .where(or_(Client.last_completed_at < bound(years),
-                       Client.scar_work.is_(True) & (Client.last_completed_at
-                                                     < bound(scar_years))))).all()
-    out = []
-    for cid, name, last, scar in rows:
-        due = _add_years(last.date(), scar_years if scar else years)
-        if due <= horizon:
-            out.append(TouchUpDue(cid, name, last, due, scar))
-    return sorted(out, key=lambda d: (d.due_on, d.client_name))
+        counted = s.execute(select(
+            *(select(func.count()).select_from(Client).where(*rule(scar, bound))
+              .scalar_subquery() for (scar, _), bound in zip(rules, bounds, strict=True)),
+            *(select(Client.last_completed_at).where(*rule(scar, bound))
+              .order_by(Client.last_completed_at).offset(n - 1).limit(1).scalar_subquery()
+              for (scar, _), bound in zip(rules, bounds, strict=True)))).one()
+        totals, nth = counted[:2], counted[2:]
+        ranges = []
+        for (scar, y), bound, total, last in zip(rules, bounds, totals, nth, strict=True):
+            if total:
+                if last is not None:  # more than n due: stop after the n-th one's due day
+                    bound = min(bound, _due_bound(_add_years(last.date(), y), y))
+                ranges.append(select(Client.id, Client.name, Client.last_completed_at,
+                                     Client.scar_work).where(*rule(scar, bound)))
+        rows = s.execute(union_all(*ranges)).all() if ranges else []
+    due = sorted((TouchUpDue(cid, name, last, _add_years(last.date(),
+                                                         scar_years if scar else years),
+                             bool(scar)) for cid, name, last, scar in rows),
+                 key=lambda d: (d.due_on, d.client_name, d.client_id))
+    return Page(tuple(due[offset:n]), sum(totals), offset, limit)
 
 
-def recall(store: Store, lot: str) -> list[RecallHit]:
-    """Every client and session that used pigment or needle lot `lot` (exact match)."""
+def recall(store: Store, lot: str, *, limit: int = PAGE_SIZE, offset: int = 0) -> RecallPage:
+    """Every client and session that used pigment or needle lot `lot` (exact match), by
+    session start: the page [offset, offset + limit), the total and how many clients and
+    sessions (and simulator sessions) the whole answer holds."""
+    _check_page(limit, offset)
     lot = lot.strip()
-    hits = []
+    uses = union_all(
+        select(PigmentUse.id.label("use_id"), PigmentUse.session_id,
+               literal("pigment").label("item"),
+               (PigmentUse.brand + " " + PigmentUse.shade + " "
+                + cast(PigmentUse.dilution_water, String) + ":"
+                + cast(PigmentUse.dilution_pigment, String)).label("product"),
+               PigmentUse.zone, PigmentUse.lot, PigmentUse.expiry)
+        .where(PigmentUse.lot == lot),
+        select(NeedleUse.id, NeedleUse.session_id, literal("needle"), NeedleUse.code,
+               NeedleUse.zone, NeedleUse.lot, NeedleUse.expiry)
+        .where(NeedleUse.lot == lot)).subquery()
+    joined = (select(SessionRow.client_id).select_from(uses)
+              .join(SessionRow, SessionRow.id == uses.c.session_id))
     with store.reading() as s:
-        for model, item in ((PigmentUse, "pigment"), (NeedleUse, "needle")):
-            rows = s.execute(
-                select(model, SessionRow.started_at, SessionRow.simulator, Client.id,
-                       Client.name)
-                .join(SessionRow, SessionRow.id == model.session_id)
-                .join(Client, Client.id == SessionRow.client_id)
-                .where(model.lot == lot)).all()
-            for use, started, sim, cid, name in rows:
-                product = (f"{use.brand} {use.shade} {use.dilution_water}:"
-                           f"{use.dilution_pigment}" if item == "pigment" else use.code)
-                hits.append(RecallHit(cid, name, use.session_id, started, sim, item, product,
-                                      use.zone, use.lot, use.expiry))
-    return sorted(hits, key=lambda h: (h.started_at, h.session_id, h.item, h.zone or ""))
+        total, clients, sessions, simulated = s.execute(joined.with_only_columns(
+            func.count(), func.count(distinct(SessionRow.client_id)),
+            func.count(distinct(uses.c.session_id)),
+            func.count(distinct(case((SessionRow.simulator.is_(True), uses.c.session_id)))),
+        )).one()
+        rows = s.execute(
+            joined.with_only_columns(
+                Client.id, Client.name, uses.c.session_id, SessionRow.started_at,
+                SessionRow.simulator, uses.c.item, uses.c.product, uses.c.zone, uses.c.lot,
+                uses.c.expiry)
+            .join(Client, Client.id == SessionRow.client_id)
+            .order_by(SessionRow.started_at, uses.c.session_id, uses.c.item,
+                      func.coalesce(uses.c.zone, ""), uses.c.use_id)
+            .offset(offset).limit(limit)).all() if total > offset else []
+    return RecallPage(tuple(RecallHit(*r) for r in rows), total, offset, limit,
+                      clients=clients, sessions=sessions, simulator_sessions=simulated)
 
 
 def technician_activity(store: Store, *, since: datetime | None = None,

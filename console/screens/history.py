@@ -46,10 +46,12 @@ from protocols import Zone
 from protocols.text import printable
 from sessions.export import FORMATS, default_name, render, write_file
 from sessions.history import (
+    PAGE_SIZE,
     ClientRecord,
     ClientSummary,
     EventView,
-    RecallHit,
+    Page,
+    RecallPage,
     SessionView,
     TouchUpDue,
     client_record,
@@ -143,19 +145,19 @@ class RecordLoaded(Message):
 
 
 class RecallLoaded(Message):
-    def __init__(self, lot: str, hits: list[RecallHit], presentation: bool):
+    def __init__(self, lot: str, page: RecallPage, presentation: bool):
         super().__init__()
         self.lot = lot
-        self.hits = hits
+        self.page = page
         self.presentation = presentation
 
 
 class DueLoaded(Message):
-    def __init__(self, within: int, today: date, due: list[TouchUpDue], presentation: bool):
+    def __init__(self, within: int, today: date, page: Page[TouchUpDue], presentation: bool):
         super().__init__()
         self.within = within
         self.today = today
-        self.due = due
+        self.page = page
         self.presentation = presentation
 
 
@@ -342,11 +344,13 @@ class HistoryScreen(Screen):
                 tooltip="Every client and session that used a pigment or needle lot"),
         Binding("f4", "show('due')", "Touch-ups due", id="history.due",
                 tooltip="Clients whose touch-up falls due within the days given"),
+        Binding("f7", "page(-1)", "Previous page", id="history.page.previous",
+                tooltip="Recall and touch-ups: the previous page of the answer"),
+        Binding("f8", "page(1)", "Next page", id="history.page.next",
+                tooltip="Recall and touch-ups: the next page of the answer"),
         Binding("f5", "export", "Export", id="history.export",
                 tooltip="Export the selected client's record to JSON, CSV or PDF"),
-        # Not in the footer yet: the footer is in the history snapshot, which another branch
-        # changes at the same time (show it when that snapshot is next regenerated).
-        Binding("f7", "replay", "Replay", id="history.replay", show=False,
+        Binding("f9", "replay", "Replay", id="history.replay",
                 tooltip="Play the selected session back from its flight record (read-only)"),
         Binding("ctrl+r", "refresh", "Refresh", id="history.refresh",
                 tooltip="Read the record again: sessions recorded since this opened"),
@@ -364,6 +368,9 @@ class HistoryScreen(Screen):
         self._client_id: int | None = None
         self._shown: ClientRecord | None = None
         self._lot = ""
+        # The row each paged tab starts at; a new lot or a new number of days starts again.
+        self._offsets = {"recall": 0, "due": 0}
+        self._pages: dict[str, Page | None] = {"recall": None, "due": None}
 
     # -- layout -------------------------------------------------------------------------
 
@@ -432,8 +439,8 @@ class HistoryScreen(Screen):
         if self._client_id is not None:
             self._load_record(self._client_id, self.presentation)
         if self._lot:
-            self._load_recall(self._lot, self.presentation)
-        self._request_due()
+            self._load_recall(self._lot, self._offsets["recall"], self.presentation)
+        self._request_due(keep_page=True)
 
     # -- workers: they read and write files, never widgets -------------------------------
 
@@ -453,21 +460,31 @@ class HistoryScreen(Screen):
             record = pseudonymise(record, self._record.names())
         _post_unless_cancelled(self, RecordLoaded(record, presentation))
 
+    def _aliased(self, page: Page) -> Page:
+        return dataclasses.replace(page, items=tuple(
+            dataclasses.replace(row, client_name=self._record.alias(row.client_id))
+            for row in page.items))
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-recall")
-    def _load_recall(self, lot: str, presentation: bool) -> None:
-        hits = recall(self._record.get(), lot)
+    def _load_recall(self, lot: str, offset: int, presentation: bool) -> None:
+        page = recall(self._record.get(), lot, limit=PAGE_SIZE, offset=offset)
+        if page.total and not page.items:  # fewer rows than when the page was chosen
+            page = recall(self._record.get(), lot, limit=PAGE_SIZE, offset=_last(page))
         if presentation:
-            hits = [dataclasses.replace(h, client_name=self._record.alias(h.client_id))
-                    for h in hits]
-        _post_unless_cancelled(self, RecallLoaded(lot, hits, presentation))
+            page = self._aliased(page)
+        _post_unless_cancelled(self, RecallLoaded(lot, page, presentation))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-due")
-    def _load_due(self, within: int, today: date, presentation: bool) -> None:
-        due = touchups_due(self._record.get(), today=today, within_days=within)
+    def _load_due(self, within: int, today: date, offset: int, presentation: bool) -> None:
+        store = self._record.get()
+        page = touchups_due(store, today=today, within_days=within, limit=PAGE_SIZE,
+                            offset=offset)
+        if page.total and not page.items:
+            page = touchups_due(store, today=today, within_days=within, limit=PAGE_SIZE,
+                                offset=_last(page))
         if presentation:
-            due = [dataclasses.replace(d, client_name=self._record.alias(d.client_id))
-                   for d in due]
-        _post_unless_cancelled(self, DueLoaded(within, today, due, presentation))
+            page = self._aliased(page)
+        _post_unless_cancelled(self, DueLoaded(within, today, page, presentation))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-export")
     def _export(self, client_id: int, fmt: str, path: Path, force: bool,
@@ -633,48 +650,94 @@ class HistoryScreen(Screen):
             self._status("ERROR: type a pigment or needle lot number, then Enter")
             return
         self._lot = lot
-        self._load_recall(lot, self.presentation)
+        self._offsets["recall"] = 0
+        self._load_recall(lot, 0, self.presentation)
 
     @on(RecallLoaded)
     def _recall_loaded(self, msg: RecallLoaded) -> None:
         if msg.presentation != self.presentation or msg.lot != self._lot:
             return
+        page = msg.page
+        self._shown_page("recall", page)
         table = self._table("recall")
         table.clear()
-        for h in msg.hits:
+        for h in page.items:
             table.add_row(*_cells(
                 h.client_name, self._shown_id(h.client_id), h.session_id, _when(h.started_at),
                 "SIMULATOR" if h.simulator else "machine", h.item, h.product,
                 _zone_label(h.zone), h.lot, h.expiry))
-        clients = len({h.client_id for h in msg.hits})
-        sessions = len({h.session_id for h in msg.hits})
-        sim = sum(1 for s in {(h.session_id, h.simulator) for h in msg.hits} if s[1])
-        summary = (f"Lot {msg.lot}: {clients} client(s), {sessions} session(s)"
+        sim = page.simulator_sessions
+        summary = (f"Lot {msg.lot}: {page.clients} client(s), {page.sessions} session(s)"
                    + (f", {sim} of them on the SIMULATOR" if sim else "")
-                   if msg.hits else f"No session used lot {msg.lot}.")
+                   + f"; {_paged(page, 'uses')}"
+                   if page.total else f"No session used lot {msg.lot}.")
         self.query_one("#recall-summary", Static).update(_text(summary))
         self._status(summary)
 
     @on(Input.Submitted, "#within")
-    def _request_due(self) -> None:
+    def _request_due(self, event: Input.Submitted | None = None, *,
+                     keep_page: bool = False) -> None:
         text = self.query_one("#within", Input).value.strip()
         if not text.isdigit() or int(text) > MAX_DAYS:
             self._status(f"ERROR: due within {text!r}: a whole number of days, 0 to {MAX_DAYS}")
             return
-        self._load_due(int(text), self._today(), self.presentation)
+        if not keep_page:
+            self._offsets["due"] = 0
+        self._load_due(int(text), self._today(), self._offsets["due"], self.presentation)
 
     @on(DueLoaded)
     def _due_loaded(self, msg: DueLoaded) -> None:
         if msg.presentation != self.presentation:
             return
+        page = msg.page
+        self._shown_page("due", page)
         table = self._table("due")
         table.clear()
-        for d in msg.due:
+        for d in page.items:
             table.add_row(*_cells(d.client_name, self._shown_id(d.client_id),
                                   _when(d.last_completed_at)[:10], d.due_on,
                                   "scar (2 years)" if d.scar else "standard (4 years)"))
+        summary = f"{page.total} touch-up(s) due by {msg.today:%Y-%m-%d} + {msg.within} days"
         self.query_one("#due-summary", Static).update(Text(
-            f"{len(msg.due)} touch-up(s) due by {msg.today:%Y-%m-%d} + {msg.within} days"))
+            summary + (f"; {_paged(page, 'touch-ups')}" if page.total else "")))
+
+    def _shown_page(self, tab: str, page: Page) -> None:
+        self._offsets[tab] = page.offset
+        self._pages[tab] = page
+        self.refresh_bindings()
+
+    def _paged_tab(self) -> str | None:
+        active = self.query_one(TabbedContent).active
+        return {"tab-recall": "recall", "tab-due": "due"}.get(active)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action != "page":
+            return True
+        tab = self._paged_tab()
+        page = self._pages[tab] if tab else None
+        if page is None:
+            return False  # not on a paged tab, or nothing read yet: the keys are hidden
+        step = int(parameters[0]) if parameters else 1
+        # Shown but dimmed at either end, so the footer does not jump as pages turn.
+        return (page.more if step > 0 else page.offset > 0) or None
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        self.refresh_bindings()
+
+    def action_page(self, step: int) -> None:
+        tab = self._paged_tab()
+        page = self._pages[tab] if tab else None
+        if page is None:
+            return
+        offset = max(0, page.offset + step * PAGE_SIZE)
+        if offset == page.offset or offset >= page.total:
+            return
+        if tab == "recall":
+            self._load_recall(self._lot, offset, self.presentation)
+        else:
+            self._offsets["due"] = offset
+            self._request_due(keep_page=True)
 
     # -- actions ------------------------------------------------------------------------
 
@@ -697,6 +760,7 @@ class HistoryScreen(Screen):
         for name in ("recall", "due"):
             self._table(name).clear()
             self.query_one(f"#{name}-summary", Static).update("")
+            self._pages[name] = None
         self._reload()
         self._status("Presentation mode on: identities and health data hidden"
                      if on else "Presentation mode off")
@@ -760,6 +824,16 @@ _KIND = {
     "settings-requested": "settings requested",
     "settings-refused": "settings REFUSED",
 }
+
+
+def _last(page: Page) -> int:
+    """The offset of the last page of an answer as long as `page` says."""
+    return (page.total - 1) // page.limit * page.limit
+
+
+def _paged(page: Page, what: str) -> str:
+    keys = [k for k, ok in (("F7 previous", page.offset > 0), ("F8 next", page.more)) if ok]
+    return f"{page.showing()} {what}" + (f" ({', '.join(keys)})" if keys else "")
 
 
 def _pct(value: int | None) -> str:

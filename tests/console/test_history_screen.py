@@ -140,7 +140,8 @@ async def _test_recall_by_lot_finds_every_session_across_clients(clinic):
                          ("Ann Lee", "machine", "pigment", "Hairline"),
                          ("Bo Chen", "SIMULATOR", "pigment", "Scar tissue")]
         assert text(screen, "recall-summary") == (
-            "Lot PG-2: 2 client(s), 2 session(s), 1 of them on the SIMULATOR")
+            "Lot PG-2: 2 client(s), 2 session(s), 1 of them on the SIMULATOR; "
+            "showing 1-3 of 3 uses")
         screen.query_one("#lot", Input).value = ""
         await pilot.press(*"NL-9", "enter")
         await settle(pilot)
@@ -170,6 +171,79 @@ async def _test_touch_ups_due_within_days(clinic):
         await settle(pilot)
         assert text(screen, "status") == (
             "ERROR: due within '': a whole number of days, 0 to 36500")
+
+
+def test_touch_ups_and_recall_a_page_at_a_time(tmp_path):
+    asyncio.run(_test_touch_ups_and_recall_a_page_at_a_time(tmp_path))
+
+
+async def _test_touch_ups_and_recall_a_page_at_a_time(tmp_path):
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from sessions.history import PAGE_SIZE
+    from sessions.models import Client, PigmentUse, SessionRow
+
+    url = f"sqlite:///{tmp_path / 'record.sqlite3'}"
+    store = open_store(url)
+    at = datetime(2010, 1, 1, tzinfo=UTC)
+    many = 2 * PAGE_SIZE + 20  # three pages, the last one short
+    with store.engine.begin() as c:
+        c.execute(insert(Client), [
+            {"name": f"Due {i:03d}", "phone": "", "email": "", "created_at": at,
+             "last_completed_at": at + timedelta(days=i), "scar_work": False}
+            for i in range(many)])
+        c.execute(insert(SessionRow), [
+            {"client_id": 1 + i, "technician": "T", "started_at": at + timedelta(days=i),
+             "stage": "1", "simulator": False, "machine_model": "M", "machine_serial": "S",
+             "machine_firmware": "F", "planned_zones": "", "outcome": "completed"}
+            for i in range(many)])
+        c.execute(insert(PigmentUse), [
+            {"session_id": 1 + i, "zone": None, "brand": "B", "shade": "S",
+             "dilution_water": 1, "dilution_pigment": 1, "lot": "BIG",
+             "expiry": date(2030, 1, 1)} for i in range(many)])
+    store.close()
+    app = history(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.browser
+        await pilot.press("f4")
+        await settle(pilot)
+        due = [[r[0] for r in rows(screen, "due")]]
+        summaries = [text(screen, "due-summary")]
+        for key in ("f8", "f8", "f8", "f7"):  # the third f8 is past the last page: nothing
+            await pilot.press(key)
+            await settle(pilot)
+            due.append([r[0] for r in rows(screen, "due")])
+            summaries.append(text(screen, "due-summary"))
+        names = [f"Due {i:03d}" for i in range(many)]
+        pages = [names[:PAGE_SIZE], names[PAGE_SIZE:2 * PAGE_SIZE], names[2 * PAGE_SIZE:]]
+        assert due == [pages[0], pages[1], pages[2], pages[2], pages[1]]
+        head = f"{many} touch-up(s) due by 2026-03-30 + 30 days; showing"
+        assert summaries == [
+            f"{head} 1-50 of {many} touch-ups (F8 next)",
+            f"{head} 51-100 of {many} touch-ups (F7 previous, F8 next)",
+            f"{head} 101-{many} of {many} touch-ups (F7 previous)",
+            f"{head} 101-{many} of {many} touch-ups (F7 previous)",
+            f"{head} 51-100 of {many} touch-ups (F7 previous, F8 next)"]
+        # Recall pages the same way, and a new lot starts again at its first page.
+        await pilot.press("f3", *"BIG", "enter")
+        await settle(pilot)
+        await pilot.press("f8")
+        await settle(pilot)
+        assert [r[2] for r in rows(screen, "recall")] == [
+            str(i) for i in range(PAGE_SIZE + 1, 2 * PAGE_SIZE + 1)]
+        assert text(screen, "recall-summary") == (
+            f"Lot BIG: {many} client(s), {many} session(s); showing 51-100 of {many} uses "
+            "(F7 previous, F8 next)")
+        await pilot.press("enter")  # the same lot again: its first page
+        await settle(pilot)
+        assert rows(screen, "recall")[0][2] == "1"
+        # The page keys act on the tab shown, not on the other one.
+        await pilot.press("f4", "f8")
+        await settle(pilot)
+        assert [r[0] for r in rows(screen, "due")] == pages[2]
 
 
 def test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_path):

@@ -316,7 +316,7 @@ async def _history_replay(db_url, store):
         await settle(pilot)
         await pilot.press(*"ann")
         await settle(pilot)
-        await pilot.press("f7")
+        await pilot.press("f9")
         await _until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.shown)
         assert app.screen.session_id == sid and app.screen.rs.flight.frames == 1500
         assert "REPLAY" in str(app.screen.query_one(Banner).render())

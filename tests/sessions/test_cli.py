@@ -103,11 +103,82 @@ def test_history_of_a_client_and_the_client_list(clinic):
         ["Ann", "Lee"], ["Ann", "Lewis"]]
 
 
+def _rows(out) -> list[list[str]]:
+    return [line.split() for line in out.stdout.splitlines()[1:] if line[:1].isdigit()]
+
+
 def test_touch_ups_due(clinic):
     url, _ = clinic
     out = smp("history", "due", "--within", "3650", "--db", url)
     assert out.returncode == 0, out.stderr
-    assert [line.split()[1] for line in out.stdout.splitlines()[1:]] == ["Bo", "Ann"]
+    assert [r[1] for r in _rows(out)] == ["Bo", "Ann"]
+    assert out.stdout.splitlines()[-1] == "showing 1-2 of 2"
+
+
+@pytest.fixture
+def overdue(sqlite_url):
+    """Five clients overdue for years, completed a day apart: Due 1 is the soonest."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from sessions.models import Client
+
+    store = open_store(sqlite_url)
+    at = datetime(2010, 1, 1, tzinfo=UTC)
+    with store.engine.begin() as c:
+        c.execute(insert(Client), [
+            {"name": f"Due {i}", "phone": "", "email": "", "created_at": at,
+             "last_completed_at": at + timedelta(days=i), "scar_work": False}
+            for i in range(1, 6)])
+    store.close()
+    return sqlite_url
+
+
+def test_touch_ups_due_a_page_at_a_time(overdue):
+    pages = [smp("history", "due", "--limit", "2", "--page", str(n), "--db", overdue)
+             for n in (1, 2, 3)]
+    assert [p.returncode for p in pages] == [0, 0, 0], [p.stderr for p in pages]
+    assert [[" ".join(r[1:3]) for r in _rows(p)] for p in pages] == [
+        ["Due 1", "Due 2"], ["Due 3", "Due 4"], ["Due 5"]]
+    assert [p.stdout.splitlines()[-1] for p in pages] == [
+        "showing 1-2 of 5; next: --page 2", "showing 3-4 of 5; next: --page 3",
+        "showing 5-5 of 5"]
+    out = smp("history", "due", "--db", overdue)  # the default page holds them all
+    assert len(_rows(out)) == 5 and out.stdout.splitlines()[-1] == "showing 1-5 of 5"
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--limit", "0"), "smp: error: --limit '0': a whole number, 1 to 1000"),
+    (("--limit", "1001"), "smp: error: --limit '1001': a whole number, 1 to 1000"),
+    (("--limit", "-3"), "smp: error: --limit '-3': a whole number, 1 to 1000"),
+    (("--page", "0"), "smp: error: --page '0': a whole number, 1 or more"),
+    (("--page", "two"), "smp: error: --page 'two': a whole number, 1 or more"),
+    (("--limit", "2", "--page", "4"),
+     "smp: error: --page 4: past the end; 5 touch-ups due make pages 1 to 3 of 2"),
+])
+def test_bad_page_values_are_one_line_exit_2(overdue, args, expected):
+    for action in (("due",), ("recall", "PG-1")):
+        out = smp("history", *action, *args, "--db", overdue)
+        if "past the end" in expected and action[0] == "recall":
+            continue  # the record has no lot: nothing to be past the end of
+        assert out.returncode == 2 and one_error(out) == expected, (action, out.stderr)
+        assert out.stdout == ""
+
+
+def test_recall_a_page_at_a_time(clinic):
+    url, ids = clinic
+    out = smp("history", "recall", "PG-2", "--limit", "2", "--page", "2", "--db", url)
+    assert out.returncode == 0, out.stderr
+    assert [r[0] for r in _rows(out)] == [str(ids["bo"])]
+    assert out.stdout.splitlines()[-2:] == ["lot PG-2: 2 client(s), 2 session(s)",
+                                            "showing 3-3 of 3"]
+    first = smp("history", "recall", "PG-2", "--limit", "2", "--db", url)
+    assert [r[0] for r in _rows(first)] == [str(ids["ann"])] * 2
+    assert first.stdout.splitlines()[-1] == "showing 1-2 of 3; next: --page 2"
+    assert one_error(smp("history", "recall", "PG-2", "--limit", "2", "--page", "3",
+                         "--db", url)) == (
+        "smp: error: --page 3: past the end; 3 uses make pages 1 to 2 of 2")
 
 
 @pytest.mark.parametrize(("args", "expected"), [

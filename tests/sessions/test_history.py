@@ -6,7 +6,10 @@ import pytest
 
 from protocols import Zone
 from sessions.history import (
+    PAGE_SIZE,
     AmbiguousClient,
+    Page,
+    RecallPage,
     UnknownClient,
     client_record,
     find_client,
@@ -69,26 +72,29 @@ def test_zone_history_and_settings_to_repeat(clinic):
 
 def test_recall_finds_every_session_across_clients(clinic):
     store, ids, _ = clinic
-    hits = recall(store, "PG-2")
+    page = recall(store, "PG-2")
+    hits = page.items
     assert {(h.client_name, h.zone) for h in hits} == {
         ("Ann Lee", "hairline"), ("Ann Lee", "crown"), ("Bo Chen", "scar")}
     assert [h.simulator for h in hits if h.client_name == "Bo Chen"] == [True]
-    needles = recall(store, "NL-9")
+    assert [h.product for h in hits] == ["Carbon Co Jet 1 20:1"] * 3
+    assert (page.total, page.clients, page.sessions, page.simulator_sessions) == (3, 2, 2, 1)
+    needles = recall(store, "NL-9").items
     assert [(h.item, h.product, h.client_id) for h in needles] == [
         ("needle", "0601RL", ids["bo"])]
-    assert recall(store, "NOPE") == []
+    assert recall(store, "NOPE") == RecallPage((), 0, 0, PAGE_SIZE)
 
 
 def test_touchups_due_after_four_years_or_two_for_scars(clinic):
     store, _, clock = clinic
     today = clock().date()
-    assert touchups_due(store, today=today) == []
-    due = touchups_due(store, today=date(2028, 4, 1))
+    assert touchups_due(store, today=today) == Page((), 0, 0, PAGE_SIZE)
+    due = touchups_due(store, today=date(2028, 4, 1)).items
     assert [(d.client_name, d.scar, d.due_on) for d in due] == [
         ("Bo Chen", True, date(2028, 3, 16))]
-    due = touchups_due(store, today=date(2030, 3, 1), within_days=30)
+    due = touchups_due(store, today=date(2030, 3, 1), within_days=30).items
     assert [d.client_name for d in due] == ["Bo Chen", "Ann Lee"]
-    assert touchups_due(store, today=date(2028, 4, 1), scar_years=3) == []
+    assert touchups_due(store, today=date(2028, 4, 1), scar_years=3).total == 0
 
 
 def test_technician_activity(clinic):

@@ -98,6 +98,32 @@ def test_older_database_is_backed_up_then_upgraded(db_url):
     store.close()
 
 
+def test_a_record_at_0004_gains_the_touch_up_index_and_keeps_its_clients(db_url):
+    from datetime import date
+
+    from sqlalchemy import inspect
+
+    from sessions.history import touchups_due
+
+    _at_revision(db_url, "0004")
+    with create_engine(db_url).begin() as c:
+        c.execute(text("INSERT INTO clients (name, phone, email, created_at, last_completed_at, "
+                       "scar_work) VALUES ('Scar', '', '', '2020-01-01 00:00:00', "
+                       "'2024-02-29 10:00:00', true), ('Plain', '', '', '2020-01-01 00:00:00', "
+                       "'2021-06-01 10:00:00', false)"))
+    store = open_store(db_url)
+    assert store.schema().status == "current"
+    indexes = {ix["name"]: ix["column_names"] for ix in inspect(store.engine).get_indexes(
+        "clients")}
+    assert indexes["ix_clients_touch_up"] == ["scar_work", "last_completed_at", "name", "id"]
+    assert "ix_clients_last_completed_at" not in indexes
+    page = touchups_due(store, today=date(2026, 2, 28))
+    assert [(d.client_name, d.due_on) for d in page.items] == [
+        ("Plain", date(2025, 6, 1)), ("Scar", date(2026, 2, 28))]
+    assert page.total == 2
+    store.close()
+
+
 def test_newer_database_is_refused(store, db_url):
     with store.engine.begin() as c:
         c.execute(text("UPDATE alembic_version SET version_num = '9999'"))
