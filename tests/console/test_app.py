@@ -236,16 +236,16 @@ def test_another_profile_for_the_zone_is_chosen_by_key_and_recorded(store):
 def test_help_lists_every_key_and_a_user_keymap_applies(store):
     from console.config import ConsoleConfig
 
-    app = make_app(store, config=ConsoleConfig(keymap={"help": "f8"}))
+    app = make_app(store, config=ConsoleConfig(keymap={"help": "f12"}))
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, on(app, "ConnectScreen"))
-            await press(pilot, "f8")
+            await press(pilot, "f12")
             await until(pilot, on(app, "HelpScreen"))
             text = str(app.screen.query_one("#keys").render())
             for words in ("escape", "space", "STOP", "[keymap]", "Depth+", "Repeat last",
-                          "Pass done", "work.arm", "f8"):
+                          "Pass done", "work.arm", "f12"):
                 assert words in text, words
             await press(pilot, "q")
             await until(pilot, on(app, "ConnectScreen"))
