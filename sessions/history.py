@@ -41,6 +41,8 @@ from sessions.needle_runs import (
     duration_text,
     grouped_runs,
     on_skin,
+    on_skin_by_zone,
+    on_skin_of,
 )
 from sessions.store import Store
 
@@ -281,6 +283,9 @@ class Activity:
     zones: int
 
 
+NO_RUNS = on_skin_of([], 0)
+
+
 class UnknownClient(RecordError):
     pass
 
@@ -363,8 +368,11 @@ def _client(row: Client) -> ClientView:
 
 # -- a client's record ------------------------------------------------------------------------
 
-def client_record(store: Store, client_id: int, *, events: bool = False) -> ClientRecord:
-    """Everything about a client, sessions oldest first; with `events`, each timeline too."""
+def client_record(store: Store, client_id: int, *, events: bool = False,
+                  runs: bool | None = None) -> ClientRecord:
+    """Everything about a client, sessions oldest first; with `events`, each timeline too;
+    with `runs` (by default as `events`), each zone's needle runs one by one (a zone's
+    settings used on skin are there either way)."""
     with store.reading() as s:
         row = s.get(Client, client_id)
         if row is None:
@@ -374,7 +382,7 @@ def client_record(store: Store, client_id: int, *, events: bool = False) -> Clie
                              .order_by(Consent.id)).all()
         rows = s.scalars(select(SessionRow).where(SessionRow.client_id == client_id)
                          .order_by(SessionRow.started_at, SessionRow.id)).all()
-        sessions = _sessions(s, rows, events=events)
+        sessions = _sessions(s, rows, events=events, runs=events if runs is None else runs)
         return ClientRecord(
             _client(row),
             None if health is None else HealthView(
@@ -393,15 +401,18 @@ def _grouped(s: Session, model, ids: list[int], order) -> dict[int, list]:
     return out
 
 
-def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool) -> list[SessionView]:
+def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool,
+              runs: bool) -> list[SessionView]:
     rows = list(rows)
     ids = [r.id for r in rows]
     zones = _grouped(s, ZoneWork, ids, [ZoneWork.id])
     pigments = _grouped(s, PigmentUse, ids, [PigmentUse.id])
     needles = _grouped(s, NeedleUse, ids, [NeedleUse.id])
     gates = _grouped(s, GateAnswer, ids, [GateAnswer.id])
-    runs = grouped_runs(s.scalars(select(NeedleRun).where(NeedleRun.session_id.in_(ids))
-                                  .order_by(NeedleRun.session_id, NeedleRun.seq))) if ids else {}
+    each = grouped_runs(s.scalars(select(NeedleRun).where(NeedleRun.session_id.in_(ids))
+                                  .order_by(NeedleRun.session_id, NeedleRun.seq))) \
+        if ids and runs else {}
+    skin = on_skin_by_zone(s, ids)
     summaries = _grouped(s, TelemetrySummary, ids, [TelemetrySummary.id]) if events else {}
     timeline = _grouped(s, Event, ids, [Event.seq]) if events else {}
     return [SessionView(
@@ -412,7 +423,8 @@ def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool) -> list[S
         aftercare_given=r.aftercare_given, per_run=r.per_run,
         gate=tuple(GateView(g.item, g.present, g.decision, g.detail, g.reason)
                    for g in gates[r.id]),
-        zones=tuple(_zone(z, r.per_run, runs.get((r.id, z.zone), ())) for z in zones[r.id]),
+        zones=tuple(_zone(z, r.per_run, each.get((r.id, z.zone), ()),
+                          skin.get((r.id, z.zone), NO_RUNS)) for z in zones[r.id]),
         pigments=tuple(_pigment(p) for p in pigments[r.id]),
         needles=tuple(NeedleView(n.zone, n.code, n.lot, n.expiry) for n in needles[r.id]),
         telemetry=tuple(SummaryView(t.zone, t.run_index, t.run_ms, t.samples, t.mean_rate_dhz,
@@ -427,12 +439,15 @@ def _settings(depth, rate, volt) -> MachineSettings | None:
     return None if depth is None else MachineSettings.from_wire(depth, rate, volt)
 
 
-def _zone(z: ZoneWork, per_run: bool, runs: Iterable[RunView]) -> ZoneView:
+def _zone(z: ZoneWork, per_run: bool, runs: Iterable[RunView],
+          skin: OnSkin | None = None) -> ZoneView:
     runs = tuple(runs)
+    if skin is None:
+        skin = on_skin(runs)
     return ZoneView(z.zone, z.profile, tuple(json.loads(z.reasons)), z.coverage_pct,
                     z.target_density_pct, z.passes, z.notes,
                     _settings(z.depth_um, z.rate_dhz, z.voltage_mv), per_run, runs,
-                    on_skin(runs) if per_run else None)
+                    skin if per_run else None)
 
 
 def _pigment(p: PigmentUse) -> PigmentView:

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
 from protocols import QUANTITIES, MachineSettings
 from sessions.models import NeedleRun
 from sessions.telemetry import QUANTITIES as MEASURED
@@ -75,35 +78,42 @@ def run_view(r: NeedleRun) -> RunView:
                    r.under_speed_ms, r.faults, stats)
 
 
+SPLIT = "settings changed"  # how a run's part ends when new settings split it
+
+
 def on_skin(runs: Sequence[RunView]) -> OnSkin:
     used: dict[MachineSettings | None, list[int]] = {}
     for r in runs:
         u = used.setdefault(r.settings, [0, 0])
         u[0] += r.needle_ms
         u[1] += 1
-    confirmed = [r for r in runs if r.settings is not None]
-    return OnSkin(
-        tuple(UsedSettings(s, ms, n) for s, (ms, n) in used.items()),
-        sum(r.needle_ms for r in runs),
-        sum(1 for r in runs if r.ended_by != "settings changed"),
-        _weighted(confirmed), _bound(confirmed, min), _bound(confirmed, max))
+    return on_skin_of([UsedSettings(s, ms, n) for s, (ms, n) in used.items()],
+                      sum(1 for r in runs if r.ended_by != SPLIT))
 
 
-def _weighted(runs: Sequence[RunView]) -> MachineSettings | None:
-    total = sum(r.needle_ms for r in runs)
-    if not runs or total == 0:
+def on_skin_of(used: Sequence[UsedSettings], runs: int) -> OnSkin:
+    """The summary from each distinct setting's needle time (in the order first used) and the
+    number of whole runs: what on_skin computes from runs, or a query sums in SQL."""
+    confirmed = [u for u in used if u.settings is not None]
+    return OnSkin(tuple(used), sum(u.needle_ms for u in used), runs, _weighted(confirmed),
+                  _bound(confirmed, min), _bound(confirmed, max))
+
+
+def _weighted(used: Sequence[UsedSettings]) -> MachineSettings | None:
+    total = sum(u.needle_ms for u in used)
+    if total == 0:
         return None
     values = {}
     for q in QUANTITIES:
-        mean = sum(r.settings.value(q) * r.needle_ms for r in runs) / total  # type: ignore
+        mean = sum(u.settings.value(q) * u.needle_ms for u in used) / total  # type: ignore
         values[q.field] = (mean / q.step).quantize(Decimal(1)) * q.step
     return MachineSettings(**values)
 
 
-def _bound(runs: Sequence[RunView], pick) -> MachineSettings | None:
-    if not runs:
+def _bound(used: Sequence[UsedSettings], pick) -> MachineSettings | None:
+    if not used:
         return None
-    return MachineSettings(**{q.field: pick(r.settings.value(q) for r in runs)  # type: ignore
+    return MachineSettings(**{q.field: pick(u.settings.value(q) for u in used)  # type: ignore
                               for q in QUANTITIES})
 
 
@@ -138,6 +148,31 @@ def describe(per_run: bool, skin: OnSkin | None, confirmed: MachineSettings | No
         never = f" (confirmed {confirmed.short()}, never run)" if confirmed is not None else ""
         return [f"{NO_NEEDLE_TIME}{never}"]
     return [used_text(u) for u in skin.used]
+
+
+_runs = NeedleRun.__table__
+_ON_SKIN = (select(_runs.c.session_id, _runs.c.zone, _runs.c.depth_um, _runs.c.rate_dhz,
+                   _runs.c.voltage_mv, func.sum(_runs.c.needle_ms), func.count(),
+                   func.sum(case((_runs.c.ended_by == SPLIT, 0), else_=1)),
+                   func.min(_runs.c.seq).label("first"))
+            .group_by(_runs.c.session_id, _runs.c.zone, _runs.c.depth_um, _runs.c.rate_dhz,
+                      _runs.c.voltage_mv)
+            .order_by(_runs.c.session_id, "first"))
+
+
+def on_skin_by_zone(s: Session, session_ids: Sequence[int],
+                    ) -> dict[tuple[int, str | None], OnSkin]:
+    """Each (session, zone)'s summary, summed in the database: a client's history reads a
+    few rows per zone, not every run (bench/bench_history.py measures both)."""
+    groups: dict[tuple[int, str | None], tuple[list[UsedSettings], list[int]]] = {}
+    if session_ids:
+        for sid, zone, depth, rate, volt, ms, parts, whole, _ in s.execute(
+                _ON_SKIN.where(_runs.c.session_id.in_(session_ids))):
+            settings = None if depth is None else MachineSettings.from_wire(depth, rate, volt)
+            used, runs = groups.setdefault((sid, zone), ([], [0]))
+            used.append(UsedSettings(settings, int(ms), int(parts)))
+            runs[0] += int(whole)
+    return {key: on_skin_of(used, runs[0]) for key, (used, runs) in groups.items()}
 
 
 def grouped_runs(rows: Iterable[NeedleRun]) -> dict[tuple[int, str | None], list[RunView]]:

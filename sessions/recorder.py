@@ -39,6 +39,7 @@ from sessions.models import (
     SessionRow,
     TelemetrySample,
 )
+from sessions.needle_runs import SPLIT
 from sessions.store import Store
 from sessions.telemetry import Reading, RunStats
 from sessions.writer import Writer
@@ -368,7 +369,7 @@ class Recorder:
             return None
         ms = run_ms if run_ms is not None else old.base_ms + round(
             (at - old.started).total_seconds() * 1000)
-        row = old.row(at, ms - old.base_ms, exact=False, ended_by="settings changed")
+        row = old.row(at, ms - old.base_ms, exact=False, ended_by=SPLIT)
         self._run = self._new_run(at, base_ms=max(ms, old.base_ms))
         return row
 

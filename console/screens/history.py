@@ -455,7 +455,7 @@ class HistoryScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-record")
     def _load_record(self, client_id: int, presentation: bool) -> None:
         store = self._record.get()
-        record = client_record(store, client_id, events=True)
+        record = client_record(store, client_id, events=True, runs=False)
         if presentation:
             record = pseudonymise(record, self._record.names())
         _post_unless_cancelled(self, RecordLoaded(record, presentation))
@@ -493,7 +493,7 @@ class HistoryScreen(Screen):
             self.post_message(ExportExists(client_id, fmt, path))
             return
         store = self._record.get()
-        record = client_record(store, client_id, events=True)
+        record = client_record(store, client_id, events=True, runs=False)
         data = render(store, record, fmt, pseudonymise_ids=presentation)
         write_file(path, data, force=force)  # refuses a file that appeared meanwhile
         self.post_message(ExportWritten(path, len(data), len(record.sessions)))

@@ -22,7 +22,7 @@ from console.view import MachineState
 from protocols import MachineSettings, Stage, Zone
 from sessions import history
 from sessions.export import render
-from sessions.needle_runs import duration_text
+from sessions.needle_runs import duration_text, on_skin
 from tests.console.conftest import CLEAR, new_client, plan, wait_until
 from tests.reliability.conftest import MachineLog, Sim
 
@@ -109,9 +109,12 @@ def test_three_runs_are_recorded_and_exported_exactly_as_the_machine_ran_them(
     expected = [base, base.model_copy(update={"depth_mm": base.depth_mm + step}), third]
     assert [held for held, _ in ran] == [wire(s) for s in expected], ran
 
-    (s,) = history.client_record(store, client.id).sessions
+    (s,) = history.client_record(store, client.id, runs=True).sessions
     zones = {z.zone: z for z in s.zones}
     hairline = zones["hairline"]
+    # What every view shows is summed in the database; it must equal the runs one by one.
+    summed = history.client_record(store, client.id).sessions[0].zones[0]
+    assert summed.zone == "hairline" and summed.on_skin == on_skin(hairline.runs)
     assert [r.settings for r in hairline.runs] == expected
     for r, (_, ms) in zip(hairline.runs, ran, strict=True):
         assert abs(r.needle_ms - ms) <= NEEDLE_MS_SLACK, (r.needle_ms, ms)

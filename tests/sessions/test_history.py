@@ -21,6 +21,7 @@ from sessions.history import (
     touchups_due,
     zone_history,
 )
+from sessions.needle_runs import on_skin
 from sessions.recorder import Machine
 from tests.sessions.factory import FakeClock, client, session
 
@@ -49,8 +50,10 @@ def test_client_record_lists_sessions_zones_and_consumables(clinic):
     assert first.outcome == "completed" and first.aftercare_given
     crown = first.zones[1]
     assert str(crown.confirmed) == "depth 1.50 mm, rate 110.0 Hz, voltage 6.5 V"
-    assert first.per_run and [(r.seq, r.zone, r.needle_ms) for r in crown.runs] == [
-        (2, "crown", 90_000)]
+    assert first.per_run and crown.runs == ()  # summed in the database, runs not read
+    runs = client_record(store, ids["ann"], runs=True).sessions[0].zones[1]
+    assert [(r.seq, r.zone, r.needle_ms) for r in runs.runs] == [(2, "crown", 90_000)]
+    assert runs.on_skin == crown.on_skin == on_skin(runs.runs)
     assert crown.settings_text() == ["1.50 mm / 110 Hz / 6.5 V for 1 min 30 s"]
     assert first.events == ()
     full = client_record(store, ids["ann"], events=True)
