@@ -43,6 +43,7 @@ from sessions.needle_runs import (
     on_skin,
     on_skin_by_zone,
     on_skin_of,
+    settings_of,
 )
 from sessions.store import Store
 
@@ -436,7 +437,7 @@ def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool,
 
 
 def _settings(depth, rate, volt) -> MachineSettings | None:
-    return None if depth is None else MachineSettings.from_wire(depth, rate, volt)
+    return None if depth is None else settings_of(depth, rate, volt)
 
 
 def _zone(z: ZoneWork, per_run: bool, runs: Iterable[RunView],

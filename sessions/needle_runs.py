@@ -7,6 +7,7 @@ were (schema 0004) have none; their zones say so and show only the last settings
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -69,8 +70,7 @@ class OnSkin:
 
 
 def run_view(r: NeedleRun) -> RunView:
-    settings = (None if r.depth_um is None
-                else MachineSettings.from_wire(r.depth_um, r.rate_dhz, r.voltage_mv))
+    settings = None if r.depth_um is None else settings_of(r.depth_um, r.rate_dhz, r.voltage_mv)
     stats = {f"{q}_{s}_{u}": getattr(r, f"{q}_{s}_{u}")
              for q, u in MEASURED for s in ("mean", "min", "max")}
     return RunView(r.seq, r.zone, r.profile, r.started_at, r.ended_at, r.needle_ms, r.exact,
@@ -99,22 +99,39 @@ def on_skin_of(used: Sequence[UsedSettings], runs: int) -> OnSkin:
                   _bound(confirmed, min), _bound(confirmed, max))
 
 
+# Summaries are worked in the wire's integers and validated once per distinct value: a
+# client's history builds thousands of them, and validating each costs more than its query.
+_WIRE_STEPS = tuple(int(q.step * q.wire_scale) for q in QUANTITIES)
+
+
+@functools.lru_cache(maxsize=4096)
+def settings_of(depth_um: int, rate_dhz: int, voltage_mv: int) -> MachineSettings:
+    """MachineSettings.from_wire, once per distinct value (they are frozen: safe to share)."""
+    return MachineSettings.from_wire(depth_um, rate_dhz, voltage_mv)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wire(settings: MachineSettings) -> tuple[int, ...]:
+    return tuple(settings.to_wire())
+
+
 def _weighted(used: Sequence[UsedSettings]) -> MachineSettings | None:
     total = sum(u.needle_ms for u in used)
     if total == 0:
         return None
-    values = {}
-    for q in QUANTITIES:
-        mean = sum(u.settings.value(q) * u.needle_ms for u in used) / total  # type: ignore
-        values[q.field] = (mean / q.step).quantize(Decimal(1)) * q.step
-    return MachineSettings(**values)
+    wires = [(_wire(u.settings), u.needle_ms) for u in used]  # type: ignore[arg-type]
+    mean = []
+    for i, step in enumerate(_WIRE_STEPS):
+        exact = Decimal(sum(w[i] * ms for w, ms in wires)) / total / step
+        mean.append(int(exact.quantize(Decimal(1))) * step)
+    return settings_of(*mean)
 
 
 def _bound(used: Sequence[UsedSettings], pick) -> MachineSettings | None:
     if not used:
         return None
-    return MachineSettings(**{q.field: pick(u.settings.value(q) for u in used)  # type: ignore
-                              for q in QUANTITIES})
+    wires = [_wire(u.settings) for u in used]  # type: ignore[arg-type]
+    return settings_of(*(pick(w[i] for w in wires) for i in range(len(_WIRE_STEPS))))
 
 
 def duration_text(ms: int) -> str:
@@ -168,7 +185,7 @@ def on_skin_by_zone(s: Session, session_ids: Sequence[int],
     if session_ids:
         for sid, zone, depth, rate, volt, ms, parts, whole, _ in s.execute(
                 _ON_SKIN.where(_runs.c.session_id.in_(session_ids))):
-            settings = None if depth is None else MachineSettings.from_wire(depth, rate, volt)
+            settings = None if depth is None else settings_of(depth, rate, volt)
             used, runs = groups.setdefault((sid, zone), ([], [0]))
             used.append(UsedSettings(settings, int(ms), int(parts)))
             runs[0] += int(whole)
