@@ -17,10 +17,12 @@ from decimal import Decimal
 import pypdfium2 as pdfium
 import pytest
 
+from console import replay
 from console.controller import SessionController
 from console.view import MachineState
 from protocols import MachineSettings, Stage, Zone
 from sessions import history
+from sessions import replay as records
 from sessions.export import render
 from sessions.needle_runs import duration_text, on_skin
 from tests.console.conftest import CLEAR, new_client, plan, wait_until
@@ -162,6 +164,20 @@ def test_three_runs_are_recorded_and_exported_exactly_as_the_machine_ran_them(
     pseudo = json.loads(render(store, record, "json", pseudonymise_ids=True))
     assert [u["needle_ms"] for u in pseudo["sessions"][0]["zones"][0]["used"]] == [
         r.needle_ms for r in hairline.runs]
+
+    # The replay of this session shows the same: three runs, each RUNNING at the settings the
+    # machine's log says it held, for about as long as the machine ran.
+    rs = records.load(store, sid)
+    rs.flight.load(range(len(rs.flight.index)))
+    starts = [m for m in rs.marks if m.kind == "run"]
+    ends = [m for m in rs.marks if m.kind == "run-end"]
+    assert len(starts) == len(ends) == 3
+    for (start, end), x, (_, ms) in zip(zip(starts, ends, strict=True), expected, ran,
+                                        strict=True):
+        middle = replay.view_at(rs, (start.at_us + end.at_us) // 2)
+        assert "REPLAY" in middle.banners and middle.machine.state is MachineState.RUNNING
+        assert middle.machine.applied == x
+        assert abs((end.at_us - start.at_us) / 1000 - ms) <= 2 * NEEDLE_MS_SLACK
 
     # The next session: repeat last offers the settings used longest, with when and how long.
     c.choose_client(client.id)
