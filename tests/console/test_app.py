@@ -82,6 +82,17 @@ async def new_client(pilot, name):
     await until(pilot, on(pilot.app, "GateScreen"))
 
 
+async def to_work(pilot, app, name="Ann Lee"):
+    """From the start to the working screen of a new client's session: no gate item, the
+    plan as offered."""
+    await until(pilot, on(app, "ClientScreen"))
+    await new_client(pilot, name)
+    await press(pilot, "ctrl+n")
+    await until(pilot, on(app, "PlanScreen"))
+    await press(pilot, "ctrl+n")
+    await until(pilot, on(app, "WorkScreen"))
+
+
 @pytest.mark.timeout(120)
 def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(store):
     app = make_app(store, url="simulator")  # `--sim`: the simulator and the service in processes
@@ -200,12 +211,7 @@ def test_another_profile_for_the_zone_is_chosen_by_key_and_recorded(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, on(app, "ClientScreen"))
-            await new_client(pilot, "Ann Lee")
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "PlanScreen"))
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "WorkScreen"))
+            await to_work(pilot, app)
             await press(pilot, "v")  # no zone yet: said, nothing opens
             await until(pilot, lambda: any("choose a zone first" in str(n.message)
                                            for n in app._notifications))
@@ -453,12 +459,7 @@ def test_quitting_while_armed_stops_first_and_asks_and_an_open_session_is_not_le
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, on(app, "ClientScreen"))
-            await new_client(pilot, "Ann Lee")
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "PlanScreen"))
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "WorkScreen"))
+            await to_work(pilot, app)
             await press(pilot, "1")
             await until(pilot, lambda: app.view.machine.applied is not None)
             await arm(pilot, app)
@@ -490,12 +491,7 @@ def test_an_unplanned_zone_asks_first_and_is_recorded_as_chosen(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, on(app, "ClientScreen"))
-            await new_client(pilot, "Ann Lee")
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "PlanScreen"))
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "WorkScreen"))
+            await to_work(pilot, app)
             assert not next(z for z in app.view.work.zones if z.zone is Zone.SCAR).planned
             await press(pilot, "1")
             await until(pilot, lambda: app.view.machine.applied is not None)
@@ -553,12 +549,7 @@ def test_arming_without_a_zone_is_refused_before_asking(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, on(app, "ClientScreen"))
-            await new_client(pilot, "Ann Lee")
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "PlanScreen"))
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "WorkScreen"))
+            await to_work(pilot, app)
             await press(pilot, "a")
             await until(pilot, lambda: any("choose a zone before arming" in str(n.message)
                                            for n in app._notifications))
