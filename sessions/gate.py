@@ -62,6 +62,21 @@ class Verdict:
     reason: str = ""
 
 
+# An override of a refusal is a clinical judgement on the record: it must say why, in words.
+REASON_MIN_WORDS, REASON_MIN_CHARS = 3, 15
+REASON_RULE = (f"a reason of substance: at least {REASON_MIN_WORDS} words and "
+               f"{REASON_MIN_CHARS} characters saying why it is safe today")
+
+
+def substantive(reason: str) -> bool:
+    """At least a few real words: not "x", "ok ok ok", or one character repeated."""
+    text = reason.strip()
+    words = [w for w in text.split() if sum(ch.isalnum() for ch in w) >= 2]
+    return (len(words) >= REASON_MIN_WORDS and len(text) >= REASON_MIN_CHARS
+            and len(set(text.replace(" ", "").casefold())) > 3
+            and len({w.casefold() for w in words}) >= REASON_MIN_WORDS)
+
+
 def evaluate(
     answers: Mapping[Contraindication, bool],
     overrides: Mapping[str, str],
@@ -84,6 +99,9 @@ def evaluate(
         reason = overrides.get(c.value, "").strip()
         if not answers[c]:
             verdicts.append(Verdict(c.value, False, "clear"))
+        elif reason and c.refuses and not substantive(reason):
+            # The reason itself is not repeated: it may hold health data.
+            blocked.append(f"{c.label} (refused; overriding {c.value!r} needs {REASON_RULE})")
         elif reason:
             verdicts.append(Verdict(c.value, True, "overridden" if c.refuses else "acknowledged",
                                     c.label, reason))
@@ -96,6 +114,9 @@ def evaluate(
         if days_since_last < REFUSE_UNDER_DAYS and not reason:
             blocked.append(f"{detail}, under the minimum {REFUSE_UNDER_DAYS} (override "
                            f"{INTERVAL!r} with a reason)")
+        elif days_since_last < REFUSE_UNDER_DAYS and not substantive(reason):
+            blocked.append(f"{detail}, under the minimum {REFUSE_UNDER_DAYS} (overriding "
+                           f"{INTERVAL!r} needs {REASON_RULE})")
         elif days_since_last < REFUSE_UNDER_DAYS:
             verdicts.append(Verdict(INTERVAL, True, "overridden", detail, reason))
         elif days_since_last < WARN_UNDER_DAYS:

@@ -110,7 +110,7 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             await until(pilot, lambda: "REFUSED" in str(
                 app.screen.query_one("#verdict").render()))
             assert "sunburnt skin" in str(app.screen.query_one("#verdict").render())
-            (await field(pilot, "#why-sunburn")).value = "crown only"
+            (await field(pilot, "#why-sunburn")).value = "only the crown, not worked today"
             await press(pilot, "ctrl+n")
             await until(pilot, on(app, "PlanScreen"))
             await press(pilot, "ctrl+n")
@@ -202,7 +202,7 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
     kinds = [e.kind for e in s.events]
     for kind in ("stop", "fault", "link-lost", "link-restored", "pedal-down", "pedal-up"):
         assert kind in kinds, kind
-    assert [g.reason for g in s.gate if g.present] == ["crown only"]
+    assert [g.reason for g in s.gate if g.present] == ["only the crown, not worked today"]
 
 
 @pytest.mark.timeout(60)

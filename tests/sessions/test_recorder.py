@@ -318,3 +318,26 @@ def test_a_failed_call_commits_nothing_and_the_recorder_carries_on(store):
         zones = s.scalars(select(ZoneWork.zone)).all()
     assert [json.loads(t)["text"] for t in texts] == ["kept"]
     assert zones == ["crown"]
+
+
+@pytest.mark.parametrize("reason", ["x", "ok", "xxxxxxxxxxxxxxxxxxxx", "ok ok ok ok ok ok",
+                                    "fine", "a b c d e f g h", "n/a n/a n/a"])
+def test_a_refusal_is_not_overridden_by_a_reason_without_substance(store, reason):
+    # Before: sunburn was overridden with the reason "x".
+    cid, clock = client(store), FakeClock()
+    answers = {**CLEAR, Contraindication.SUNBURN: True}
+    with pytest.raises(GateRefused, match=r"overriding 'sunburn' needs a reason of substance: "
+                                          r"at least 3 words and 15 characters") as err:
+        start(store, cid, clock, answers, overrides={"sunburn": reason})
+    assert reason not in str(err.value).replace("'sunburn'", "")  # never echoed back
+    with store.reading() as s:
+        assert s.scalar(select(func.count()).select_from(SessionRow)) == 0
+
+
+def test_an_interval_refusal_needs_a_reason_of_substance_too(store):
+    cid, clock = client(store), FakeClock()
+    session(store, cid, clock)
+    clock.advance(days=2)
+    with pytest.raises(GateRefused, match="overriding 'interval' needs a reason of substance"):
+        start(store, cid, clock, overrides={"interval": "ok"})
+    start(store, cid, clock, overrides={"interval": "the client flies abroad next week"})
