@@ -907,6 +907,14 @@ class SessionController:
         if unreachable:
             work.recorder.note(f"machine unreachable at end: {unreachable}")
             self._note(f"machine unreachable at end: {unreachable}")
+        elif machine is not None and machine.state == State.FAULTED and \
+                machine.faults == Fault.STOP:
+            # A STOP latched in this session ends with it: the next client starts from a
+            # disarmed machine, not under this one's STOPPED banner. Other faults stay latched
+            # (their cause is the machine's, and it is shown until someone deals with it).
+            result = yield _MachineCall(Op.CLEAR_FAULT)
+            if result.ok:
+                work.recorder.note("the STOP latch was cleared at the end of the session")
         self._end_run("session ended")
         for zone, pct in coverage.items():
             work.recorder.record_coverage(zone, coverage_pct=pct)

@@ -112,7 +112,9 @@ class WorkScreen(SmpScreen):
             f"{w.client_alias if self.app.presentation else w.client}  {w.stage}  zone {zone}   "
             f"[{m.identity}]")
         applied = m.applied
-        if not m.settings_known:
+        if w.zone is None:
+            settings = "settings: none for this session yet (choose a zone: 1-0)"
+        elif not m.settings_known:
             settings = ("SETTINGS NOT CONFIRMED: the machine did not answer; its settings are "
                         "unknown until it reports them (apply again before arming)")
         elif applied is None:
@@ -122,7 +124,8 @@ class WorkScreen(SmpScreen):
             settings = (f"depth   {DEPTH.fmt_unit(applied.depth_mm)}   [u/j]\n"
                         f"rate    {RATE.fmt_unit(applied.rate_hz)}   [i/k]\n"
                         f"voltage {VOLTAGE.fmt_unit(applied.voltage_v)}   [o/l]")
-        reasons = "\n".join(f"- {r}" for r in w.reasons) or "- the base profile as written"
+        reasons = "\n".join(f"- {r}" for r in w.reasons) or (
+            "- the base profile as written" if w.zone else "- (no zone yet)")
         advisories = "\n".join(f"! {a}" for a in w.advisories)
         target = f", target {w.target_density_pct}% density" if w.target_density_pct else ""
         others = f"  [v: {len(w.profiles)} for this zone]" if len(w.profiles) > 1 else ""

@@ -430,3 +430,25 @@ def test_a_session_can_be_ended_after_the_machine_disappeared_while_armed(contro
     assert s.outcome == "completed"
     assert any(e.payload.get("text", "").startswith("machine unreachable at end: the link is "
                                                     "lost") for e in s.events)
+
+
+def test_a_stop_latched_in_a_session_ends_with_it_and_the_next_client_starts_disarmed(
+        controller, store):
+    c = controller
+    first = c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.HAIRLINE)
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+    c.stop()
+    assert wait_until(state_is(c, MachineState.STOPPED))
+    c.end_session({}, aftercare_given=True)
+    assert wait_until(state_is(c, MachineState.DISARMED))
+    assert not any(b.startswith("STOPPED") for b in c.view.banners)
+    c.add_client(new_client("Bo Chen"))
+    c.start_session(plan(), CLEAR, {})
+    assert c.view.work.zone is None and c.view.machine.state is MachineState.DISARMED
+    assert c.sink.flush()
+    (s,) = history.client_record(store, first.id, events=True).sessions
+    assert "the STOP latch was cleared at the end of the session" in [
+        e.payload.get("text") for e in s.events]
