@@ -10,6 +10,8 @@ from console.cmd_history import add_db_option
 from console.echo import echo
 from sessions.include import INCLUDE
 
+FORMATS = ("json", "csv", "pdf")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "client, technicians, serials and lots, and no free text or health data unless "
         "--include names it: " + "; ".join(f"{k}: {v}" for k, v in INCLUDE.items()) + ".")
     p.add_argument("client", nargs="+", metavar="CLIENT", help="client name or id")
-    p.add_argument("--format", required=True, choices=("json", "csv", "pdf"))
+    p.add_argument("--format", choices=FORMATS,
+                   help="json, csv or pdf (default: from FILE's ending)")
     p.add_argument("--pseudonymise", action="store_true",
                    help="replace identities with stable pseudonyms and withhold free text and "
                    "health data")
@@ -45,13 +48,22 @@ def _include(text: str) -> tuple[str, ...]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sessions.export import default_name, render, write_file
+    from sessions.export import ExportError, default_name, render, write_file
     from sessions.history import client_record, find_client
     from sessions.pseudonyms import Pseudonyms
     from sessions.store import open_store
 
     if args.include and not args.pseudonymise:  # an identified export holds everything
         args.parser.error("--include goes with --pseudonymise")  # exits 2
+    ending = args.output.suffix.lower().lstrip(".") if args.output else ""
+    if args.format is None:
+        if ending not in FORMATS:
+            raise ExportError(f"give --format ({', '.join(FORMATS)}) or an output FILE ending "
+                              "in .json, .csv or .pdf")
+        args.format = ending
+    elif ending in FORMATS and ending != args.format:
+        raise ExportError(f"--format {args.format} but {args.output.name} ends in "
+                          f".{ending}; make them agree")
     store = open_store(args.db)
     try:
         record = client_record(store, find_client(store, " ".join(args.client)).id, events=True)

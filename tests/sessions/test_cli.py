@@ -447,3 +447,17 @@ def test_export_file_names_never_hold_the_name_and_include_needs_pseudonymise(cl
     out = smp("export", "Ann", "Lee", "--format", "json", "--pseudonymise", "--include",
               "phone", "--db", url)
     assert out.returncode == 2 and "'phone': allowed notes, reasons" in out.stderr
+
+
+def test_export_takes_its_format_from_the_file_name_and_refuses_a_contradiction(clinic,
+                                                                                 tmp_path):
+    url, ids = clinic
+    out = smp("export", ids["ann"], "-o", tmp_path / "x.pdf", "--db", url)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "x.pdf").read_bytes().startswith(b"%PDF")
+    clash = one_error(smp("export", ids["ann"], "--format", "csv", "-o", tmp_path / "y.pdf",
+                          "--db", url))
+    assert "--format csv but y.pdf ends in .pdf; make them agree" in clash
+    neither = one_error(smp("export", ids["ann"], "-o", tmp_path / "z.txt", "--db", url))
+    assert "give --format (json, csv, pdf) or an output FILE ending in .json" in neither
+    assert not (tmp_path / "y.pdf").exists() and not (tmp_path / "z.txt").exists()
