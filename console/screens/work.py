@@ -272,5 +272,6 @@ class WorkScreen(SmpScreen):
             if name:
                 self.app.sim_call(f"play {name}", done=find(name).description)
 
-        self.app.push_screen(Choose("Play a trainer scenario (q closes)",
-                                    [(n, n) for n in names]), chosen)
+        # Each with the first sentence of its description: what it shows, before it plays.
+        items = [(n, f"{n}: {find(n).description.split('. ')[0].rstrip('.')}") for n in names]
+        self.app.push_screen(Choose("Play a trainer scenario (q closes)", items), chosen)

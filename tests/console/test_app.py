@@ -583,3 +583,22 @@ def test_the_client_list_after_a_session_lists_the_clients_not_no_match(store):
             assert "no match" not in str(box.get_option_at_index(0).prompt)
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_the_scenario_picker_says_what_each_scenario_shows(store):
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await to_work(pilot, app)
+            await press(pilot, "g")
+            await until(pilot, on(app, "Choose"))
+            await until(pilot, lambda: app.screen.query("OptionList"))
+            options = app.screen.query_one("OptionList")
+            prompts = [str(options.get_option_at_index(i).prompt)
+                       for i in range(options.option_count)]
+            assert "stall: A jam stalls the motor" in prompts, prompts
+            assert all(": " in p and len(p.split(": ", 1)[1]) > 10 for p in prompts), prompts
+
+    asyncio.run(run())
