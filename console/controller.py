@@ -1210,11 +1210,13 @@ class SessionController:
         w = self._work
         if w is None:
             return None
+        running = w.runs.open_ms if w.run_told else 0
+        # The zone being worked counts the run going on, so its tile's time moves with it.
         zones = tuple(
-            ZoneStatus(z, z in w.plan.zones, s.coverage, s.run_ms, s.runs, s.settings,
+            ZoneStatus(z, z in w.plan.zones, s.coverage,
+                       s.run_ms + (running if z is w.zone else 0), s.runs, s.settings,
                        s.passes)
             for z, s in w.zones.items())
-        running = w.runs.open_ms if w.run_told else 0
         zs = w.zones[w.zone] if w.zone is not None else None
         why = w.reasons + (zs.why() if zs else ())
         return WorkView(

@@ -452,3 +452,26 @@ def test_a_stop_latched_in_a_session_ends_with_it_and_the_next_client_starts_dis
     (s,) = history.client_record(store, first.id, events=True).sessions
     assert "the STOP latch was cleared at the end of the session" in [
         e.payload.get("text") for e in s.events]
+
+
+def test_the_zone_s_needle_time_moves_while_the_needle_runs(controller):
+    c = controller
+    c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    c.select_zone(Zone.CROWN)
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+    c.simulator.do("pedal down")
+    assert wait_until(state_is(c, MachineState.RUNNING))
+
+    def crown_ms():
+        return next(z for z in c.view.work.zones if z.zone is Zone.CROWN).run_ms
+
+    assert wait_until(lambda: crown_ms() > 0)
+    first = crown_ms()
+    assert wait_until(lambda: crown_ms() > first + 100)  # before the run has ended
+    assert c.view.machine.state is MachineState.RUNNING
+    c.simulator.do("pedal up")
+    assert wait_until(lambda: not c.view.machine.pedal and c.view.work.run_ms == 0)
+    (crown,) = [z for z in c.view.work.zones if z.zone is Zone.CROWN]
+    assert crown.runs == 1 and crown.run_ms >= first
