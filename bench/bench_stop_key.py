@@ -57,6 +57,7 @@ def seed(db: Path, clients: int) -> None:
         for i in range(clients):
             cid = add_client(store, NewClient(
                 name=f"Client {i:05d}", phone="+44 20 7946 0000",
+                date_of_birth=date(1980, 1, 1),
                 consent=ConsentForm(procedure=True, photos=False, version="v3",
                                     signed_on=date(2026, 1, 5))))
             rec = Recorder.start(store, client_id=cid, technician="Tom Reyes", stage=Stage.S1,

@@ -33,6 +33,8 @@ async def to_armed(pilot) -> None:
     await keys(pilot, "ctrl+n")
     await until(pilot, lambda: app.screen.query("#name"))
     app.screen.query_one("#name").value = "Bench Client"
+    app.screen.query_one("#dob").value = "1980-05-17"
+    app.screen.query_one("#consent").value = True
     await keys(pilot, "ctrl+n")
     await until(pilot, on(app, "GateScreen"))
     await keys(pilot, "ctrl+n")

@@ -97,7 +97,7 @@ from protocols.library import Library
 from protocols.quantities import BY_FIELD
 from sessions import facts, flight, history
 from sessions.clients import NewClient, add_client
-from sessions.gate import Contraindication, Verdict, evaluate
+from sessions.gate import ClientFacts, Contraindication, Verdict, evaluate
 from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine as RecordMachine
 from sessions.recorder import Recorder, request
@@ -398,9 +398,11 @@ class SessionController:
             days = (datetime.now(UTC) - started).total_seconds() / 86400
         completed = [s for s in sessions if s.outcome == "completed"]
         suggested = next_stage(Stage(completed[-1].stage)) if completed else Stage.S1
+        facts = ClientFacts(record.client.date_of_birth,
+                            any(c.procedure for c in record.consents))
         choice = ClientChoice(client_id, record.client.name, len(sessions), days,
-                              last.stage if last else None, suggested,
-                              self.pseudonyms().client(client_id))
+                              last.stage if last else None, suggested, facts,
+                              alias=self.pseudonyms().client(client_id))
         self._call(self._choose, choice)
         return choice
 
@@ -408,7 +410,8 @@ class SessionController:
                    overrides: Mapping[str, str]) -> list[Verdict]:
         """The gate's verdicts; GateRefused names every unresolved item and how to override."""
         client = self._require_client()
-        return evaluate(answers, overrides, client.days_since_last)
+        return evaluate(answers, overrides, client.days_since_last, client=client.facts,
+                        day=self._today())
 
     def profiles_for(self, zone: Zone) -> list[tuple[str, str]]:
         """The library's profiles for `zone`, its default first: (name, the profile's notes)."""

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from protocols import Dilution, NeedleSpec, SkinCondition, SmpError, Stage, Zone
 from sessions import history
-from sessions.gate import REFUSE_UNDER_DAYS
+from sessions.gate import REFUSE_UNDER_DAYS, ClientFacts
 
 NEXT_SESSION_DAYS = (10, 14)  # docs/domain.md: 10 to 14 days typical
 TOUCH_UP_YEARS, SCAR_TOUCH_UP_YEARS = history.TOUCH_UP_YEARS, history.SCAR_TOUCH_UP_YEARS
@@ -65,6 +65,7 @@ class ClientChoice:
     days_since_last: float | None
     last_stage: str | None
     suggested_stage: Stage
+    facts: ClientFacts  # date of birth and consent, as the record has them: for the gate
     alias: str = ""  # the client's pseudonym, shown instead of the name in presentation mode
 
 

@@ -37,9 +37,10 @@ from protocols import Stage, Zone
 from protocols.errors import SmpError
 from sessions import flight
 from sessions.errors import GateRefused, RecordError, StoreError
-from sessions.gate import Contraindication, Verdict, evaluate
+from sessions.gate import ClientFacts, Contraindication, Verdict, evaluate
 from sessions.models import (
     Client,
+    Consent,
     Event,
     EventKind,
     FlightChunk,
@@ -173,6 +174,13 @@ def why_not_writing(exc: BaseException) -> str:
 
 # --- writing ------------------------------------------------------------------------------------
 
+def client_facts(s, client: Client) -> ClientFacts:
+    """What the gate needs of the client, as the record has it."""
+    consented = s.scalar(select(func.count()).select_from(Consent).where(
+        Consent.client_id == client.id, Consent.procedure.is_(True))) > 0
+    return ClientFacts(client.date_of_birth, consented)
+
+
 class StoreWriter:
     """Writes facts to the store on the writer's own connection, each in one transaction."""
 
@@ -202,12 +210,14 @@ class StoreWriter:
         if not r.technician.strip():
             raise RecordError("technician: a name is required to start a session")
         with self.store.unit() as s:
-            if s.get(Client, r.client_id) is None:
+            who = s.get(Client, r.client_id)
+            if who is None:
                 raise RecordError(f"no client with id {r.client_id}")
             last = s.scalar(select(func.max(SessionRow.started_at))
                             .where(SessionRow.client_id == r.client_id))
             days = None if last is None else (r.at - last).total_seconds() / 86400
-            verdicts = evaluate(r.answers, r.overrides, days)
+            verdicts = evaluate(r.answers, r.overrides, days,
+                                client=client_facts(s, who), day=r.at.date())
             m = r.machine
             row = SessionRow(
                 client_id=r.client_id, technician=r.technician.strip(), started_at=r.at,

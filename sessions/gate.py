@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 from protocols.text import check
 from sessions.errors import GateRefused
 
 INTERVAL = "interval"  # the override key for the minimum-interval rule
+# Tattooing of Minors Act 1969 (England and Wales), and most US states: 18, and no override.
+ADULT_AGE = 18
 WARN_UNDER_DAYS = 10
 REFUSE_UNDER_DAYS = 7
 
@@ -54,6 +57,32 @@ _LABELS = {
 
 
 @dataclass(frozen=True)
+class ClientFacts:
+    """What the record says of the client that the gate needs, whatever was answered."""
+
+    date_of_birth: date | None
+    consented: bool  # a signed consent to the procedure is on record
+
+
+def age_on(born: date, day: date) -> int:
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def client_refusals(client: ClientFacts, day: date) -> list[str]:
+    """Why this client may not have a session at all (no override can change these)."""
+    out = []
+    if client.date_of_birth is None:
+        out.append(f"no date of birth on record (only adults, {ADULT_AGE} or over, are "
+                   "treated: record it on the client first)")
+    elif age_on(client.date_of_birth, day) < ADULT_AGE:
+        out.append(f"the client is under {ADULT_AGE}: refused, with no override")
+    if not client.consented:
+        out.append("no signed consent to the procedure on record (record it, with the "
+                   "form's version and the date signed, before a first session)")
+    return out
+
+
+@dataclass(frozen=True)
 class Verdict:
     item: str
     present: bool
@@ -81,9 +110,16 @@ def evaluate(
     answers: Mapping[Contraindication, bool],
     overrides: Mapping[str, str],
     days_since_last: float | None,
+    *,
+    client: ClientFacts,
+    day: date,
 ) -> list[Verdict]:
     """The verdict for every item, or GateRefused naming everything unresolved and how to
-    override it. `overrides` maps an item (or "interval") to its reason."""
+    override it. `overrides` maps an item (or "interval") to its reason. The client's own
+    facts (adult, consented) refuse first, and nothing overrides them."""
+    refused = client_refusals(client, day)
+    if refused:
+        raise GateRefused("session refused: " + "; ".join(refused))
     missing = [c.value for c in Contraindication if c not in answers]
     if missing:
         raise GateRefused(f"contraindication gate: unanswered: {', '.join(missing)}; "

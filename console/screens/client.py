@@ -121,6 +121,9 @@ class ClientScreen(SmpScreen):
         self.app.push_screen(NewClientScreen(), created)
 
 
+CONSENT_FORM = "v1"  # the clinic's consent form, as pre-filled; the technician corrects it
+
+
 class NewClientScreen(SmpModal[object]):
     DEFAULT_CSS = """
     NewClientScreen { align: center middle; }
@@ -137,7 +140,15 @@ class NewClientScreen(SmpModal[object]):
             yield Static("New client (health data is special-category data: only what is "
                          "needed)", classes="title")
             hide = self.app.presentation  # typed in front of a class: masked
+            # What a session needs first (Tab goes down in this order), then the rest.
             yield Input(placeholder="full name (required)", id="name", password=hide)
+            yield Input(placeholder="date of birth YYYY-MM-DD (required: adults only)",
+                        id="dob", password=hide)
+            yield Input(CONSENT_FORM, placeholder="consent form version (as printed on it)",
+                        id="consent-version")
+            yield Tick("signed consent to the procedure (today, this form version)",
+                       id="consent")
+            yield Tick("signed consent to photographs (separate, optional)", id="photos")
             yield Input(placeholder="phone", id="phone", password=hide)
             yield Input(placeholder="email", id="email", password=hide)
             yield Input(placeholder="Fitzpatrick skin type 1 to 6", id="fitzpatrick",
@@ -145,7 +156,6 @@ class NewClientScreen(SmpModal[object]):
             yield Input(placeholder="hair loss stage: NW1..NW7 or Ludwig I..III", id="stage",
                         password=hide)
             yield Input(placeholder="allergies", id="allergies", password=hide)
-            yield Tick("signed consent to the procedure (today, form v1)", id="consent")
             yield Static(id="error", classes="error")
 
     def on_mount(self) -> None:
@@ -161,17 +171,30 @@ class NewClientScreen(SmpModal[object]):
     def action_save(self) -> None:
         v = {i.id: i.value.strip() for i in self.query(Input)}
         error = self.query_one("#error", Static)
+        try:
+            born = date.fromisoformat(v["dob"]) if v["dob"] else None
+        except ValueError:
+            born = None
+        if born is None or born > date.today():
+            # Never the value typed: it is personal data.
+            error.update("error: date of birth: required, as YYYY-MM-DD (e.g. 1984-03-21)")
+            return
+        if not self.query_one("#consent", Checkbox).value:
+            error.update("error: consent: tick the signed consent to the procedure (with its "
+                         "form version); no session starts without it")
+            return
         fitz = v["fitzpatrick"]
         if fitz and not (fitz.isdigit() and 1 <= int(fitz) <= 6):
             # Never the value typed: it is a health datum.
             error.update("error: Fitzpatrick skin type: allowed 1 to 6, or empty")
             return
         try:
-            consent = ConsentForm(procedure=True, photos=False, version="v1",
-                                  signed_on=date.today()) \
-                if self.query_one("#consent", Checkbox).value else None
+            consent = ConsentForm(procedure=True,
+                                  photos=self.query_one("#photos", Checkbox).value,
+                                  version=v["consent-version"], signed_on=date.today())
             client = NewClient(
-                name=v["name"], phone=v["phone"], email=v["email"], consent=consent,
+                name=v["name"], phone=v["phone"], email=v["email"], date_of_birth=born,
+                consent=consent,
                 health=Health(fitzpatrick=int(fitz) if fitz else None,
                               hair_loss_stage=v["stage"], allergies=v["allergies"]))
         except ValidationError as exc:

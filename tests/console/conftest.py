@@ -28,7 +28,7 @@ def wait_until(predicate, timeout=3.0, step=0.01):
 
 
 def new_client(name="Ann Lee") -> NewClient:
-    return NewClient(name=name, phone="+44 20 7946 0000",
+    return NewClient(name=name, phone="+44 20 7946 0000", date_of_birth=date(1980, 5, 17),
                      health=Health(hair_loss_stage="NW4", fitzpatrick=3, allergies="nickel"),
                      consent=ConsentForm(procedure=True, photos=False, version="v3",
                                          signed_on=date(2026, 1, 5)))

@@ -78,6 +78,8 @@ async def new_client(pilot, name):
     await press(pilot, "ctrl+n")
     await until(pilot, on(pilot.app, "NewClientScreen"))
     (await field(pilot, "#name")).value = name
+    (await field(pilot, "#dob")).value = "1980-05-17"
+    (await field(pilot, "#consent")).value = True
     await press(pilot, "ctrl+n")
     await until(pilot, on(pilot.app, "GateScreen"))
 
@@ -355,11 +357,14 @@ def _interrupted(store):
     from datetime import date
 
     from protocols import Stage
-    from sessions.clients import NewClient, add_client
+    from sessions.clients import ConsentForm, NewClient, add_client
     from sessions.recorder import Machine, Recorder
     from tests.console.conftest import CLEAR
 
-    cid = add_client(store, NewClient(name="Ivy Crane", date_of_birth=date(1980, 1, 1)))
+    cid = add_client(store, NewClient(name="Ivy Crane", date_of_birth=date(1980, 1, 1),
+                                      consent=ConsentForm(procedure=True, photos=False,
+                                                          version="v1",
+                                                          signed_on=date(2026, 1, 5))))
     rec = Recorder.start(store, client_id=cid, technician="Tom Reyes", stage=Stage.S1,
                          machine=Machine.simulated(), planned_zones=[Zone.CROWN], answers=CLEAR)
     rec.close()
@@ -602,3 +607,35 @@ def test_the_scenario_picker_says_what_each_scenario_shows(store):
             assert all(": " in p and len(p.split(": ", 1)[1]) > 10 for p in prompts), prompts
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_a_new_client_needs_a_date_of_birth_and_a_signed_consent(store):
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "NewClientScreen"))
+            (await field(pilot, "#name")).value = "Kim Park"
+            await press(pilot, "ctrl+n")
+            await until(pilot, lambda: "date of birth: required" in text(app, "#error"))
+            (await field(pilot, "#dob")).value = "17/05/1980"  # not the form asked for
+            await press(pilot, "ctrl+n")
+            await until(pilot, lambda: "as YYYY-MM-DD" in text(app, "#error"))
+            assert "17/05/1980" not in text(app, "#error")  # personal data: never echoed
+            (await field(pilot, "#dob")).value = "1980-05-17"
+            await press(pilot, "ctrl+n")
+            await until(pilot, lambda: "tick the signed consent" in text(app, "#error"))
+            (await field(pilot, "#consent-version")).value = "v3 (2026)"
+            (await field(pilot, "#consent")).value = True
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "GateScreen"))
+
+    asyncio.run(run())
+    (c,) = history.list_clients(store)
+    record = history.client_record(store, c.id)
+    assert str(record.client.date_of_birth) == "1980-05-17"
+    assert [(x.procedure, x.photos, x.version) for x in record.consents] == [
+        (True, False, "v3 (2026)")]

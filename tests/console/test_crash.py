@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from sessions.clients import Health, NewClient, add_client
+from sessions.clients import ConsentForm, Health, NewClient, add_client
 from sessions.store import open_store
 from tests.sessions.factory import FakeClock, session
 
@@ -31,7 +31,9 @@ def broken_record(tmp_path):
 
     cid = add_client(store, NewClient(
         name="Jane Doe", phone=PHONE, email=EMAIL, date_of_birth=date.fromisoformat(DOB),
-        health=Health(allergies=ALLERGIES, medications=MEDICATIONS)))
+        health=Health(allergies=ALLERGIES, medications=MEDICATIONS),
+        consent=ConsentForm(procedure=True, photos=False, version="v1",
+                            signed_on=date(2026, 1, 5))))
     session(store, cid, FakeClock())
     with store.engine.begin() as c:  # written by a newer version: a zone this one lacks
         c.execute(text("UPDATE zone_works SET zone = 'occiput-v2' WHERE zone = 'crown'"))

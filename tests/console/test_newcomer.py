@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,13 @@ def test_make_run_reaches_the_working_screen_and_a_pass_with_the_readme_keys(tmp
     try:
         term.wait_for("SIMULATOR", timeout=120)  # the first run may still be installing
         term.wait_for("Client")
-        term.keys("C-n")  # 1. Client: Ctrl+N, type a name, Ctrl+N again
-        term.wait_for("New client")
-        term.keys("Ann Lee", "C-n")
+        term.keys("C-n")  # 1. Client: Ctrl+N, name, Tab, date of birth, Tab Tab Enter
+        term.wait_for("New client")  # ticks the signed consent, Ctrl+N again
+        for keys in (["Ann Lee"], ["Tab"], ["1980-05-17"], ["Tab"], ["Tab"], ["Enter"]):
+            term.keys(*keys)  # as a person types: focus moves on Tab before the next keys
+            time.sleep(0.2)
+        term.wait_for("[x] signed consent to the procedure")
+        term.keys("C-n")
         term.wait_for("Consultation")
         term.keys("C-n")  # 2. nothing applies: Ctrl+N checks the gate
         term.wait_for("Session plan")

@@ -102,6 +102,8 @@ def test_every_screen_and_dialog_in_presentation_mode_hides_identities(store, tm
             await press(pilot, "ctrl+n")
             await until(pilot, on(app, "NewClientScreen"))
             (await field(pilot, "#name")).value = "Jane \x1b[2JDoe-Smith"
+            (await field(pilot, "#dob")).value = "1980-05-17"
+            (await field(pilot, "#consent")).value = True
             (await field(pilot, "#phone")).value = PHONE
             (await field(pilot, "#allergies")).value = "latex"
             await press(pilot, "ctrl+n")

@@ -77,7 +77,12 @@ def to_a_run(term: Tmux, sim: SimProcess) -> None:
     assert "SIMULATOR" in term.screen()  # smp sim says it is simulated: invariant 5
     term.keys("C-n")
     term.wait_for("New client")
-    term.keys("Ann Lee", "C-n")
+    # The name, the date of birth (adults only), the signed consent ticked (Enter on it).
+    for keys in (["Ann Lee"], ["Tab"], ["1980-05-17"], ["Tab"], ["Tab"], ["Enter"]):
+        term.keys(*keys)  # one at a time: focus moves on a Tab after the keys already sent
+        time.sleep(0.2)
+    term.wait_for("[x] signed consent to the procedure")
+    term.keys("C-n")
     term.wait_for("Consultation")
     term.keys("C-n")
     term.wait_for("Session plan")

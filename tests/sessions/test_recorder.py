@@ -1,6 +1,7 @@
 """The recorder during a session: gate, interval, events, consumables, telemetry, crashes."""
 
 import json
+import re
 import threading
 from datetime import date, timedelta
 
@@ -341,3 +342,38 @@ def test_an_interval_refusal_needs_a_reason_of_substance_too(store):
     with pytest.raises(GateRefused, match="overriding 'interval' needs a reason of substance"):
         start(store, cid, clock, overrides={"interval": "ok"})
     start(store, cid, clock, overrides={"interval": "the client flies abroad next week"})
+
+
+@pytest.mark.parametrize(("born", "consent", "said"), [
+    (date(2010, 3, 3), True, "the client is under 18: refused, with no override"),
+    (None, True, "no date of birth on record (only adults, 18 or over, are treated"),
+    (date(1980, 1, 1), False, "no signed consent to the procedure on record"),
+])
+def test_a_minor_or_a_client_without_date_of_birth_or_consent_has_no_session(
+        store, born, consent, said):
+    # Before: no date of birth was asked, nothing checked the client was an adult, and three
+    # clients without a signed consent had sessions.
+    from sessions.clients import ConsentForm, NewClient, add_client
+
+    cid = add_client(store, NewClient(name="Kim Park", date_of_birth=born, consent=ConsentForm(
+        procedure=True, photos=False, version="v3", signed_on=date(2026, 1, 5))
+        if consent else None))
+    overrides = {c.value: "the client insists, and her GP agreed" for c in Contraindication}
+    with pytest.raises(GateRefused, match=re.escape(said)):
+        start(store, cid, FakeClock(), overrides=overrides)
+    with store.reading() as s:
+        assert s.scalar(select(func.count()).select_from(SessionRow)) == 0
+
+
+def test_eighteen_today_is_an_adult(store):
+    from sessions.clients import ConsentForm, NewClient, add_client
+    from sessions.gate import age_on
+
+    clock = FakeClock()
+    today = clock().date()
+    born = today.replace(year=today.year - 18)
+    assert age_on(born, today) == 18 and age_on(born, date.fromordinal(today.toordinal() - 1)) \
+        == 17
+    cid = add_client(store, NewClient(name="Kim Park", date_of_birth=born, consent=ConsentForm(
+        procedure=True, photos=False, version="v3", signed_on=today)))
+    assert start(store, cid, clock).session_id
