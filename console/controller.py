@@ -87,6 +87,7 @@ from protocols import (
     MachineSettings,
     ProfileRefused,
     SafetyEnvelope,
+    SkinCondition,
     SmpError,
     Stage,
     Zone,
@@ -400,9 +401,11 @@ class SessionController:
         suggested = next_stage(Stage(completed[-1].stage)) if completed else Stage.S1
         facts = ClientFacts(record.client.date_of_birth,
                             any(c.procedure for c in record.consents))
+        fitz = record.health.fitzpatrick if record.health else None
+        skin = (SkinCondition.FITZPATRICK_IV_VI,) if fitz is not None and fitz >= 4 else ()
         choice = ClientChoice(client_id, record.client.name, len(sessions), days,
                               last.stage if last else None, suggested, facts,
-                              alias=self.pseudonyms().client(client_id))
+                              skin=skin, alias=self.pseudonyms().client(client_id))
         self._call(self._choose, choice)
         return choice
 

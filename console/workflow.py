@@ -66,6 +66,9 @@ class ClientChoice:
     last_stage: str | None
     suggested_stage: Stage
     facts: ClientFacts  # date of birth and consent, as the record has them: for the gate
+    # The skin conditions the client's record states (Fitzpatrick IV to VI from the skin type
+    # recorded): the plan starts with them ticked.
+    skin: tuple[SkinCondition, ...] = ()
     alias: str = ""  # the client's pseudonym, shown instead of the name in presentation mode
 
 

@@ -65,7 +65,7 @@ class PlanScreen(SmpScreen):
             yield TickList([(z.value, z.label) for z in Zone], single=False,
                            ticked={z.value for z in DEFAULT_ZONES}, id="zones")
             yield TickList([(c.value, c.label) for c in SkinCondition], single=False,
-                           ticked=set(), id="skin")
+                           ticked={c.value for c in self.choice.skin}, id="skin")
         yield Static(id="error", classes="error")
 
     def on_mount(self) -> None:

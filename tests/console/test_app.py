@@ -639,3 +639,32 @@ def test_a_new_client_needs_a_date_of_birth_and_a_signed_consent(store):
     assert str(record.client.date_of_birth) == "1980-05-17"
     assert [(x.procedure, x.photos, x.version) for x in record.consents] == [
         (True, False, "v3 (2026)")]
+
+
+@pytest.mark.timeout(60)
+def test_a_client_recorded_as_fitzpatrick_5_gets_a_plan_with_fitzpatrick_iv_to_vi_ticked(store):
+    # Before: the plan had it unticked, and the unadjusted profile was sent.
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "NewClientScreen"))
+            (await field(pilot, "#name")).value = "Ama Mensah"
+            (await field(pilot, "#dob")).value = "1985-09-02"
+            (await field(pilot, "#consent")).value = True
+            (await field(pilot, "#fitzpatrick")).value = "5"
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "GateScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "PlanScreen"))
+            skin = (await field(pilot, "#skin")).ticked
+            assert skin == {"fitzpatrick-iv-vi"}, skin
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "WorkScreen"))
+            await press(pilot, "1")
+            await until(pilot, lambda: app.view.machine.applied is not None)
+            assert any("Fitzpatrick" in r for r in app.view.work.reasons), app.view.work.reasons
+
+    asyncio.run(run())
