@@ -399,12 +399,12 @@ class SessionController:
             days = (datetime.now(UTC) - started).total_seconds() / 86400
         completed = [s for s in sessions if s.outcome == "completed"]
         suggested = next_stage(Stage(completed[-1].stage)) if completed else Stage.S1
-        facts = ClientFacts(record.client.date_of_birth,
+        known = ClientFacts(record.client.date_of_birth,
                             any(c.procedure for c in record.consents))
         fitz = record.health.fitzpatrick if record.health else None
         skin = (SkinCondition.FITZPATRICK_IV_VI,) if fitz is not None and fitz >= 4 else ()
         choice = ClientChoice(client_id, record.client.name, len(sessions), days,
-                              last.stage if last else None, suggested, facts,
+                              last.stage if last else None, suggested, known,
                               skin=skin, alias=self.pseudonyms().client(client_id))
         self._call(self._choose, choice)
         return choice
@@ -439,7 +439,8 @@ class SessionController:
         return self._call(self._select_zone, Zone(zone), profile, unplanned)
 
     def adjust(self, field_name: str, steps: int) -> MachineSettings:
-        """Fine adjustment: `steps` steps of one setting from the confirmed value."""
+        """Fine adjustment: `steps` more steps of one setting from the zone's start (the
+        profile, or repeated settings); they hold for the zone for the session."""
         return self._call(self._adjust, field_name, steps)
 
     def repeat_last(self) -> str:
