@@ -121,6 +121,18 @@ class ClientScreen(SmpScreen):
         self.app.push_screen(NewClientScreen(), created)
 
 
+def _plain_error(err: dict, own: str) -> str:
+    """A validation error in a technician's words, not the library's."""
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    if kind == "string_too_short":
+        return "required"
+    if kind == "string_too_long":
+        return f"at most {ctx.get('max_length')} characters"
+    if kind == "string_pattern_mismatch" and own == "hair loss stage":
+        return "allowed NW1 to NW7, or Ludwig I, II or III"
+    return err["msg"].removeprefix("Value error, ").removeprefix(f"{own}: ")
+
+
 CONSENT_FORM = "v1"  # the clinic's consent form, as pre-filled; the technician corrects it
 
 
@@ -199,9 +211,9 @@ class NewClientScreen(SmpModal[object]):
                               hair_loss_stage=v["stage"], allergies=v["allergies"]))
         except ValidationError as exc:
             err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
+            field = ".".join(str(p) for p in err["loc"]).replace("_", " ")
             own = str(err["loc"][-1]).replace("_", " ")  # the check names the field itself
-            message = err["msg"].removeprefix("Value error, ").removeprefix(f"{own}: ")
+            message = _plain_error(err, own)
             error.update(self.app.shown(f"error: {field}: {message}"))
             return
         self.app.db_call(self.app.controller.add_client, client, then=self.dismiss,

@@ -63,6 +63,7 @@ class HelpScreen(SmpModal[None]):
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("q", "close", "Close", id="help.close", tooltip="Close the key list"),
         Binding("f2", "close", "Close", show=False, id="help.close-f2"),
+        Binding("f10", "close", "Close", show=False, id="help.close-f10"),
     ]
 
     def compose(self):

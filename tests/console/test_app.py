@@ -668,3 +668,34 @@ def test_a_client_recorded_as_fitzpatrick_5_gets_a_plan_with_fitzpatrick_iv_to_v
             assert any("Fitzpatrick" in r for r in app.view.work.reasons), app.view.work.reasons
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_the_new_client_dialog_speaks_plainly_and_f10_closes_the_help(store):
+    # Before: "name: String should have at least 1 character"; F10 did not close F2.
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            await press(pilot, "ctrl+n")
+            await until(pilot, on(app, "NewClientScreen"))
+            (await field(pilot, "#dob")).value = "1980-05-17"
+            (await field(pilot, "#consent")).value = True
+            (await field(pilot, "#stage")).value = "NW9"
+            await press(pilot, "ctrl+n")
+            await until(pilot, lambda: "error:" in text(app, "#error"))
+            assert text(app, "#error") == ("error: hair loss stage: allowed NW1 to NW7, or "
+                                           "Ludwig I, II or III"), text(app, "#error")
+            (await field(pilot, "#stage")).value = "NW4"
+            await press(pilot, "ctrl+n")
+            await until(pilot, lambda: "name" in text(app, "#error"))
+            assert text(app, "#error") == "error: name: required", text(app, "#error")
+            await press(pilot, "ctrl+g")
+            await until(pilot, on(app, "ClientScreen"))
+            await press(pilot, "f2")
+            await until(pilot, on(app, "HelpScreen"))
+            await press(pilot, "f10")
+            await until(pilot, on(app, "ClientScreen"))
+
+    asyncio.run(run())
