@@ -36,15 +36,15 @@ import tempfile
 import threading
 import time
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.adult_client import adult_client
 from bench.bench_console import SMP, console_pid, share, tmux, wait_for
 from protocols import Stage, Zone
 from sessions import facts, flight
-from sessions.clients import ConsentForm, NewClient, add_client
 from sessions.gate import Contraindication
 from sessions.recorder import Machine, Recorder
 from sessions.sink import RecorderSink
@@ -98,10 +98,7 @@ def session_frames(seconds: float, *, seed: int = 1, start: datetime = T0):
 
 def opened(path: Path) -> tuple[object, int]:
     store = open_store(f"sqlite:///{path}")
-    cid = add_client(store, NewClient(
-        name="Bench Client", date_of_birth=date(1980, 1, 1),
-        consent=ConsentForm(procedure=True, photos=False, version="v1",
-                            signed_on=date(2026, 1, 5))))
+    cid = adult_client(store)
     rec = Recorder.start(store, client_id=cid, technician="bench", stage=Stage.S1,
                          machine=Machine.simulated(), planned_zones=[Zone.CROWN],
                          answers={c: False for c in Contraindication},

@@ -18,12 +18,13 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from adult_client import adult_client
+
 from protocols import MachineSettings, Stage, Zone
-from sessions.clients import ConsentForm, NewClient, add_client
 from sessions.gate import Contraindication
 from sessions.recorder import Machine, Recorder
 from sessions.store import BUSY_TIMEOUT_MS, open_store
@@ -37,10 +38,7 @@ SETTINGS = MachineSettings(depth_mm=Decimal("1.5"), rate_hz=Decimal("120"),
 def prepared(path: Path) -> tuple[Recorder, object]:
     """A database at `path` with one open session working on the crown."""
     store = open_store(f"sqlite:///{path}")
-    cid = add_client(store, NewClient(
-        name="Bench Client", date_of_birth=date(1980, 1, 1),
-        consent=ConsentForm(procedure=True, photos=False, version="v1",
-                            signed_on=date(2026, 1, 5))))
+    cid = adult_client(store)
     rec = Recorder.start(store, client_id=cid, technician="bench", stage=Stage.S1,
                          machine=Machine.simulated(), planned_zones=[Zone.CROWN],
                          answers={c: False for c in Contraindication})

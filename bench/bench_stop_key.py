@@ -44,10 +44,10 @@ def stop_after(sim: Sim, after_ns: int) -> int:
 
 def seed(db: Path, clients: int) -> None:
     """A record with `clients` clients and a completed session each (the history's reading)."""
-    from datetime import date
+
+    from adult_client import adult_client
 
     from protocols import Stage, Zone
-    from sessions.clients import ConsentForm, NewClient, add_client
     from sessions.gate import Contraindication
     from sessions.recorder import Machine, Recorder
     from sessions.store import open_store
@@ -55,11 +55,7 @@ def seed(db: Path, clients: int) -> None:
     store = open_store(f"sqlite:///{db}")
     try:
         for i in range(clients):
-            cid = add_client(store, NewClient(
-                name=f"Client {i:05d}", phone="+44 20 7946 0000",
-                date_of_birth=date(1980, 1, 1),
-                consent=ConsentForm(procedure=True, photos=False, version="v3",
-                                    signed_on=date(2026, 1, 5))))
+            cid = adult_client(store, f"Client {i:05d}", phone="+44 20 7946 0000")
             rec = Recorder.start(store, client_id=cid, technician="Tom Reyes", stage=Stage.S1,
                                  machine=Machine.simulated(), planned_zones=[Zone.HAIRLINE],
                                  answers={c: False for c in Contraindication})

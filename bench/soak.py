@@ -24,7 +24,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 WORKERS, SECONDS, BASELINE_S = 10, 360.0, 60.0
@@ -54,6 +54,8 @@ def _wait(pred, timeout: float) -> bool:
 
 
 def run_worker(index: int, seconds: float, ber: float, db_dir: str) -> dict[str, int]:
+    from adult_client import adult_client
+
     from firmware_bridge import Machine, State
     from firmware_bridge.codec import Decoder, Fault
     from firmware_bridge.events import LinkHealth, LinkState, LinkStateChanged, TelemetryReceived
@@ -61,7 +63,6 @@ def run_worker(index: int, seconds: float, ber: float, db_dir: str) -> dict[str,
     from firmware_bridge.transport import register_scheme
     from protocols import MachineSettings, Stage, Zone
     from protocols.errors import SmpError
-    from sessions.clients import ConsentForm, NewClient, add_client
     from sessions.gate import Contraindication
     from sessions.recorder import Machine as RecordMachine
     from sessions.recorder import Recorder
@@ -118,10 +119,7 @@ def run_worker(index: int, seconds: float, ber: float, db_dir: str) -> dict[str,
 
     register_scheme("soak", open_soak)
     store = open_store(f"sqlite:///{db_dir}/soak-{index}.sqlite3")
-    client_id = add_client(store, NewClient(
-        name=f"Soak Client {index}", date_of_birth=date(1980, 1, 1),
-        consent=ConsentForm(procedure=True, photos=False, version="v1",
-                            signed_on=date(2026, 1, 5))))
+    client_id = adult_client(store, f"Soak Client {index}")
     zones = list(Zone)
     rec = Recorder.start(store, client_id=client_id, technician="Soak", stage=Stage.S1,
                          machine=RecordMachine.simulated(), planned_zones=zones,

@@ -30,8 +30,8 @@ from console.widgets.banner import Banner
 from console.widgets.machine import MachinePanel
 from console.widgets.scalp import ScalpMap
 from console.widgets.table import Table
-from console.widgets.text import plain, set_text
-from protocols import DEPTH, RATE, VOLTAGE, SmpError
+from console.widgets.text import plain, set_text, settings_lines
+from protocols import SmpError
 from sessions import replay as records
 from sessions.store import Store
 
@@ -46,7 +46,7 @@ class Loaded(Message):
 
 
 class ChunksReady(Message):
-    pass
+    """The flight chunks a seek needed are loaded: show the picture again."""
 
 
 class ReplayScreen(Screen):
@@ -234,9 +234,7 @@ class ReplayScreen(Screen):
         elif applied is None:
             settings = "settings: none in force"
         else:
-            settings = (f"depth   {DEPTH.fmt_unit(applied.depth_mm)}\n"
-                        f"rate    {RATE.fmt_unit(applied.rate_hz)}\n"
-                        f"voltage {VOLTAGE.fmt_unit(applied.voltage_v)}")
+            settings = settings_lines(applied)
         reasons = "\n".join(f"- {r}" for r in (w.reasons if w else ())) or "-"
         set_text(self.query_one("#profile", Static),
                  f"{zone}  profile {(w.profile if w else '') or '-'}\n{settings}\nwhy:\n"

@@ -14,8 +14,8 @@ from console.view import MachineState, View
 from console.widgets.machine import MachinePanel
 from console.widgets.scalp import ZONE_KEYS, ScalpMap, ZoneCell
 from console.widgets.stop import StopButton
-from console.widgets.text import set_text
-from protocols import DEPTH, RATE, VOLTAGE, Zone
+from console.widgets.text import set_text, settings_lines
+from protocols import DEPTH, VOLTAGE, Zone
 
 SKINS = ("air", "normal", "thin", "thick", "scar")
 SIM_ACTIONS = {"pedal", "skin", "fault", "clear", "scenario"}
@@ -121,9 +121,7 @@ class WorkScreen(SmpScreen):
             settings = "settings: none confirmed" + (
                 " (arm sends them again)" if w.zone else "")
         else:
-            settings = (f"depth   {DEPTH.fmt_unit(applied.depth_mm)}   [u/j]\n"
-                        f"rate    {RATE.fmt_unit(applied.rate_hz)}   [i/k]\n"
-                        f"voltage {VOLTAGE.fmt_unit(applied.voltage_v)}   [o/l]")
+            settings = settings_lines(applied, ("u/j", "i/k", "o/l"))
         reasons = "\n".join(f"- {r}" for r in w.reasons) or (
             "- the base profile as written" if w.zone else "- (no zone yet)")
         advisories = "\n".join(f"! {a}" for a in w.advisories)

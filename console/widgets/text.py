@@ -17,12 +17,22 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from protocols import DEPTH, RATE, VOLTAGE, MachineSettings
 from protocols.text import printable
 
 
 def plain(text: object) -> Text:
     """`text` for a widget: escaped, newlines kept, no markup."""
     return Text(printable(text, multiline=True))
+
+
+def settings_lines(s: MachineSettings, keys: tuple[str, str, str] | None = None) -> str:
+    """The three settings a line each, as the working screen and the replay show them; with
+    `keys`, the keys that change each."""
+    rows = (("depth  ", DEPTH, s.depth_mm), ("rate   ", RATE, s.rate_hz),
+            ("voltage", VOLTAGE, s.voltage_v))
+    return "\n".join(f"{name} {q.fmt_unit(v)}" + (f"   [{keys[i]}]" if keys else "")
+                     for i, (name, q, v) in enumerate(rows))
 
 
 def _shape(text: str) -> tuple[int, int]:

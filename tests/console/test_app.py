@@ -73,13 +73,19 @@ async def arm(pilot, app):
     await until(pilot, state(app, MachineState.ARMED))
 
 
-async def new_client(pilot, name):
-    """From the client screen: a new client saved, on to the gate."""
+async def client_dialog(pilot, **values):
+    """From the client screen: the new-client dialog open, with `values` typed in (by the
+    widget's id, dashes written as underscores)."""
+    await until(pilot, on(pilot.app, "ClientScreen"))
     await press(pilot, "ctrl+n")
     await until(pilot, on(pilot.app, "NewClientScreen"))
-    (await field(pilot, "#name")).value = name
-    (await field(pilot, "#dob")).value = "1980-05-17"
-    (await field(pilot, "#consent")).value = True
+    for wid, value in values.items():
+        (await field(pilot, f"#{wid.replace('_', '-')}")).value = value
+
+
+async def new_client(pilot, name):
+    """From the client screen: a new client saved, on to the gate."""
+    await client_dialog(pilot, name=name, dob="1980-05-17", consent=True)
     await press(pilot, "ctrl+n")
     await until(pilot, on(pilot.app, "GateScreen"))
 
@@ -615,10 +621,7 @@ def test_a_new_client_needs_a_date_of_birth_and_a_signed_consent(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, on(app, "ClientScreen"))
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "NewClientScreen"))
-            (await field(pilot, "#name")).value = "Kim Park"
+            await client_dialog(pilot, name="Kim Park")
             await press(pilot, "ctrl+n")
             await until(pilot, lambda: "date of birth: required" in text(app, "#error"))
             (await field(pilot, "#dob")).value = "17/05/1980"  # not the form asked for
@@ -648,13 +651,8 @@ def test_a_client_recorded_as_fitzpatrick_5_gets_a_plan_with_fitzpatrick_iv_to_v
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, on(app, "ClientScreen"))
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "NewClientScreen"))
-            (await field(pilot, "#name")).value = "Ama Mensah"
-            (await field(pilot, "#dob")).value = "1985-09-02"
-            (await field(pilot, "#consent")).value = True
-            (await field(pilot, "#fitzpatrick")).value = "5"
+            await client_dialog(pilot, name="Ama Mensah", dob="1985-09-02", consent=True,
+                                fitzpatrick="5")
             await press(pilot, "ctrl+n")
             await until(pilot, on(app, "GateScreen"))
             await press(pilot, "ctrl+n")
@@ -677,12 +675,7 @@ def test_the_new_client_dialog_speaks_plainly_and_f10_closes_the_help(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, on(app, "ClientScreen"))
-            await press(pilot, "ctrl+n")
-            await until(pilot, on(app, "NewClientScreen"))
-            (await field(pilot, "#dob")).value = "1980-05-17"
-            (await field(pilot, "#consent")).value = True
-            (await field(pilot, "#stage")).value = "NW9"
+            await client_dialog(pilot, dob="1980-05-17", consent=True, stage="NW9")
             await press(pilot, "ctrl+n")
             await until(pilot, lambda: "error:" in text(app, "#error"))
             assert text(app, "#error") == ("error: hair loss stage: allowed NW1 to NW7, or "

@@ -23,6 +23,16 @@ def state_is(c, *states):
     return lambda: c.view.machine.state in states
 
 
+def armed_session(c, zone=Zone.HAIRLINE):
+    """A new client's session, the zone chosen and the machine armed; the client."""
+    client = c.add_client(new_client())
+    c.start_session(plan(), CLEAR, {})
+    c.select_zone(zone)
+    c.arm()
+    assert wait_until(state_is(c, MachineState.ARMED))
+    return client
+
+
 def run_pedal(c, seconds=0.3):
     sim = c.simulator
     sim.do("pedal down")
@@ -414,11 +424,7 @@ def test_adjustments_hold_for_the_zone_and_another_profile_drops_them_saying_so(
 
 def test_a_session_can_be_ended_after_the_machine_disappeared_while_armed(controller, store):
     c = controller
-    client = c.add_client(new_client())
-    c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
-    c.arm()
-    assert wait_until(state_is(c, MachineState.ARMED))
+    client = armed_session(c)
     c.simulator.do("fault link-drop 60")  # the cable pulled, for longer than anyone waits
     assert wait_until(lambda: c.view.machine.link == Link.LOST, timeout=3)
     started = time.monotonic()
@@ -435,11 +441,7 @@ def test_a_session_can_be_ended_after_the_machine_disappeared_while_armed(contro
 def test_a_stop_latched_in_a_session_ends_with_it_and_the_next_client_starts_disarmed(
         controller, store):
     c = controller
-    first = c.add_client(new_client())
-    c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
-    c.arm()
-    assert wait_until(state_is(c, MachineState.ARMED))
+    first = armed_session(c)
     c.stop()
     assert wait_until(state_is(c, MachineState.STOPPED))
     c.end_session({}, aftercare_given=True)
@@ -456,11 +458,7 @@ def test_a_stop_latched_in_a_session_ends_with_it_and_the_next_client_starts_dis
 
 def test_the_zone_s_needle_time_moves_while_the_needle_runs(controller):
     c = controller
-    c.add_client(new_client())
-    c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.CROWN)
-    c.arm()
-    assert wait_until(state_is(c, MachineState.ARMED))
+    armed_session(c, Zone.CROWN)
     c.simulator.do("pedal down")
     assert wait_until(state_is(c, MachineState.RUNNING))
 
