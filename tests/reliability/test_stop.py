@@ -3,14 +3,14 @@ sequence."""
 
 from __future__ import annotations
 
-import threading
 import time
 from decimal import Decimal
 
 import pytest
 
 from firmware_bridge.codec import MsgType, encode_raw
-from firmware_bridge.link import CommandRefused, LinkError
+from firmware_bridge.commands import Op, Result
+from firmware_bridge.link import CommandRefused
 from tests.reliability.conftest import CROWN, connected, wait_for
 
 STOP_MS = 300  # STOP is written three times at once; generous for a loaded 2-core machine
@@ -36,34 +36,23 @@ def test_stop_under_a_full_output_queue(sim):
         running(sim, host)
         wanted = [CROWN.model_copy(update={"rate_hz": CROWN.rate_hz + Decimal("0.1") * k})
                   for k in range(1, 101)]
-        errors: list[Exception] = []
-        entered: list[int] = []
-
-        def apply(s):
-            entered.append(1)
-            try:
-                host.apply(s, timeout=10)
-            except (LinkError, CommandRefused) as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=apply, args=(s,)) for s in wanted]
-        for t in threads:
-            t.start()
+        results: list[Result] = []
+        # Queued from this one thread without waiting, as the session owner does: all of them
+        # are asked before the STOP (a hundred waiting threads starved the heartbeat under
+        # load, and the last of them asked after the STOP).
+        for s in wanted:
+            host.submit(Op.SET, s, results.append)
         assert wait_for(lambda: host.status.queued >= 50)  # a full queue, one at a time on the line
-        # Every thread has asked before the STOP (under load the last ones started late and
-        # asked after it: those SETs are not the queue this test is about).
-        assert wait_for(lambda: len(entered) == len(wanted), timeout=10)
-        time.sleep(0.05)
         t0 = time.monotonic_ns()
         assert host.stop() is True
         ms = stopped_ms(sim, t0)
-        for t in threads:
-            t.join(timeout=10)
+        assert wait_for(lambda: len(results) == len(wanted), timeout=10)
+        errors = [r for r in results if not r.ok]
         time.sleep(0.3)
     print(f"\nSTOP with {len(wanted)} commands queued: needle stopped after {ms:.0f} ms; "
           f"{len(errors)} cancelled")
     assert ms < STOP_MS
-    others = sorted({str(e) for e in errors} - {"SET failed: cancelled by STOP"})
+    others = sorted({r.message for r in errors} - {"SET failed: cancelled by STOP"})
     assert len(errors) >= 40 and not others, others
     stop = sim.log.first("STOP", after_ns=t0)
     assert not [e for e in sim.log.sets() if e.mono_ns > stop.mono_ns]  # nothing ran after it
