@@ -131,13 +131,24 @@ class SmpApp(App):
         self.set_reactive(SmpApp.presentation, self.config_.presentation)
         # The keys that stop on every screen, as the key map applies them: the terminal's
         # input thread sends STOP for these before the UI sees them (console/stop_driver.py).
-        keymap = with_stop_keys(self.config_.keymap)
+        keymap = self.keymap_ = with_stop_keys(self.config_.keymap)
+        self.controller.arm_key = self.key("work.arm")
         self.stop_keys = frozenset(
             key.strip() for b in self.BINDINGS if b.id in ("stop", "stop-ctrl-c")
             for key in keymap.get(b.id, b.key).split(","))
         if self.config_.theme not in self.available_themes:
             raise ConfigError(f"theme {self.config_.theme!r}: allowed "
                               f"{', '.join(sorted(self.available_themes))}")
+
+    def key(self, *binding_ids: str) -> str:
+        """The keys of these bindings as the key map applies them, for a label or a line
+        ("space / Esc"): every text that names a key is built from this, so a remapped key
+        is never misnamed."""
+        from console.keymap import binding_ids as declared
+        from console.keymap import label
+
+        return " / ".join(label(self.keymap_.get(b) or ",".join(declared()[b]))
+                          for b in binding_ids)
 
     def get_driver_class(self) -> type:
         from textual.drivers.linux_driver import LinuxDriver
@@ -394,7 +405,8 @@ class SmpApp(App):
 
         state, work = self.view.machine.state, self.view.work
         if work is not None and work.zone is None:  # refused before asking, not after
-            self.notify("choose a zone before arming (keys 1-0)", severity="error",
+            self.notify(f"choose a zone before arming (keys {self.zone_keys()})",
+                        severity="error",
                         title="Not armed")
             return
         if state == MachineState.STOPPED:
@@ -412,7 +424,13 @@ class SmpApp(App):
                 self.machine_call(self.controller.arm,
                                   then=lambda _: self.notify("ARMED", title="Machine"))
 
-        self.push_screen(Confirm(question, yes="Arm (y)", no="Cancel (n)"), answered)
+        self.push_screen(Confirm(question, yes="Arm", no="Cancel"), answered)
+
+    def zone_keys(self) -> str:
+        from console.widgets.scalp import ZONE_KEYS
+
+        first, *_, last = ZONE_KEYS
+        return f"{self.key(f'work.zone-{first.value}')}-{self.key(f'work.zone-{last.value}')}"
 
     def get_system_commands(self, screen):
         yield SystemCommand("STOP", "Stop the needle now", self.action_stop)
@@ -457,7 +475,7 @@ class SmpApp(App):
             if yes:
                 self.exit(0)
 
-        self.push_screen(Confirm(said, yes="Quit (y)", no="Stay (n)", id="quit"), answered)
+        self.push_screen(Confirm(said, yes="Quit", no="Stay", id="quit"), answered)
 
     def on_unmount(self) -> None:
         # However the app ends (quit, a hang-up, an error), the machine is released and the

@@ -219,18 +219,39 @@ def _read_commands(machine) -> None:
 
 def _show_status(machine, *, quiet: bool) -> None:
     tty = sys.stderr.isatty()
+    # A trainer types commands into the same terminal: there the status line has the last row
+    # to itself, below a scrolling region, and is drawn with the cursor saved and restored, so
+    # a redraw never wipes the command being typed (a "\r" redraw ran into it).
+    pinned = tty and not quiet and sys.stdin is not None and sys.stdin.isatty()
+    rows = 0
     last_caption = ""
-    while True:
-        time.sleep(0.2 if tty else 1.0)
-        if machine.caption != last_caption:
-            last_caption = machine.caption
-            print(("\r\033[K" if tty else "") + f"say: {last_caption}", file=sys.stderr,
-                  flush=True)
-        if quiet:
-            continue
-        line = machine.status_line()
-        if tty:
-            width = os.get_terminal_size(sys.stderr.fileno()).columns
-            print("\r\033[K" + line[: width - 1], end="", file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(0.2 if tty else 1.0)
+            if machine.caption != last_caption:
+                last_caption = machine.caption
+                print(("" if pinned or not tty else "\r\033[K") + f"say: {last_caption}",
+                      file=sys.stderr, flush=True)
+            if quiet:
+                continue
+            line = machine.status_line()
+            if pinned:
+                width, height = os.get_terminal_size(sys.stderr.fileno())
+                if height != rows:  # the first time, or the window was resized
+                    rows = height
+                    # Off the last row first (a newline scrolls if the cursor is there), then
+                    # the region; setting it homes the cursor, hence the save and restore.
+                    _write(f"\n\033[1A\0337\033[1;{rows - 1}r\0338")
+                _write(f"\0337\033[{rows};1H\033[K{line[: width - 1]}\0338")
+            elif tty:
+                width = os.get_terminal_size(sys.stderr.fileno()).columns
+                _write("\r\033[K" + line[: width - 1])
+            else:
+                print(line, file=sys.stderr, flush=True)
+    finally:
+        if rows:  # the whole window scrolls again, and the status line goes
+            _write(f"\0337\033[r\033[{rows};1H\033[K\0338")
+
+
+def _write(text: str) -> None:
+    print(text, end="", file=sys.stderr, flush=True)

@@ -226,6 +226,10 @@ def _since(later: int, earlier: int) -> int:
 
 
 class SessionController:
+    # The key that arms, as the console's key map has it (the app sets it): the lines that
+    # say "re-arm (a)" name the key that does it.
+    arm_key = "a"
+
     def __init__(self, store: Store, *, on_view: Callable[[View], None] | None = None,
                  envelope: SafetyEnvelope = HARD_LIMITS, library: Library | None = None,
                  publish_every_s: float = 0.2, today: Callable[[], date] | None = None,
@@ -999,7 +1003,7 @@ class SessionController:
                            "writes again")
         elif status.writing and not was.writing:
             self._note("the record writes again: every event kept meanwhile is in it; "
-                       "re-arm (a) to continue")
+                       f"re-arm ({self.arm_key}) to continue")
         if status.replayed and not was.replayed:
             self._note(f"{status.replayed} event(s) a crash left in the journal are now in "
                        "the record")
@@ -1048,7 +1052,7 @@ class SessionController:
                 work.clock = None  # a new boot: a new uptime, new counters
                 work.runs.reset()
             self._note(f"MACHINE RESTARTED (boot {event.new_boot_id:#010x}): it is disarmed "
-                       "and forgot its settings; arm (a) sends them again")
+                       f"and forgot its settings; arm ({self.arm_key}) sends them again")
         elif isinstance(event, CommandFailed):
             if rec is not None:
                 rec.note(f"command {event.command} failed: {event.reason}")
@@ -1151,7 +1155,7 @@ class SessionController:
 
     def _fault(self, event: FaultLatched) -> None:
         rec = self._work.recorder if self._work is not None else None
-        cause, action = fault_text(event.new)
+        cause, action = fault_text(event.new, self.arm_key)
         if event.new & Fault.STOP:
             # Every STOP the machine latched is recorded, and who sent it.
             ours = time.monotonic() - self._stops_sent < 2.0
@@ -1184,16 +1188,15 @@ class SessionController:
         elif event.old == LinkState.LOST:
             if rec is not None:
                 rec.link_restored()
-            self._note("link restored: re-arm (a) to continue")
+            self._note(f"link restored: re-arm ({self.arm_key}) to continue")
 
     # --- the view -----------------------------------------------------------------------------
 
     def _note(self, text: str) -> None:
         self._log.append(text)
 
-    @staticmethod
-    def _fault_fields(faults: Fault) -> dict:
-        cause, action = fault_text(faults)
+    def _fault_fields(self, faults: Fault) -> dict:
+        cause, action = fault_text(faults, self.arm_key)
         names = tuple(f.name for f in Fault if f and f in faults)
         return {"faults": names, "fault_cause": cause, "fault_action": action}
 

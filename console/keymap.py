@@ -105,6 +105,32 @@ def normalise_key(key: str) -> str | None:
     return "+".join([*mods, base])
 
 
+def shown(keys: str) -> str:
+    """Keys as they are typed: "full_stop,comma" -> ". ,", "ctrl+c" stays "ctrl+c"."""
+    out = []
+    for key in keys.split(","):
+        *mods, base = key.split("+")
+        ch = key_to_character(base) if len(base) > 1 else None
+        if ch is not None and ch.isprintable() and not ch.isspace():
+            base = ch
+        out.append("+".join([*mods, base]))
+    return " ".join(out)
+
+
+_LABELS = {"escape": "Esc", "ctrl": "Ctrl", "shift": "Shift", "alt": "Alt"}
+
+
+def label(keys: str) -> str:
+    """Keys for a label or a banner: "escape,space" -> "Esc / space", "ctrl+n" -> "Ctrl+N"."""
+    out = []
+    for key in shown(keys).split(" "):
+        *mods, base = key.split("+")
+        fkey = base[:1] == "f" and base[1:].isdigit()
+        base = _LABELS.get(base, base.upper() if fkey or (mods and len(base) == 1) else base)
+        out.append("+".join([*(_LABELS.get(m, m) for m in mods), base]))
+    return " / ".join(out)
+
+
 def check(raw: Mapping[str, object]) -> dict[str, str]:
     """The key map flattened, with Textual's key names; ValueError naming the first problem."""
     from console.app import STOP_IDS, with_stop_keys

@@ -46,21 +46,22 @@ def machine_state(state: State | None, faults: Fault) -> MachineState:
 
 # Each latched fault: what happened, and what the technician does about it.
 FAULT_HELP: dict[Fault, tuple[str, str]] = {
-    Fault.STOP: ("STOP was sent", "check the client and the needle; re-arm (a) to continue"),
+    Fault.STOP: ("STOP was sent", "check the client and the needle; re-arm ({arm}) to continue"),
     Fault.LINK_LOST: ("the machine heard nothing from the console and stopped the needle",
-                      "check the cable; once the link is back, re-arm (a)"),
+                      "check the cable; once the link is back, re-arm ({arm})"),
     Fault.STALL: ("the motor stalled", "lift the needle, check the cartridge is not jammed, "
-                  "then re-arm (a)"),
+                  "then re-arm ({arm})"),
     Fault.OVERCURRENT: ("the motor drew too much current (a short or a jam)",
-                        "check the cartridge and the cable before re-arming (a)"),
-    Fault.OVERTEMP: ("the motor is too hot", "let it cool down, then re-arm (a)"),
+                        "check the cartridge and the cable before re-arming ({arm})"),
+    Fault.OVERTEMP: ("the motor is too hot", "let it cool down, then re-arm ({arm})"),
     Fault.DEPTH: ("the depth actuator stopped short of the set depth",
-                  "seat the cartridge fully, then re-arm (a)"),
+                  "seat the cartridge fully, then re-arm ({arm})"),
 }
 
 
-def fault_text(faults: Fault) -> tuple[str, str]:
-    """(cause, what to do) for the latched faults, most specific first."""
+def fault_text(faults: Fault, arm: str = "a") -> tuple[str, str]:
+    """(cause, what to do) for the latched faults, most specific first; `arm` is the key that
+    arms, as the console's key map has it."""
     bits = [f for f in FAULT_HELP if f in faults]
     if not bits:
         return "", ""
@@ -68,7 +69,7 @@ def fault_text(faults: Fault) -> tuple[str, str]:
     # the cause a technician must act on first.
     bits.sort(key=lambda f: f == Fault.STOP)
     causes = "; ".join(FAULT_HELP[f][0] for f in bits)
-    return causes, FAULT_HELP[bits[0]][1]
+    return causes, FAULT_HELP[bits[0]][1].format(arm=arm)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class Choose(SmpModal[str | None]):
 
     def compose(self):
         with Vertical():
-            yield Static(plain(self.title_text))
+            yield Static(plain(f"{self.title_text} ({self.app.key('choose.cancel')} closes)"))
             yield OptionList(*(Option(plain(label), id=key) for key, label in self.items))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

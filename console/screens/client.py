@@ -85,8 +85,8 @@ class ClientScreen(SmpScreen):
             box.add_option(Option(plain(f"{name}  {c.sessions} session(s), {last}"),
                                   id=str(c.id)))
         if not clients:
-            box.add_option(Option("no match: Ctrl+N creates a client", id="new",
-                                  disabled=True))
+            box.add_option(Option(f"no match: {self.app.key('client.new')} creates a client",
+                                  id="new", disabled=True))
 
     def action_focus_list(self) -> None:
         self.query_one("#clients", OptionList).focus()

@@ -28,7 +28,7 @@ class Confirm(SmpModal[bool]):
         Binding("n", "answer(False)", "No", id="confirm.no", tooltip="Cancel"),
     ]
 
-    def __init__(self, question: str, yes: str = "Yes (y)", no: str = "No (n)", *,
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No", *,
                  hidden: str | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.question, self.yes, self.no = question, yes, no
@@ -43,8 +43,9 @@ class Confirm(SmpModal[bool]):
     def compose(self):
         with Vertical():
             yield Static(self._text(), id="question")
-            yield Button(self.yes, variant="warning", id="yes")
-            yield Button(self.no, id="no")
+            yield Button(f"{self.yes} ({self.app.key('confirm.yes')})", variant="warning",
+                         id="yes")
+            yield Button(f"{self.no} ({self.app.key('confirm.no')})", id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

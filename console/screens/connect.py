@@ -44,7 +44,8 @@ class ConnectScreen(SmpScreen):
 
         ports = self.query_one("#ports", OptionList)
         ports.clear_options()
-        ports.add_option(Option("Simulator: a simulated machine on a pty of its own (s)", id=SIM))
+        ports.add_option(Option("Simulator: a simulated machine on a pty of its own "
+                                f"({self.app.key('connect.simulator')})", id=SIM))
         for device, desc, vid_pid, serial in rows():
             ports.add_option(Option(plain(f"{device}  {desc}  {vid_pid}  {serial}"), id=device))
         ports.focus()

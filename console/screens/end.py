@@ -77,7 +77,8 @@ class EndScreen(SmpScreen):
         cover = ", ".join(f"{z.label} {'--' if p is None else p}%" for z, p in summary.coverage)
         self.query_one("#summary", Static).update(
             f"Session {summary.session_id} recorded and closed.\nCoverage: {cover}\n"
-            f"Next session: {summary.next_session}\nCtrl+N: next client   Ctrl+Q: quit")
+            f"Next session: {summary.next_session}\n{self.app.key('end.finish')}: next client   "
+            f"{self.app.key('quit')}: quit")
 
     def action_back(self) -> None:
         if not self.done:

@@ -1,5 +1,9 @@
 """Consultation and the contraindication gate: refusals explained, overrides need a reason.
 
+By keyboard: the first box has the focus on arrival, Enter ticks the focused box (Space is
+STOP), Tab goes box to box, and an item's reason field takes the focus in turn only once its
+box is ticked (an unticked item has nothing to override).
+
 In presentation mode the client is its pseudonym and the reasons are masked as they are typed
 (they are health data about a person)."""
 
@@ -56,8 +60,8 @@ class GateScreen(SmpScreen):
                 kind = "REFUSES" if item.refuses else "warns"
                 with Horizontal(classes="gate-row"):
                     yield Tick(f"{item.label} ({kind})", id=f"has-{item.value}")
-                    yield Input(placeholder="reason to override / acknowledge",
-                                id=f"why-{item.value}", password=hide)
+                    yield Input(placeholder="tick the item to give a reason",
+                                id=f"why-{item.value}", password=hide, disabled=True)
             if c.days_since_last is not None and c.days_since_last < WARN_UNDER_DAYS:
                 with Horizontal(classes="gate-row"):
                     yield Static(f"short interval: {c.days_since_last:.1f} days",
@@ -66,13 +70,22 @@ class GateScreen(SmpScreen):
                                 id=f"why-{INTERVAL}", password=hide)
         yield Static(id="verdict")
 
+    def on_mount(self) -> None:
+        self.query(Tick).first().focus()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        why = self.query_one(f"#why-{(event.checkbox.id or '').removeprefix('has-')}", Input)
+        why.disabled = not event.value
+        why.placeholder = ("reason to override / acknowledge" if event.value else
+                           "tick the item to give a reason")
+
     def answers(self) -> tuple[dict, dict]:
         answers = {c: self.query_one(f"#has-{c.value}", Checkbox).value
                    for c in Contraindication}
         overrides = {}
         for field in self.query(Input):
             key = (field.id or "").removeprefix("why-")
-            if field.value.strip():
+            if field.value.strip() and not field.disabled:
                 overrides[key] = field.value.strip()
         return answers, overrides
 

@@ -6,22 +6,10 @@ from typing import ClassVar
 
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.keys import key_to_character
 from textual.widgets import Static
 
+from console.keymap import shown
 from console.screens.base import SmpModal
-
-
-def shown(keys: str) -> str:
-    """Keys as they are typed: "full_stop,comma" -> ". ,", "ctrl+c" stays "ctrl+c"."""
-    out = []
-    for key in keys.split(","):
-        *mods, base = key.split("+")
-        ch = key_to_character(base) if len(base) > 1 else None
-        if ch is not None and ch.isprintable() and not ch.isspace():
-            base = ch
-        out.append("+".join([*mods, base]))
-    return " ".join(out)
 
 
 def key_table(app) -> str:

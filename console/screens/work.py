@@ -85,7 +85,7 @@ class WorkScreen(SmpScreen):
                 yield Static(id="profile")
                 yield Static(id="log")
             with Vertical(id="right"):
-                yield StopButton()
+                yield StopButton(self.app.key("stop-space", "stop"))
                 yield MachinePanel(id="machine")
                 yield Static(id="sim")
 
@@ -93,7 +93,9 @@ class WorkScreen(SmpScreen):
         self.ready = True  # (Textual also runs SmpScreen.on_mount; this one shows at once)
         self.skin = 0
         self.query_one("#profile").border_title = "zone and settings (machine-confirmed)"
-        self.query_one("#log").border_title = "recorded"
+        # The console's own lines: several (key hints, "pass 2 done") are not in the record,
+        # so the panel does not claim to be it (F4 shows the record).
+        self.query_one("#log").border_title = "console log"
         self.show(self.app.view)
 
     def show(self, view: View) -> None:
@@ -106,14 +108,15 @@ class WorkScreen(SmpScreen):
         if w is None:
             set_text(self.query_one("#session", Static), "no session open")
             return
-        zone = w.zone.label if w.zone else "none: press a zone key (1-0)"
+        key, zones = self.app.key, self.app.zone_keys()
+        zone = w.zone.label if w.zone else f"none: press a zone key ({zones})"
         set_text(self.query_one("#session", Static),
             f"Session {w.session_id}  client "
             f"{w.client_alias if self.app.presentation else w.client}  {w.stage}  zone {zone}   "
             f"[{m.identity}]")
         applied = m.applied
         if w.zone is None:
-            settings = "settings: none for this session yet (choose a zone: 1-0)"
+            settings = f"settings: none for this session yet (choose a zone: {zones})"
         elif not m.settings_known:
             settings = ("SETTINGS NOT CONFIRMED: the machine did not answer; its settings are "
                         "unknown until it reports them (apply again before arming)")
@@ -121,12 +124,15 @@ class WorkScreen(SmpScreen):
             settings = "settings: none confirmed" + (
                 " (arm sends them again)" if w.zone else "")
         else:
-            settings = settings_lines(applied, ("u/j", "i/k", "o/l"))
+            settings = settings_lines(applied, tuple(
+                f"{key(f'work.{q}-up')}/{key(f'work.{q}-down')}"
+                for q in ("depth", "rate", "volt")))
         reasons = "\n".join(f"- {r}" for r in w.reasons) or (
             "- the base profile as written" if w.zone else "- (no zone yet)")
         advisories = "\n".join(f"! {a}" for a in w.advisories)
         target = f", target {w.target_density_pct}% density" if w.target_density_pct else ""
-        others = f"  [v: {len(w.profiles)} for this zone]" if len(w.profiles) > 1 else ""
+        others = (f"  [{key('work.profile')}: {len(w.profiles)} for this zone]"
+                  if len(w.profiles) > 1 else "")
         set_text(self.query_one("#profile", Static),
             f"{zone}  profile {w.profile or '-'}{others}{target}\n{settings}\nwhy:\n{reasons}"
             + (f"\n{advisories}" if advisories else ""))
@@ -136,8 +142,10 @@ class WorkScreen(SmpScreen):
         box.display = m.simulator and sim is not None
         if sim is not None:
             caption = f"\nsay: {m.sim_caption}" if m.sim_caption else ""
-            set_text(box, f"SIMULATOR controls: p pedal, t skin ({SKINS[self.skin]}), "
-                       f"f fault, c clear causes, g scenario{caption}")
+            set_text(box, f"SIMULATOR controls: {key('work.sim-pedal')} pedal, "
+                          f"{key('work.sim-skin')} skin ({SKINS[self.skin]}), "
+                          f"{key('work.sim-fault')} fault, {key('work.sim-clear')} clear causes, "
+                          f"{key('work.sim-scenario')} scenario{caption}")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in SIM_ACTIONS:
@@ -173,7 +181,7 @@ class WorkScreen(SmpScreen):
             f"{chosen.label} is not in today's plan." + (" The machine is ARMED." if armed
                                                          else "")
             + f"\nWork on {chosen.label}? Its settings are sent to the machine.",
-            yes="Work on it (y)", no="Cancel (n)"), answered)
+            yes="Work on it", no="Cancel"), answered)
 
     def action_adjust(self, field: str, steps: int) -> None:
         self.app.machine_call(self.app.controller.adjust, field, steps)
@@ -193,7 +201,7 @@ class WorkScreen(SmpScreen):
             if name and name != current:
                 self.app.machine_call(self.app.controller.select_zone, zone, name)
 
-        self.app.push_screen(Choose(f"Profile for {zone.label} (q closes)", items), chosen)
+        self.app.push_screen(Choose(f"Profile for {zone.label}", items), chosen)
 
     def action_repeat(self) -> None:
         self.app.machine_call(self.app.controller.repeat_last, then=self.app.notify)
@@ -247,14 +255,14 @@ class WorkScreen(SmpScreen):
                 self.app.sim_call(f"fault {name}" + ("" if value is None else f" {value}"),
                                   done=f"simulator: {name}")
 
-        self.app.push_screen(Choose("Trigger a fault (q closes)", items), chosen)
+        self.app.push_screen(Choose("Trigger a fault", items), chosen)
 
     def action_clear(self) -> None:
         from sim.scenario import CLEARABLE
 
         self.app.sim_call(*(f"clear {name}" for name in CLEARABLE),
                           done="simulator: every fault cause removed; a latched fault still "
-                               "needs re-arming (a)")
+                               f"needs re-arming ({self.app.key('work.arm')})")
 
     def action_scenario(self) -> None:
         from importlib import resources
@@ -272,4 +280,4 @@ class WorkScreen(SmpScreen):
 
         # Each with the first sentence of its description: what it shows, before it plays.
         items = [(n, f"{n}: {find(n).description.split('. ')[0].rstrip('.')}") for n in names]
-        self.app.push_screen(Choose("Play a trainer scenario (q closes)", items), chosen)
+        self.app.push_screen(Choose("Play a trainer scenario", items), chosen)

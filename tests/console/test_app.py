@@ -692,3 +692,93 @@ def test_the_new_client_dialog_speaks_plainly_and_f10_closes_the_help(store):
             await until(pilot, on(app, "ClientScreen"))
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_every_label_and_banner_is_built_from_the_live_bindings(store):
+    """Remapped keys are named as remapped: the STOP button, the keys beside the settings, the
+    question's buttons, the fault banner's "re-arm (...)" and the log (issue: `stop = "f1"`
+    left the button saying "space / Esc"; `work.arm` moved left the banner saying "(a)")."""
+    from console.config import ConsoleConfig
+
+    keymap = {"stop": "f1", "work.arm": "ctrl+a", "work.depth-up": "w", "confirm.yes": "z"}
+    app = make_app(store, url="sim://", config=ConsoleConfig(keymap=keymap))
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await to_work(pilot, app)
+            assert str(app.screen.query_one("#stop-button").label) == "STOP  (space / Esc / F1)"
+            await press(pilot, "1")
+            await until(pilot, lambda: "[w/j]" in text(app, "#profile"))
+            await press(pilot, "ctrl+a")
+            await until(pilot, on(app, "Confirm"))
+            assert {str(b.label) for b in app.screen.query("Button")} == {"Arm (z)",
+                                                                          "Cancel (n)"}
+            await press(pilot, "z")
+            await until(pilot, state(app, MachineState.ARMED))
+            await press(pilot, "f1")
+            await until(pilot, state(app, MachineState.STOPPED))
+            await until(pilot, lambda: "re-arm (Ctrl+A)" in banner(app))
+            shown = banner(app) + text(app, "#log") + text(app, "#profile")
+            assert "(a)" not in shown and "u/j" not in shown
+            await press(pilot, "ctrl+q")
+            await until(pilot, on(app, "Confirm"))
+            await press(pilot, "z")
+
+    asyncio.run(run())
+
+
+def test_the_recorded_panel_does_not_claim_lines_that_are_not_in_the_record(store):
+    """The working screen's log holds console lines (key hints, notices) that the record does
+    not: its title says it is the console's log, not "recorded"."""
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await to_work(pilot, app)
+            await press(pilot, "1")
+            await until(pilot, lambda: "re-arm" in text(app, "#log")
+                        or app.view.machine.applied is not None)
+            assert app.screen.query_one("#log").border_title == "console log"
+            await press(pilot, "ctrl+q")
+            await until(pilot, on(app, "Confirm"))
+            await press(pilot, "y")
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_the_gate_by_keyboard_enter_ticks_the_focused_box_and_tab_goes_box_to_box(store):
+    """On arrival the first box has the focus and Enter ticks it (the first try passed the gate
+    with nothing ticked); Tab goes box to box, reaching an item's reason only once it is
+    ticked (it went box, reason, box); the focused box is marked without colour."""
+    from sessions.gate import Contraindication
+
+    first, second, third = (f"has-{c.value}" for c in list(Contraindication)[:3])
+    app = make_app(store, url="sim://")
+
+    async def run():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, on(app, "ClientScreen"))
+            await new_client(pilot, "Ann Lee")
+            await until(pilot, lambda: getattr(app.focused, "id", None) == first)
+            assert app.focused.styles.text_style.reverse  # seen without colour
+            await press(pilot, "tab")
+            await until(pilot, lambda: app.focused.id == second)  # not the first's reason
+            await press(pilot, "shift+tab", "enter")
+            await until(pilot, lambda: app.screen.query_one(f"#{first}").value)
+            await press(pilot, "tab")
+            why = first.replace("has-", "why-")
+            await until(pilot, lambda: app.focused.id == why)
+            await press(pilot, *"only the crown, healed")
+            await press(pilot, "tab")
+            await until(pilot, lambda: app.focused.id == second)
+            await press(pilot, "tab")
+            await until(pilot, lambda: app.focused.id == third)
+            answers, overrides = app.screen.answers()
+            ticked = [c for c, yes in answers.items() if yes]
+            assert ticked == [list(Contraindication)[0]]
+            assert overrides == {list(Contraindication)[0].value: "only the crown, healed"}
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(run())

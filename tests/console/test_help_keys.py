@@ -1,6 +1,6 @@
 """F2 lists keys as they are typed, not by Textual's names ("full_stop", "question_mark")."""
 
-from console.screens.help import shown
+from console.keymap import shown
 
 
 def test_key_names_are_shown_as_the_keys_typed():

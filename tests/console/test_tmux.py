@@ -201,3 +201,27 @@ def test_a_terminal_closed_mid_run_stops_the_needle_and_the_console_ends(tmp_pat
     reasons = [e.payload.get("reason") for e in s.events if e.kind == "stop"]
     assert "STOP sent by the console: its terminal closed" in reasons, reasons
     assert [e.kind for e in s.events].count("pedal-up") == 1  # the run is recorded
+
+
+@pytest.mark.timeout(60)
+def test_the_sim_status_line_never_runs_into_the_commands_typed(tmp_path):
+    """`smp sim` in a terminal: a trainer types commands while the status line redraws five
+    times a second. The status line keeps the last row; what is being typed stays as typed
+    (the redraw used to wipe the line being typed, and the command ran into the status)."""
+    link = tmp_path / "ttySIM"
+    term = Tmux(tmp_path, f"{SMP} sim --pty --link {link} --seed 1")
+    try:
+        term.wait_for("connect with:")
+        term.keys("skin thi")  # not yet Enter
+        time.sleep(1.2)  # six redraws of the status line
+        rows = term.screen().rstrip("\n").split("\n")
+        assert any(row.rstrip() == "skin thi" for row in rows), "\n".join(rows)
+        assert "DISARMED" in rows[-1]  # the status line, on the last row
+        term.keys("ck", "Enter")
+        term.wait_for("ok: skin thick")
+        time.sleep(0.4)
+        assert "skin thick" in term.screen().rstrip("\n").split("\n")[-1]  # the machine's
+        term.keys("C-c")
+        term.wait_exit()
+    finally:
+        term.close()
