@@ -12,7 +12,7 @@ from textual.widgets import Button, Static
 from console.screens.base import SmpScreen
 from console.view import MachineState, View
 from console.widgets.machine import MachinePanel
-from console.widgets.scalp import ZONE_KEYS, ScalpMap, ZoneCell
+from console.widgets.scalp import ZONE_KEYS, ScalpMap, ZoneCell, zone_figures
 from console.widgets.stop import StopButton
 from console.widgets.text import set_text, settings_lines
 from protocols import DEPTH, VOLTAGE, Zone
@@ -31,6 +31,11 @@ def _zone_bindings() -> list[Binding]:
 
 
 class WorkScreen(SmpScreen):
+    # At 80 columns the map gives way, so that STOP, the state, the confirmed settings and
+    # the zone are all on screen (app.tcss); from 170 the map widens with the window.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
+        (0, "-narrow"), (110, "-normal"), (170, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (32, "-tall")]
     BINDINGS: ClassVar[list[Binding]] = [
         *_zone_bindings(),
         Binding("u", "adjust('depth_mm', 1)", "Depth+", id="work.depth-up",
@@ -80,7 +85,8 @@ class WorkScreen(SmpScreen):
         yield Static(id="session", classes="title")
         with Horizontal(id="work-body"):
             with Vertical(id="left"):
-                yield ScalpMap(id="map")
+                yield ScalpMap(id="map", keys={z: self.app.key(f"work.zone-{z.value}")
+                                               for z in Zone})
             with Vertical(id="middle"):
                 yield Static(id="profile")
                 yield Static(id="log")
@@ -92,7 +98,7 @@ class WorkScreen(SmpScreen):
     def on_mount(self) -> None:
         self.ready = True  # (Textual also runs SmpScreen.on_mount; this one shows at once)
         self.skin = 0
-        self.query_one("#profile").border_title = "zone and settings (machine-confirmed)"
+        self.query_one("#profile").border_title = "zone and settings (confirmed)"
         # The console's own lines: several (key hints, "pass 2 done") are not in the record,
         # so the panel does not claim to be it (F4 shows the record).
         self.query_one("#log").border_title = "console log"
@@ -133,8 +139,12 @@ class WorkScreen(SmpScreen):
         target = f", target {w.target_density_pct}% density" if w.target_density_pct else ""
         others = (f"  [{key('work.profile')}: {len(w.profiles)} for this zone]"
                   if len(w.profiles) > 1 else "")
+        # The zone's figures here too: below 110 columns the map gives way to this box.
+        here = next((z for z in w.zones if z.zone is w.zone), None)
+        figures = f"  [{zone_figures(here)}]" if here else ""
         set_text(self.query_one("#profile", Static),
-            f"{zone}  profile {w.profile or '-'}{others}{target}\n{settings}\nwhy:\n{reasons}"
+            f"{zone}{figures}  profile {w.profile or '-'}{others}{target}\n{settings}\n"
+            f"why:\n{reasons}"
             + (f"\n{advisories}" if advisories else ""))
         set_text(self.query_one("#log", Static), "\n".join(view.log))
         sim = self.app.controller.simulator

@@ -1,4 +1,5 @@
-"""A top-down map of the scalp (front at the top): every zone, its key, run time, coverage."""
+"""A top-down map of the scalp (front at the top): every zone, its key, run time (min:s),
+coverage and the passes marked (x2)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _short(zone: Zone) -> str:
 
 class ZoneCell(Static):
     DEFAULT_CSS = """
-    ZoneCell { height: 4; border: round $primary-darken-2; padding: 0 1; }
+    ZoneCell { height: 4; border: round $primary-darken-2; padding: 0; }
     ZoneCell.-planned { border: round $primary; }
     ZoneCell.-current { border: double $accent; text-style: bold reverse; }
     ZoneCell:hover { background: $boost; }
@@ -57,6 +58,10 @@ class ScalpMap(Widget):
     ScalpMap .row-2 { column-span: 2; }
     """
 
+    def __init__(self, *, keys: dict[Zone, str] | None = None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.keys = keys  # the key of each zone as the key map has it; None: keys do nothing
+
     def compose(self):
         for row in LAYOUT:
             for zone in row:
@@ -75,10 +80,20 @@ class ScalpMap(Widget):
             current = work is not None and work.zone is z
             cell.set_class(current, "-current")
             cell.set_class(bool(s and s.planned), "-planned")
-            mark = ">> " if current else ""
-            planned = "" if s is None or s.planned else " (unplanned)"
-            cover = f"{s.coverage_pct}%" if s and s.coverage_pct is not None else "--%"
-            run = f"{s.run_ms / 1000:.0f} s" if s else "0 s"
-            passes = f"  pass {s.passes}" if s and s.passes else ""
-            set_text(cell, f"{mark}[{ZONE_KEYS[z]}] {_short(z)}{planned}\n"
-                           f"run {run}  cover {cover}{passes}")
+            key = f"[{self.keys[z]}] " if self.keys else ""
+            mark = ">>" if current else ""
+            # Two short lines, so that the smallest tile (13 columns inside) loses nothing to
+            # wrapping: the key and the name, then the run time, the coverage and the passes.
+            passes = f" x{s.passes}" if s and s.passes else ""
+            if s is not None and not s.planned and not s.run_ms and s.coverage_pct is None:
+                figures = "unplanned"
+            else:
+                figures = zone_figures(s) + passes
+            set_text(cell, f"{mark}{key}{_short(z)}\n{figures}")
+
+
+def zone_figures(s) -> str:
+    """A zone's needle time and coverage, short: "2:05  40%" ("--%" before any is noted)."""
+    run_s = (s.run_ms if s else 0) // 1000
+    cover = f"{s.coverage_pct}%" if s and s.coverage_pct is not None else "--%"
+    return f"{run_s // 60}:{run_s % 60:02d} {cover}"

@@ -1,5 +1,6 @@
-"""Snapshots of the main screens at a fixed size, from fixed view states (no live machine, so
-every figure on screen is the same on every run): SIMULATOR, LINK LOST and FAULT banners."""
+"""Snapshots of every screen of the console at 80x24 and 200x60, from fixed view states (no
+live machine, so every figure on screen is the same on every run): SIMULATOR, LINK LOST and
+FAULT banners, and the dialogs over the working screen."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from protocols import MachineSettings, Zone
 from tests.console.conftest import new_client
 from tests.console.test_app import on, until
 
-SIZE = (130, 42)
 APPLIED = MachineSettings(depth_mm=Decimal("1.55"), rate_hz=Decimal("110"),
                           voltage_v=Decimal("6.5"))
 WAVE = tuple(100 + (i % 7) * 3.0 for i in range(40))
@@ -63,7 +63,14 @@ async def still(pilot) -> None:
     await pilot.pause(0.05)
 
 
-def _working(view: View):
+# The smallest terminal a clinic has (a laptop's 80x24) and a big monitor's; the tests that
+# drive the console run between the two (130x42).
+SIZES = {"80x24": (80, 24), "200x60": (200, 60)}
+HARDWARE = replace(MACHINE, simulator=False, identity="SMP-R1 serial R1-0042 (firmware 1.0.0)")
+
+
+def _working(view: View, *then):
+    """The working screen showing `view`, with `then` (screens) pushed over it."""
     async def before(pilot):
         from console.screens.work import WorkScreen
 
@@ -72,37 +79,14 @@ def _working(view: View):
         await app.push_screen(WorkScreen())
         app.post_message(ViewChanged(view))
         await pilot.pause(0.2)
+        for make in then:
+            await app.push_screen(make())
+            await pilot.pause(0.2)
+        await still(pilot)
     return before
 
 
-@pytest.mark.parametrize("view", [RUNNING, FAULTED, LOST], ids=["simulator-running", "fault",
-                                                                "link-lost"])
-def test_working_screen(snap_compare, store, view):
-    assert snap_compare(make_app(store), terminal_size=SIZE, run_before=_working(view))
-
-
-def test_gate_screen_with_a_refusal(snap_compare, store):
-    from sessions.clients import add_client
-
-    client_id = add_client(store, new_client())
-
-    async def before(pilot):
-        from console.screens.gate import GateScreen
-
-        app = pilot.app
-        await started(pilot)
-        app.post_message(ViewChanged(View(machine=MACHINE)))
-        await pilot.pause(0.1)
-        choice = app.controller.choose_client(client_id)
-        await app.push_screen(GateScreen(choice))
-        app.screen.query_one("#has-sunburn").value = True
-        await pilot.press("ctrl+n")
-        await pilot.pause(0.3)
-        await still(pilot)
-    assert snap_compare(make_app(store), terminal_size=SIZE, run_before=before)
-
-
-def test_client_screen(snap_compare, store):
+def _client(store, *, dialog: bool = False):
     from sessions.clients import add_client
 
     for name in ("Ann Lee", "Bob Okafor", "Chen Wei"):
@@ -116,5 +100,98 @@ def test_client_screen(snap_compare, store):
         app.post_message(ViewChanged(View(machine=MACHINE)))
         await app.push_screen(ClientScreen())
         await pilot.pause(0.3)
+        if dialog:
+            await pilot.press("ctrl+n")
+            await pilot.pause(0.3)
         await still(pilot)
-    assert snap_compare(make_app(store), terminal_size=SIZE, run_before=before)
+    return before
+
+
+def _gate(store, *, plan: bool = False):
+    from sessions.clients import add_client
+
+    client_id = add_client(store, new_client())
+
+    async def before(pilot):
+        from console.screens.gate import GateScreen
+        from console.screens.plan import PlanScreen
+
+        app = pilot.app
+        await started(pilot)
+        # A real machine for the plan: the simulator prefills lots with a date a year on.
+        app.post_message(ViewChanged(View(machine=HARDWARE if plan else MACHINE)))
+        await pilot.pause(0.1)
+        choice = app.controller.choose_client(client_id)
+        if plan:
+            await app.push_screen(PlanScreen(choice, {}, {}))
+        else:
+            await app.push_screen(GateScreen(choice))
+            app.screen.query_one("#has-sunburn").value = True
+            await pilot.press("ctrl+n")
+        await pilot.pause(0.3)
+        await still(pilot)
+    return before
+
+
+def _connect(monkeypatch):
+    import console.cmd_ports
+
+    monkeypatch.setattr(console.cmd_ports, "rows", lambda: [
+        ("/dev/ttyACM0", "SMP-R1 rotary machine", "1209:53d0", "R1-0042")])
+
+    async def before(pilot):
+        await started(pilot)
+        await still(pilot)
+    return before
+
+
+def _recover(store):
+    from datetime import datetime
+
+    from sessions.recorder import OpenSession
+
+    async def before(pilot):
+        from console.screens.recover import RecoverScreen
+
+        app = pilot.app
+        await started(pilot)
+        at = datetime(2026, 11, 30, 14, 5)
+        await app.push_screen(RecoverScreen(
+            [OpenSession(3, 1, "Ann Lee", "Tom Reyes", at, 41, at)], 1,
+            app.controller.pseudonyms()))
+        await pilot.pause(0.2)
+        await still(pilot)
+    return before
+
+
+def _screens():
+    from console.screens.confirm import Confirm
+    from console.screens.end import EndScreen
+    from console.screens.help import HelpScreen
+    from console.screens.presentation import PresentationOff
+
+    return {
+        "connect": lambda store, mp: _connect(mp),
+        "client": lambda store, mp: _client(store),
+        "new-client": lambda store, mp: _client(store, dialog=True),
+        "gate-refusal": lambda store, mp: _gate(store),
+        "plan": lambda store, mp: _gate(store, plan=True),
+        "work-running": lambda store, mp: _working(RUNNING),
+        "work-fault": lambda store, mp: _working(FAULTED),
+        "work-link-lost": lambda store, mp: _working(LOST),
+        "arm-question": lambda store, mp: _working(RUNNING, lambda: Confirm(
+            "ARM the machine?\nThe needle runs when the pedal is pressed.", yes="Arm",
+            no="Cancel")),
+        "help": lambda store, mp: _working(RUNNING, HelpScreen),
+        "end": lambda store, mp: _working(RUNNING, EndScreen),
+        "presentation-off": lambda store, mp: _working(RUNNING, PresentationOff),
+        "recover": lambda store, mp: _recover(store),
+    }
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", list(_screens()))
+def test_every_screen_at_80x24_and_200x60(snap_compare, store, monkeypatch, screen,
+                                                 size):
+    before = _screens()[screen](store, monkeypatch)
+    assert snap_compare(make_app(store), terminal_size=SIZES[size], run_before=before)
