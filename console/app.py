@@ -36,7 +36,7 @@ from textual.worker import Worker, WorkerState
 from console import crash
 from console.config import ConfigError, ConsoleConfig
 from console.controller import SessionController
-from console.view import MachineState, View
+from console.view import Link, MachineState, View
 from console.widgets.text import plain
 from protocols.errors import SmpError
 from sessions.redact import redact
@@ -464,7 +464,13 @@ class SmpApp(App):
         if not live and work is None:
             self.exit(0)
             return
-        said = (f"The machine was {m.state.value}: STOP sent.\n" if live else "")
+        if not live:
+            said = ""
+        elif m.stale or m.link == Link.LOST:  # what it last said is not what it is doing now
+            said = (f"The machine is not answering (last reported {m.state.value}): STOP sent; "
+                    "without the console's heartbeat its watchdog stops the needle.\n")
+        else:
+            said = f"The machine was {m.state.value}: STOP sent.\n"
         if work is not None:
             said += (f"Session {work.session_id} is still open: quit without ending it? It "
                      "stays open in the record; the next start offers to close it.")

@@ -45,6 +45,7 @@ class EndScreen(SmpScreen):
 
     def on_mount(self) -> None:
         self.done = False
+        self.query(Input).first().focus()  # by keyboard from the first field: Tab goes on
 
     def presentation_changed(self, on: bool) -> None:
         super().presentation_changed(on)
@@ -79,6 +80,8 @@ class EndScreen(SmpScreen):
             f"Session {summary.session_id} recorded and closed.\nCoverage: {cover}\n"
             f"Next session: {summary.next_session}\n{self.app.key('end.finish')}: next client   "
             f"{self.app.key('quit')}: quit")
+        # At 80x24 the summary is below the fold: the technician must see it was recorded.
+        self.call_after_refresh(self.query_one("#summary", Static).scroll_visible, animate=False)
 
     def action_back(self) -> None:
         if not self.done:

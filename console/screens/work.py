@@ -146,7 +146,8 @@ class WorkScreen(SmpScreen):
             f"{zone}{figures}  profile {w.profile or '-'}{others}{target}\n{settings}\n"
             f"why:\n{reasons}"
             + (f"\n{advisories}" if advisories else ""))
-        set_text(self.query_one("#log", Static), "\n".join(view.log))
+        # Newest first: on a small screen the box's end is out of sight, its top is not.
+        set_text(self.query_one("#log", Static), "\n".join(reversed(view.log)))
         sim = self.app.controller.simulator
         box = self.query_one("#sim", Static)
         box.display = m.simulator and sim is not None

@@ -24,7 +24,7 @@ SMP = str(Path(sys.executable).with_name("smp"))
 
 
 class Tmux:
-    def __init__(self, tmp: Path, command: str):
+    def __init__(self, tmp: Path, command: str, size: tuple[int, int] = (130, 42)):
         self.socket = str(tmp / "tmux.sock")
         env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "config"), "TERM": "xterm-256color"}
         env.pop("SMP_CONFIG", None)
@@ -33,7 +33,8 @@ class Tmux:
         env.pop("COLUMNS", None)
         env.pop("LINES", None)
         self.env = env
-        self.run("-f", "/dev/null", "new-session", "-d", "-x", "130", "-y", "42", command)
+        self.run("-f", "/dev/null", "new-session", "-d", "-x", str(size[0]), "-y", str(size[1]),
+                 command)
         self.run("set-option", "-g", "escape-time", "0")
 
     def run(self, *args: str) -> str:
@@ -71,7 +72,7 @@ class Tmux:
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
 
 
-def to_a_run(term: Tmux, sim: SimProcess) -> None:
+def to_a_run(term: Tmux, sim: SimProcess, stop: str = "STOP  (space / Esc)") -> None:
     """A new client, the gate, the plan, the hairline, armed, and the needle running."""
     term.wait_for("Client")
     assert "SIMULATOR" in term.screen()  # smp sim says it is simulated: invariant 5
@@ -87,7 +88,7 @@ def to_a_run(term: Tmux, sim: SimProcess) -> None:
     term.keys("C-n")
     term.wait_for("Session plan")
     term.keys("C-n")
-    term.wait_for("STOP  (space / Esc)")
+    term.wait_for(stop)
     term.keys("1")
     term.wait_for("applied (read-back)")
     term.keys("a")
@@ -225,3 +226,57 @@ def test_the_sim_status_line_never_runs_into_the_commands_typed(tmp_path):
         term.wait_exit()
     finally:
         term.close()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_readme_tour_in_tmux_with_a_link_loss_mid_run_and_the_session_ended(tmp_path, store,
+                                                                            db_url, size):
+    """README's tour at the two sizes a clinic has, the screen checked at each step: the
+    client, the gate, the plan, the hairline confirmed, armed, running; the machine unplugged
+    mid-run (LINK LOST, the state UNKNOWN, no old figures); the session ended all the same."""
+    link = tmp_path / "ttySIM"
+    machine_log = tmp_path / "machine.jsonl"
+    sim = SimProcess("--pty", "--link", str(link), "--seed", "1", "--events", str(machine_log))
+    term = Tmux(tmp_path, f"{SMP} console --port {link} --db {db_url}", size=size)
+    try:
+        to_a_run(term, sim, stop="STOP  (space")  # the button's label fits at 80 columns
+        screen = term.screen()
+        for shown in ("SIMULATOR", "Hairline", "depth   1.50 mm", "rate    110.0 Hz",
+                      "voltage 6.5 V", "Machine: RUNNING"):
+            assert shown in screen, f"{shown!r} not on screen:\n{screen}"
+        sim.proc.kill()  # the machine unplugged mid-run
+        term.wait_for("LINK LOST", timeout=3)
+        term.wait_for("UNKNOWN", timeout=3)
+        assert "Machine: RUNNING" not in term.screen()
+        term.keys("e")
+        term.wait_for("End of session")
+        for keys in (["Tab"], ["Tab"], ["Tab"], ["Tab"], ["Enter"]):  # 3 zones, notes, the tick
+            term.keys(*keys)  # below the fold at 80x24: Tab scrolls to it
+            time.sleep(0.2)
+        term.wait_for("[x] aftercare sheet given")
+        term.keys("C-n")
+        term.wait_for("recorded and closed", timeout=10)
+        term.wait_for("Next session")  # on screen, not below the fold
+        term.keys("C-q")  # the machine last said RUNNING and is silent: the console asks
+        term.wait_for("not answering (last reported RUNNING)")
+        term.keys("y")
+        term.wait_exit()
+    finally:
+        term.close()
+        sim.close()
+    SessionController(store).close()
+    (client,) = history.list_clients(store)
+    (s,) = history.client_record(store, client.id, events=True).sessions
+    assert s.ended_at is not None
+    kinds = [e.kind for e in s.events]
+    assert "link-lost" in kinds and "settings-applied" in kinds, kinds
+    assert any("machine unreachable at end" in str(e.payload) for e in s.events), kinds
+    # The oracle: the machine's own log. It applied the hairline's settings the screen showed
+    # and ran the needle; the record's read-back is those same settings.
+    machine = [json.loads(line) for line in machine_log.read_text().splitlines()]
+    sets = [e["detail"] for e in machine if e["what"] == "SET"]
+    assert sets and sets[-1] == "1500 um 1100 dHz 6500 mV", sets
+    assert "ARMED -> RUNNING: pedal down" in [e["detail"] for e in machine if e["what"] == "state"]
+    (applied,) = [e.settings for e in s.events if e.kind == "settings-applied"]
+    assert applied is not None and tuple(applied.to_wire()) == (1500, 1100, 6500), applied
