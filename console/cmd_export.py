@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "names, e-mails, dates and phone numbers are still taken out of the text")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
                    help="output file (default: the pseudonym, or client-ID-DATE, .FORMAT in "
-                   "the current directory; never the client's name)")
+                   "the private exports folder; never the client's name)")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     add_db_option(p)
     p.set_defaults(handler=cmd_export, parser=p)
@@ -48,6 +48,7 @@ def _include(text: str) -> tuple[str, ...]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from console.paths import exports_dir
     from sessions.export import ExportError, default_name, render, write_file
     from sessions.history import client_record, find_client
     from sessions.pseudonyms import Pseudonyms
@@ -72,7 +73,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         alias = Pseudonyms(store).client(record.client.id) if args.pseudonymise else None
     finally:
         store.close()
-    out = args.output or Path(default_name(record, args.format, pseudonym=alias))
+    out = args.output or exports_dir() / default_name(record, args.format, pseudonym=alias)
     write_file(out, data, force=args.force)
     echo(f"wrote {out} ({len(data)} bytes, {len(record.sessions)} session(s))"
          + (f", pseudonymised as {alias}; included: {', '.join(args.include) or 'nothing'}"

@@ -64,5 +64,11 @@ def data_dir() -> Path:
     return _made(platformdirs.user_data_path("smp"), parents=True)
 
 
+def exports_dir() -> Path:
+    """Where exports go unless told otherwise: private, like the record (they hold health
+    data), and never the directory the console or the command happened to start in."""
+    return _made(data_dir() / "exports")
+
+
 def log_dir() -> Path:
     return _made(data_dir() / "logs")

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -430,18 +431,20 @@ def test_stored_escapes_never_reach_the_terminal(sqlite_url, tmp_path):
 
 def test_export_file_names_never_hold_the_name_and_include_needs_pseudonymise(clinic, tmp_path):
     url, ids = clinic
-    out = smp("export", "Ann", "Lee", "--format", "csv", "--db", url, cwd=tmp_path)
+    data = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    folder = tmp_path / "data" / "smp" / "exports"
+    out = smp("export", "Ann", "Lee", "--format", "csv", "--db", url, cwd=tmp_path, env=data)
     assert out.returncode == 0, out.stderr
-    (written,) = [p.name for p in tmp_path.iterdir() if p.suffix == ".csv"]
+    (written,) = [p.name for p in folder.iterdir() if p.suffix == ".csv"]
     assert re.fullmatch(rf"client-{ids['ann']}-\d{{8}}\.csv", written)
     out = smp("export", "Ann", "Lee", "--format", "json", "--pseudonymise", "--include",
-              "notes,reasons", "--db", url, cwd=tmp_path)
+              "notes,reasons", "--db", url, cwd=tmp_path, env=data)
     assert out.returncode == 0, out.stderr
-    (doc,) = [json.loads(p.read_text()) for p in tmp_path.iterdir() if p.suffix == ".json"]
+    (doc,) = [json.loads(p.read_text()) for p in folder.iterdir() if p.suffix == ".json"]
     alias = doc["client"]["pseudonym"]
-    assert (tmp_path / f"{alias}.json").exists() and doc["included"] == ["notes", "reasons"]
+    assert (folder / f"{alias}.json").exists() and doc["included"] == ["notes", "reasons"]
     assert f"pseudonymised as {alias}; included: notes, reasons" in out.stdout
-    assert not any("ann" in p.name.lower() for p in tmp_path.iterdir())
+    assert not any("ann" in p.name.lower() for p in folder.iterdir())
     out = smp("export", "Ann", "Lee", "--format", "json", "--include", "notes", "--db", url)
     assert out.returncode == 2 and "--include goes with --pseudonymise" in out.stderr
     out = smp("export", "Ann", "Lee", "--format", "json", "--pseudonymise", "--include",
@@ -461,3 +464,20 @@ def test_export_takes_its_format_from_the_file_name_and_refuses_a_contradiction(
     neither = one_error(smp("export", ids["ann"], "-o", tmp_path / "z.txt", "--db", url))
     assert "give --format (json, csv, pdf) or an output FILE ending in .json" in neither
     assert not (tmp_path / "y.pdf").exists() and not (tmp_path / "z.txt").exists()
+
+
+def test_exports_default_to_a_private_folder_not_the_current_directory(clinic, tmp_path):
+    """An export holds health data: without -o it goes to the private exports folder (0700,
+    the file 0600), never into whatever directory the command was started in."""
+    url, _ = clinic
+    here = tmp_path / "here"
+    here.mkdir()
+    out = smp("export", "Ann", "Lee", "--format", "pdf", "--db", url, cwd=here,
+              env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert out.returncode == 0, out.stderr
+    assert list(here.iterdir()) == []
+    folder = tmp_path / "data" / "smp" / "exports"
+    (written,) = folder.iterdir()
+    assert out.stdout.startswith(f"wrote {written} ("), out.stdout
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
