@@ -27,6 +27,11 @@ class EndScreen(SmpScreen):
         work = self.app.view.work
         yield from self.compose_frame()
         yield Static("End of session", classes="title")
+        # Above the form, which gives way to it once the session is closed: at 80x24 the
+        # proof that it was recorded must be in sight, not below the fold.
+        summary = Static(id="summary")
+        summary.display = False
+        yield summary
         with VerticalScroll(id="end-body"):
             with Grid(id="coverage"):
                 for z in work.zones if work else ():
@@ -41,7 +46,6 @@ class EndScreen(SmpScreen):
             yield Tick("aftercare sheet given and explained", value=False,
                            id="aftercare-given")
             yield Static(id="error", classes="error")
-            yield Static(id="summary")
 
     def on_mount(self) -> None:
         self.done = False
@@ -76,12 +80,14 @@ class EndScreen(SmpScreen):
         self.done = True
         self.query_one("#error", Static).update("")
         cover = ", ".join(f"{z.label} {'--' if p is None else p}%" for z, p in summary.coverage)
-        self.query_one("#summary", Static).update(
+        for done in self.query("#coverage, #notes, #aftercare-given"):
+            done.display = False  # recorded: nothing there to edit any more
+        shown = self.query_one("#summary", Static)
+        shown.display = True
+        shown.update(
             f"Session {summary.session_id} recorded and closed.\nCoverage: {cover}\n"
             f"Next session: {summary.next_session}\n{self.app.key('end.finish')}: next client   "
             f"{self.app.key('quit')}: quit")
-        # At 80x24 the summary is below the fold: the technician must see it was recorded.
-        self.call_after_refresh(self.query_one("#summary", Static).scroll_visible, animate=False)
 
     def action_back(self) -> None:
         if not self.done:

@@ -28,28 +28,31 @@ class MachinePanel(Vertical):
     """
 
     _view: View | None = None
+    _shown: View | None = None
 
     def on_mount(self) -> None:
-        # While the machine is silent the age of what it last said counts up on screen.
+        # While the machine is silent the age of what it last said counts up on screen; and a
+        # view that came before the rows were mounted is shown once they are.
         self.set_interval(0.1, self._tick)
 
     def _tick(self) -> None:
-        if self._view is not None and self._view.machine.stale:
+        if self._view is not None and (self._view.machine.stale or self._shown is not self._view):
             self.show(self._view)
 
     def compose(self):
         yield Static(id="state")
         yield Static(id="values")
-        for name in ("rate", "voltage", "current", "depth"):
+        for name in _TRENDS:
             with Horizontal(classes="spark-row"):
                 yield Static(f"{name:<8}", classes="spark-label")
                 yield Sparkline([], id=f"spark-{name}")
         yield Static(id="health")
 
     def show(self, view: View) -> None:
-        if not self.query("#health"):
-            return  # not composed yet: views come from the session thread at any moment
         self._view = view
+        if not self.query("#health") or len(self.query(Sparkline)) < len(_TRENDS):
+            return  # not composed yet (rows mount after the panel): views come at any moment
+        self._shown = view
         m = view.machine
         silent = _silent_ms(view)
         pedal = "DOWN" if m.pedal else "up"
@@ -87,6 +90,9 @@ class MachinePanel(Vertical):
             f"resends {m.resend_ratio * 100:.1f}%")
         self.set_class(m.state in (MachineState.FAULT, MachineState.STOPPED), "-alarm")
         self.set_class(silent is not None, "-stale")
+
+
+_TRENDS = ("rate", "voltage", "current", "depth")
 
 
 def _silent_ms(view: View) -> float | None:

@@ -7,6 +7,7 @@ it speaks again. (Before: after the simulator died mid-run the panel kept showin
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import replace
 
@@ -45,7 +46,9 @@ def test_a_silent_machine_is_shown_unknown_blank_and_its_age_counts_up():
             panel.show(View(machine=replace(RUNNING, telemetry_at=silent_since, stale=True)))
             await pilot.pause()
             state, values = text(app, "state"), text(app, "values")
-            assert "UNKNOWN (no telemetry for 1.2 s; last reported RUNNING)" in state, state
+            # 1.2 s, or a little more on a loaded machine (the panel's own tick redraws it).
+            assert re.search(r"UNKNOWN \(no telemetry for (1\.[2-9]|2\.\d) s; last reported "
+                             r"RUNNING\)", state), state
             assert "Pedal: unknown" in state and "RUNNING " not in state.split("(")[0]
             for shown in ("130.0", "7.50", "0.850", "1.800", "31.0"):
                 assert shown not in values, values
