@@ -82,3 +82,23 @@ def test_zone_tiles_show_run_time_and_coverage_even_on_the_smallest_tile(store, 
                     assert figures == "unplanned"
 
     asyncio.run(run())
+
+
+def test_at_200x60_the_map_grows_with_the_screen(store):
+    """Why: at 200x60 the map stayed narrow (the width of a 120-column screen's)."""
+    from console.widgets.scalp import ScalpMap, ZoneCell
+
+    sizes = {}
+
+    async def run(size):
+        app = make_app(store)
+        async with app.run_test(size=size) as pilot:
+            await _working(RUNNING)(pilot)
+            cell = app.screen.query(ZoneCell).first()
+            sizes[size] = (app.screen.query_one(ScalpMap).region.width, cell.region.size)
+
+    for size in ((120, 40), (200, 60)):
+        asyncio.run(run(size))
+    (small, small_cell), (big, big_cell) = sizes[(120, 40)], sizes[(200, 60)]
+    assert big >= small * 1.4, sizes
+    assert big_cell.width > small_cell.width and big_cell.height > small_cell.height, sizes
