@@ -1262,8 +1262,8 @@ class SessionController:
 
 
 def _journal_dir(store: Store):
-    """The journals of this record, in the data directory: one folder per record, so that a
-    journal is only ever replayed into the record it was written for."""
+    """The journals of this record, in the data directory: one folder per record URL (the
+    sink checks the record there is still the one they were written for)."""
     import hashlib
 
     from console.paths import data_dir

@@ -9,32 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 
-from sqlalchemy import exc
-
-from sessions.models import Meta
+from sessions import meta
 from sessions.store import Store
-
-KEY = "pseudonym_key"
 
 
 def key(store: Store) -> bytes:
     """The database's pseudonym key, created on first use."""
-    with store.reading() as s:  # read first: a read-only record with a key can still export
-        row = s.get(Meta, KEY)
-        if row is not None:
-            return bytes.fromhex(row.value)
-    try:
-        with store.unit() as s:
-            row = s.get(Meta, KEY)
-            if row is None:
-                row = Meta(key=KEY, value=secrets.token_hex(32))
-                s.add(row)
-            return bytes.fromhex(row.value)
-    except exc.IntegrityError:  # another chair created it at the same moment: use theirs
-        with store.reading() as s:
-            return bytes.fromhex(s.get(Meta, KEY).value)
+    return bytes.fromhex(meta.value(store, meta.PSEUDONYM_KEY))
 
 
 def pseudonym(secret: bytes, kind: str, value: str) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from protocols.errors import SmpError
-from sessions import facts
+from sessions import facts, meta
 from sessions.journal import Journal, JournalError, leftovers, read
 from sessions.store import Store
 
@@ -259,7 +259,13 @@ class RecorderSink:
         assert self._writer is not None
         besides = self._journal.id if self._journal is not None else ""
         replayed = 0
-        for path in leftovers(self.journal_dir, besides=besides):
+        try:
+            found = self._of_this_record(leftovers(self.journal_dir, besides=besides))
+        except SmpError as exc:  # the store is not there yet: the journals wait for it
+            log.error("journals not replayed: %s", exc)
+            self._reason = facts.why_not_writing(exc)
+            found = []
+        for path in found:
             entries, _ = read(path)
             try:
                 done = self._writer.mark(path.stem)
@@ -280,6 +286,33 @@ class RecorderSink:
             path.unlink()
         self._status = RecordStatus(replayed=replayed)
         self._report(force=True)
+
+    def _of_this_record(self, journals: list[Path]) -> list[Path]:
+        """The journals written for the record now at this URL; those of another record (the
+        file deleted and made again at the same path) are set aside, never replayed into it:
+        their sessions' numbers may be another client's here."""
+        stamp = self.journal_dir / "record"
+        here = meta.value(self.store, meta.RECORD_ID)
+        was = stamp.read_text().strip() if stamp.is_file() else None
+        try:
+            if was not in (None, here):
+                aside = self.journal_dir / f"other-record-{was}"
+                aside.mkdir(mode=0o700, exist_ok=True)
+                for path in journals:
+                    path.rename(aside / path.name)
+                if journals:
+                    log.error("%d journal(s) written for another record at this place were "
+                              "set aside in %s, not replayed into this one", len(journals), aside)
+                journals = []
+            if was != here:
+                part = stamp.with_suffix(".part")
+                part.write_text(here + "\n")
+                part.chmod(0o600)
+                part.replace(stamp)
+        except OSError as exc:  # a full disk: what is not known to be this record's waits
+            log.error("journal folder %s: %s", self.journal_dir, exc.strerror)
+            return [] if was not in (None, here) else journals
+        return journals
 
     def _report(self, force: bool = False) -> None:
         journaled = all(n is not None for n, _ in self._pending)

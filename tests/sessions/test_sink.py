@@ -209,6 +209,53 @@ def test_a_journal_a_killed_console_left_is_replayed_exactly_once(store, tmp_pat
     assert notes(store, session_id) == kept
 
 
+def test_a_journal_of_a_deleted_record_is_never_replayed_into_a_new_one_at_its_path(tmp_path,
+                                                                                   caplog):
+    """A console killed mid-session leaves a journal; the record file is then deleted and a
+    new record made at the same path. The old journal went into the new record (its session 1
+    is another client's, or missing: a foreign-key error, and the record never wrote again).
+    Now it is set aside, named in one line, and the new record writes."""
+    from sessions.store import open_store
+
+    path = tmp_path / "record.sqlite3"
+    url, journal = f"sqlite:///{path}", tmp_path / "journal"
+    old = open_store(url)
+    cid = client(old, "Ann Lee")
+    first = RecorderSink(old, journal)
+    first.start()
+    first.close()  # the folder now knows which record it serves
+    old.close()
+    child = subprocess.Popen([sys.executable, "-m", "tests.sessions.sink_child", url,
+                              str(journal), str(cid)], stdout=subprocess.PIPE, text=True)
+    try:
+        child.stdout.readline()
+        for _ in range(5):
+            child.stdout.readline()
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+        child.stdout.close()
+    (left,) = journal.glob("*.jsonl")
+    for stale in tmp_path.glob("record.sqlite3*"):
+        stale.unlink()
+    new = open_store(url)
+    try:
+        s = Session(new, journal, client(new, "Bo Chen"))
+        s.rec.note("the new record's own")
+        assert wait_until(lambda: notes(new, s.id) == ["the new record's own"])
+        assert s.sink.status.writing and s.sink.status.replayed == 0
+        s.sink.close()
+        with new.reading() as q:
+            assert [r.id for r in q.scalars(select(SessionRow))] == [s.id]
+    finally:
+        new.close()
+    (aside,) = journal.glob("other-record-*")
+    assert [p.name for p in aside.iterdir()] == [left.name]
+    said = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+    assert said == [f"1 journal(s) written for another record at this place were set aside "
+                    f"in {aside}, not replayed into this one"], said
+
+
 def test_machine_json_is_what_the_record_keeps(store):
     m = Machine.simulated("2.0.0").as_json()
     assert m == {"model": "SIMULATOR", "serial": "SIMULATOR", "firmware": "2.0.0",
