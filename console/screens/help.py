@@ -11,11 +11,11 @@ from rich.markup import escape
 from textual import events
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.screen import Screen
 from textual.widgets import Static
 
 from console.keymap import shown
 from console.screens.base import SmpModal
-from console.view import View
 from console.widgets.banner import Banner
 from console.widgets.stop import StopButton
 
@@ -76,25 +76,27 @@ class HelpScreen(SmpModal[None]):
         Binding("f10", "close", "Close", show=False, id="help.close-f10",
                 tooltip="Close the key list (F10 closes what is on top, everywhere)"),
     ]
+    _under: Screen | None = None  # the screen the list was opened over
 
     def compose(self):
         with VerticalScroll():
             yield Static(key_table(self.app), id="keys")
 
     def on_mount(self) -> None:
+        stack = self.app.screen_stack
+        self._under = stack[-2] if len(stack) > 1 and stack[-1] is self else None
         self._below_stop()
+        # Again whenever the screen beneath is laid out anew: a resize, a banner grown by a
+        # FAULT or a LINK LOST moves its STOP button down.
+        if self._under is not None:
+            self._under.screen_layout_refresh_signal.subscribe(self, lambda _: self._below_stop())
 
-    def on_resize(self) -> None:
-        self.call_after_refresh(self._below_stop)  # once the screen beneath is laid out
-
-    def show(self, view: View) -> None:
-        self.call_after_refresh(self._below_stop)  # a banner may have grown (a FAULT)
+    def on_unmount(self) -> None:
+        if self._under is not None:
+            self._under.screen_layout_refresh_signal.unsubscribe(self)
 
     def _beneath(self, kind: type) -> list:
-        stack = self.app.screen_stack
-        if self not in stack or stack.index(self) == 0:
-            return []
-        return list(stack[stack.index(self) - 1].query(kind))
+        return [] if self._under is None else list(self._under.query(kind))
 
     def _below_stop(self) -> None:
         """Start the list below the banner and the STOP button of the screen beneath."""

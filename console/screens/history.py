@@ -342,7 +342,8 @@ class HistoryScreen(Screen):
     """
     # F2 to F5 are the console's on every screen (keys, presentation, history, protocols):
     # the browser's own are F6 to F9 and Ctrl+ keys, never a letter (the search, the lot
-    # and the days are typed here). F6 to F8 are a browser's parts, as in the protocols.
+    # and the days are typed here; nor Ctrl+B, tmux's prefix). F6 to F8 are a browser's parts,
+    # as in the protocols.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f6", "show('clients')", "Clients", id="history.clients",
                 tooltip="Clients, their sessions and timelines; type to search"),
@@ -350,7 +351,7 @@ class HistoryScreen(Screen):
                 tooltip="Every client and session that used a pigment or needle lot"),
         Binding("f8", "show('due')", "Touch-ups due", id="history.due",
                 tooltip="Clients whose touch-up falls due within the days given"),
-        Binding("ctrl+b", "page(-1)", "Previous page", id="history.page.previous",
+        Binding("ctrl+o", "page(-1)", "Previous page", id="history.page.previous",
                 tooltip="Recall and touch-ups: back a page of the answer"),
         Binding("ctrl+f", "page(1)", "Next page", id="history.page.next",
                 tooltip="Recall and touch-ups: forward a page of the answer"),

@@ -45,7 +45,7 @@ def test_readme_s_own_config_example_loads(tmp_path):
     config = load_config(write(tmp_path, readme_example()))
     assert config.theme in BUILTIN_THEMES  # textual-ansi, by the name this Textual gives it
     assert config.technician == "Tom Reyes"
-    assert config.keymap == {"stop": "escape,f1", "work.arm": "A"}
+    assert config.keymap == {"stop": "escape,f1", "work.arm": "A", "history.recall": "ctrl+l"}
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_THEMES))

@@ -7,6 +7,7 @@ footer cuts off e (End)")."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from textual.containers import VerticalScroll
@@ -228,6 +229,29 @@ def test_the_key_list_never_covers_the_stop_button(store, size):
             await press(pilot, "ctrl+q")
             await until(pilot, on(app, "Confirm"))
             await press(pilot, "y")
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_the_key_list_moves_below_a_banner_that_grows_while_it_is_open(store, size):
+    from console.app import ViewChanged
+    from console.screens.help import HelpScreen
+    from tests.console.test_snapshots import FAULTED, LOST
+
+    app = make_app(store)
+
+    async def run():
+        async with app.run_test(size=size) as pilot:
+            await _working(RUNNING, HelpScreen)(pilot)
+            work = app.screen_stack[-2]
+            for view in (FAULTED, replace(LOST, machine=replace(
+                    FAULTED.machine, link=LOST.machine.link))):
+                app.post_message(ViewChanged(view))
+                await pilot.pause(0.2)
+                box = app.screen.query_one(VerticalScroll).region
+                for kept in (work.query_one("#stop-button"), *work.query(Banner)):
+                    assert not kept.region.overlaps(box), (view.machine, kept, box)
 
     asyncio.run(run())
 

@@ -213,7 +213,7 @@ async def _test_touch_ups_and_recall_a_page_at_a_time(tmp_path):
         due = [[r[0] for r in rows(screen, "due")]]
         summaries = [text(screen, "due-summary")]
         # Forward three times (the third is past the last page: nothing), then back.
-        for key in ("ctrl+f", "ctrl+f", "ctrl+f", "ctrl+b"):
+        for key in ("ctrl+f", "ctrl+f", "ctrl+f", "ctrl+o"):
             await pilot.press(key)
             await settle(pilot)
             due.append([r[0] for r in rows(screen, "due")])
@@ -224,10 +224,10 @@ async def _test_touch_ups_and_recall_a_page_at_a_time(tmp_path):
         head = f"{many} touch-up(s) due by 2026-03-30 + 30 days; showing"
         assert summaries == [
             f"{head} 1-50 of {many} touch-ups (Ctrl+F next)",
-            f"{head} 51-100 of {many} touch-ups (Ctrl+B previous, Ctrl+F next)",
-            f"{head} 101-{many} of {many} touch-ups (Ctrl+B previous)",
-            f"{head} 101-{many} of {many} touch-ups (Ctrl+B previous)",
-            f"{head} 51-100 of {many} touch-ups (Ctrl+B previous, Ctrl+F next)"]
+            f"{head} 51-100 of {many} touch-ups (Ctrl+O previous, Ctrl+F next)",
+            f"{head} 101-{many} of {many} touch-ups (Ctrl+O previous)",
+            f"{head} 101-{many} of {many} touch-ups (Ctrl+O previous)",
+            f"{head} 51-100 of {many} touch-ups (Ctrl+O previous, Ctrl+F next)"]
         # Recall pages the same way, and a new lot starts again at its first page.
         await pilot.press("f7", *"BIG", "enter")
         await settle(pilot)
@@ -237,7 +237,7 @@ async def _test_touch_ups_and_recall_a_page_at_a_time(tmp_path):
             str(i) for i in range(PAGE_SIZE + 1, 2 * PAGE_SIZE + 1)]
         assert text(screen, "recall-summary") == (
             f"Lot BIG: {many} client(s), {many} session(s); showing 51-100 of {many} uses "
-            "(Ctrl+B previous, Ctrl+F next)")
+            "(Ctrl+O previous, Ctrl+F next)")
         await pilot.press("enter")  # the same lot again: its first page
         await settle(pilot)
         assert rows(screen, "recall")[0][2] == "1"
