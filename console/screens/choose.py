@@ -23,7 +23,7 @@ class Choose(SmpModal[str | None]):
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("q", "cancel", "Cancel", id="choose.cancel", tooltip="Close"),
         Binding("f10", "cancel", "Cancel", show=False, id="choose.close-f10",
-                tooltip="Close (F10 closes what is on top, everywhere)"),
+                tooltip="Close (as this key closes what is on top, everywhere)"),
     ]
 
     def __init__(self, title: str, items: list[tuple[str, str]]) -> None:

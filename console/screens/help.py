@@ -72,9 +72,9 @@ class HelpScreen(SmpModal[None]):
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("q", "close", "Close", id="help.close", tooltip="Close the key list"),
         Binding("f2", "close", "Close", show=False, id="help.close-f2",
-                tooltip="Close the key list (F2 opened it)"),
+                tooltip="Close the key list (the key that opened it)"),
         Binding("f10", "close", "Close", show=False, id="help.close-f10",
-                tooltip="Close the key list (F10 closes what is on top, everywhere)"),
+                tooltip="Close the key list (as this key closes what is on top, everywhere)"),
     ]
     _under: Screen | None = None  # the screen the list was opened over
 

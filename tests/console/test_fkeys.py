@@ -15,8 +15,9 @@ from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import TabbedContent, TabPane
 
-from console.app import make_app
+from console.app import ViewChanged, make_app
 from console.config import ConsoleConfig
+from console.screens.help import HelpScreen
 from console.view import MachineState
 from console.widgets.banner import Banner
 from firmware_bridge import Fault
@@ -24,7 +25,7 @@ from sessions.clients import add_client
 from tests.console.browser_pilot import screen_text
 from tests.console.conftest import new_client
 from tests.console.test_app import SIZE, on, press, to_work, until
-from tests.console.test_snapshots import RUNNING, _working
+from tests.console.test_snapshots import FAULTED, LOST, RUNNING, _working
 
 
 def stack(app) -> list[str]:
@@ -235,10 +236,6 @@ def test_the_key_list_never_covers_the_stop_button(store, size):
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_the_key_list_moves_below_a_banner_that_grows_while_it_is_open(store, size):
-    from console.app import ViewChanged
-    from console.screens.help import HelpScreen
-    from tests.console.test_snapshots import FAULTED, LOST
-
     app = make_app(store)
 
     async def run():
