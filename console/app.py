@@ -115,6 +115,10 @@ class SmpApp(App):
                 tooltip="The protocol library: profiles, resolution, user-file errors"),
         Binding("ctrl+q", "quit", "Quit", id="quit",
                 tooltip="Quit: STOP first if armed or running; asks if a session is open"),
+        # Textual's palette closes on Esc, which is STOP here: F10 closes it, as it closes
+        # everything else on top (only while it is open: elsewhere F10 is the screen's).
+        Binding("f10", "close_palette", "Close", id="close-palette", show=False,
+                priority=True, tooltip="Close the command palette"),
     ]
 
     presentation: reactive[bool] = reactive(False)
@@ -355,6 +359,10 @@ class SmpApp(App):
         self.action_stop()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close_palette":
+            from textual.command import CommandPalette
+
+            return isinstance(self.screen, CommandPalette)
         if action == "stop_space":
             # The space bar types into text fields and toggles check boxes; there Esc stops.
             from textual.widgets import Input, SelectionList, TextArea
@@ -363,6 +371,9 @@ class SmpApp(App):
             return not isinstance(self.focused, Input | TextArea | ToggleButton |
                                   SelectionList)
         return True
+
+    async def action_close_palette(self) -> None:
+        await self.screen.run_action("escape")  # the palette's own way out
 
     def action_help(self) -> None:
         from console.screens.help import HelpScreen

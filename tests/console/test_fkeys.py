@@ -160,6 +160,7 @@ def test_f10_closes_whatever_is_on_top_including_the_key_list(store):
             await press(pilot, "f10")
             await until(pilot, on(app, "WorkScreen"))
             await closes(pilot, "f5", opened="ConsoleProtocolsScreen", back="WorkScreen")
+            await closes(pilot, "ctrl+p", opened="CommandPalette", back="WorkScreen")
             await press(pilot, "f3")  # on at once; off asks, and F10 keeps it on
             await until(pilot, lambda: app.presentation)
             await closes(pilot, "f3", opened="PresentationOff", back="WorkScreen")
