@@ -102,8 +102,12 @@ class SmpApp(App):
         # Declared here it also replaces Textual's Ctrl+C ("press ctrl+q to quit"): never quit.
         Binding("ctrl+c", "stop", "STOP", priority=True, id="stop-ctrl-c", show=False,
                 tooltip="Stop the needle now, from any screen, even in a text field"),
+        # F2 to F5 and F10 mean one thing on every screen: no screen binds them to anything
+        # else (the browsers' own keys are F6 to F9 and Ctrl+ keys). F10 closes what is on
+        # top: each dialog, browser and picker binds it to its own close.
         Binding("f2", "help", "Keys", id="help", tooltip="Every key of the console"),
-        Binding("f3", "presentation", "Presentation", id="presentation",
+        # A priority binding: a class walking in finds F3 working over any dialog too.
+        Binding("f3", "presentation", "Presentation", id="presentation", priority=True,
                 tooltip="Hide client identities and health data (teaching); off asks first"),
         Binding("f4", "history", "History", id="history",
                 tooltip="Clients, sessions, recall by lot, touch-ups due, exports"),
@@ -111,6 +115,10 @@ class SmpApp(App):
                 tooltip="The protocol library: profiles, resolution, user-file errors"),
         Binding("ctrl+q", "quit", "Quit", id="quit",
                 tooltip="Quit: STOP first if armed or running; asks if a session is open"),
+        # Textual's palette closes on Esc, which is STOP here: F10 closes it, as it closes
+        # everything else on top (only while it is open: elsewhere F10 is the screen's).
+        Binding("f10", "close_palette", "Close", id="close-palette", show=False,
+                priority=True, tooltip="Close the command palette"),
     ]
 
     presentation: reactive[bool] = reactive(False)
@@ -166,7 +174,8 @@ class SmpApp(App):
             self.set_keymap(with_stop_keys(self.config_.keymap))
         self.sub_title = "PRESENTATION" if self.presentation else ""
         if skipped := sorted({str(e.path) for e in self.controller.library.errors}):
-            self.notify(f"skipped: {', '.join(skipped)}; F5 says why", severity="warning",
+            self.notify(f"skipped: {', '.join(skipped)}; {self.key('protocols')} says why",
+                        severity="warning",
                         title="Profile files with problems", timeout=15)
         from console.screens.connect import ConnectScreen
         from console.screens.recover import offer_recovery
@@ -350,6 +359,10 @@ class SmpApp(App):
         self.action_stop()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close_palette":
+            from textual.command import CommandPalette
+
+            return isinstance(self.screen, CommandPalette)
         if action == "stop_space":
             # The space bar types into text fields and toggles check boxes; there Esc stops.
             from textual.widgets import Input, SelectionList, TextArea
@@ -359,6 +372,9 @@ class SmpApp(App):
                                   SelectionList)
         return True
 
+    async def action_close_palette(self) -> None:
+        await self.screen.run_action("escape")  # the palette's own way out
+
     def action_help(self) -> None:
         from console.screens.help import HelpScreen
 
@@ -367,14 +383,28 @@ class SmpApp(App):
     def action_history(self) -> None:
         from console.screens.browsers import ConsoleHistoryScreen
 
-        if not isinstance(self.screen, ConsoleHistoryScreen):
-            self.push_screen(ConsoleHistoryScreen(self.store))
+        self._browse(ConsoleHistoryScreen, lambda: ConsoleHistoryScreen(self.store))
 
     def action_protocols(self) -> None:
         from console.screens.browsers import ConsoleProtocolsScreen
 
-        if not isinstance(self.screen, ConsoleProtocolsScreen):
-            self.push_screen(ConsoleProtocolsScreen())
+        self._browse(ConsoleProtocolsScreen, ConsoleProtocolsScreen)
+
+    def _browse(self, kind: type, make: Callable[[], Any]) -> None:
+        """One browser open at a time: F4 and F5 go back to the one open (closing the replay
+        over it) or put the other in its place, never a second on the stack, so F10 always
+        comes back to the screen the browser was opened from."""
+        from console.screens.browsers import BROWSERS
+
+        stack = self.screen_stack
+        below = next((s for s in reversed(stack) if isinstance(s, BROWSERS)), None)
+        if below is None:
+            self.push_screen(make())
+            return
+        while self.screen is not below:
+            self.pop_screen()
+        if not isinstance(below, kind):
+            self.switch_screen(make())
 
     def action_presentation(self) -> None:
         """On at once; off only after the deliberate answer of PresentationOff."""

@@ -3,6 +3,9 @@ hook for presentation mode changing (the app calls it on every screen and dialog
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from textual.binding import ActiveBinding
 from textual.screen import ModalScreen, Screen, ScreenResultType
 from textual.widgets import Footer
 
@@ -15,6 +18,18 @@ class SmpScreen(Screen):
     once the screen is built (`ready`): views arrive from the session's thread at any time."""
 
     ready = False
+    # Binding ids the footer shows first, in this order, the others after them as declared: a
+    # footer longer than the window is cut at its end, and what is cut must not be STOP or
+    # the way on (every key stays in the F2 list).
+    FOOTER_FIRST: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        found = super().active_bindings
+        rank = {bid: i for i, bid in enumerate(self.FOOTER_FIRST)}
+        first = sorted((k for k, b in found.items() if b.binding.id in rank),
+                       key=lambda k: rank[found[k].binding.id])
+        return {**{k: found[k] for k in first}, **found}
 
     def compose_frame(self):
         yield Banner(id="banner")

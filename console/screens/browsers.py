@@ -40,3 +40,6 @@ class ConsoleHistoryScreen(_WithBanner, HistoryScreen):
 
 class ConsoleProtocolsScreen(_WithBanner, ProtocolsScreen):
     pass
+
+
+BROWSERS = (ConsoleHistoryScreen, ConsoleProtocolsScreen)

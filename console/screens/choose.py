@@ -22,6 +22,8 @@ class Choose(SmpModal[str | None]):
     """
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("q", "cancel", "Cancel", id="choose.cancel", tooltip="Close"),
+        Binding("f10", "cancel", "Cancel", show=False, id="choose.close-f10",
+                tooltip="Close (as this key closes what is on top, everywhere)"),
     ]
 
     def __init__(self, title: str, items: list[tuple[str, str]]) -> None:
@@ -31,7 +33,8 @@ class Choose(SmpModal[str | None]):
 
     def compose(self):
         with Vertical():
-            yield Static(plain(f"{self.title_text} ({self.app.key('choose.cancel')} closes)"))
+            keys = self.app.key("choose.cancel", "choose.close-f10")
+            yield Static(plain(f"{self.title_text} ({keys} closes)"))
             yield OptionList(*(Option(plain(label), id=key) for key, label in self.items))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -145,6 +145,8 @@ class NewClientScreen(SmpModal[object]):
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("ctrl+n", "save", "Save", id="newclient.save", tooltip="Create the client"),
         Binding("ctrl+g", "cancel", "Cancel", id="newclient.cancel", tooltip="Close"),
+        Binding("f10", "cancel", "Cancel", show=False, id="newclient.close-f10",
+                tooltip="Close without creating the client"),
     ]
 
     def compose(self):

@@ -26,6 +26,8 @@ class Confirm(SmpModal[bool]):
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="Confirm"),
         Binding("n", "answer(False)", "No", id="confirm.no", tooltip="Cancel"),
+        Binding("f10", "answer(False)", "No", show=False, id="confirm.close-f10",
+                tooltip="Close the question: the same as No"),
     ]
 
     def __init__(self, question: str, yes: str = "Yes", no: str = "No", *,
@@ -45,7 +47,8 @@ class Confirm(SmpModal[bool]):
             yield Static(self._text(), id="question")
             yield Button(f"{self.yes} ({self.app.key('confirm.yes')})", variant="warning",
                          id="yes")
-            yield Button(f"{self.no} ({self.app.key('confirm.no')})", id="no")
+            yield Button(f"{self.no} ({self.app.key('confirm.no', 'confirm.close-f10')})",
+                         id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

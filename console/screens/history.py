@@ -220,7 +220,8 @@ class ExportDialog(ModalScreen[tuple[str, Path] | None]):
                 for fmt in FORMATS:
                     yield Button(f".{fmt}", id=f"format-{fmt}")
                 yield Button("Export", id="export-ok", variant="primary")
-                yield Button("Cancel (F10)", id="export-cancel")
+                yield Button(f"Cancel ({self.app.key('history.export.cancel')})",
+                             id="export-cancel")
             yield Static(id="export-error")
             yield Footer()
 
@@ -299,8 +300,10 @@ class ConfirmReplace(ModalScreen[bool]):
             yield Label(_text(f"{self._path} already exists."))
             yield Label("Replace it with the new export?")
             with Horizontal():
-                yield Button("Replace (Y)", id="replace-yes", variant="warning")
-                yield Button("Keep it (N)", id="replace-no", variant="primary")
+                yield Button(f"Replace ({self.app.key('history.replace.yes')})",
+                             id="replace-yes", variant="warning")
+                yield Button(f"Keep it ({self.app.key('history.replace.no')})",
+                             id="replace-no", variant="primary")
             yield Footer()
 
     def on_mount(self) -> None:
@@ -337,19 +340,23 @@ class HistoryScreen(Screen):
     HistoryScreen #recall, HistoryScreen #due { height: 1fr; }
     HistoryScreen #status { height: 1; padding: 0 1; }
     """
+    # F2 to F5 are the console's on every screen (keys, presentation, history, protocols):
+    # the browser's own are F6 to F9 and Ctrl+ keys, never a letter (the search, the lot
+    # and the days are typed here; nor Ctrl+B, tmux's prefix). F6 to F8 are a browser's parts,
+    # as in the protocols.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "show('clients')", "Clients", id="history.clients",
+        Binding("f6", "show('clients')", "Clients", id="history.clients",
                 tooltip="Clients, their sessions and timelines; type to search"),
-        Binding("f3", "show('recall')", "Recall lot", id="history.recall",
+        Binding("f7", "show('recall')", "Recall lot", id="history.recall",
                 tooltip="Every client and session that used a pigment or needle lot"),
-        Binding("f4", "show('due')", "Touch-ups due", id="history.due",
+        Binding("f8", "show('due')", "Touch-ups due", id="history.due",
                 tooltip="Clients whose touch-up falls due within the days given"),
-        Binding("f7", "page(-1)", "Previous page", id="history.page.previous",
-                tooltip="Recall and touch-ups: the previous page of the answer"),
-        Binding("f8", "page(1)", "Next page", id="history.page.next",
-                tooltip="Recall and touch-ups: the next page of the answer"),
-        Binding("f5", "export", "Export", id="history.export",
-                tooltip="Export the selected client's record to JSON, CSV or PDF"),
+        Binding("ctrl+o", "page(-1)", "Previous page", id="history.page.previous",
+                tooltip="Recall and touch-ups: back a page of the answer"),
+        Binding("ctrl+f", "page(1)", "Next page", id="history.page.next",
+                tooltip="Recall and touch-ups: forward a page of the answer"),
+        Binding("ctrl+s", "export", "Export", id="history.export",
+                tooltip="Export (save) the selected client's record to JSON, CSV or PDF"),
         Binding("f9", "replay", "Replay", id="history.replay",
                 tooltip="Play the selected session back from its flight record (read-only)"),
         Binding("ctrl+r", "refresh", "Refresh", id="history.refresh",
@@ -380,8 +387,9 @@ class HistoryScreen(Screen):
         return bool(getattr(self.app, "presentation", False))
 
     def compose(self) -> ComposeResult:
+        key = self.app.key  # the tabs name their keys as the key map applies them
         with TabbedContent(initial="tab-clients"):
-            with TabPane("Clients (F2)", id="tab-clients"), Horizontal():
+            with TabPane(f"Clients ({key('history.clients')})", id="tab-clients"), Horizontal():
                 with Vertical(id="clients-pane"):
                     yield Input(placeholder="search: name or id", id="search")
                     yield Table(id="clients", cursor_type="row", zebra_stripes=True)
@@ -392,13 +400,13 @@ class HistoryScreen(Screen):
                     yield Table(id="zones", cursor_type="row")
                     yield Static(id="timeline-head")
                     yield Table(id="timeline", cursor_type="row", zebra_stripes=True)
-            with TabPane("Recall by lot (F3)", id="tab-recall"), Vertical():
+            with TabPane(f"Recall by lot ({key('history.recall')})", id="tab-recall"), Vertical():
                 with Horizontal(classes="query"):
                     yield Label("Lot number:")
                     yield Input(placeholder="e.g. PG-2026-001, then Enter", id="lot")
                 yield Static(id="recall-summary")
                 yield Table(id="recall", cursor_type="row", zebra_stripes=True)
-            with TabPane("Touch-ups due (F4)", id="tab-due"), Vertical():
+            with TabPane(f"Touch-ups due ({key('history.due')})", id="tab-due"), Vertical():
                 with Horizontal(classes="query"):
                     yield Label("Due within days:")
                     yield Input("30", type="integer", id="within")
@@ -669,7 +677,7 @@ class HistoryScreen(Screen):
         sim = page.simulator_sessions
         summary = (f"Lot {msg.lot}: {page.clients} client(s), {page.sessions} session(s)"
                    + (f", {sim} of them on the SIMULATOR" if sim else "")
-                   + f"; {_paged(page, 'uses')}"
+                   + f"; {self._paged(page, 'uses')}"
                    if page.total else f"No session used lot {msg.lot}.")
         self.query_one("#recall-summary", Static).update(_text(summary))
         self._status(summary)
@@ -699,7 +707,13 @@ class HistoryScreen(Screen):
                                   "scar (2 years)" if d.scar else "standard (4 years)"))
         summary = f"{page.total} touch-up(s) due by {msg.today:%Y-%m-%d} + {msg.within} days"
         self.query_one("#due-summary", Static).update(Text(
-            summary + (f"; {_paged(page, 'touch-ups')}" if page.total else "")))
+            summary + (f"; {self._paged(page, 'touch-ups')}" if page.total else "")))
+
+    def _paged(self, page: Page, what: str) -> str:
+        key = self.app.key
+        keys = [k for k, ok in ((f"{key('history.page.previous')} previous", page.offset > 0),
+                                (f"{key('history.page.next')} next", page.more)) if ok]
+        return f"{page.showing()} {what}" + (f" ({', '.join(keys)})" if keys else "")
 
     def _shown_page(self, tab: str, page: Page) -> None:
         self._offsets[tab] = page.offset
@@ -753,6 +767,10 @@ class HistoryScreen(Screen):
         return "" if self.presentation else str(client_id)  # an id identifies too
 
     def _mode_changed(self, on: bool) -> None:
+        # F3 works over the export dialogs too: they name the client, and would export, as
+        # the other mode did, so they close, to be opened again.
+        if isinstance(self.app.screen, ExportDialog | ConfirmReplace):
+            self.app.screen.dismiss(None)
         # Clear what is on screen now: nothing loaded under the other mode stays visible.
         self._clients = []
         self._table("clients").clear()
@@ -767,7 +785,8 @@ class HistoryScreen(Screen):
 
     def action_export(self) -> None:
         if self._shown is None:
-            self._status("ERROR: choose a client to export first (F2, then a client)")
+            self._status("ERROR: choose a client to export first "
+                         f"({self.app.key('history.clients')}, then a client)")
             return
         client = self._shown.client
         presentation = self.presentation
@@ -805,7 +824,8 @@ class HistoryScreen(Screen):
 
         table = self._table("sessions")
         if self._shown is None or not self._shown.sessions or table.row_count == 0:
-            self._status("ERROR: choose a client and one of their sessions to replay (F2)")
+            self._status("ERROR: choose a client and one of their sessions to replay "
+                         f"({self.app.key('history.clients')})")
             return
         key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
         self.app.push_screen(ReplayScreen(self._record.get, int(key)))
@@ -829,11 +849,6 @@ _KIND = {
 def _last(page: Page) -> int:
     """The offset of the last page of an answer as long as `page` says."""
     return (page.total - 1) // page.limit * page.limit
-
-
-def _paged(page: Page, what: str) -> str:
-    keys = [k for k, ok in (("F7 previous", page.offset > 0), ("F8 next", page.more)) if ok]
-    return f"{page.showing()} {what}" + (f" ({', '.join(keys)})" if keys else "")
 
 
 def _pct(value: int | None) -> str:

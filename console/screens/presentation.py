@@ -36,7 +36,8 @@ class PresentationOff(SmpModal[bool]):
             yield Input(placeholder=f"type {WORD} to show identities", id="presentation-word")
             yield Static(id="presentation-error", classes="error")
             with Horizontal():
-                yield Button("Keep hidden (F10)", id="presentation-keep", variant="primary")
+                yield Button(f"Keep hidden ({self.app.key('presentation.keep')})",
+                             id="presentation-keep", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#presentation-word", Input).focus()
@@ -47,7 +48,8 @@ class PresentationOff(SmpModal[bool]):
             self.dismiss(True)
         else:
             self.query_one("#presentation-error", Static).update(
-                f"type {WORD} to leave presentation mode, or F10 to keep it")
+                f"type {WORD} to leave presentation mode, or "
+                f"{self.app.key('presentation.keep')} to keep it")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

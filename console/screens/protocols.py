@@ -75,14 +75,16 @@ class ProtocolsScreen(Screen):
     ProtocolsScreen #errors { padding: 0 1; }
     ProtocolsScreen #status { height: 1; padding: 0 1; }
     """
+    # F2 to F5 are the console's on every screen; the browser's parts are F6 to F8, as in
+    # the history, and Ctrl+R reads again, as there.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f2", "focus('profiles')", "Profiles", id="protocols.profiles",
+        Binding("f6", "focus('profiles')", "Profiles", id="protocols.profiles",
                 tooltip="The profiles of the library; arrows choose one"),
-        Binding("f3", "focus('stage')", "Stage", id="protocols.stage",
+        Binding("f7", "focus('stage')", "Stage", id="protocols.stage",
                 tooltip="The session stage to resolve for; arrows, then Enter or Space"),
-        Binding("f4", "focus('skin')", "Skin", id="protocols.skin",
+        Binding("f8", "focus('skin')", "Skin", id="protocols.skin",
                 tooltip="Skin conditions to resolve for; Enter or Space ticks or unticks"),
-        Binding("f5", "reload", "Reload files", id="protocols.reload",
+        Binding("ctrl+r", "reload", "Reload files", id="protocols.reload",
                 tooltip="Read the user profile files again (after editing them)"),
         Binding("f10", "close", "Close", id="protocols.close",
                 tooltip="Leave the protocol browser"),
@@ -95,13 +97,14 @@ class ProtocolsScreen(Screen):
         self.library: Library | None = None
 
     def compose(self) -> ComposeResult:
+        key = self.app.key  # the labels name their keys as the key map applies them
         yield Table(id="profiles", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="bottom"):
             with Vertical(id="choices"):
-                yield Label("Stage (F3)")
+                yield Label(f"Stage ({key('protocols.stage')})")
                 yield TickList([(st.value, st.label.capitalize()) for st in Stage],
                                single=True, ticked={Stage.S1.value}, id="stage")
-                yield Label("Skin (F4)")
+                yield Label(f"Skin ({key('protocols.skin')})")
                 yield TickList([(c.value, c.label) for c in SkinCondition], single=False,
                                ticked=set(), id="skin")
             with VerticalScroll(id="resolution"):

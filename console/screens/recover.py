@@ -55,7 +55,7 @@ class RecoverScreen(SmpScreen):
         return (f"{len(self.interrupted)} session(s) were interrupted (left open by a crash; "
                 f"nobody has held them since):\n{lines}{more}{held}\n\nClose them as "
                 f"INTERRUPTED? Every recorded event is kept. Type {WORD} and Enter, or use the "
-                "buttons; F10 keeps them open.")
+                f"buttons; {self.app.key('recover.keep')} keeps them open.")
 
     def presentation_changed(self, on: bool) -> None:
         self.query_one("#question", Static).update(plain(self._text()))
@@ -68,7 +68,7 @@ class RecoverScreen(SmpScreen):
             with Horizontal():
                 yield Button(f"Close them as interrupted ({len(self.interrupted)})",
                              variant="warning", id="close")
-                yield Button("Keep them open (F10)", id="keep")
+                yield Button(f"Keep them open ({self.app.key('recover.keep')})", id="keep")
             yield Static("", id="hint", classes="error")
 
     def on_mount(self) -> None:
@@ -82,7 +82,8 @@ class RecoverScreen(SmpScreen):
             self.dismiss(True)
         else:
             self.query_one("#hint", Static).update(
-                f"type {WORD} (or press a button) to close them; F10 keeps them open")
+                f"type {WORD} (or press a button) to close them; "
+                f"{self.app.key('recover.keep')} keeps them open")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -36,6 +36,11 @@ class WorkScreen(SmpScreen):
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
         (0, "-narrow"), (110, "-normal"), (170, "-wide")]
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (32, "-tall")]
+    # At 80 columns the footer holds STOP, arming, ending, zones and F2 (every key), at 120
+    # the app's keys too; the settings keys are written beside the settings as well.
+    FOOTER_FIRST: ClassVar[tuple[str, ...]] = (
+        "stop", "work.arm", "work.disarm", "work.end", f"work.zone-{next(iter(ZONE_KEYS)).value}",
+        "help", "presentation", "history", "protocols")
     BINDINGS: ClassVar[list[Binding]] = [
         *_zone_bindings(),
         Binding("u", "adjust('depth_mm', 1)", "Depth+", id="work.depth-up",

@@ -713,7 +713,7 @@ def test_every_label_and_banner_is_built_from_the_live_bindings(store):
             await press(pilot, "ctrl+a")
             await until(pilot, on(app, "Confirm"))
             assert {str(b.label) for b in app.screen.query("Button")} == {"Arm (z)",
-                                                                          "Cancel (n)"}
+                                                                          "Cancel (n / F10)"}
             await press(pilot, "z")
             await until(pilot, state(app, MachineState.ARMED))
             await press(pilot, "f1")

@@ -45,7 +45,7 @@ def test_readme_s_own_config_example_loads(tmp_path):
     config = load_config(write(tmp_path, readme_example()))
     assert config.theme in BUILTIN_THEMES  # textual-ansi, by the name this Textual gives it
     assert config.technician == "Tom Reyes"
-    assert config.keymap == {"stop": "escape,f1", "work.arm": "A"}
+    assert config.keymap == {"stop": "escape,f1", "work.arm": "A", "history.recall": "ctrl+l"}
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_THEMES))
@@ -83,6 +83,9 @@ def test_key_names_are_normalised_to_textual_s(tmp_path):
     ('work.arm = "e"', "keymap: work.arm = 'e': e is also work.end on WorkScreen; one key does "
      "one thing on a screen"),
     ('help = "f4"', "keymap: help = 'f4': f4 is also history; one key does one thing"),
+    # The browsers' keys of old (F3 Recall) are the app's everywhere now, inside them too.
+    ('history.recall = "f3"', "keymap: history.recall = 'f3': f3 is also presentation on "
+     "ConsoleHistoryScreen"),
     ('stop = "a"', "keymap: stop = 'a': a is also work.arm on WorkScreen"),
     ('work.arm = "tab"', "keymap: work.arm = 'tab': tab is also app.focus_next (Textual's)"),
     # STOP's keys cannot be given away.

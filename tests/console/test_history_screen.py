@@ -132,7 +132,7 @@ async def _test_recall_by_lot_finds_every_session_across_clients(clinic):
     app = history(url)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("f3", *"PG-2", "enter")
+        await pilot.press("f7", *"PG-2", "enter")
         await settle(pilot)
         screen = app.browser
         found = [(r[0], r[4], r[5], r[7]) for r in rows(screen, "recall")]
@@ -164,7 +164,7 @@ async def _test_touch_ups_due_within_days(clinic):
         assert [(r[0], r[3], r[4]) for r in rows(screen, "due")] == [
             ("Cy Dunn", "2024-01-10", "scar (2 years)"),
             ("Di Park", "2026-04-15", "standard (4 years)")]
-        await pilot.press("f4", "backspace", "backspace", "0", "enter")
+        await pilot.press("f8", "backspace", "backspace", "0", "enter")
         await settle(pilot)
         assert [r[0] for r in rows(screen, "due")] == ["Cy Dunn"]
         await pilot.press("backspace", "enter")
@@ -208,11 +208,12 @@ async def _test_touch_ups_and_recall_a_page_at_a_time(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = app.browser
-        await pilot.press("f4")
+        await pilot.press("f8")
         await settle(pilot)
         due = [[r[0] for r in rows(screen, "due")]]
         summaries = [text(screen, "due-summary")]
-        for key in ("f8", "f8", "f8", "f7"):  # the third f8 is past the last page: nothing
+        # Forward three times (the third is past the last page: nothing), then back.
+        for key in ("ctrl+f", "ctrl+f", "ctrl+f", "ctrl+o"):
             await pilot.press(key)
             await settle(pilot)
             due.append([r[0] for r in rows(screen, "due")])
@@ -222,26 +223,26 @@ async def _test_touch_ups_and_recall_a_page_at_a_time(tmp_path):
         assert due == [pages[0], pages[1], pages[2], pages[2], pages[1]]
         head = f"{many} touch-up(s) due by 2026-03-30 + 30 days; showing"
         assert summaries == [
-            f"{head} 1-50 of {many} touch-ups (F8 next)",
-            f"{head} 51-100 of {many} touch-ups (F7 previous, F8 next)",
-            f"{head} 101-{many} of {many} touch-ups (F7 previous)",
-            f"{head} 101-{many} of {many} touch-ups (F7 previous)",
-            f"{head} 51-100 of {many} touch-ups (F7 previous, F8 next)"]
+            f"{head} 1-50 of {many} touch-ups (Ctrl+F next)",
+            f"{head} 51-100 of {many} touch-ups (Ctrl+O previous, Ctrl+F next)",
+            f"{head} 101-{many} of {many} touch-ups (Ctrl+O previous)",
+            f"{head} 101-{many} of {many} touch-ups (Ctrl+O previous)",
+            f"{head} 51-100 of {many} touch-ups (Ctrl+O previous, Ctrl+F next)"]
         # Recall pages the same way, and a new lot starts again at its first page.
-        await pilot.press("f3", *"BIG", "enter")
+        await pilot.press("f7", *"BIG", "enter")
         await settle(pilot)
-        await pilot.press("f8")
+        await pilot.press("ctrl+f")
         await settle(pilot)
         assert [r[2] for r in rows(screen, "recall")] == [
             str(i) for i in range(PAGE_SIZE + 1, 2 * PAGE_SIZE + 1)]
         assert text(screen, "recall-summary") == (
             f"Lot BIG: {many} client(s), {many} session(s); showing 51-100 of {many} uses "
-            "(F7 previous, F8 next)")
+            "(Ctrl+O previous, Ctrl+F next)")
         await pilot.press("enter")  # the same lot again: its first page
         await settle(pilot)
         assert rows(screen, "recall")[0][2] == "1"
         # The page keys act on the tab shown, not on the other one.
-        await pilot.press("f4", "f8")
+        await pilot.press("f8", "ctrl+f")
         await settle(pilot)
         assert [r[0] for r in rows(screen, "due")] == pages[2]
 
@@ -255,7 +256,7 @@ async def _test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_pat
     app = history(url, export_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await search(pilot, "ann lee")
-        await pilot.press("f5")
+        await pilot.press("ctrl+s")
         await pilot.pause()
         assert isinstance(app.screen, ExportDialog)
         # The default name never holds the client's name: the id and the day.
@@ -270,7 +271,7 @@ async def _test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_pat
 
         # The same file again: asked, and "n" keeps it untouched.
         before = out.read_bytes()
-        await pilot.press("f5", "enter")
+        await pilot.press("ctrl+s", "enter")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmReplace)
         await pilot.press("n")
@@ -281,7 +282,7 @@ async def _test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_pat
         # A PDF, replacing an existing file only after "y".
         pdf = out.with_suffix(".pdf")
         pdf.write_bytes(b"old")
-        await pilot.press("f5")
+        await pilot.press("ctrl+s")
         await pilot.click("#format-pdf")
         await pilot.pause()
         assert app.screen.query_one("#export-path", Input).value == str(pdf)
@@ -293,7 +294,7 @@ async def _test_export_writes_a_file_and_refuses_an_existing_one(clinic, tmp_pat
 
         # A name without a format, then a folder that does not exist: one line each,
         # nothing written, the screen carries on.
-        await pilot.press("f5")
+        await pilot.press("ctrl+s")
         await pilot.pause()
         app.screen.query_one("#export-path", Input).value = str(tmp_path / "notes.txt")
         await pilot.press("enter")
@@ -335,18 +336,18 @@ async def _test_presentation_mode_hides_names_and_health(clinic, tmp_path):
         names = [r[0] for r in shown]
         assert len(names) == 5 and all(n.startswith("Client-") for n in names)
         assert names == sorted(names) and {r[1] for r in shown} == {""}
-        await pilot.press("f3", *"PG-2", "enter")
+        await pilot.press("f7", *"PG-2", "enter")
         await settle(pilot)
         assert {r[0][:7] for r in rows(screen, "recall")} == {"Client-"}
         assert {r[1] for r in rows(screen, "recall")} == {""}
-        await pilot.press("f2", "f6", "f3", "f2")  # no key of the browser reveals anything
+        await pilot.press("f6", "f8", "f7", "f6")  # no key of the browser reveals anything
         await settle(pilot)
         await pilot.press(*names[0][7:].lower())  # the pseudonym, typed as the class sees it
         await settle(pilot)
         head = text(screen, "client-head")
         assert head.startswith(names[0]) and "id " not in head and "nickel" not in head
         assert all("Tom Reyes" not in r[4] for r in rows(screen, "sessions"))
-        await pilot.press("f5")
+        await pilot.press("ctrl+s")
         await pilot.pause()
         path = tmp_path / f"{names[0]}.json"  # the file name carries the pseudonym
         assert app.screen.query_one("#export-path", Input).value == str(path)

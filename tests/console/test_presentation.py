@@ -189,14 +189,14 @@ def test_every_screen_and_dialog_in_presentation_mode_hides_identities(store, tm
             await press(pilot, "tab", "enter")
             await until(pilot, lambda: "Timeline of zone" in screen_text(app))
             await hidden(pilot, "history zone timeline")
-            await press(pilot, "f3", *"TRAINING", "enter")  # the lot of the walk's session
+            await press(pilot, "f7", *"TRAINING", "enter")  # the lot of the walk's session
             await until(pilot, lambda: "Lot TRAINING: 1 client(s)" in screen_text(app))
             await hidden(pilot, "history recall")
-            await press(pilot, "f4")
+            await press(pilot, "f8")
             await until(pilot, lambda: "touch-up(s) due" in screen_text(app))
             await hidden(pilot, "history due")
-            await press(pilot, "f2")
-            await press(pilot, "f5")
+            await press(pilot, "f6")
+            await press(pilot, "ctrl+s")
             await until(pilot, on(app, "ExportDialog"))
             assert alias in await hidden(pilot, "export dialog")
             await press(pilot, "f10")

@@ -54,7 +54,7 @@ def resolved(screen) -> list[str]:
 
 async def choose(pilot, screen, name: str) -> None:
     table = screen.query_one("#profiles", DataTable)
-    await pilot.press("f2", *["up"] * table.cursor_row, *["down"] * table.get_row_index(name))
+    await pilot.press("f6", *["up"] * table.cursor_row, *["down"] * table.get_row_index(name))
     await pilot.pause()
 
 
@@ -81,7 +81,7 @@ async def _library_sources_resolution_reasons_and_refusal(folder):
         assert lines[-1] == "  - no skin adjustments: the base profile as written"
 
         # Stage 2 and thin or sensitive skin (the second condition): every reason shown.
-        await pilot.press("f3", "down", "enter", "f4", "down", "enter")
+        await pilot.press("f7", "down", "enter", "f8", "down", "enter")
         await pilot.pause()
         lines = resolved(screen)
         assert "For       stage 2, thin or sensitive skin" in lines
@@ -120,7 +120,7 @@ async def _user_file_errors(folder):
 
         # The clinic fixes the file and reloads: the error goes, the profile appears.
         (folder / "bad.toml").write_text(BAD.replace("3.0", "2.0"))
-        await pilot.press("f5")
+        await pilot.press("ctrl+r")
         await settle(pilot)
         assert str(screen.query_one("#errors", Static).render()) == ""
         assert "too-deep" in [r[0] for r in rows(screen, "profiles")]
@@ -151,7 +151,7 @@ def test_snapshot(tmp_path, monkeypatch, snap_compare):
     async def choose_thin_skin(pilot):
         await settle(pilot)
         await choose(pilot, pilot.app.browser, "crown-fast")
-        await pilot.press("f4", "down", "enter")
+        await pilot.press("f8", "down", "enter")
         await pilot.pause()
         await settled_layout(pilot)
 
