@@ -40,9 +40,11 @@ from textual.widgets import (
 from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, get_current_worker
 
+from console.paths import exports_dir
 from console.screens.failures import failure_line
 from console.widgets.table import Table
 from protocols import Zone
+from protocols.errors import SmpError
 from protocols.text import printable
 from sessions.export import FORMATS, default_name, render, write_file
 from sessions.history import (
@@ -250,7 +252,7 @@ class ExportDialog(ModalScreen[tuple[str, Path] | None]):
         fmt = (event.button.id or "").removeprefix("format-")
         path, known = self._path()
         if path is None:
-            box.value = str(Path.cwd() / f"export.{fmt}")
+            box.value = str(self._default.parent / f"export.{fmt}")
         else:
             box.value = str(path.with_suffix(f".{fmt}") if known else f"{path}.{fmt}")
         box.focus()
@@ -266,7 +268,8 @@ class ExportDialog(ModalScreen[tuple[str, Path] | None]):
             error.update(_text(f"ERROR: {path.name}: the name must end .json, .csv or .pdf "
                                "(the ending chooses the format)"))
         else:
-            self.dismiss((fmt, path if path.is_absolute() else Path.cwd() / path))
+            # A bare name goes beside the default, not wherever the console was started.
+            self.dismiss((fmt, path if path.is_absolute() else self._default.parent / path))
 
     @on(Button.Pressed, "#export-cancel")
     def action_cancel(self) -> None:
@@ -793,7 +796,11 @@ class HistoryScreen(Screen):
         # Never the client's name in a file name: the pseudonym shown, or the id and date.
         name = default_name(self._shown, "json", today=self._today(),
                             pseudonym=client.name if presentation else None)
-        folder = self._export_dir or Path.cwd()
+        try:
+            folder = self._export_dir or exports_dir()
+        except SmpError as exc:  # the data directory cannot be made private
+            self._status(f"ERROR: {exc}")
+            return
 
         def chosen(answer: tuple[str, Path] | None) -> None:
             if answer is not None:

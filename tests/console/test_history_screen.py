@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import stat
 from datetime import UTC, date, datetime
 
 import pytest
@@ -412,3 +413,31 @@ def test_refresh_reads_what_was_recorded_since_the_browser_opened(tmp_path):
         asyncio.run(run())
     finally:
         store.close()
+
+
+def test_exports_default_to_the_private_folder_not_where_the_console_started(clinic, tmp_path,
+                                                                            monkeypatch):
+    """Why: exports defaulted to the current directory (a source tree, a shared folder)."""
+    url, ids = clinic
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    folder = tmp_path / "data" / "smp" / "exports"
+
+    async def run():
+        app = history(url)
+        async with app.run_test(size=SIZE) as pilot:
+            await search(pilot, "ann lee")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            box = app.screen.query_one("#export-path", Input)
+            assert box.value == str(folder / f"client-{ids['ann']}-20260330.json")
+            box.value = "ann.csv"  # a bare name: beside the default, not in `here`
+            await pilot.press("enter")
+            await settle(pilot)
+            assert text(app.browser, "status").startswith(f"Wrote {folder / 'ann.csv'} (")
+
+    asyncio.run(run())
+    assert list(here.iterdir()) == [] and (folder / "ann.csv").is_file()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
