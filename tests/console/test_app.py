@@ -537,7 +537,7 @@ def test_an_unplanned_zone_asks_first_and_is_recorded_as_chosen(store):
 def test_the_controller_refuses_an_unplanned_zone_it_was_not_told_was_chosen(store):
     from console.controller import SessionController
     from console.workflow import WorkflowError
-    from tests.console.conftest import CLEAR, plan
+    from tests.console.conftest import CLEAR, NEEDLE, plan
     from tests.console.conftest import new_client as client
 
     c = SessionController(store)
@@ -549,7 +549,7 @@ def test_the_controller_refuses_an_unplanned_zone_it_was_not_told_was_chosen(sto
                                                 r"\(Hairline, Crown.*\): confirm to work on it"):
             c.select_zone(Zone.SCAR)
         assert c.view.work.zone is None
-        assert c.select_zone(Zone.SCAR, unplanned=True) is not None
+        assert c.select_zone(Zone.SCAR, unplanned=True, cartridge=NEEDLE) is not None
     finally:
         c.close()
 

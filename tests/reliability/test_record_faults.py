@@ -25,7 +25,7 @@ from console.workflow import WorkflowError
 from protocols import Zone
 from sessions.models import Event
 from sessions.store import open_store
-from tests.console.conftest import CLEAR, new_client, plan
+from tests.console.conftest import CLEAR, NEEDLE, new_client, plan
 from tests.reliability.conftest import wait_for
 
 STOP_AFTER_FAILED_WRITE_MS = 250
@@ -41,7 +41,7 @@ class Chair:
         self.c.connect(port)
         self.c.add_client(new_client())
         self.session = self.c.start_session(plan(), CLEAR, {})
-        self.c.select_zone(Zone.HAIRLINE)
+        self.c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
         self.c.arm()
 
     def runs_in_record(self) -> int:
