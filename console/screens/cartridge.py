@@ -28,9 +28,12 @@ class FitCartridge(SmpModal[bool]):
     FitCartridge { align: center middle; }
     FitCartridge > Vertical { width: 64; height: auto; border: thick $warning; padding: 1 2;
                               background: $surface; }
-    FitCartridge Horizontal { height: 3; }
-    FitCartridge Label { width: 10; padding: 1 0; }
+    FitCartridge #question { margin: 0 0 1 0; }
+    FitCartridge .row { height: 1; }
+    FitCartridge Label { width: 11; }
     FitCartridge Input { width: 1fr; }
+    FitCartridge .error { padding: 0; }
+    FitCartridge #buttons { height: auto; }
     FitCartridge Button { margin: 1 1 0 0; }
     """
     BINDINGS: ClassVar[list[Binding]] = [
@@ -45,7 +48,9 @@ class FitCartridge(SmpModal[bool]):
         super().__init__()
         self.zone, self.code, self.lot, self.expiry = zone, code, lot, expiry
         self.fitted, self.unplanned = fitted, unplanned
+        self.ready = False  # shown: a key typed ahead of the dialog does not answer it
         self.busy = False  # asked of the controller, its answer not back yet
+        self.done = False  # fitted, but another screen was opened over it meanwhile
 
     def compose(self):
         zone = self.zone.label
@@ -56,25 +61,28 @@ class FitCartridge(SmpModal[bool]):
         with Vertical():
             yield Static(f"{asks}, then check the lot against its packaging.\n{on}",
                          id="question")
-            with Horizontal():
+            with Horizontal(classes="row"):
                 yield Label("cartridge")
                 if self.unplanned:
-                    yield Input(self.code, placeholder="code, e.g. 1003RL", id="code")
+                    yield Input(self.code, placeholder="code, e.g. 1003RL", compact=True,
+                                id="code")
                 else:
                     yield Static(self.code, id="code")  # the plan's: changed in the plan
-            with Horizontal():
+            with Horizontal(classes="row"):
                 yield Label("lot")
-                yield Input(self.lot, placeholder="cartridge lot", id="lot")
-            with Horizontal():
+                yield Input(self.lot, placeholder="cartridge lot", compact=True, id="lot")
+            with Horizontal(classes="row"):
                 yield Label("expiry")
-                yield Input(self.expiry, placeholder="YYYY-MM-DD", id="expiry")
+                yield Input(self.expiry, placeholder="YYYY-MM-DD", compact=True, id="expiry")
             yield Static(id="error", classes="error")
-            yield Button(f"Fitted ({self.app.key('cartridge.fitted')})", variant="warning",
-                         id="fitted")
-            yield Button(f"Cancel ({self.app.key('cartridge.cancel')})", id="cancel")
+            with Horizontal(id="buttons"):
+                yield Button(f"Fitted ({self.app.key('cartridge.fitted')})",
+                             variant="warning", id="fitted")
+                yield Button(f"Cancel ({self.app.key('cartridge.cancel')})", id="cancel")
 
     def on_mount(self) -> None:
         self.query_one("#code" if self.unplanned else "#lot", Input).focus()
+        self.ready = True
 
     def cartridge(self) -> Cartridge:
         code = self.query_one("#code", Input).value if self.unplanned else self.code
@@ -93,7 +101,7 @@ class FitCartridge(SmpModal[bool]):
             self.action_cancel()
 
     def action_fitted(self) -> None:
-        if self.busy:
+        if self.busy or not self.ready:
             return
         error = self.query_one("#error", Static)
         try:
@@ -105,7 +113,7 @@ class FitCartridge(SmpModal[bool]):
         app = self.app
         app.machine_call(functools.partial(app.controller.select_zone, unplanned=self.unplanned,
                                            cartridge=cartridge),
-                         self.zone, then=lambda _: self.dismiss(True),
+                         self.zone, then=lambda _: self._close(),
                          fail=functools.partial(self._failed, cartridge))
 
     def _failed(self, cartridge: Cartridge, exc: SmpError) -> None:
@@ -114,11 +122,23 @@ class FitCartridge(SmpModal[bool]):
         if w is not None and cartridge.same(w.fitted) and w.zone is self.zone:
             # Fitted and recorded, the zone changed; what failed came after (the profile
             # refused, the settings not confirmed): said as any command's failure is.
-            self.dismiss(True)
+            self._close()
             self.app.notify(str(exc), title="Not done", severity="error", timeout=10)
             return
         self.query_one("#error", Static).update(self.app.shown(f"error: {exc}"))
 
+    def _close(self) -> None:
+        # dismiss() pops the top screen, whichever it is: a question opened over this one
+        # while the controller worked (Ctrl+Q's, F2) stays until answered, then this closes.
+        if self.app.screen is self:
+            self.dismiss(True)
+        else:
+            self.done = True
+
+    def on_screen_resume(self) -> None:
+        if self.done:
+            self.dismiss(True)
+
     def action_cancel(self) -> None:
-        if not self.busy:
+        if self.ready and not self.busy:
             self.dismiss(False)

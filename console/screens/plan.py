@@ -71,7 +71,9 @@ class PlanScreen(SmpScreen):
             for zone in Zone:
                 entries = library.for_zone(zone)
                 code = entries[0].profile.needle.code if entries else ""
-                with Horizontal(id=f"cartridge-{zone.value}", classes="cartridge"):
+                row = Horizontal(id=f"cartridge-{zone.value}", classes="cartridge")
+                row.display = zone in DEFAULT_ZONES
+                with row:
                     yield Label(zone.value)
                     yield Input(code, placeholder="code, e.g. 1003RL", compact=True,
                                 id=f"needle-{zone.value}")
@@ -88,7 +90,6 @@ class PlanScreen(SmpScreen):
     def on_mount(self) -> None:
         self.query_one("#zones").border_title = "zones planned"
         self.query_one("#skin").border_title = "skin conditions"
-        self._show_cartridges()
         self.query_one("#technician", Input).focus()
 
     def on_tick_list_changed(self, event: TickList.Changed) -> None:

@@ -187,6 +187,8 @@ class WorkScreen(SmpScreen):
         if status.planned:
             self._fit_then_select(status)
             return
+        if self._refused(status):  # said before asking anything
+            return
         armed = self.app.view.machine.state in (MachineState.ARMED, MachineState.RUNNING)
 
         def answered(yes: bool | None) -> None:
@@ -210,10 +212,7 @@ class WorkScreen(SmpScreen):
             app.machine_call(functools.partial(app.controller.select_zone,
                                                unplanned=unplanned), zone)
             return
-        # Refused before asking, so that the lot is not typed in for nothing; the controller
-        # refuses it too, on the machine's state as it knows it.
-        if refused := cartridge_refusal(app.view.machine, app.key("work.disarm")):
-            app.notify(refused, title="Not done", severity="error", timeout=10)
+        if self._refused(status):
             return
         if known is not None:  # as planned, or as last fitted for this unplanned zone
             code, lot, expiry = known.needle.code, known.lot, known.expiry.isoformat()
@@ -227,6 +226,17 @@ class WorkScreen(SmpScreen):
                       training_expiry().isoformat() if training else "")
         app.push_screen(FitCartridge(zone, code, lot, expiry, fitted=fitted,
                                      unplanned=unplanned))
+
+    def _refused(self, status: ZoneStatus) -> bool:
+        """A cartridge change the machine's state forbids, said at once: the lot is not typed
+        in for nothing (the controller refuses it too, on the state as it knows it)."""
+        w = self.app.view.work
+        if status.cartridge is not None and status.cartridge.same(w.fitted if w else None):
+            return False  # no change
+        refused = cartridge_refusal(self.app.view.machine, self.app.key("work.disarm"))
+        if refused:
+            self.app.notify(refused, title="Not done", severity="error", timeout=10)
+        return bool(refused)
 
     def action_adjust(self, field: str, steps: int) -> None:
         self.app.machine_call(self.app.controller.adjust, field, steps)
