@@ -128,8 +128,8 @@ class FitCartridge(SmpModal[bool]):
         self.query_one("#error", Static).update(self.app.shown(f"error: {exc}"))
 
     def _close(self) -> None:
-        # dismiss() pops the top screen, whichever it is: a question opened over this one
-        # while the controller worked (Ctrl+Q's, F2) stays until answered, then this closes.
+        # dismiss() pops the top screen, whichever it is: should anything be opened over
+        # this one while the controller works, it stays, and this closes once back on top.
         if self.app.screen is self:
             self.dismiss(True)
         else:
