@@ -107,10 +107,11 @@ def session(port: str, url: str, journal: str, seed: str) -> None:
     c.connect(port)
     c.add_client(new_client(f"Client {seed}"))
     say(f"session {c.start_session(plan(), CLEAR, {})}")
-    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)  # fitted: every zone of plan() has it
     while True:
         try:
-            c.select_zone(rng.choice([Zone.HAIRLINE, Zone.CROWN]))
+            # plan()'s zones share one cartridge: confirmed fitted with the first zone.
+            c.select_zone(rng.choice([Zone.HAIRLINE, Zone.CROWN]),
+                          cartridge=None if c.view.work.fitted else NEEDLE)
             c.arm()
             say("armed")
             for _ in range(rng.randrange(4)):

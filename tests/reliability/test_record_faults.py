@@ -289,7 +289,7 @@ def test_the_screen_stays_live_while_the_record_is_locked(sim, tmp_path):
     import asyncio
 
     from console.app import make_app
-    from tests.console.test_app import SIZE, arm, new_client, on, press, until
+    from tests.console.test_app import SIZE, arm, fit, new_client, on, press, until
 
     store = open_store(f"sqlite:///{tmp_path / 'record.sqlite3'}")
     app = make_app(store, url=sim.address)
@@ -313,6 +313,7 @@ def test_the_screen_stays_live_while_the_record_is_locked(sim, tmp_path):
             await press(pilot, "ctrl+n")
             await until(pilot, on(app, "WorkScreen"))
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: app.view.machine.applied is not None)
             await arm(pilot, app)
             sim.say("pedal down")
