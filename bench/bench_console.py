@@ -125,6 +125,8 @@ def main() -> int:
             time.sleep(1.0)
         wait_for(sock, "STOP  (space / Esc)")
         tmux(sock, "send-keys", "1")
+        wait_for(sock, "Fit the")  # the hairline's cartridge, as planned
+        tmux(sock, "send-keys", "Enter")
         wait_for(sock, "applied (read-back)")
         tmux(sock, "send-keys", "a")
         wait_for(sock, "ARM the machine?")

@@ -158,6 +158,8 @@ def terminal(tmp: Path, n: int, clients: int) -> list[str]:
             tmux(sock, "send-keys", "C-n")
         on_screen(sock, "STOP  (space / Esc)")
         tmux(sock, "send-keys", "1")
+        on_screen(sock, "Fit the")  # the hairline's cartridge, as planned
+        tmux(sock, "send-keys", "Enter")
         on_screen(sock, "applied (read-back)")
         for busy in ("none", "history"):
             ms = []

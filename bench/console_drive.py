@@ -42,6 +42,9 @@ async def to_armed(pilot) -> None:
     await keys(pilot, "ctrl+n")
     await until(pilot, on(app, "WorkScreen"))
     await keys(pilot, "1")
+    # The hairline's cartridge, as planned (once the dialog takes keys).
+    await until(pilot, lambda: on(app, "FitCartridge")() and app.screen.ready)
+    await keys(pilot, "enter")
     await until(pilot, lambda: app.view.machine.applied is not None)
     await pilot.pause(1.0)  # the depth actuator reaches its setpoint
     await keys(pilot, "a")

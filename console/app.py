@@ -141,6 +141,7 @@ class SmpApp(App):
         # input thread sends STOP for these before the UI sees them (console/stop_driver.py).
         keymap = self.keymap_ = with_stop_keys(self.config_.keymap)
         self.controller.arm_key = self.key("work.arm")
+        self.controller.disarm_key = self.key("work.disarm")
         self.stop_keys = frozenset(
             key.strip() for b in self.BINDINGS if b.id in ("stop", "stop-ctrl-c")
             for key in keymap.get(b.id, b.key).split(","))

@@ -48,11 +48,13 @@ from console.view import (
     View,
     WorkView,
     ZoneStatus,
+    cartridge_refusal,
     fault_text,
     machine_state,
 )
 from console.workflow import (
     AFTERCARE,
+    Cartridge,
     ClientChoice,
     EndSummary,
     Plan,
@@ -101,7 +103,7 @@ from sessions.clients import NewClient, add_client
 from sessions.gate import ClientFacts, Contraindication, Verdict, evaluate
 from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine as RecordMachine
-from sessions.recorder import Recorder, request
+from sessions.recorder import Recorder, check_lot, needle_what, request
 from sessions.sink import RecorderSink, RecordStatus
 from sessions.store import Store
 from sessions.telemetry import Reading
@@ -218,6 +220,13 @@ class _Work:
     run_told: bool = False  # a run's start is in the record, its end not yet
     armed_once: bool = False
     clock: tuple[int, datetime] | None = None  # (machine uptime ms, wall time) at one instant
+    # Each zone's cartridge (planned, or last fitted for it) and the one on the machine: none
+    # at the start (a client's cartridge is fitted at the chair, confirmed on the first zone).
+    cartridges: dict[Zone, Cartridge] = field(default_factory=dict)
+    fitted: Cartridge | None = None
+    # The needle_uses rows written (zone, code, lot, expiry): fitting the same lot for the
+    # same zone again is a note on the timeline, not a second row for recalls to count.
+    needles: set[tuple] = field(default_factory=set)
 
 
 def _since(later: int, earlier: int) -> int:
@@ -226,9 +235,10 @@ def _since(later: int, earlier: int) -> int:
 
 
 class SessionController:
-    # The key that arms, as the console's key map has it (the app sets it): the lines that
-    # say "re-arm (a)" name the key that does it.
+    # The keys that arm and disarm, as the console's key map has them (the app sets them):
+    # the lines that say "re-arm (a)" or "disarm (x)" name the key that does it.
     arm_key = "a"
+    disarm_key = "x"
 
     def __init__(self, store: Store, *, on_view: Callable[[View], None] | None = None,
                  envelope: SafetyEnvelope = HARD_LIMITS, library: Library | None = None,
@@ -432,15 +442,21 @@ class SessionController:
         return self._call(self._start_session, plan, answers, overrides)
 
     def select_zone(self, zone: Zone, profile: str | None = None, *,
-                    unplanned: bool = False) -> MachineSettings:
+                    unplanned: bool = False,
+                    cartridge: Cartridge | None = None) -> MachineSettings:
         """Work moves to `zone`: resolve its profile, apply it, record the read-back.
 
         `profile` chooses among the zone's profiles; the choice holds for this zone for the
         rest of the session. Without one, the zone's last choice, else its default. A zone
         not in the session's plan is refused unless `unplanned` says the technician chose it
         knowingly (and the record says so).
+
+        A zone whose cartridge is not the one fitted (the first zone of a session, a zone
+        planned with another cartridge, an unplanned zone) is refused unless `cartridge` is
+        the one the technician confirmed fitting: it is recorded for the zone first, never
+        while the machine is armed, running or its state unknown.
         """
-        return self._call(self._select_zone, Zone(zone), profile, unplanned)
+        return self._call(self._select_zone, Zone(zone), profile, unplanned, cartridge)
 
     def adjust(self, field_name: str, steps: int) -> MachineSettings:
         """Fine adjustment: `steps` more steps of one setting from the zone's start (the
@@ -681,6 +697,14 @@ class SessionController:
             raise WorkflowError(f"session {self._work.recorder.session_id} is already open: "
                                 "end it first")
         self._require_record("start a session")
+        # Every lot is checked before the session opens: a refused one leaves nothing behind.
+        p, today = plan.pigment, self._today()
+        check_lot("pigment", p.lot, p.expiry, today)
+        for zone in plan.zones:
+            c = plan.cartridges.get(zone)
+            if c is None:
+                raise WorkflowError(f"{needle_what(zone)}: required for a planned zone")
+            check_lot(needle_what(zone), c.lot, c.expiry, today)
         opened = yield _OpenSession(request(
             client_id=client.id, technician=plan.technician, stage=plan.stage,
             machine=self.record_identity(), planned_zones=list(plan.zones), answers=answers,
@@ -690,11 +714,13 @@ class SessionController:
         recorder = Recorder(opened.session_id, write=self._write, next_seq=2,
                             warnings=opened.warnings)
         self._flight = flight.FlightRecorder(opened.session_id, write=self._write)
-        p, c = plan.pigment, plan.cartridge
-        recorder.use_needle(needle=c.needle, lot=c.lot, expiry=c.expiry)
+        work = _Work(recorder, plan, client, {z: _ZoneState() for z in Zone},
+                     cartridges={z: plan.cartridges[z] for z in plan.zones})
+        for zone, c in work.cartridges.items():
+            self._use_needle(work, zone, c)
         recorder.use_pigment(brand=p.brand, shade=p.shade, dilution=p.dilution, lot=p.lot,
                              expiry=p.expiry)
-        self._work = _Work(recorder, plan, client, {z: _ZoneState() for z in Zone})
+        self._work = work
         self._note(f"session {opened.session_id} started: {plan.stage.label}, "
                    f"{len(plan.zones)} zones planned")
         for v in opened.verdicts:  # the reasons are in the record, not on the screen
@@ -704,17 +730,17 @@ class SessionController:
         self._publish()
         return opened.session_id
 
-    def _select_zone(self, zone: Zone, profile: str | None, unplanned: bool = False):
+    def _select_zone(self, zone: Zone, profile: str | None, unplanned: bool = False,
+                     cartridge: Cartridge | None = None):
         work = self._require_work()
         self._require_machine()
         if self._machine_view.pedal:
             raise WorkflowError("release the pedal before changing zone")
-        if zone not in work.plan.zones and zone is not work.zone:
-            if not unplanned:
-                raise WorkflowError(f"{zone.label} is not in this session's plan "
-                                    f"({', '.join(z.label for z in work.plan.zones)}): "
-                                    "confirm to work on it")
-            work.recorder.note(f"unplanned zone {zone.value} chosen by the technician")
+        leaving_plan = zone not in work.plan.zones and zone is not work.zone
+        if leaving_plan and not unplanned:
+            raise WorkflowError(f"{zone.label} is not in this session's plan "
+                                f"({', '.join(z.label for z in work.plan.zones)}): "
+                                "confirm to work on it")
         entries = self.library.for_zone(zone)
         if not entries:
             raise WorkflowError(f"no profile for zone {zone.value} in the library")
@@ -723,6 +749,23 @@ class SessionController:
         if profile and entry.profile.name != profile:
             raise WorkflowError(f"profile {profile!r} is not for {zone.label}: allowed "
                                 f"{', '.join(e.profile.name for e in entries)}")
+        # Everything refusable is refused before anything is recorded.
+        if cartridge is not None:
+            if refused := cartridge_refusal(self._machine_view, self.disarm_key):
+                raise WorkflowError(refused)
+            check_lot(needle_what(zone), cartridge.lot, cartridge.expiry, self._today())
+        else:
+            planned = work.cartridges.get(zone)
+            if planned is None:
+                raise WorkflowError(f"{zone.label} has no cartridge in this session: "
+                                    "confirm the one fitted for it")
+            if not planned.same(work.fitted):
+                raise WorkflowError(f"fit the {planned.text} cartridge for {zone.label} "
+                                    "and confirm it first")
+        if leaving_plan:
+            work.recorder.note(f"unplanned zone {zone.value} chosen by the technician")
+        if cartridge is not None:
+            self._fit(work, zone, cartridge)
         chosen = entry.profile
         machine = self._require_machine()
         try:
@@ -751,6 +794,24 @@ class SessionController:
         self._note(f"zone {zone.label}: profile {chosen.name}{held}")
         self._publish()
         return (yield from self._apply(zs.wanted(), zs.why()))
+
+    def _use_needle(self, work: _Work, zone: Zone, c: Cartridge) -> None:
+        key = (zone, c.needle.code, c.lot.strip(), c.expiry)
+        if key not in work.needles:
+            work.recorder.use_needle(needle=c.needle, lot=c.lot, expiry=c.expiry, zone=zone)
+            work.needles.add(key)
+
+    def _fit(self, work: _Work, zone: Zone, c: Cartridge) -> None:
+        """The technician confirmed fitting `c` for `zone`: the record says so, and when."""
+        self._use_needle(work, zone, c)
+        planned = work.plan.cartridges.get(zone) if zone in work.plan.zones else None
+        was = f" (was {work.fitted.text})" if work.fitted is not None else ""
+        off_plan = (f", not the planned {planned.needle.code}"
+                    if planned is not None and planned.needle != c.needle else "")
+        text = f"cartridge {c.text} fitted for {zone.value}{off_plan}{was}"
+        work.recorder.note(text)
+        work.cartridges[zone], work.fitted = c, c
+        self._note(text)
 
     def _adjust(self, field_name: str, steps: int):
         """Steps from the zone's start; they hold for the zone for the rest of the session."""
@@ -1225,7 +1286,7 @@ class SessionController:
         zones = tuple(
             ZoneStatus(z, z in w.plan.zones, s.coverage,
                        s.run_ms + (running if z is w.zone else 0), s.runs, s.settings,
-                       s.passes)
+                       s.passes, w.cartridges.get(z))
             for z, s in w.zones.items())
         zs = w.zones[w.zone] if w.zone is not None else None
         why = w.reasons + (zs.why() if zs else ())
@@ -1236,7 +1297,7 @@ class SessionController:
             profiles=tuple(e.profile.name for e in self.library.for_zone(w.zone))
             if w.zone else (),
             target_density_pct=w.target, zones=zones, run_ms=running,
-            armed_once=w.armed_once)
+            armed_once=w.armed_once, fitted=w.fitted)
 
     def _sample_trends(self) -> None:
         m = self._machine_view

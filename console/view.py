@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from console.workflow import Cartridge
 from firmware_bridge.codec import Fault, State
 from protocols import MachineSettings, Zone
 from sessions.sink import RecordStatus
@@ -119,6 +120,8 @@ class ZoneStatus:
     runs: int
     settings: MachineSettings | None  # the last the machine confirmed in this zone
     passes: int = 0  # marked by the technician
+    # The zone's cartridge: as planned, or as last fitted for it (None: unplanned, not yet).
+    cartridge: Cartridge | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,19 @@ class WorkView:
     armed_once: bool
     profiles: tuple[str, ...] = ()  # the library's profiles for this zone, default first
     client_alias: str = ""  # the client's pseudonym, shown instead in presentation mode
+    fitted: Cartridge | None = None  # on the machine, as the technician confirmed it
+
+
+def cartridge_refusal(m: MachineView, disarm: str) -> str:
+    """Why the cartridge may not be changed now ("" if it may): not while the needle could
+    move, nor while nobody knows whether it could. `disarm` is the key that disarms, as the
+    console's key map has it."""
+    if m.stale or m.state == MachineState.UNKNOWN:
+        return (f"the machine's state is unknown: once it reports, disarm ({disarm}) before "
+                "changing the cartridge")
+    if m.state in (MachineState.ARMED, MachineState.RUNNING):
+        return f"the machine is {m.state.value}: disarm ({disarm}) before changing the cartridge"
+    return ""
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ and the screens share these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from protocols import Dilution, NeedleSpec, SkinCondition, SmpError, Stage, Zone
 from sessions import history
 from sessions.gate import REFUSE_UNDER_DAYS, ClientFacts
+from sessions.recorder import needle_what
 
 NEXT_SESSION_DAYS = (10, 14)  # docs/domain.md: 10 to 14 days typical
 TOUCH_UP_YEARS, SCAR_TOUCH_UP_YEARS = history.TOUCH_UP_YEARS, history.SCAR_TOUCH_UP_YEARS
@@ -25,6 +26,14 @@ AFTERCARE = (
     "Redness fades in about 2 days; small scabs and pigment shedding from about day 3 "
     "are normal.",
 )
+
+
+# The simulator's prefilled lots (never a real one) and their expiry, a year on.
+TRAINING_LOT = "TRAINING"
+
+
+def training_expiry() -> date:
+    return date.today() + timedelta(days=365)
 
 
 class WorkflowError(SmpError):
@@ -46,6 +55,35 @@ class Cartridge:
     lot: str
     expiry: date
 
+    def same(self, other: Cartridge | None) -> bool:
+        """The same cartridge: its code and lot (a lot has one expiry)."""
+        return (other is not None and self.needle.code == other.needle.code
+                and self.lot.strip() == other.lot.strip())
+
+    @property
+    def text(self) -> str:
+        """Short, for a zone line: "1003RL lot T-123"."""
+        return f"{self.needle.code} lot {self.lot}"
+
+
+def cartridge_from(zone: Zone, code: str, lot: str, expiry: str) -> Cartridge:
+    """A zone's cartridge as typed; a bad field is one line naming the zone's cartridge and
+    the field ("crown cartridge expiry ..."). The lot and its expiry are checked where the
+    record takes them (sessions.recorder.check_lot)."""
+    what, code = needle_what(zone), code.strip()
+    if not code:
+        raise WorkflowError(f"{what}: the cartridge code is required, e.g. 1003RL")
+    try:
+        needle = NeedleSpec.parse(code)
+    except SmpError as exc:
+        raise WorkflowError(f"{what}: {exc}") from None
+    try:
+        day = date.fromisoformat(expiry.strip())
+    except ValueError:
+        raise WorkflowError(f"{what} expiry {expiry.strip()!r}: write a date as "
+                            "YYYY-MM-DD") from None
+    return Cartridge(needle, lot.strip(), day)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -54,7 +92,8 @@ class Plan:
     zones: tuple[Zone, ...]
     conditions: tuple[SkinCondition, ...]
     pigment: Pigment
-    cartridge: Cartridge
+    # One per planned zone, from the plan screen (each zone's profile names its needle).
+    cartridges: Mapping[Zone, Cartridge]
 
 
 @dataclass(frozen=True)

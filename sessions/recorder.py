@@ -290,7 +290,7 @@ class Recorder:
 
     def use_needle(self, *, needle: NeedleSpec, lot: str, expiry: date,
                    zone: Zone | None = None) -> None:
-        self._check_lot("needle cartridge", lot, expiry)
+        self._check_lot(needle_what(zone), lot, expiry)
         self._put(facts.use(self.session_id, "needle", dict(
             zone=_v(zone), code=needle.code, lot=lot.strip(), expiry=expiry)))
 
@@ -400,13 +400,23 @@ class Recorder:
             return Recorded(event_id, seq, at, kind)
 
     def _check_lot(self, what: str, lot: str, expiry: date) -> None:
-        if not lot.strip():
-            raise RecordError(f"{what}: the lot number is required (recalls depend on it)")
-        check(f"{what} lot", lot)
-        today = self._clock().date()
-        if expiry < today:
-            raise RecordError(f"{what} lot {lot.strip()} expired on {expiry.isoformat()}; "
-                              "use an unexpired one")
+        check_lot(what, lot, expiry, self._clock().date())
+
+
+def check_lot(what: str, lot: str, expiry: date, today: date) -> None:
+    """A consumable's lot as the record takes it: `what` names it in the one-line error
+    ("crown cartridge", "pigment"). Callers check before anything is written."""
+    if not lot.strip():
+        raise RecordError(f"{what}: the lot number is required (recalls depend on it)")
+    check(f"{what} lot", lot)
+    if expiry < today:
+        raise RecordError(f"{what} lot {lot.strip()} expired on {expiry.isoformat()}; "
+                          "use an unexpired one")
+
+
+def needle_what(zone: Zone | None) -> str:
+    """How errors name a cartridge: by its zone ("crown cartridge") when it has one."""
+    return "needle cartridge" if zone is None else f"{Zone(zone).value} cartridge"
 
 
 def request(*, client_id: int, technician: str, stage: Stage, machine: Machine,

@@ -1,20 +1,22 @@
-"""The session plan: technician, stage, zones, skin, pigment with lot and expiry, needle
-cartridge with lot. On the simulator the lots are prefilled with TRAINING values; on a real
-machine they are typed from the packaging, because recalls depend on them."""
+"""The session plan: technician, stage, zones, skin, pigment with lot and expiry, and a needle
+cartridge per planned zone with its lot and expiry, its code prefilled from the zone's profile
+(each profile names its needle). On the simulator the lots are prefilled with TRAINING values;
+on a real machine they are typed from the packaging, because recalls depend on them. Zones
+with the same cartridge each have their row: the same lot typed twice is the truth."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import ClassVar
 
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Select, Static
 
 from console.screens.base import SmpScreen
 from console.widgets.ticks import TickList
-from console.workflow import Cartridge, Pigment, Plan
-from protocols import STAGE_PLANS, Dilution, NeedleSpec, SkinCondition, SmpError, Stage, Zone
+from console.workflow import TRAINING_LOT, Pigment, Plan, cartridge_from, training_expiry
+from protocols import STAGE_PLANS, Dilution, SkinCondition, SmpError, Stage, Zone
 
 DEFAULT_ZONES = (Zone.HAIRLINE, Zone.MID_SCALP, Zone.CROWN)
 
@@ -34,13 +36,19 @@ class PlanScreen(SmpScreen):
         app = self.app
         training = app.view.machine.simulator
         stage = self.choice.suggested_stage
-        expiry = (date.today() + timedelta(days=365)).isoformat() if training else ""
-        lot = "TRAINING" if training else ""
-        needle = app.controller.library.default_for(Zone.HAIRLINE).profile.needle.code
+        expiry = training_expiry().isoformat() if training else ""
+        lot = TRAINING_LOT if training else ""
         technician = app.config_.technician or ("trainee" if training else "")
         yield from self.compose_frame()
         yield Static("Session plan" + (" (simulator: TRAINING lots prefilled)" if training
                                        else ""), classes="title")
+        # Above the fields, so that an error is in sight however far the plan is scrolled.
+        yield Static(id="error", classes="error")
+        with VerticalScroll(id="plan-body"):
+            yield from self._fields(technician, stage, training, lot, expiry)
+
+    def _fields(self, technician: str, stage: Stage, training: bool, lot: str, expiry: str):
+        library = self.app.controller.library
         with Grid(id="plan-grid"):
             yield Label("technician")
             yield Input(technician, placeholder="your name", id="technician")
@@ -56,37 +64,61 @@ class PlanScreen(SmpScreen):
                             id="dilution")
                 yield Input(lot, placeholder="pigment lot", id="pigment-lot")
                 yield Input(expiry, placeholder="expiry YYYY-MM-DD", id="pigment-expiry")
-            yield Label("needle")
-            with Horizontal(classes="fields"):
-                yield Input(needle, placeholder="cartridge, e.g. 1003RL", id="needle")
-                yield Input(lot, placeholder="cartridge lot", id="needle-lot")
-                yield Input(expiry, placeholder="expiry YYYY-MM-DD", id="needle-expiry")
+        # A row per zone, shown while the zone is ticked: unticking and ticking again keeps
+        # what was typed.
+        with Vertical(id="cartridges"):
+            yield Static("needle cartridge per planned zone: code, lot, expiry", classes="hint")
+            for zone in Zone:
+                entries = library.for_zone(zone)
+                code = entries[0].profile.needle.code if entries else ""
+                row = Horizontal(id=f"cartridge-{zone.value}", classes="cartridge")
+                row.display = zone in DEFAULT_ZONES
+                with row:
+                    yield Label(zone.value)
+                    yield Input(code, placeholder="code, e.g. 1003RL", compact=True,
+                                id=f"needle-{zone.value}")
+                    yield Input(lot, placeholder="cartridge lot", compact=True,
+                                id=f"needle-lot-{zone.value}")
+                    yield Input(expiry, placeholder="expiry YYYY-MM-DD", compact=True,
+                                id=f"needle-expiry-{zone.value}")
         with Horizontal(id="plan-lists"):
             yield TickList([(z.value, z.label) for z in Zone], single=False,
                            ticked={z.value for z in DEFAULT_ZONES}, id="zones")
             yield TickList([(c.value, c.label) for c in SkinCondition], single=False,
                            ticked={c.value for c in self.choice.skin}, id="skin")
-        yield Static(id="error", classes="error")
 
     def on_mount(self) -> None:
         self.query_one("#zones").border_title = "zones planned"
         self.query_one("#skin").border_title = "skin conditions"
         self.query_one("#technician", Input).focus()
 
+    def on_tick_list_changed(self, event: TickList.Changed) -> None:
+        if event.ticks.id == "zones":
+            self._show_cartridges()
+
+    def _zones(self) -> tuple[Zone, ...]:
+        # In the library's order (Zone, SkinCondition), whatever order they were ticked in.
+        return tuple(z for z in Zone if z.value in self.query_one("#zones", TickList).ticked)
+
+    def _show_cartridges(self) -> None:
+        planned = self._zones()
+        for zone in Zone:
+            self.query_one(f"#cartridge-{zone.value}").display = zone in planned
+
     def plan(self) -> Plan:
         v = {i.id: i.value.strip() for i in self.query(Input)}
+        zones = self._zones()
         return Plan(
             technician=v["technician"],
             stage=Stage(self.query_one("#stage", Select).value),
-            # In the library's order (Zone, SkinCondition), whatever order they were ticked in.
-            zones=tuple(z for z in Zone if z.value in self.query_one("#zones", TickList).ticked),
+            zones=zones,
             conditions=tuple(c for c in SkinCondition
                              if c.value in self.query_one("#skin", TickList).ticked),
             pigment=Pigment(_text(v, "brand", "pigment brand"), _text(v, "shade", "shade"),
                             Dilution.parse(v["dilution"]), v["pigment-lot"],
                             _date(v["pigment-expiry"], "pigment expiry")),
-            cartridge=Cartridge(NeedleSpec.parse(v["needle"]), v["needle-lot"],
-                                _date(v["needle-expiry"], "needle expiry")))
+            cartridges={z: cartridge_from(z, v[f"needle-{z.value}"], v[f"needle-lot-{z.value}"],
+                                          v[f"needle-expiry-{z.value}"]) for z in zones})
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_start()

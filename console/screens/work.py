@@ -10,11 +10,12 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
 from console.screens.base import SmpScreen
-from console.view import MachineState, View
+from console.view import MachineState, View, ZoneStatus, cartridge_refusal
 from console.widgets.machine import MachinePanel
 from console.widgets.scalp import ZONE_KEYS, ScalpMap, ZoneCell, zone_figures
 from console.widgets.stop import StopButton
 from console.widgets.text import set_text, settings_lines
+from console.workflow import TRAINING_LOT, training_expiry
 from protocols import DEPTH, VOLTAGE, Zone
 
 SKINS = ("air", "normal", "thin", "thick", "scar")
@@ -147,8 +148,10 @@ class WorkScreen(SmpScreen):
         # The zone's figures here too: below 110 columns the map gives way to this box.
         here = next((z for z in w.zones if z.zone is w.zone), None)
         figures = f"  [{zone_figures(here)}]" if here else ""
+        # The cartridge on the machine, as the technician confirmed fitting it for this zone.
+        fitted = f"  {w.fitted.text}" if here and w.fitted else ""
         set_text(self.query_one("#profile", Static),
-            f"{zone}{figures}  profile {w.profile or '-'}{others}{target}\n{settings}\n"
+            f"{zone}{figures}{fitted}  profile {w.profile or '-'}{others}{target}\n{settings}\n"
             f"why:\n{reasons}"
             + (f"\n{advisories}" if advisories else ""))
         # Newest first: on a small screen the box's end is out of sight, its top is not.
@@ -182,22 +185,63 @@ class WorkScreen(SmpScreen):
         from console.screens.confirm import Confirm
 
         chosen, w = Zone(zone), self.app.view.work
-        planned = w is None or any(z.zone is chosen and z.planned for z in w.zones)
-        if planned or w.zone is chosen:
+        if w is None or w.zone is chosen:
             self.app.machine_call(self.app.controller.select_zone, chosen)
+            return
+        status = next(z for z in w.zones if z.zone is chosen)
+        if status.planned:
+            self._fit_then_select(status)
+            return
+        if self._refused(status):  # said before asking anything
             return
         armed = self.app.view.machine.state in (MachineState.ARMED, MachineState.RUNNING)
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.app.machine_call(
-                    functools.partial(self.app.controller.select_zone, unplanned=True), chosen)
+                self._fit_then_select(status, unplanned=True)
 
         self.app.push_screen(Confirm(
             f"{chosen.label} is not in today's plan." + (" The machine is ARMED." if armed
                                                          else "")
             + f"\nWork on {chosen.label}? Its settings are sent to the machine.",
             yes="Work on it", no="Cancel"), answered)
+
+    def _fit_then_select(self, status: ZoneStatus, *, unplanned: bool = False) -> None:
+        """Select the zone; first, if its cartridge is not the one fitted (or it has none yet:
+        an unplanned zone), ask for it to be fitted: confirming selects the zone."""
+        from console.screens.cartridge import FitCartridge
+
+        app, zone, w = self.app, status.zone, self.app.view.work
+        known, fitted = status.cartridge, w.fitted
+        if known is not None and known.same(fitted):
+            app.machine_call(functools.partial(app.controller.select_zone,
+                                               unplanned=unplanned), zone)
+            return
+        if self._refused(status):
+            return
+        if known is not None:  # as planned, or as last fitted for this unplanned zone
+            code, lot, expiry = known.needle.code, known.lot, known.expiry.isoformat()
+        else:  # its profile's needle; the lot of the cartridge on the machine if it is one
+            entries = app.controller.library.for_zone(zone)
+            code = entries[0].profile.needle.code if entries else ""
+            same = fitted is not None and fitted.needle.code == code
+            training = app.view.machine.simulator
+            lot = fitted.lot if same else TRAINING_LOT if training else ""
+            expiry = (fitted.expiry.isoformat() if same else
+                      training_expiry().isoformat() if training else "")
+        app.push_screen(FitCartridge(zone, code, lot, expiry, fitted=fitted,
+                                     unplanned=unplanned))
+
+    def _refused(self, status: ZoneStatus) -> bool:
+        """A cartridge change the machine's state forbids, said at once: the lot is not typed
+        in for nothing (the controller refuses it too, on the state as it knows it)."""
+        w = self.app.view.work
+        if status.cartridge is not None and status.cartridge.same(w.fitted if w else None):
+            return False  # no change
+        refused = cartridge_refusal(self.app.view.machine, self.app.key("work.disarm"))
+        if refused:
+            self.app.notify(refused, title="Not done", severity="error", timeout=10)
+        return bool(refused)
 
     def action_adjust(self, field: str, steps: int) -> None:
         self.app.machine_call(self.app.controller.adjust, field, steps)

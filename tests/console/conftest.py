@@ -15,6 +15,10 @@ from sessions.gate import Contraindication
 
 CLEAR = {c: False for c in Contraindication}
 FAR = date(2030, 1, 1)
+# The cartridge every zone of plan() has unless told otherwise: fitted with the first zone
+# (select_zone(..., cartridge=NEEDLE), as the technician confirms it), no zone change after
+# it asks for another.
+NEEDLE = Cartridge(NeedleSpec.parse("0601RL"), "NL-77", FAR)
 
 
 def wait_until(predicate, timeout=3.0, step=0.01):
@@ -34,12 +38,13 @@ def new_client(name="Ann Lee") -> NewClient:
                                          signed_on=date(2026, 1, 5)))
 
 
-def plan(zones=(Zone.HAIRLINE, Zone.CROWN), stage=Stage.S1, conditions=()) -> Plan:
+def plan(zones=(Zone.HAIRLINE, Zone.CROWN), stage=Stage.S1, conditions=(),
+         cartridges=None) -> Plan:
     return Plan(technician="Tom Reyes", stage=stage, zones=tuple(zones),
                 conditions=tuple(conditions),
                 pigment=Pigment("Carbon Co", "Jet 1", Dilution.parse("20:1"), "PG-2026-001",
                                 FAR),
-                cartridge=Cartridge(NeedleSpec.parse("0601RL"), "NL-77", FAR))
+                cartridges={z: NEEDLE for z in zones} | dict(cartridges or {}))
 
 
 @pytest.fixture

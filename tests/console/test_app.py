@@ -73,6 +73,19 @@ async def arm(pilot, app):
     await until(pilot, state(app, MachineState.ARMED))
 
 
+async def shown(pilot, app, name):
+    """Screen `name` is up and ready for keys (a key typed ahead of a dialog is not its)."""
+    await until(pilot, lambda: on(app, name)() and getattr(app.screen, "ready", True))
+
+
+async def fit(pilot, app):
+    """The cartridge a zone change asks for, confirmed as offered (on the simulator its lot
+    is prefilled); back on the working screen."""
+    await shown(pilot, app, "FitCartridge")
+    await press(pilot, "enter")
+    await until(pilot, on(app, "WorkScreen"))
+
+
 async def client_dialog(pilot, **values):
     """From the client screen: the new-client dialog open, with `values` typed in (by the
     widget's id, dashes written as underscores)."""
@@ -125,6 +138,7 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             await until(pilot, on(app, "WorkScreen"))
 
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: app.view.machine.applied is not None)
             first = app.view.machine.applied
             assert "1.50 mm" in str(app.screen.query_one("#profile").render())
@@ -173,8 +187,12 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             await until(pilot, lambda: "LINK LOST" not in banner(app))
             await arm(pilot, app)
 
-            # A zone by mouse, coverage by key, then the end of the session.
+            # A zone by mouse, its own cartridge fitted (disarmed), coverage by key, then the
+            # end of the session.
+            await press(pilot, "x")
+            await until(pilot, state(app, MachineState.DISARMED))
             await pilot.click("#zone-crown")
+            await fit(pilot, app)
             await until(pilot, lambda: app.view.work.zone is Zone.CROWN
                         and app.view.machine.applied is not None
                         and app.view.work.zones[3].settings is not None)
@@ -224,6 +242,7 @@ def test_another_profile_for_the_zone_is_chosen_by_key_and_recorded(store):
             await until(pilot, lambda: any("choose a zone first" in str(n.message)
                                            for n in app._notifications))
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: app.view.machine.applied is not None)
             soft = app.view.machine.applied
             await until(pilot, lambda: "profile hairline-soft  [v: 2 for this zone]" in text(
@@ -472,6 +491,7 @@ def test_quitting_while_armed_stops_first_and_asks_and_an_open_session_is_not_le
         async with app.run_test(size=SIZE) as pilot:
             await to_work(pilot, app)
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: app.view.machine.applied is not None)
             await arm(pilot, app)
             await press(pilot, "ctrl+q")
@@ -498,6 +518,9 @@ def test_quitting_while_armed_stops_first_and_asks_and_an_open_session_is_not_le
 
 @pytest.mark.timeout(60)
 def test_an_unplanned_zone_asks_first_and_is_recorded_as_chosen(store):
+    """An unplanned zone asks whether to work on it, then for its cartridge (it has none in
+    the plan): its code from its profile. Armed, nothing is asked: the cartridge cannot be
+    changed until the machine is disarmed."""
     app = make_app(store, url="sim://")
 
     async def run():
@@ -505,16 +528,19 @@ def test_an_unplanned_zone_asks_first_and_is_recorded_as_chosen(store):
             await to_work(pilot, app)
             assert not next(z for z in app.view.work.zones if z.zone is Zone.SCAR).planned
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: app.view.machine.applied is not None)
             await arm(pilot, app)
-            await press(pilot, "8")  # the scar: not in the plan
+            await press(pilot, "8")  # the scar: not in the plan, and another cartridge
+            await until(pilot, lambda: any("disarm (x) before changing the cartridge"
+                                           in str(n.message) for n in app._notifications))
+            assert on(app, "WorkScreen")() and app.view.work.zone is Zone.HAIRLINE
+            await press(pilot, "x")
+            await until(pilot, state(app, MachineState.DISARMED))
+            await press(pilot, "8")
             await until(pilot, on(app, "Confirm"))
             question = text(app, "#question")
-            # (On a loaded machine the link may have stopped the machine meanwhile: the
-            # question then rightly leaves out "ARMED".)
             assert "Scar tissue is not in today's plan." in question, question
-            if app.view.machine.state is MachineState.ARMED:  # armed now: armed when asked
-                assert "The machine is ARMED." in question, question
             await press(pilot, "n")
             await until(pilot, on(app, "WorkScreen"))
             await pilot.pause(0.2)
@@ -522,7 +548,13 @@ def test_an_unplanned_zone_asks_first_and_is_recorded_as_chosen(store):
             await press(pilot, "8")
             await until(pilot, on(app, "Confirm"))
             await press(pilot, "y")
-            await until(pilot, lambda: app.view.work.zone is Zone.SCAR)
+            await shown(pilot, app, "FitCartridge")
+            assert (await field(pilot, "#code")).value == "0803RL"  # the scar profile's
+            assert "Scar tissue is not in the plan" in text(app, "#question")
+            await press(pilot, "enter")
+            await until(pilot, on(app, "WorkScreen"))  # (a dialog takes no Ctrl+Q)
+            assert app.view.work.zone is Zone.SCAR
+            assert app.view.work.fitted.text == "0803RL lot TRAINING"
             await press(pilot, "ctrl+q")
             await until(pilot, on(app, "Confirm"))
             await press(pilot, "y")
@@ -532,12 +564,13 @@ def test_an_unplanned_zone_asks_first_and_is_recorded_as_chosen(store):
     (s,) = history.client_record(store, client.id, events=True).sessions
     notes = [e.payload.get("text", "") for e in s.events if e.kind == "note"]
     assert "unplanned zone scar chosen by the technician" in notes
+    assert ("scar", "0803RL", "TRAINING") in {(n.zone, n.code, n.lot) for n in s.needles}
 
 
 def test_the_controller_refuses_an_unplanned_zone_it_was_not_told_was_chosen(store):
     from console.controller import SessionController
     from console.workflow import WorkflowError
-    from tests.console.conftest import CLEAR, plan
+    from tests.console.conftest import CLEAR, NEEDLE, plan
     from tests.console.conftest import new_client as client
 
     c = SessionController(store)
@@ -549,7 +582,7 @@ def test_the_controller_refuses_an_unplanned_zone_it_was_not_told_was_chosen(sto
                                                 r"\(Hairline, Crown.*\): confirm to work on it"):
             c.select_zone(Zone.SCAR)
         assert c.view.work.zone is None
-        assert c.select_zone(Zone.SCAR, unplanned=True) is not None
+        assert c.select_zone(Zone.SCAR, unplanned=True, cartridge=NEEDLE) is not None
     finally:
         c.close()
 
@@ -662,6 +695,7 @@ def test_a_client_recorded_as_fitzpatrick_5_gets_a_plan_with_fitzpatrick_iv_to_v
             await press(pilot, "ctrl+n")
             await until(pilot, on(app, "WorkScreen"))
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: app.view.machine.applied is not None)
             assert any("Fitzpatrick" in r for r in app.view.work.reasons), app.view.work.reasons
 
@@ -709,6 +743,7 @@ def test_every_label_and_banner_is_built_from_the_live_bindings(store):
             await to_work(pilot, app)
             assert str(app.screen.query_one("#stop-button").label) == "STOP  (space / Esc / F1)"
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: "[w/j]" in text(app, "#profile"))
             await press(pilot, "ctrl+a")
             await until(pilot, on(app, "Confirm"))
@@ -737,6 +772,7 @@ def test_the_recorded_panel_does_not_claim_lines_that_are_not_in_the_record(stor
         async with app.run_test(size=SIZE) as pilot:
             await to_work(pilot, app)
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: "re-arm" in text(app, "#log")
                         or app.view.machine.applied is not None)
             assert app.screen.query_one("#log").border_title == "console log"

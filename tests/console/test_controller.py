@@ -16,7 +16,7 @@ from protocols.envelope import Range
 from sessions import history
 from sessions.errors import GateRefused
 from sessions.gate import Contraindication
-from tests.console.conftest import CLEAR, new_client, plan, wait_until
+from tests.console.conftest import CLEAR, NEEDLE, new_client, plan, wait_until
 
 
 def state_is(c, *states):
@@ -27,7 +27,7 @@ def armed_session(c, zone=Zone.HAIRLINE):
     """A new client's session, the zone chosen and the machine armed; the client."""
     client = c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
-    c.select_zone(zone)
+    c.select_zone(zone, cartridge=NEEDLE)
     c.arm()
     assert wait_until(state_is(c, MachineState.ARMED))
     return client
@@ -60,7 +60,7 @@ def test_the_whole_session_is_recorded_exactly_as_the_controller_confirmed(contr
     assert [v.decision for v in verdicts if v.present] == ["overridden"]
     sid = c.start_session(plan(), answers, overrides)
 
-    confirmed = [c.select_zone(Zone.HAIRLINE)]
+    confirmed = [c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)]
     assert c.view.work.zone is Zone.HAIRLINE and c.view.work.profile
     assert c.view.machine.applied == confirmed[-1]
     confirmed.append(c.adjust("depth_mm", +1))
@@ -144,7 +144,7 @@ def test_adjustment_outside_the_envelope_is_refused_not_sent_and_recorded(store)
         c.connect("sim://")
         client = c.add_client(new_client())
         c.start_session(plan(), CLEAR, {})
-        first = c.select_zone(Zone.HAIRLINE)
+        first = c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
         assert first.depth_mm == Decimal("1.50")
         c.adjust("depth_mm", 1)
         with pytest.raises(WorkflowError, match=r"needle depth 1\.60 mm is outside"):
@@ -163,7 +163,7 @@ def test_repeat_last_session_settings_and_a_machine_restart(controller, store):
     c = controller
     client = c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     last = c.adjust("rate_hz", 5)
     c.arm()
     assert wait_until(state_is(c, MachineState.ARMED))
@@ -177,7 +177,7 @@ def test_repeat_last_session_settings_and_a_machine_restart(controller, store):
     c.start_session(plan(stage=Stage.S2), CLEAR, {"interval": "client travels abroad"})
     with pytest.raises(WorkflowError, match="choose a zone first"):
         c.repeat_last()
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     assert c.repeat_last().startswith(f"repeat: {last.short()}, used ")
     assert c.view.machine.applied == last
 
@@ -201,7 +201,7 @@ def test_a_zone_works_with_the_profile_chosen_for_it_and_keeps_it(controller, st
     client = c.add_client(new_client())
     c.start_session(plan(stage=Stage.S2), CLEAR, {})
     assert [n for n, _ in c.profiles_for(Zone.HAIRLINE)] == ["hairline-soft", "hairline-defined"]
-    soft = c.select_zone(Zone.HAIRLINE)  # the default: 110 Hz, 6.5 V
+    soft = c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)  # the default: 110 Hz, 6.5 V
     assert c.view.work.profile == "hairline-soft"
     assert c.view.work.profiles == ("hairline-soft", "hairline-defined")
     defined = c.select_zone(Zone.HAIRLINE, "hairline-defined")  # 120 Hz, 7.0 V
@@ -233,7 +233,7 @@ def test_a_run_is_needle_time_not_pedal_time(controller, store):
     c = controller
     client = c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.CROWN)
+    c.select_zone(Zone.CROWN, cartridge=NEEDLE)
 
     # The pedal pressed while disarmed: the needle never ran, so no run.
     c.simulator.do("pedal down")
@@ -304,7 +304,7 @@ def test_telemetry_is_coalesced_for_the_screen(controller):
     c = controller
     c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.CROWN)
+    c.select_zone(Zone.CROWN, cartridge=NEEDLE)
     c.arm()
     c.simulator.do("pedal down")
     assert wait_until(state_is(c, MachineState.RUNNING))
@@ -332,7 +332,7 @@ def test_a_mismatched_read_back_is_recorded_as_applied_and_stops_the_machine(con
     c = controller
     client = c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     c.simulator.do("fault misapply")
     with pytest.raises(SmpError, match=r"the machine applied depth 1\.60 mm"):
         c.adjust("depth_mm", 1)  # asks 1.55 mm; the faulty firmware applies 1.60 mm
@@ -353,7 +353,7 @@ def test_quick_presses_each_count(controller):
     c = controller
     c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)  # 1.50 mm
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)  # 1.50 mm
     presses = [threading.Thread(target=c.adjust, args=("depth_mm", 1)) for _ in range(2)]
     presses += [threading.Thread(target=c.bump_coverage, args=(10,)) for _ in range(2)]
     for t in presses:
@@ -375,7 +375,7 @@ def test_a_profile_above_10_volts_warns_where_the_console_resolves_it(store, tmp
         c.connect("sim://")
         c.add_client(new_client())
         c.start_session(plan(conditions=(SkinCondition.THIN_SENSITIVE,)), CLEAR, {})
-        applied = c.select_zone(Zone.CROWN)
+        applied = c.select_zone(Zone.CROWN, cartridge=NEEDLE)
         assert applied.voltage_v == Decimal("9.9")  # resolved below 10 V: warned all the same
         assert c.view.work.advisories == (
             f"{tmp_path / 'hot.toml'}:6: warning: profile 'crown-standard': voltage 10.4 V is "
@@ -402,7 +402,7 @@ def test_adjustments_hold_for_the_zone_and_another_profile_drops_them_saying_so(
     c = controller
     c.add_client(new_client())
     c.start_session(plan(stage=Stage.S2), CLEAR, {})
-    soft = c.select_zone(Zone.HAIRLINE)
+    soft = c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     assert not any(r.startswith("technician:") for r in c.view.work.reasons)
     c.adjust("depth_mm", +1)
     moved = c.adjust("voltage_v", +1)

@@ -37,7 +37,9 @@ def test_make_run_reaches_the_working_screen_and_a_pass_with_the_readme_keys(tmp
         term.wait_for("Session plan")
         term.keys("C-n")  # 3. the TRAINING plan: Ctrl+N starts the session
         term.wait_for("STOP  (space / Esc)")  # the working screen
-        term.keys("1")  # 4. the hairline: resolved, sent, confirmed
+        term.keys("1")  # 4. the hairline: its cartridge fitted (Enter), its profile
+        term.wait_for("Fit the 1RL 0.18mm cartridge")  # resolved, sent, confirmed
+        term.keys("Enter")
         term.wait_for("applied (read-back)")
         term.keys("a")
         term.wait_for("ARM the machine?")

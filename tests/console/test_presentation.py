@@ -19,7 +19,7 @@ from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine, Recorder
 from tests.console.browser_pilot import screen_text, settle
 from tests.console.conftest import CLEAR
-from tests.console.test_app import SIZE, field, on, press, until
+from tests.console.test_app import SIZE, field, on, press, shown, until
 from tests.sessions.factory import FakeClock
 
 NAME, OTHER = "Jane Doe-Smith", "Li Wu"
@@ -136,6 +136,9 @@ def test_every_screen_and_dialog_in_presentation_mode_hides_identities(store, tm
             await until(pilot, lambda: "choose a zone first" in screen_text(app))
             await hidden(pilot, "a notification")
             await press(pilot, "1")
+            await shown(pilot, app, "FitCartridge")
+            await hidden(pilot, "cartridge dialog")
+            await press(pilot, "enter")
             await until(pilot, lambda: app.view.machine.applied is not None)
             await until(pilot, lambda: "sunburn overridden" in screen_text(app))
             assert alias in await hidden(pilot, "working screen")

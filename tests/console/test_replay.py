@@ -21,7 +21,7 @@ from protocols import Zone
 from sessions import flight
 from sessions import replay as records
 from sessions.models import SessionRow
-from tests.console.conftest import CLEAR, new_client, plan, wait_until
+from tests.console.conftest import CLEAR, NEEDLE, new_client, plan, wait_until
 from tests.sessions.factory import FakeClock, client, session
 from tests.sessions.test_cli import one_error, smp
 
@@ -35,7 +35,7 @@ def _script(c) -> int:
     a re-arm between them, an adjustment, a second zone, ended."""
     c.add_client(new_client())
     sid = c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     time.sleep(0.15)
     c.arm()
     time.sleep(0.15)

@@ -15,7 +15,7 @@ from console.view import MachineState
 from console.workflow import WorkflowError
 from protocols import Zone
 from sessions.models import Event, SessionRow
-from tests.console.conftest import CLEAR, new_client, plan, wait_until
+from tests.console.conftest import CLEAR, NEEDLE, new_client, plan, wait_until
 
 
 def test_two_start_session_calls_at_once_open_one_session(controller, store):
@@ -48,7 +48,7 @@ def test_every_stop_is_recorded_ours_twice_then_the_links(controller, store):
     c = controller
     c.add_client(new_client())
     session = c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     c.arm()
     assert c.stop()[0] and c.stop()[0]
     assert wait_until(lambda: c.view.machine.state == MachineState.STOPPED)
@@ -77,7 +77,7 @@ def _armed(store, tmp_path) -> tuple[SessionController, int]:
     c.connect("sim://?seed=3")
     c.add_client(new_client())
     session = c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     c.arm()
     return c, session
 
@@ -115,7 +115,7 @@ def test_stop_and_the_screen_never_wait_for_a_busy_session(controller):
     c = controller
     c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     c.arm()
     release = threading.Event()
 
@@ -173,7 +173,7 @@ def test_two_chairs_on_one_record_cannot_close_each_others_sessions(shared_url, 
             close_interrupted(other, sa)
         sb = b.start_session(plan(), CLEAR, {})
         for c in (a, b):
-            c.select_zone(Zone.HAIRLINE)
+            c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
             c.adjust("depth_mm", 1)
             c.end_session({Zone.HAIRLINE: 30}, aftercare_given=True)
         assert a.sink.flush() and b.sink.flush()

@@ -25,7 +25,7 @@ from sessions import history
 from sessions import replay as records
 from sessions.export import render
 from sessions.needle_runs import duration_text, on_skin
-from tests.console.conftest import CLEAR, new_client, plan, wait_until
+from tests.console.conftest import CLEAR, NEEDLE, new_client, plan, wait_until
 from tests.reliability.conftest import MachineLog, Sim
 
 # Generous against the machine's own figures: both are the machine's clock, read a telemetry
@@ -87,7 +87,7 @@ def test_three_runs_are_recorded_and_exported_exactly_as_the_machine_ran_them(
     c = console
     client = c.add_client(new_client())
     sid = c.start_session(plan(stage=Stage.S1), CLEAR, {})
-    base = c.select_zone(Zone.HAIRLINE)  # hairline-soft: 1.50 mm / 110 Hz / 6.5 V
+    base = c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)  # hairline-soft: 1.50 mm / 110 Hz / 6.5 V
     run_needle(c, sim, 0.3)
     c.adjust("depth_mm", +1)  # 1.55 / 110 / 6.5: the run the needle does longest
     run_needle(c, sim, 1.2)
@@ -182,7 +182,7 @@ def test_three_runs_are_recorded_and_exported_exactly_as_the_machine_ran_them(
     # The next session: repeat last offers the settings used longest, with when and how long.
     c.choose_client(client.id)
     c.start_session(plan(stage=Stage.S2), CLEAR, {"interval": "the client travels abroad"})
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     longest = hairline.runs[1]
     said = c.repeat_last()
     assert said == (f"repeat: {expected[1].short()}, used {duration_text(longest.needle_ms)} "

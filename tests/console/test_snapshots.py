@@ -5,20 +5,24 @@ FAULT banners, and the dialogs over the working screen."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from console.app import ViewChanged, make_app
 from console.view import Link, MachineState, MachineView, View, WorkView, ZoneStatus, fault_text
+from console.workflow import Cartridge
 from firmware_bridge import Fault
-from protocols import MachineSettings, Zone
+from protocols import MachineSettings, NeedleSpec, Zone
 from tests.console.conftest import new_client
 from tests.console.test_app import on, until
 
 APPLIED = MachineSettings(depth_mm=Decimal("1.55"), rate_hz=Decimal("110"),
                           voltage_v=Decimal("6.5"))
 WAVE = tuple(100 + (i % 7) * 3.0 for i in range(40))
+CARTRIDGES = {Zone.HAIRLINE: Cartridge(NeedleSpec.parse("1RL 0.18mm"), "T-118", date(2030, 1, 1)),
+              Zone.CROWN: Cartridge(NeedleSpec.parse("1003RL"), "T-123", date(2030, 1, 1))}
 MACHINE = MachineView(
     connected=True, simulator=True, identity="SIMULATOR (firmware 1.0.0)", url="sim://",
     state=MachineState.RUNNING, link=Link.CONNECTED, pedal=True, motor=True, rate_hz=109.8,
@@ -35,8 +39,9 @@ WORK = WorkView(
                            30 if z is Zone.CROWN else None,
                            {Zone.HAIRLINE: 42_000, Zone.CROWN: 95_000}.get(z, 0),
                            1 if z in (Zone.HAIRLINE, Zone.CROWN) else 0,
-                           APPLIED if z is Zone.HAIRLINE else None) for z in Zone),
-    run_ms=4200, armed_once=True)
+                           APPLIED if z is Zone.HAIRLINE else None, 0, CARTRIDGES.get(z))
+                 for z in Zone),
+    run_ms=4200, armed_once=True, fitted=CARTRIDGES[Zone.HAIRLINE])
 LOG = ("session 7 started: stage 1, 2 zones planned", "zone Hairline: profile hairline-soft",
        "applied (read-back): depth 1.55 mm, rate 110.0 Hz, voltage 6.5 V", "armed",
        "needle running")
@@ -46,6 +51,9 @@ FAULTED = replace(RUNNING, machine=replace(
     MACHINE, state=MachineState.FAULT, pedal=False, motor=False, rate_hz=0.0, current_a=0.0,
     faults=("STOP", "STALL"), fault_cause=cause, fault_action=action))
 LOST = replace(RUNNING, machine=replace(MACHINE, link=Link.LOST, telemetry_age_ms=412.0))
+DISARMED = replace(RUNNING, machine=replace(
+    MACHINE, state=MachineState.DISARMED, pedal=False, motor=False, rate_hz=0.0,
+    current_a=0.0), work=replace(WORK, run_ms=0))
 
 
 async def started(pilot) -> None:
@@ -165,6 +173,7 @@ def _recover(store):
 
 
 def _screens():
+    from console.screens.cartridge import FitCartridge
     from console.screens.confirm import Confirm
     from console.screens.end import EndScreen
     from console.screens.help import HelpScreen
@@ -182,6 +191,8 @@ def _screens():
         "arm-question": lambda store, mp: _working(RUNNING, lambda: Confirm(
             "ARM the machine?\nThe needle runs when the pedal is pressed.", yes="Arm",
             no="Cancel")),
+        "cartridge-question": lambda store, mp: _working(DISARMED, lambda: FitCartridge(
+            Zone.CROWN, "1003RL", "T-123", "2030-01-01", fitted=CARTRIDGES[Zone.HAIRLINE])),
         "help": lambda store, mp: _working(RUNNING, HelpScreen),
         "end": lambda store, mp: _working(RUNNING, EndScreen),
         "presentation-off": lambda store, mp: _working(RUNNING, PresentationOff),

@@ -17,7 +17,7 @@ from textual.widgets import Static
 from console.view import Link, MachineState, MachineView, View
 from console.widgets.machine import MachinePanel
 from protocols import Zone
-from tests.console.conftest import CLEAR, new_client, plan, wait_until
+from tests.console.conftest import CLEAR, NEEDLE, new_client, plan, wait_until
 
 RUNNING = MachineView(connected=True, simulator=True, state=MachineState.RUNNING,
                       link=Link.CONNECTED, pedal=True, motor=True, rate_hz=130.0,
@@ -73,7 +73,7 @@ def test_the_controller_marks_telemetry_stale_soon_after_the_last_frame_and_clea
     c = controller
     c.add_client(new_client())
     c.start_session(plan(), CLEAR, {})
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     assert wait_until(lambda: c.view.machine.telemetry_at is not None)
     assert not c.view.machine.stale
     seen: list[tuple[float, MachineView]] = []

@@ -90,6 +90,8 @@ def to_a_run(term: Tmux, sim: SimProcess, stop: str = "STOP  (space / Esc)") -> 
     term.keys("C-n")
     term.wait_for(stop)
     term.keys("1")
+    term.wait_for("Fit the 1RL 0.18mm cartridge")  # the hairline's, as the plan has it
+    term.keys("Enter")
     term.wait_for("applied (read-back)")
     term.keys("a")
     term.wait_for("ARM the machine?")

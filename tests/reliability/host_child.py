@@ -81,13 +81,13 @@ def _controller(url: str, journal: str):
 
 def controller(port: str, url: str, journal: str) -> None:
     from protocols import Zone
-    from tests.console.conftest import CLEAR, new_client, plan
+    from tests.console.conftest import CLEAR, NEEDLE, new_client, plan
 
     c = _controller(url, journal)
     c.connect(port)
     c.add_client(new_client())
     say(f"session {c.start_session(plan(), CLEAR, {})}")
-    c.select_zone(Zone.HAIRLINE)
+    c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
     c.arm()
     say("armed")
     while True:
@@ -100,7 +100,7 @@ def session(port: str, url: str, journal: str, seed: str) -> None:
     from console.workflow import WorkflowError
     from protocols import Zone
     from protocols.errors import SmpError
-    from tests.console.conftest import CLEAR, new_client, plan
+    from tests.console.conftest import CLEAR, NEEDLE, new_client, plan
 
     rng = random.Random(int(seed))
     c = _controller(url, journal)
@@ -109,7 +109,9 @@ def session(port: str, url: str, journal: str, seed: str) -> None:
     say(f"session {c.start_session(plan(), CLEAR, {})}")
     while True:
         try:
-            c.select_zone(rng.choice([Zone.HAIRLINE, Zone.CROWN]))
+            # plan()'s zones share one cartridge: confirmed fitted with the first zone.
+            c.select_zone(rng.choice([Zone.HAIRLINE, Zone.CROWN]),
+                          cartridge=None if c.view.work.fitted else NEEDLE)
             c.arm()
             say("armed")
             for _ in range(rng.randrange(4)):

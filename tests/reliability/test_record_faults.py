@@ -25,7 +25,7 @@ from console.workflow import WorkflowError
 from protocols import Zone
 from sessions.models import Event
 from sessions.store import open_store
-from tests.console.conftest import CLEAR, new_client, plan
+from tests.console.conftest import CLEAR, NEEDLE, new_client, plan
 from tests.reliability.conftest import wait_for
 
 STOP_AFTER_FAILED_WRITE_MS = 250
@@ -41,7 +41,7 @@ class Chair:
         self.c.connect(port)
         self.c.add_client(new_client())
         self.session = self.c.start_session(plan(), CLEAR, {})
-        self.c.select_zone(Zone.HAIRLINE)
+        self.c.select_zone(Zone.HAIRLINE, cartridge=NEEDLE)
         self.c.arm()
 
     def runs_in_record(self) -> int:
@@ -289,7 +289,7 @@ def test_the_screen_stays_live_while_the_record_is_locked(sim, tmp_path):
     import asyncio
 
     from console.app import make_app
-    from tests.console.test_app import SIZE, arm, new_client, on, press, until
+    from tests.console.test_app import SIZE, arm, fit, new_client, on, press, until
 
     store = open_store(f"sqlite:///{tmp_path / 'record.sqlite3'}")
     app = make_app(store, url=sim.address)
@@ -313,6 +313,7 @@ def test_the_screen_stays_live_while_the_record_is_locked(sim, tmp_path):
             await press(pilot, "ctrl+n")
             await until(pilot, on(app, "WorkScreen"))
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: app.view.machine.applied is not None)
             await arm(pilot, app)
             sim.say("pedal down")
