@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from firmware_bridge import channel
 from firmware_bridge.codec import Capability, Fault, Ident, State, Telemetry
@@ -48,7 +49,7 @@ class MachineClient:
         self.sock = sock
         self.role = role
         self.configured = configured
-        self.service: dict = {}
+        self.service: dict[str, Any] = {}
         self.url = ""
         self._reader_ = channel.LineReader()
         self._send_lock = threading.Lock()
@@ -213,7 +214,7 @@ class MachineClient:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _send(self, message: dict) -> None:
+    def _send(self, message: dict[str, Any]) -> None:
         if self._gone:
             raise LinkError(f"the machine service is gone ({self._gone})")
         data = channel.line(message)
@@ -266,7 +267,7 @@ class MachineClient:
         finally:
             self._lost(reason)
 
-    def _on_message(self, msg: dict) -> None:
+    def _on_message(self, msg: dict[str, Any]) -> None:
         op = msg["op"]
         if "status" in msg:
             self._snapshot = channel.decode_status(msg["status"])

@@ -16,10 +16,11 @@ delivers a frame whose CRC fails.
 
 from __future__ import annotations
 
+import builtins
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar, overload
 
 from firmware_bridge.schema import (
     CRC_EXTRA,
@@ -106,7 +107,10 @@ class Message:
         return cls._unpack(payload)
 
 
-def _bind(cls):
+M = TypeVar("M", bound=Message)
+
+
+def _bind(cls: type[M]) -> type[M]:
     """Derive a message class's wire layout from its definition string."""
     schema = SCHEMAS[cls.TYPE]
     declared = [(f.name, f.type) for f in fields(cls)]
@@ -132,7 +136,7 @@ def _bind(cls):
         specs = schema.fields
 
         def pack(msg: Message) -> bytes:
-            values: list = []
+            values: list[object] = []
             for f in specs:
                 v = getattr(msg, f.name)
                 if f.kind is str:
@@ -145,7 +149,7 @@ def _bind(cls):
 
         def unpack(payload: bytes) -> Message:
             check(payload)
-            raw, i, out = layout.unpack(payload), 0, []
+            raw, i, out = layout.unpack(payload), 0, list[object]()
             for f in specs:
                 if f.kind is str:
                     out.append(_ascii(raw[i]))
@@ -160,7 +164,8 @@ def _bind(cls):
     return cls
 
 
-def _scalar_unpacker(cls, schema: Schema, check: Callable[[bytes], None]):
+def _scalar_unpacker(cls: type[Message], schema: Schema,
+                     check: Callable[[bytes], None]) -> Callable[[bytes], Message]:
     """The decoder's hot path (50 Hz telemetry), generated from the schema as dataclasses and
     namedtuple generate theirs: unpack into locals, then fill the frozen instance's __dict__
     in one call instead of a setattr per field through __init__."""
@@ -174,10 +179,11 @@ def _scalar_unpacker(cls, schema: Schema, check: Callable[[bytes], None]):
            + (f"    obj.__dict__.update({', '.join(f'{n}={n}' for n in names)})\n" if names
               else "")
            + "    return obj\n")
-    scope = {"_new": object.__new__, "_cls": cls, "_unpack": schema.struct.unpack,
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_unpack": schema.struct.unpack,
              "_check": check}
     exec(src, scope)  # the source is built from the schema's field names only
-    return scope["unpack"]
+    unpack: Callable[[bytes], Message] = scope["unpack"]
+    return unpack
 
 
 @_bind
@@ -436,12 +442,21 @@ class Frame(NamedTuple):
     type: int
     payload: bytes
 
-    def message(self) -> AnyMessage:
-        """The typed message; raises Malformed if the payload does not fit the type."""
+    @overload
+    def message(self) -> AnyMessage: ...
+    @overload
+    def message(self, kind: builtins.type[M]) -> M: ...  # `type` is a field here
+
+    def message(self, kind: builtins.type[Message] | None = None) -> Message:
+        """The typed message; raises Malformed if the payload does not fit the type, or if
+        the frame is not of `kind` (when given: the caller's type, checked, not assumed)."""
         from_payload = _FROM_PAYLOAD[self.type]
         if from_payload is None:
             raise Malformed(f"unknown message type 0x{self.type:02x}")
-        return from_payload(self.payload)
+        msg = from_payload(self.payload)
+        if kind is not None and not isinstance(msg, kind):
+            raise Malformed(f"{msg.TYPE.name} frame, not {kind.TYPE.name}")
+        return msg
 
 
 def encode_body(seq: int, ack: int, mtype: int, payload: bytes = b"") -> bytes:
@@ -532,6 +547,7 @@ class Decoder:
                 bad += 1
                 continue
             # Inline COBS decode of the common case: one block, no zero inside the body.
+            body: bytes | None
             if p[0] == len(p):
                 body = p[1:]
             else:

@@ -464,7 +464,7 @@ class LinkCore:
     def _timeout_for(self, t: Ticket) -> float:
         if t.fixed_interval is not None:
             return t.fixed_interval
-        return min(RTO_MAX_S, self.rto * (2 ** (t.attempts - 1)))
+        return min(RTO_MAX_S, self.rto * 2.0 ** (t.attempts - 1))  # (int ** int is Any)
 
     def _pump(self, now: float) -> None:
         """Send the next queued command, or retry / fail the outstanding one."""
@@ -543,11 +543,11 @@ class LinkCore:
     def _on_frame(self, frame: Frame, now: float) -> None:
         if frame.type == MsgType.TELEMETRY:
             try:
-                t = Telemetry.from_payload(frame.payload)
+                tel = frame.message(Telemetry)
             except Malformed:
                 return
             self._last_rx = now
-            self._on_telemetry(frame, t, now)
+            self._on_telemetry(frame, tel, now)
             return
         if frame.type not in (MsgType.ACK, MsgType.NACK, MsgType.APPLIED, MsgType.IDENT):
             self._echoes += 1

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from firmware_bridge import channel
 from firmware_bridge.codec import State
@@ -64,7 +65,7 @@ class MachineService:
 
     def __init__(self, machine: Machine, *, listener: socket.socket | None = None,
                  inherited: socket.socket | None = None, exit_with_controller: bool = False,
-                 info: dict | None = None, on_ending: Callable[[], None] | None = None):
+                 info: dict[str, Any] | None = None, on_ending: Callable[[], None] | None = None):
         self.machine = machine
         self.on_ending = on_ending or (lambda: None)  # e.g. leave the registry
         self.listener = listener
@@ -166,7 +167,7 @@ class MachineService:
         for msg in messages:
             self._handle(c, msg, now)
 
-    def _handle(self, c: _Client, msg: dict, now: float) -> None:
+    def _handle(self, c: _Client, msg: dict[str, Any], now: float) -> None:
         op = msg.get("op")
         if op == "hello":
             self._hello(c, msg, now)
@@ -178,7 +179,7 @@ class MachineService:
         elif op == "bye":
             self._bye(c, now)
 
-    def _hello(self, c: _Client, msg: dict, now: float) -> None:
+    def _hello(self, c: _Client, msg: dict[str, Any], now: float) -> None:
         role = msg.get("role")
         who = str(msg.get("who", "a client"))[:200]
         if role not in ("control", "observe"):
@@ -205,7 +206,7 @@ class MachineService:
         self._send(c, {"op": "welcome", "role": role, "service": info,
                        "status": channel.encode_status(self.machine.status)})
 
-    def _do(self, c: _Client, msg: dict, now: float) -> None:
+    def _do(self, c: _Client, msg: dict[str, Any], now: float) -> None:
         ident = msg.get("id")
         try:
             op = Op(msg.get("cmd"))
@@ -272,7 +273,7 @@ class MachineService:
         self._send(c, {"op": "result", "id": ident, "result": channel.encode_result(result),
                        "status": channel.encode_status(self.machine.status)})
 
-    def _send(self, c: _Client, message: dict) -> None:
+    def _send(self, c: _Client, message: dict[str, Any]) -> None:
         self._queue(c, channel.line(message), time.monotonic())
 
     def _queue(self, c: _Client, data: bytes, now: float) -> None:
@@ -293,7 +294,7 @@ class MachineService:
 
 def serve(machine: Machine, *, listener: socket.socket | None = None,
           inherited: socket.socket | None = None, exit_with_controller: bool = False,
-          info: dict | None = None, until: Callable[[], bool] | None = None,
+          info: dict[str, Any] | None = None, until: Callable[[], bool] | None = None,
           on_ending: Callable[[], None] | None = None) -> None:
     """Run a service on `machine` until it ends (or `until()` says so), then STOP if the
     machine may be armed and release the port."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from protocols.errors import SmpError
 from protocols.files import UnreadableFile, check_data_nesting, check_toml_nesting, read_text
@@ -238,7 +239,7 @@ def _syntax_error(text: str) -> tuple[int | None, str]:
     return int(m[1]), f"{text[: m.start()]} (column {m[2]})"
 
 
-def _explain(err: dict) -> tuple[str, str]:
+def _explain(err: ErrorDetails) -> tuple[str, str]:
     """(TOML key at fault, one-line message) for a pydantic error on a profile table."""
     loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
     key = loc[-1] if loc else "profile"

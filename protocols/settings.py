@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, NamedTuple
 
@@ -26,7 +27,7 @@ def _no_bool(value: object) -> object:
     return value
 
 
-def _checked(q: Quantity):
+def _checked(q: Quantity) -> Callable[[Decimal], Decimal]:
     def check(value: Decimal) -> Decimal:
         if not q.lo <= value <= q.hi:
             raise PydanticCustomError(
@@ -43,12 +44,13 @@ def _checked(q: Quantity):
             )
         return q.normalise(value)
 
-    return Annotated[Decimal, BeforeValidator(_no_bool), AfterValidator(check)]
+    return check
 
 
-DepthMM = _checked(DEPTH)
-RateHz = _checked(RATE)
-VoltageV = _checked(VOLTAGE)
+# Spelled out (not made by a function) so type checkers see Decimal fields.
+DepthMM = Annotated[Decimal, BeforeValidator(_no_bool), AfterValidator(_checked(DEPTH))]
+RateHz = Annotated[Decimal, BeforeValidator(_no_bool), AfterValidator(_checked(RATE))]
+VoltageV = Annotated[Decimal, BeforeValidator(_no_bool), AfterValidator(_checked(VOLTAGE))]
 
 
 class MachineSettings(BaseModel):
@@ -75,7 +77,8 @@ class MachineSettings(BaseModel):
         )
 
     def value(self, q: Quantity) -> Decimal:
-        return getattr(self, q.field)
+        value: Decimal = getattr(self, q.field)
+        return value
 
     def advisories(self) -> list[str]:
         """Warnings that do not refuse the settings."""

@@ -25,6 +25,7 @@ import socket
 import struct
 import threading
 from pathlib import Path
+from typing import Any
 
 from protocols.errors import SmpError
 from sim.machine import SimulatedMachine
@@ -112,7 +113,7 @@ class ControlServer:
                 except OSError:
                     return
 
-    def handle(self, raw: bytes) -> dict:
+    def handle(self, raw: bytes) -> dict[str, Any]:
         try:
             request = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -194,11 +195,11 @@ class SimControl:
         self._stream = self._sock.makefile("rwb", buffering=0)
         self._lock = threading.Lock()  # one question and its answer at a time
 
-    def _ask(self, request: dict) -> dict:
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             return self._ask_now(request)
 
-    def _ask_now(self, request: dict) -> dict:
+    def _ask_now(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
             self._stream.write(json.dumps(request).encode() + b"\n")
             raw = self._stream.readline(MAX_LINE + 1)
@@ -216,7 +217,7 @@ class SimControl:
         """A command in the scenario language ("pedal down", "fault stall", ...)."""
         return str(self._ask({"do": line})["reply"])
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return dict(self._ask({"status": True})["status"])
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ import heapq
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sim.clock import Clock
 from sim.firmware import Firmware
@@ -257,7 +258,7 @@ class SimulatedMachine:
 
     # --- what a trainer sees -----------------------------------------------------------------
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """The machine as a trainer's panel (or the control channel) shows it."""
         with self._lock:
             fw = self.firmware

@@ -9,6 +9,7 @@ from firmware_bridge.codec import (
     Arm,
     ClearFault,
     Disarm,
+    Nack,
     Set,
     Watchdog,
 )
@@ -253,7 +254,7 @@ def arm_pedal_down(ctx: Context) -> str:
     ctx.wait_telemetry(lambda t: t.pedal_down, 30, "pedal down")
     ctx.later(lambda: ctx.probe.command(Disarm()))
     _seq, f = ctx.ask(Arm())
-    if f.type != MsgType.NACK or f.message().code != ErrorCode.PEDAL_DOWN:
+    if f.type != MsgType.NACK or f.message(Nack).code != ErrorCode.PEDAL_DOWN:
         ctx.stop()  # it may be running now
         ctx.later(lambda: ctx.probe.command(ClearFault()))
         raise Fail(f"ARM with the pedal held: {describe(f)}, not NACK PEDAL_DOWN (STOP sent)")
@@ -424,7 +425,7 @@ def overtemp(ctx: Context) -> str:
     _, f = ctx.ask(ClearFault())
     now = ctx.tel()
     if now.temperature_dc >= OVERTEMP_CLEAR_DC and (
-            f.type != MsgType.NACK or f.message().code != ErrorCode.FAULT_PERSISTS):
+            f.type != MsgType.NACK or f.message(Nack).code != ErrorCode.FAULT_PERSISTS):
         raise Fail(f"CLEAR_FAULT at {now.temperature_dc / 10:.1f} °C: {describe(f)}")
     return f"DISARMED machine: OVERTEMP at {t.temperature_dc / 10:.1f} °C; CLEAR_FAULT " \
            f"refused at {now.temperature_dc / 10:.1f} °C (the machine stays latched until it " \

@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 
 from firmware_bridge.codec import (
+    Applied,
     ClearFault,
     Disarm,
     Hello,
@@ -210,8 +211,8 @@ def read_back(ctx: Context) -> str:
         _seq, f = ctx.ask(Set(*values))
         if f.type != MsgType.APPLIED:
             raise Fail(f"SET {tuple(values)}: {describe(f)}")
-        if f.message().settings != values:
-            raise Fail(f"SET {tuple(values)}: APPLIED {tuple(f.message().settings)}")
+        if f.message(Applied).settings != values:
+            raise Fail(f"SET {tuple(values)}: APPLIED {tuple(f.message(Applied).settings)}")
     return "four SETs, limits included: each APPLIED as sent"
 
 
@@ -248,9 +249,10 @@ def duplicate(ctx: Context) -> str:
     first = ctx.probe.answers(seq, since)[0].frame
     _, again = ctx.ask(Set(*ctx.other), seq=seq)  # same seq and type, other values
     if again != first:
-        raise Fail(f"the copy was answered {describe(again)} "
-                   f"{tuple(again.message().settings) if again.type == MsgType.APPLIED else ''}"
-                   ", not the remembered APPLIED")
+        applied = (str(tuple(again.message(Applied).settings))
+                   if again.type == MsgType.APPLIED else "")
+        raise Fail(f"the copy was answered {describe(again)} {applied}, not the remembered "
+                   "APPLIED")
     if setpoints(ctx) != ctx.good:
         raise Fail(f"the copy was executed: setpoints {tuple(setpoints(ctx))}")
     refused = ctx.expect_nack(Set(1, 1, 1), ErrorCode.OUT_OF_RANGE, Field.DEPTH)
@@ -289,7 +291,7 @@ def hello_afresh(ctx: Context) -> str:
     h, _ = ctx.hello()
     ctx.hello(seq=h)  # a HELLO with the same seq: executed again, never a duplicate
     _, f = ctx.ask(Set(*ctx.other), seq=seq)
-    if f.type != MsgType.APPLIED or f.message().settings != ctx.other:
+    if f.type != MsgType.APPLIED or f.message(Applied).settings != ctx.other:
         raise Fail(f"after HELLO, SET seq {seq} (a number seen before) was answered "
                    f"{describe(f)}, not executed")
     return "HELLO repeated: IDENT each time; after HELLO a number seen before is a new SET"

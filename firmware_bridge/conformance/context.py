@@ -23,7 +23,7 @@ from firmware_bridge.codec import (
     Telemetry,
     VersionMismatch,
 )
-from firmware_bridge.conformance.probe import Probe, Seen
+from firmware_bridge.conformance.probe import Probe, Reading
 from firmware_bridge.schema import (
     PROTOCOL_VERSION,
     STEPS,
@@ -91,7 +91,7 @@ class Context:
         self.ident = ident
         self.operator = operator
         self.allow_arm = allow_arm
-        self._cleanups: list[Callable[[], None]] = []
+        self._cleanups: list[Callable[[], object]] = []
         lo, hi = ident.lo, ident.hi
 
         def pick(i: int, wanted: int) -> int:
@@ -111,7 +111,7 @@ class Context:
                        "no person to ask (--non-interactive, or no terminal)")
         self.operator.do(action, prompt, self.probe.poll)
 
-    def later(self, undo: Callable[[], None]) -> None:
+    def later(self, undo: Callable[[], object]) -> None:
         """Run `undo` when the clause ends, whatever its outcome (last registered, first)."""
         self._cleanups.append(undo)
 
@@ -151,8 +151,7 @@ class Context:
         seq, f = self.ask(msg, **kw)
         if f.type != MsgType.NACK:
             raise Fail(f"{what} seq {seq}: {describe(f)}, not NACK {code.name}")
-        n = f.message()
-        assert isinstance(n, Nack)
+        n = f.message(Nack)
         if (n.code, n.field) != (code, fld):
             raise Fail(f"{what} seq {seq}: {describe(f)}, not NACK {code.name} field "
                        f"{fld.name}")
@@ -163,13 +162,12 @@ class Context:
         if f.type != MsgType.IDENT:
             raise Fail(f"HELLO seq {seq}: {describe(f)}, not IDENT")
         try:
-            ident = f.message()
+            ident = f.message(Ident)
         except VersionMismatch as exc:
             raise Fail(f"IDENT says protocol version {exc.version}, not "
                        f"{PROTOCOL_VERSION}") from None
         except Malformed as exc:
             raise Fail(f"IDENT: {exc}") from None
-        assert isinstance(ident, Ident)
         return seq, ident
 
     def session(self) -> Ident:
@@ -209,16 +207,15 @@ class Context:
         s = self.probe.next_telemetry(timeout)
         if s is None:
             raise Fail(f"no TELEMETRY within {timeout * 1000:.0f} ms")
-        assert s.telemetry is not None
         return s.telemetry
 
     def wait_telemetry(self, predicate: Callable[[Telemetry], bool], timeout: float,
-                       what: str, since: int | None = None) -> Seen:
-        s = self.probe.wait_for(lambda s: s.telemetry is not None and predicate(s.telemetry),
+                       what: str, since: int | None = None) -> Reading:
+        s = self.probe.wait_for(lambda s: isinstance(s, Reading) and predicate(s.telemetry),
                                 timeout, since=since)
-        if s is None:
-            last = self.probe.telemetry()[-1:] or [None]
-            seen = state_text(last[0].telemetry) if last[0] else "no telemetry"
+        if not isinstance(s, Reading):  # None: not within the timeout
+            last = self.probe.telemetry()[-1:]
+            seen = state_text(last[0].telemetry) if last else "no telemetry"
             raise Fail(f"{what}: not within {timeout * 1000:.0f} ms (last frame: {seen})")
         return s
 

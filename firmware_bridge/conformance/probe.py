@@ -6,6 +6,7 @@ arrived with the probe's clock.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,13 @@ class Seen:
     @property
     def ack(self) -> int:
         return self.frame.ack
+
+
+@dataclass(frozen=True)
+class Reading(Seen):
+    """A TELEMETRY frame that decoded: what `telemetry()` returns, so its message is there."""
+
+    telemetry: Telemetry
 
 
 class Probe:
@@ -94,13 +102,11 @@ class Probe:
             if f.type in HOST_TYPES:
                 self.host_frames += 1
                 continue
-            tel = None
+            seen = Seen(now, f)
             if f.type == MsgType.TELEMETRY:
-                try:
-                    tel = Telemetry.from_payload(f.payload)
-                except Malformed:
-                    tel = None
-            self.frames.append(Seen(now, f, tel))
+                with contextlib.suppress(Malformed):  # kept as a frame without its message
+                    seen = Reading(now, f, f.message(Telemetry))
+            self.frames.append(seen)
 
     def wait(self, seconds: float) -> None:
         end = self.clock() + seconds
@@ -157,11 +163,12 @@ class Probe:
                             timeout, since=since)
         return seq, got
 
-    def telemetry(self, since: int = 0) -> list[Seen]:
-        return [s for s in self.frames[since:] if s.telemetry is not None]
+    def telemetry(self, since: int = 0) -> list[Reading]:
+        return [s for s in self.frames[since:] if isinstance(s, Reading)]
 
-    def next_telemetry(self, timeout: float = 0.2) -> Seen | None:
-        return self.wait_for(lambda s: s.telemetry is not None, timeout)
+    def next_telemetry(self, timeout: float = 0.2) -> Reading | None:
+        s = self.wait_for(lambda s: isinstance(s, Reading), timeout)
+        return s if isinstance(s, Reading) else None
 
     def device_offset(self, since: int = 0) -> float | None:
         """probe clock − device uptime (s), from the earliest-arriving telemetry frames: the

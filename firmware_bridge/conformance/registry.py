@@ -22,7 +22,8 @@ class Clause:
 CLAUSES: dict[str, Clause] = {}
 
 
-def clause(cid: str, section: str, title: str, needs: str = "", level: str = "MUST"):
+def clause(cid: str, section: str, title: str, needs: str = "",
+           level: str = "MUST") -> Callable[[Callable[[Context], str]], Callable[[Context], str]]:
     def register(fn: Callable[[Context], str]) -> Callable[[Context], str]:
         CLAUSES[cid] = Clause(cid, section, title, frozenset(needs.split()), fn, level)
         return fn

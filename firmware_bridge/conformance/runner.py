@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from firmware_bridge.codec import ClearFault, Hello, Ident, Malformed, VersionMismatch
 from firmware_bridge.conformance.clauses import CLAUSES, ORDER, Clause
@@ -54,7 +55,7 @@ class Result:
 @dataclass
 class Report:
     port: str
-    ident: dict
+    ident: dict[str, Any]
     allow_arm: bool
     controls: str
     results: list[Result] = field(default_factory=list)
@@ -72,7 +73,7 @@ class Report:
         """0 when every required (MUST) clause that ran passed."""
         return int(any(r.outcome == "FAIL" and r.level == "MUST" for r in self.results))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"protocol": PROTOCOL_VERSION, "port": self.port, "device": self.ident,
                 "allow_arm": self.allow_arm, "controls": self.controls,
                 "seconds": round(self.seconds, 2), "summary": self.summary(),
@@ -126,7 +127,7 @@ def handshake(probe: Probe, port: str) -> Ident:
     raise NotAMachine(f"{port}: not an SMP machine: {why}")
 
 
-def _ident_dict(i: Ident) -> dict:
+def _ident_dict(i: Ident) -> dict[str, Any]:
     return {"protocol": i.protocol, "firmware": i.firmware_version, "model": i.model,
             "serial": i.serial, "boot_id": f"{i.boot_id:08x}",
             "capabilities": f"0x{i.capabilities:04X}", "lo": list(i.lo), "hi": list(i.hi),
