@@ -9,7 +9,7 @@ import pytest
 
 from console.app import make_app
 from sessions import history
-from tests.console.test_app import field, on, press, text, to_work, until
+from tests.console.test_app import field, fit, on, press, text, to_work, until
 from tests.console.test_layout import _on_screen
 
 
@@ -53,6 +53,7 @@ def test_a_stopped_banner_from_one_client_never_follows_to_the_next_clients_scre
         async with app.run_test(size=(120, 40)) as pilot:
             await to_work(pilot, app)
             await press(pilot, "1")
+            await fit(pilot, app)
             await until(pilot, lambda: app.view.machine.applied is not None)
             await press(pilot, "a")
             await until(pilot, on(app, "Confirm"))
