@@ -22,6 +22,7 @@ from console.widgets.stop import StopButton
 
 def key_table(app) -> str:
     from console.app import with_stop_keys
+    from console.screens.cartridge import FitCartridge
     from console.screens.choose import Choose
     from console.screens.client import ClientScreen, NewClientScreen
     from console.screens.confirm import Confirm
@@ -41,11 +42,13 @@ def key_table(app) -> str:
                      app.key("stop", "stop-space", "stop-ctrl-c"))
     parts = [escape(f"{closes} close this list; STOP ({stops}) stops while it is open, as "
                     "everywhere.")]
-    for title, cls in (("Everywhere", type(app)), ("Interrupted sessions", RecoverScreen),
+    for title, cls in (("Everywhere", type(app)), ("This list", HelpScreen),
+                       ("Interrupted sessions", RecoverScreen),
                        ("Connect", ConnectScreen), ("Client", ClientScreen),
                        ("New client", NewClientScreen),
                        ("Consultation and gate", GateScreen), ("Session plan", PlanScreen),
-                       ("Working screen", WorkScreen), ("End of session", EndScreen),
+                       ("Working screen", WorkScreen), ("Fitting a cartridge", FitCartridge),
+                       ("End of session", EndScreen),
                        ("History", HistoryScreen), ("Export", ExportDialog),
                        ("Replacing a file", ConfirmReplace), ("Replay", ReplayScreen),
                        ("Protocols", ProtocolsScreen), ("Pickers", Choose),

@@ -9,7 +9,7 @@ import pytest
 
 from console.app import make_app
 from sessions import history
-from tests.console.test_app import field, fit, on, press, text, to_work, until
+from tests.console.test_app import arm, field, fit, on, press, text, to_work, until
 from tests.console.test_layout import _on_screen
 
 
@@ -45,8 +45,6 @@ def test_a_stopped_banner_from_one_client_never_follows_to_the_next_clients_scre
     """Why: a STOPPED banner from one client stayed on the client list, the end screen and the
     next client's working screen, which also showed the previous client's settings under
     "zone none". The oracle for the machine is the simulator's own state."""
-    from console.view import MachineState
-
     app = make_app(store, url="sim://")
 
     async def run():
@@ -55,10 +53,7 @@ def test_a_stopped_banner_from_one_client_never_follows_to_the_next_clients_scre
             await press(pilot, "1")
             await fit(pilot, app)
             await until(pilot, lambda: app.view.machine.applied is not None)
-            await press(pilot, "a")
-            await until(pilot, on(app, "Confirm"))
-            await press(pilot, "y")
-            await until(pilot, lambda: app.view.machine.state is MachineState.ARMED)
+            await arm(pilot, app)
             await press(pilot, "space")
             await until(pilot, lambda: "STOPPED" in text(app, "Banner"))
             assert "depth   1.50 mm" in text(app, "#profile")
