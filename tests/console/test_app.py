@@ -178,6 +178,12 @@ def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(sto
             # The simulator's controls run on a worker: until it says the cause is gone.
             await until(pilot, lambda: any("every fault cause removed" in str(n.message)
                                            for n in app._notifications))
+            await press(pilot, "a")  # the question says the fault in words, not "is FAULT."
+            await until(pilot, lambda: "RE-ARM" in text(app, "#question"))
+            assert text(app, "#question").startswith(
+                "The machine has a fault latched (the motor stalled). Clear it and RE-ARM?")
+            await press(pilot, "n")
+            await until(pilot, on(app, "WorkScreen"))
             await arm(pilot, app)
 
             # Link loss and recovery; then re-arm.
