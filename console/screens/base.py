@@ -38,6 +38,17 @@ class SmpScreen(Screen):
     def on_mount(self) -> None:
         self.ready = True
 
+    def focus_first(self, selector: str) -> None:
+        """Focus the first `selector` once it is there: widgets nested in rows mount after
+        the screen's on_mount (a query then finds nothing)."""
+        if not self.is_attached:
+            return
+        found = self.query(selector)
+        if found:
+            found.first().focus()
+        else:
+            self.call_after_refresh(self.focus_first, selector)
+
     def on_screen_resume(self) -> None:
         self.show(self.app.view)
 

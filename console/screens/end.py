@@ -49,7 +49,7 @@ class EndScreen(SmpScreen):
 
     def on_mount(self) -> None:
         self.done = False
-        self.query(Input).first().focus()  # by keyboard from the first field: Tab goes on
+        self.focus_first("Input")  # by keyboard from the first field: Tab goes on
 
     def presentation_changed(self, on: bool) -> None:
         super().presentation_changed(on)

@@ -71,7 +71,7 @@ class GateScreen(SmpScreen):
         yield Static(id="verdict")
 
     def on_mount(self) -> None:
-        self.query(Tick).first().focus()
+        self.focus_first("Tick")
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         why = self.query_one(f"#why-{(event.checkbox.id or '').removeprefix('has-')}", Input)
