@@ -53,7 +53,6 @@ from console.view import (
     machine_state,
 )
 from console.workflow import (
-    AFTERCARE,
     Cartridge,
     ClientChoice,
     EndSummary,
@@ -96,6 +95,7 @@ from protocols import (
     load_library,
     resolve,
 )
+from protocols.aftercare import AFTERCARE
 from protocols.library import Library
 from protocols.quantities import BY_FIELD
 from sessions import facts, flight, history
@@ -125,7 +125,7 @@ STOP_LATCH_WAIT_S = 2.0  # closing waits this long at most for an acknowledged S
 QUERY_FLUSH_S = 2.0  # a read waits this long at most for what was submitted to be written
 UPTIME_WRAP = 1 << 32
 
-__all__ = ["ADJUSTABLE", "AFTERCARE", "SessionController", "WorkflowError"]
+__all__ = ["ADJUSTABLE", "SessionController", "WorkflowError"]
 
 
 # --- what a command waits for -----------------------------------------------------------------

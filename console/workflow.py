@@ -16,16 +16,6 @@ from sessions.recorder import needle_what
 
 NEXT_SESSION_DAYS = (10, 14)  # docs/domain.md: 10 to 14 days typical
 TOUCH_UP_YEARS, SCAR_TOUCH_UP_YEARS = history.TOUCH_UP_YEARS, history.SCAR_TOUCH_UP_YEARS
-AFTERCARE = (
-    "Do not wash the scalp for 3 days (keep it dry for 72 hours).",
-    "Keep out of the sun for 7 days; after that use SPF 30 to 50 on the scalp.",
-    "No heavy exercise or sweating for 5 days.",
-    "No swimming, sauna or steam room for 28 days after the final session.",
-    "No exfoliants on the scalp for a month.",
-    "From day 4, cleanse gently and moisturise.",
-    "Redness fades in about 2 days; small scabs and pigment shedding from about day 3 "
-    "are normal.",
-)
 
 
 # The simulator's prefilled lots (never a real one) and their expiry, a year on.

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from protocols import MachineSettings, Zone
+from protocols.aftercare import AFTERCARE
 from protocols.text import BIDI, SEPARATORS, printable
 from sessions.errors import RecordError
 from sessions.history import ClientRecord, SessionView, ZoneView
@@ -44,16 +45,6 @@ PSEUDONYMISED_FORMAT = "smp.client-record.pseudonymised"
 VERSION = 1
 FORMATS = ("json", "csv", "pdf")
 
-AFTERCARE = (
-    "Do not wash the scalp for 3 days (keep it dry for 72 hours).",
-    "Keep out of the sun for 7 days; after that use SPF 30 to 50 on the scalp.",
-    "No heavy exercise or sweating for 5 days.",
-    "No swimming, sauna or steam room for 28 days after your final session.",
-    "No exfoliants on the scalp for a month.",
-    "From day 4, cleanse gently and moisturise.",
-    "Redness fades in about 2 days; small scabs and 'pigment shedding' from about day 3 "
-    "are normal.",
-)
 DATES_NOTE = "dates are days since the client's first session (day 0)"
 
 

@@ -11,8 +11,8 @@ from textual.widgets import Checkbox, Input, Label, Static
 
 from console.screens.base import SmpScreen
 from console.widgets.ticks import Tick
-from console.workflow import AFTERCARE
 from protocols import Zone
+from protocols.aftercare import AFTERCARE
 
 
 class EndScreen(SmpScreen):

@@ -4,7 +4,8 @@ import pypdfium2 as pdfium
 import pytest
 
 from protocols import Zone
-from sessions.export import AFTERCARE, render
+from protocols.aftercare import AFTERCARE
+from sessions.export import render
 from sessions.history import client_record
 from sessions.recorder import Machine
 from tests.sessions.factory import FakeClock, client, session
