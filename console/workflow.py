@@ -125,6 +125,5 @@ def next_session_text(stage: Stage, worked: Sequence[Zone], today: date) -> str:
         return (f"stage 4 between {lo} and {hi} if scars, alopecia, very dry, sensitive or "
                 f"thick skin need it; otherwise a touch-up in {TOUCH_UP_YEARS} years")
     years = SCAR_TOUCH_UP_YEARS if Zone.SCAR in worked else TOUCH_UP_YEARS
-    due = today.replace(year=today.year + years) if not (today.month == 2 and today.day == 29) \
-        else today.replace(year=today.year + years, day=28)
+    due = history.add_years(today, years)
     return f"a touch-up around {due} ({years} years)"

@@ -547,7 +547,10 @@ def settings_to_repeat(store: Store, client_id: int, zone: Zone, *,
 
 # -- clinic-wide --------------------------------------------------------------------------
 
-def _add_years(d: date, years: int) -> date:
+def add_years(d: date, years: int) -> date:
+    """`years` after `d`, the same day of the year; 29 February falls on the 28th in a year
+    without one (the one date rule for touch-ups: the console's "next session" and the
+    clinic's list of touch-ups due must agree)."""
     try:
         return d.replace(year=d.year + years)
     except ValueError:  # 29 February
@@ -556,11 +559,11 @@ def _add_years(d: date, years: int) -> date:
 
 def _due_bound(horizon: date, years: int) -> datetime:
     """The exclusive upper bound on last_completed_at for a touch-up `years` later falling due
-    by `horizon`. _add_years never decreases, so the dates due are exactly those up to the
+    by `horizon`. add_years never decreases, so the dates due are exactly those up to the
     latest one due; that can be a day past `horizon - years` (29 February of a leap year is
     due on 28 February of a year without one), hence the step forward."""
-    last = _add_years(horizon, -years)
-    while _add_years(last + timedelta(days=1), years) <= horizon:
+    last = add_years(horizon, -years)
+    while add_years(last + timedelta(days=1), years) <= horizon:
         last += timedelta(days=1)
     return datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
 
@@ -603,11 +606,11 @@ def touchups_due(store: Store, *, today: date, within_days: int = 0,
         for (scar, y), bound, total, last in zip(rules, bounds, totals, nth, strict=True):
             if total:
                 if last is not None:  # more than n due: stop after the n-th one's due day
-                    bound = min(bound, _due_bound(_add_years(last.date(), y), y))
+                    bound = min(bound, _due_bound(add_years(last.date(), y), y))
                 ranges.append(select(Client.id, Client.name, Client.last_completed_at,
                                      Client.scar_work).where(*rule(scar, bound)))
         rows = s.execute(union_all(*ranges)).all() if ranges else []
-    due = sorted((TouchUpDue(cid, name, last, _add_years(last.date(),
+    due = sorted((TouchUpDue(cid, name, last, add_years(last.date(),
                                                          scar_years if scar else years),
                              bool(scar)) for cid, name, last, scar in rows),
                  key=lambda d: (d.due_on, d.client_name, d.client_id))

@@ -324,6 +324,11 @@ def test_next_session_follows_the_interval_rules():
     assert "touch-up around 2028-03-02" in next_session_text(Stage.S4, [Zone.SCAR], today)
     assert "touch-up around 2030-03-02" in next_session_text(Stage.TOUCH_UP, [Zone.CROWN],
                                                              today)
+    # The same date rule as the clinic's touch-ups due: 29 February four years on is 29
+    # February (the console said the 28th), two years on the 28th.
+    leap = date(2028, 2, 29)
+    assert "touch-up around 2032-02-29" in next_session_text(Stage.TOUCH_UP, [Zone.CROWN], leap)
+    assert "touch-up around 2030-02-28" in next_session_text(Stage.S4, [Zone.SCAR], leap)
 
 
 def test_a_mismatched_read_back_is_recorded_as_applied_and_stops_the_machine(controller, store):
