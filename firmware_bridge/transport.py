@@ -23,8 +23,8 @@ from typing import Any
 
 import serial
 import serial.serialposix
-import serial.tools.list_ports
 
+from firmware_bridge import ports
 from protocols.errors import SmpError
 
 READ_TIMEOUT_S = 0.05
@@ -92,11 +92,6 @@ def open_transport(url: str, *, baudrate: int = 115200, dtr: bool = False,
     return SerialTransport(url, baudrate=baudrate, dtr=dtr, rts=rts)
 
 
-def port_list_text() -> str:
-    ports = [p.device for p in serial.tools.list_ports.comports()]
-    return ("ports found: " + ", ".join(ports)) if ports else "no serial ports found"
-
-
 def _group_hint(path: str) -> str:
     try:
         group = grp.getgrgid(os.stat(path).st_gid).gr_name
@@ -111,7 +106,7 @@ def explain_open_error(url: str, exc: BaseException) -> str:
     code = getattr(exc, "errno", None)
     text = str(exc)
     if code == errno.ENOENT or "No such file or directory" in text:
-        return f"no such port {url}; {port_list_text()}"
+        return f"no such port {url}; {ports.found_text()}"
     if code in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
         return f"permission denied on {url}: {_group_hint(url)}"
     if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY) or "exclusively lock" in text:

@@ -40,13 +40,13 @@ class ConnectScreen(SmpScreen):
             self.action_connect(self.url)
 
     def action_rescan(self) -> None:
-        from console.cmd_ports import rows
+        from firmware_bridge import ports as found
 
         ports = self.query_one("#ports", OptionList)
         ports.clear_options()
         ports.add_option(Option("Simulator: a simulated machine on a pty of its own "
                                 f"({self.app.key('connect.simulator')})", id=SIM))
-        for device, desc, vid_pid, serial in rows():
+        for device, desc, vid_pid, serial in found.found():
             ports.add_option(Option(plain(f"{device}  {desc}  {vid_pid}  {serial}"), id=device))
         ports.focus()
 

@@ -142,10 +142,10 @@ def _gate(store, *, plan: bool = False):
 
 
 def _connect(monkeypatch):
-    import console.cmd_ports
+    from firmware_bridge import ports
 
-    monkeypatch.setattr(console.cmd_ports, "rows", lambda: [
-        ("/dev/ttyACM0", "SMP-R1 rotary machine", "1209:53d0", "R1-0042")])
+    monkeypatch.setattr(ports, "found", lambda: [
+        ports.Port("/dev/ttyACM0", "SMP-R1 rotary machine", "1209:53d0", "R1-0042")])
 
     async def before(pilot):
         await started(pilot)
