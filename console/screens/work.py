@@ -31,6 +31,9 @@ def _zone_bindings() -> list[Binding]:
     return out
 
 
+_SHOWN = "ScalpMap, MachinePanel, #session, #profile, #log, #sim"  # what show() fills in
+
+
 class WorkScreen(SmpScreen):
     # At 80 columns the map gives way, so that STOP, the state, the confirmed settings and
     # the zone are all on screen (app.tcss); from 170 the map widens with the window.
@@ -112,8 +115,12 @@ class WorkScreen(SmpScreen):
 
     def show(self, view: View) -> None:
         super().show(view)
-        if not self.ready or not self.query(ScalpMap):
-            return  # not composed yet, or being taken down (the app is closing)
+        if not self.ready or len(self.query(_SHOWN)) < _SHOWN.count(",") + 1:
+            # Not all mounted yet (rows nest, and mount after the screen): shown once they
+            # are; or being taken down (the app is closing): nothing to show.
+            if self.ready and self.is_attached:
+                self.call_after_refresh(lambda: self.show(self.app.view))
+            return
         w, m = view.work, view.machine
         self.query_one(ScalpMap).show(w)
         self.query_one(MachinePanel).show(view)
