@@ -35,6 +35,8 @@ run: $(STAMP)
 # the long end-to-end tests from leaving one worker idle at the end.
 test: $(STAMP)
 	$(BIN)/ruff check .
+	@# Strict types (pyproject.toml's [tool.mypy]) on the packages that are clean so far.
+	$(BIN)/mypy protocols firmware_bridge sim
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 bench: $(STAMP)

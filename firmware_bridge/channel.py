@@ -31,7 +31,7 @@ from protocols.settings import MachineSettings, WireSettings
 
 MAX_LINE = 1 << 20  # a peer that sends a longer line is not speaking this channel
 
-_EVENTS: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(ev.Event)}
+_EVENTS: dict[str, type[ev.Event]] = {cls.__name__: cls for cls in typing.get_args(ev.Event)}
 _HINTS = {name: typing.get_type_hints(cls) for name, cls in _EVENTS.items()}
 
 
@@ -97,8 +97,9 @@ def encode_ident(ident: Ident | None) -> dict[str, Any] | None:
 def decode_ident(data: dict[str, Any] | None) -> Ident | None:
     if data is None:
         return None
-    return Ident(**{k: WireSettings(*v) if k in ("lo", "hi", "applied") else v
-                    for k, v in data.items()})
+    fields: dict[str, Any] = {k: WireSettings(*v) if k in ("lo", "hi", "applied") else v
+                              for k, v in data.items()}
+    return Ident(**fields)
 
 
 @dataclasses.dataclass(frozen=True)

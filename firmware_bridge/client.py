@@ -277,7 +277,8 @@ class MachineClient:
                 self._health = event
             self._publish(event)
         elif op == "result":
-            waiter = self._pending.pop(msg.get("id"), None)
+            request = msg.get("id")
+            waiter = None if request is None else self._pending.pop(request, None)
             if waiter is not None:
                 waiter[0](channel.decode_result(msg["result"]))
         elif op == "welcome":

@@ -95,7 +95,7 @@ class FaultLatched:
     faults: Fault
 
     def __str__(self) -> str:
-        return ", ".join(f.name for f in Fault if f and f in self.new)
+        return ", ".join(f.name for f in Fault if f and f in self.new and f.name is not None)
 
 
 @dataclass(frozen=True)

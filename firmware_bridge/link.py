@@ -467,10 +467,17 @@ class Machine:
                 data = self.transport.read()
             except TransportError as exc:
                 reason = str(exc)
-                self.call_soon(lambda now, r=reason: self._port_gone(r, now))
+
+                def gone(now: float, r: str = reason) -> None:
+                    self._port_gone(r, now)
+
+                self.call_soon(gone)
                 return
             if data:
-                self.call_soon(lambda now, d=data: self._core.receive(d, now=now))
+                def deliver(now: float, d: bytes = data) -> None:
+                    self._core.receive(d, now=now)
+
+                self.call_soon(deliver)
 
     def _port_gone(self, reason: str, now: float) -> None:
         if self._closing.is_set():

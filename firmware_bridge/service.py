@@ -42,7 +42,8 @@ def peer_uid(sock: socket.socket) -> int | None:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except (OSError, AttributeError):
         return None
-    return struct.unpack("3i", creds)[1]
+    uid: int = struct.unpack("3i", creds)[1]
+    return uid
 
 
 @dataclass(eq=False)
@@ -146,7 +147,10 @@ class MachineService:
         sock.setblocking(False)
         client = _Client(sock, inherited=inherited)
         self.clients.append(client)
-        self.machine.add_reader(client.fd, lambda now, c=client: self._readable(c, now))
+        def readable(now: float, c: _Client = client) -> None:
+            self._readable(c, now)
+
+        self.machine.add_reader(client.fd, readable)
 
     def _readable(self, c: _Client, now: float) -> None:
         try:
@@ -209,7 +213,10 @@ class MachineService:
     def _do(self, c: _Client, msg: dict[str, Any], now: float) -> None:
         ident = msg.get("id")
         try:
-            op = Op(msg.get("cmd"))
+            cmd = msg.get("cmd")
+            if not isinstance(cmd, str):  # the ValueError Op(cmd) raises for any non-command
+                raise ValueError(f"{cmd!r} is not a valid {Op.__qualname__}")
+            op = Op(cmd)
             arg = channel.decode_arg(op, msg.get("arg"))
         except (ValueError, TypeError) as exc:
             self._result(c, ident, Result(Op.STOP, Kind.FAILED, f"bad command: {exc}"))

@@ -69,7 +69,9 @@ class SafetyEnvelope(BaseModel):
         return self
 
     def range(self, q: Quantity) -> Range:
-        return getattr(self, q.field)
+        r = getattr(self, q.field)
+        assert isinstance(r, Range)
+        return r
 
     @classmethod
     def from_wire(cls, lo: WireSettings, hi: WireSettings) -> SafetyEnvelope:

@@ -171,7 +171,10 @@ def _of(profile: Profile, warnings: list[FileWarning]) -> tuple[FileWarning, ...
 
 def check_files(paths: Iterable[Path]) -> tuple[int, list[FileError], list[FileWarning]]:
     """Validate profile files as one set: (profiles found, errors, warnings)."""
-    count, errors, warnings, seen = 0, [], [], {}
+    count = 0
+    errors: list[FileError] = []
+    warnings: list[FileWarning] = []
+    seen: dict[str, str] = {}
     for path in paths:
         profiles, file_errors, file_warnings = load_file(path)
         errors.extend(file_errors)
@@ -213,7 +216,8 @@ def load_file(path: Path) -> tuple[list[tuple[Profile, int | None]], list[FileEr
                                        "'profile' must be written as [[profile]] tables")], []
     if not tables and not errors:
         errors.append(FileError(path, None, "no [[profile]] tables found"))
-    profiles, warnings = [], []
+    profiles: list[tuple[Profile, int | None]] = []
+    warnings: list[FileWarning] = []
     for index, table in enumerate(tables):
         header, lines = layout.table(index)
         try:

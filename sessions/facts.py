@@ -262,7 +262,7 @@ class StoreWriter:
 
     # --- one fact ---------------------------------------------------------------------------
 
-    def _apply(self, tx: Tx, f: Fact, pending: dict) -> int | None:
+    def _apply(self, tx: Tx, f: Fact, pending: dict[tuple[int, str], int]) -> int | None:
         op, sid = f["op"], f["session"]
         if op == "event":
             state = tx.first(_SESSION, {"sid": sid})
@@ -314,7 +314,7 @@ class StoreWriter:
         return None
 
     def _zone_work(self, tx: Tx, sid: int, zone: str, values: Mapping[str, Any],
-                   pending: dict) -> None:
+                   pending: dict[tuple[int, str], int]) -> None:
         """Set columns of a session's work on `zone`, creating the row on first use."""
         zid = self._zone_ids.get((sid, zone))
         if zid is None:

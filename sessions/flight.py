@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 
@@ -231,7 +232,7 @@ def decode(data: bytes) -> tuple[list[Frame], list[Health]]:
 
 
 def fact(session_id: int, seq: int, frames: Sequence[Frame], health: Sequence[Health],
-         *, level: int = LEVEL) -> dict:
+         *, level: int = LEVEL) -> dict[str, Any]:
     """The "flight" fact of one chunk (sessions/facts.py writes it into flight_chunks)."""
     times = [f.at_us for f in frames] + [h.at_us for h in health]
     return {"op": "flight", "session": session_id, "seq": seq,
@@ -247,7 +248,7 @@ class FlightRecorder:
     as a fact. Fed and flushed on the session thread (the lock only guards close() from
     another thread)."""
 
-    def __init__(self, session_id: int, *, write: Callable[[dict], object],
+    def __init__(self, session_id: int, *, write: Callable[[dict[str, Any]], object],
                  chunk_frames: int = CHUNK_FRAMES, level: int = LEVEL):
         self.session_id = session_id
         self._write = write
@@ -460,7 +461,7 @@ PRUNE_SAMPLES = delete(TelemetrySample.__table__).where(
 
 
 def prune_fact(session_id: int, *, now: datetime, keep: timedelta = RETENTION,
-               samples_keep: timedelta = RAW_SAMPLES_WINDOW) -> dict:
+               samples_keep: timedelta = RAW_SAMPLES_WINDOW) -> dict[str, Any]:
     """Pruning as a fact: the console's sink does it in its turn with the other writes, never
     a second writer holding the record's lock. Flight chunks that ended more than `keep`
     ago go, and raw telemetry samples (records before the flight recorder) past their

@@ -37,4 +37,6 @@ def value(store: Store, key: str) -> str:
             return row.value
     except exc.IntegrityError:  # another chair created it at the same moment: use theirs
         with store.reading() as s:
-            return s.get(Meta, key).value
+            theirs = s.get(Meta, key)
+            assert theirs is not None  # the IntegrityError says their row exists
+            return theirs.value

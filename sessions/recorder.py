@@ -100,7 +100,7 @@ class _Run:
     base_ms: int = 0  # the machine's needle time of this run before this part of it
     stats: RunStats = field(default_factory=RunStats)
 
-    def row(self, ended: datetime, needle_ms: int, *, exact: bool, ended_by: str) -> dict:
+    def row(self, ended: datetime, needle_ms: int, *, exact: bool, ended_by: str) -> dict[str, Any]:
         w = self.settings.to_wire() if self.settings is not None else (None, None, None)
         return {"seq": self.seq, "zone": _v(self.zone), "profile": self.profile,
                 "started_at": facts.iso(self.started), "ended_at": facts.iso(ended),
@@ -360,7 +360,7 @@ class Recorder:
                     self._adjustments, base_ms)
 
     def _split(self, settings: MachineSettings | None, adjustments: tuple[str, ...],
-               at: datetime, run_ms: int | None) -> dict | None:
+               at: datetime, run_ms: int | None) -> dict[str, Any] | None:
         """New settings (or unknown ones) take effect: mid-run, the run so far is closed at
         `run_ms` of needle time and the rest is a run of its own. The closed part's row."""
         old = self._run
@@ -383,9 +383,9 @@ class Recorder:
 
     def _event(self, kind: EventKind, *, zone: Zone | None = None,
                settings: MachineSettings | None = None, duration_ms: int | None = None,
-               corrects: int | None = None, payload: dict | None = None,
-               zone_work: dict | None = None, run: dict | None = None,
-               close: dict | None = None, at: datetime | None = None) -> Recorded:
+               corrects: int | None = None, payload: dict[str, Any] | None = None,
+               zone_work: dict[str, Any] | None = None, run: dict[str, Any] | None = None,
+               close: dict[str, Any] | None = None, at: datetime | None = None) -> Recorded:
         with self._lock:
             self._ensure_open()
             at = at or self._clock()

@@ -224,7 +224,8 @@ class RecorderSink:
             self._pending.popleft()
         self._reason = ""
 
-    def _open(self, request: facts.SessionRequest, reply) -> None:
+    def _open(self, request: facts.SessionRequest,
+              reply: Callable[[facts.Opened | SmpError], None]) -> None:
         assert self._writer is not None
         try:
             opened = self._writer.open_session(request, lease_until=self._lease())

@@ -27,14 +27,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from sessions.errors import AppendOnlyViolation, StoreError
 from sessions.models import Event
 from sessions.record_file import inspect_path, read_only_uri
+
+if TYPE_CHECKING:  # Alembic is imported only when a schema is checked or upgraded (slow)
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 # The newest migration in sessions/migrations/versions, known without importing Alembic (about
 # 0.4 s) so that opening an up-to-date record stays quick; Alembic is loaded only to upgrade or
@@ -166,7 +171,7 @@ def _chmod(path: Path, mode: int, old: int) -> None:
                          f"private ({err.strerror}); ask its owner to chmod {mode:o} it") from None
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # pysqlite's own transaction handling would defer BEGIN; let SQLAlchemy emit it.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -177,14 +182,14 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def _sqlite_begin(conn) -> None:
+def _sqlite_begin(conn: Connection) -> None:
     # Writers take the write lock at BEGIN so two of them wait on busy_timeout instead of
     # failing half-way through a unit of work; readers stay deferred and never block (WAL).
     read = conn.get_execution_options().get("smp_read", False)
     conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
-def _sqlite_read_only_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_read_only_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # No journal_mode: setting it writes the header. The file's own mode (WAL) holds.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -209,7 +214,7 @@ def make_engine(url: URL, *, read_only: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    args: dict = {"connect_timeout": 5}
+    args: dict[str, object] = {"connect_timeout": 5}
     if read_only:
         args["options"] = "-c default_transaction_read_only=on"
     return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=args)
@@ -239,7 +244,7 @@ def translated(url: URL) -> Iterator[None]:
         raise
 
 
-def _alembic_config(conn):
+def _alembic_config(conn: Connection | None) -> Config:
     from alembic.config import Config
 
     cfg = Config()
@@ -248,7 +253,7 @@ def _alembic_config(conn):
     return cfg
 
 
-def _scripts():
+def _scripts() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config(None))
@@ -256,7 +261,9 @@ def _scripts():
 
 def head_revision() -> str:
     """The migrations' head as Alembic computes it (slow: imports Alembic)."""
-    return _scripts().get_current_head()
+    head = _scripts().get_current_head()
+    assert head is not None  # sessions/migrations has one head
+    return head
 
 
 def _stored_revision(conn: Connection, where: str) -> str | None:
@@ -270,7 +277,7 @@ def _stored_revision(conn: Connection, where: str) -> str | None:
     return rows[0] if rows else None
 
 
-def _guard_events(session, flush_context, instances) -> None:
+def _guard_events(session: Session, flush_context: object, instances: object) -> None:
     for obj in (*session.dirty, *session.deleted):
         if isinstance(obj, Event) and (obj in session.deleted or session.is_modified(obj)):
             raise AppendOnlyViolation(
@@ -278,7 +285,7 @@ def _guard_events(session, flush_context, instances) -> None:
                 "append-only, record a correction event instead")
 
 
-def _guard_bulk(state) -> None:
+def _guard_bulk(state: ORMExecuteState) -> None:
     if (state.is_update or state.is_delete) and any(
             m.class_ is Event for m in state.all_mappers):
         raise AppendOnlyViolation(
@@ -347,6 +354,7 @@ class Store:
             return SchemaState(current, HEAD_REVISION)
         scripts = _scripts()
         head = scripts.get_current_head()
+        assert head is not None  # sessions/migrations has one head
         known = {s.revision for s in scripts.walk_revisions()}
         if current is not None and current not in known:
             raise StoreError(

@@ -44,7 +44,8 @@ def _peer_uid(conn: socket.socket) -> int | None:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except (OSError, AttributeError):
         return None
-    return struct.unpack("3i", creds)[1]
+    uid: int = struct.unpack("3i", creds)[1]
+    return uid
 
 
 def _addresses(devices: list[str]) -> list[str]:
@@ -208,7 +209,7 @@ class SimControl:
                                f"{exc.strerror or exc}") from None
         if not raw:
             raise ControlError(f"the simulator closed its control socket {self.path}")
-        reply = json.loads(raw)
+        reply: dict[str, Any] = json.loads(raw)
         if not reply.get("ok"):
             raise ControlError(str(reply.get("error", "refused")))
         return reply

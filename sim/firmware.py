@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from firmware_bridge.codec import (
     Ack,
@@ -89,6 +90,20 @@ class Event:
     what: str  # a command name, "duplicate", "state", "watchdog", ...
     seq: int = 0
     detail: str = ""
+
+
+class FirmwareOptions(TypedDict, total=False):
+    """Firmware's keyword arguments after the clock, for callers that pass them through."""
+
+    output: Callable[[bytes], None] | None
+    limits: SafetyEnvelope | tuple[WireSettings, WireSettings] | None
+    model: str
+    serial: str
+    boot_id: int | None
+    watchdog_ms: int
+    physics: MachinePhysics | None
+    capabilities: int
+    quirks: Iterable[str]
 
 
 class Firmware:
@@ -307,7 +322,9 @@ class Firmware:
                  | (Flag.MOTOR if self.state == State.RUNNING else 0)
                  | (Flag.LINK if self.link_alive else 0)
                  | (Flag.SESSION if self.handshaken else 0))
-        clamp16 = lambda v: max(0, min(0xFFFF, v))  # noqa: E731
+        def clamp16(v: int) -> int:
+            return max(0, min(0xFFFF, v))
+
         s = self.applied or NO_SETTINGS
         return Telemetry(
             state=self.state, flags=flags, faults=self.faults, rate_dhz=clamp16(r.rate_dhz),
@@ -409,7 +426,8 @@ class Firmware:
             self._latch(Fault.DEPTH, f"depth {self._depth_error_um()} um off its setpoint")
 
     def _check_watchdog(self, now: int) -> None:
-        if self.link_alive and now - self.last_host_ns >= self.watchdog_ms * MS:
+        if (self.link_alive and self.last_host_ns is not None
+                and now - self.last_host_ns >= self.watchdog_ms * MS):
             self.link_alive = False
             self._event("watchdog", detail=f"no valid host frame for {self.watchdog_ms} ms")
             if self.state in (State.ARMED, State.RUNNING):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Unpack
 from urllib.parse import parse_qs, urlsplit
 
 from firmware_bridge.transport import Transport, TransportError, register_scheme
 from sim.clock import MonotonicClock
-from sim.machine import SimulatedMachine
+from sim.machine import MachineOptions, SimulatedMachine
 
 
 class BytePipe:
@@ -57,7 +58,8 @@ class BytePipe:
 class InProcessSim:
     """A SimulatedMachine on the monotonic clock, in a thread, behind two BytePipes."""
 
-    def __init__(self, machine: SimulatedMachine | None = None, **options):
+    def __init__(self, machine: SimulatedMachine | None = None,
+                 **options: Unpack[MachineOptions]):
         self.machine = machine or SimulatedMachine(MonotonicClock(), **options)
         self.firmware = self.machine.firmware
         self.to_machine = BytePipe()
@@ -90,6 +92,8 @@ class InProcessSim:
 
 
 class SimTransport(Transport):
+    simulator: InProcessSim
+
     def __init__(self, sim: InProcessSim, url: str = "sim://"):
         self.url = url
         self.simulator = sim
@@ -119,15 +123,23 @@ _STR_OPTIONS = {"serial", "model"}
 
 def open_sim(url: str) -> SimTransport:
     query = parse_qs(urlsplit(url).query)
-    options: dict[str, object] = {}
+    options: MachineOptions = {}
     for key, values in query.items():
         if key in _INT_OPTIONS:
             try:
-                options[key] = int(values[-1], 0)
+                number = int(values[-1], 0)
             except ValueError:
                 raise TransportError(f"{url}: {key} must be a whole number") from None
-        elif key in _STR_OPTIONS:
-            options[key] = values[-1]
+            if key == "watchdog_ms":
+                options["watchdog_ms"] = number
+            elif key == "boot_id":
+                options["boot_id"] = number
+            else:
+                options["seed"] = number
+        elif key == "serial":
+            options["serial"] = values[-1]
+        elif key == "model":
+            options["model"] = values[-1]
         else:
             allowed = ", ".join(sorted(_INT_OPTIONS | _STR_OPTIONS))
             raise TransportError(f"{url}: unknown option {key!r} (allowed: {allowed})")

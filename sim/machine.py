@@ -14,10 +14,10 @@ import heapq
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 from sim.clock import Clock
-from sim.firmware import Firmware
+from sim.firmware import Firmware, FirmwareOptions
 from sim.linkfaults import FaultyChannel, LinkFaults
 from sim.pacing import BaudPacer
 from sim.physics import Skin
@@ -35,6 +35,16 @@ class _Timed:
     at_ns: int
     order: int
     data: bytes = field(compare=False)
+
+
+class MachineOptions(FirmwareOptions, total=False):
+    """SimulatedMachine's keyword arguments after the clock, for callers that pass them
+    through."""
+
+    seed: int
+    faults: LinkFaults | None
+    baud: int | None
+    firmware: Firmware | None
 
 
 class _Direction:
@@ -85,7 +95,7 @@ class _Direction:
 class SimulatedMachine:
     def __init__(self, clock: Clock, *, seed: int = 0, faults: LinkFaults | None = None,
                  baud: int | None = None, firmware: Firmware | None = None,
-                 **firmware_options):
+                 **firmware_options: Unpack[FirmwareOptions]):
         self.clock = clock
         self.seed = seed
         self._lock = threading.RLock()
@@ -160,25 +170,26 @@ class SimulatedMachine:
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; allowed: {', '.join(FAULTS)}")
         convert = FAULTS[name][1]
+        number: float = 0.0  # used only by the faults that take an argument
         if convert is not None:
-            value = convert(str(value))  # the same checks as a scenario line
+            number = convert(str(value))  # the same checks as a scenario line
         with self._lock:
             now = self.clock.now_ns()
             injected = self.firmware.physics.injected
             if name in _RATES:
                 for d in (self.to_machine, self.to_host):
-                    setattr(d.channel.faults, _RATES[name], float(value))
+                    setattr(d.channel.faults, _RATES[name], float(number))
             elif name == "delay-frames":
                 for d in (self.to_machine, self.to_host):
                     d.channel.faults.delay_frame_rate = 1.0
-                    d.channel.faults.delay_s = float(value)
+                    d.channel.faults.delay_s = float(number)
             elif name == "garbage":
-                self.to_host.inject(self.to_host.channel.garbage(int(value)), now)
+                self.to_host.inject(self.to_host.channel.garbage(int(number)), now)
             elif name == "silent":
-                self.to_host.channel.outage(now / 1e9, silent_s=float(value))
+                self.to_host.channel.outage(now / 1e9, silent_s=float(number))
             elif name == "link-drop":
                 for d in (self.to_machine, self.to_host):
-                    d.channel.outage(now / 1e9, down_s=float(value))
+                    d.channel.outage(now / 1e9, down_s=float(number))
             elif name == "reboot":
                 self.firmware.reboot()
             elif name == "stall":
@@ -191,7 +202,7 @@ class SimulatedMachine:
                 self.pedal_stuck = True
                 self.firmware.set_pedal(True)
             elif name == "depth-short":
-                injected.depth_limit_um = int(value)
+                injected.depth_limit_um = int(number)
             elif name == "misapply":
                 self.firmware.misapply = True
 

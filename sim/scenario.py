@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -28,6 +29,9 @@ from protocols.errors import SmpError
 from protocols.files import MissingFile, UnreadableFile, read_text
 from protocols.settings import MachineSettings
 from sim.physics import Skin
+
+if TYPE_CHECKING:  # sim.machine imports this module
+    from sim.machine import SimulatedMachine
 
 
 class BadScenario(SmpError):
@@ -93,7 +97,7 @@ ACTIONS = ("say", "settings", "skin", "pedal", "fault", "clear", "end")
 class Step:
     at_s: float
     action: str
-    args: tuple
+    args: tuple[Any, ...]  # by action: a str, MachineSettings or Skin; a fault's name and number
     line: int
 
     def __str__(self) -> str:
@@ -181,7 +185,7 @@ def command(text: str) -> Step:
         raise BadScenario(f"{text.strip()!r}: {exc}") from None
 
 
-def act(machine, line: str) -> None:
+def act(machine: SimulatedMachine, line: str) -> None:
     """Carry out one trainer's command on a SimulatedMachine now: a scenario line without its
     time ("pedal down", "fault stall"), or "play NAME" to play a scenario. One way for every
     door in: `smp sim`'s standard input, its control socket, the in-process simulator."""
@@ -207,7 +211,7 @@ def _settings(args: list[str]) -> MachineSettings:
         raise ValueError(f"settings {err['loc'][0]}: {err['msg']}") from None
 
 
-def _fault(args: list[str]) -> tuple:
+def _fault(args: list[str]) -> tuple[str] | tuple[str, float]:
     if not args or args[0] not in FAULTS:
         raise ValueError(f"fault takes one of: {', '.join(FAULTS)}")
     name, (wants, convert) = args[0], FAULTS[args[0]]

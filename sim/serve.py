@@ -21,10 +21,11 @@ import socket
 import threading
 import tty
 from pathlib import Path
+from typing import Self, Unpack
 
 from protocols.errors import SmpError
 from sim.clock import MonotonicClock
-from sim.machine import SimulatedMachine
+from sim.machine import MachineOptions, SimulatedMachine
 
 
 class ServeError(SmpError):
@@ -43,7 +44,9 @@ class _Server:
         self._wake_r, self._wake_w = os.pipe()
 
     # an endpoint supplies these
-    def _fds(self) -> list[int]: ...
+    def _fds(self) -> list[int]:
+        raise NotImplementedError
+
     def _on_readable(self, fd: int) -> None: ...
     def _write(self, data: bytes) -> None: ...
     def _close_endpoint(self) -> None: ...
@@ -81,7 +84,7 @@ class _Server:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -93,7 +96,8 @@ class PtyServer(_Server):
     """The machine behind a pseudo-terminal in raw mode; `address` is the device path."""
 
     @classmethod
-    def simulate(cls, *, link: Path | None = None, **options) -> PtyServer:
+    def simulate(cls, *, link: Path | None = None,
+                 **options: Unpack[MachineOptions]) -> PtyServer:
         """A new simulated machine on the real clock (options as for SimulatedMachine)."""
         fw = options.get("firmware")
         clock = fw.clock if fw is not None else MonotonicClock()
@@ -204,6 +208,7 @@ class TcpServer(_Server):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._client = conn
             return
+        assert self._client is not None  # fds() lists only the listener and the client
         try:
             data = self._client.recv(4096)
         except BlockingIOError:

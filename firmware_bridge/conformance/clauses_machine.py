@@ -11,6 +11,7 @@ from firmware_bridge.codec import (
     Disarm,
     Nack,
     Set,
+    Telemetry,
     Watchdog,
 )
 from firmware_bridge.conformance.context import Context, Fail, Skip, describe, state_text
@@ -195,6 +196,7 @@ def boot_state(ctx: Context) -> str:
     boot = [first, *probe.telemetry(mark)]
     for s in boot:
         t = s.telemetry
+        assert t is not None  # `first` matched on its telemetry; the rest are Readings
         if (t.state, t.faults, t.flags & ~Flag.PEDAL, s.ack, tuple(t.setpoints)) != (
                 State.DISARMED, 0, 0, 0, (0, 0, 0)):
             raise Fail(f"after boot: {state_text(t)}, flags 0x{t.flags:02X}, ack {s.ack}, "
@@ -325,8 +327,10 @@ def depth_follows(ctx: Context) -> str:
         if faulted:
             ctx.stop()
         expect_applied(ctx, Set(*values))
-        s = ctx.wait_telemetry(lambda t, d=values.depth_um: abs(t.depth_um - d)
-                               <= DEPTH_TOLERANCE_UM, 2.5,
+        def at_depth(t: Telemetry, d: int = values.depth_um) -> bool:
+            return abs(t.depth_um - d) <= DEPTH_TOLERANCE_UM
+
+        s = ctx.wait_telemetry(at_depth, 2.5,
                                f"depth {values.depth_um} µm {'FAULTED' if faulted else ''}")
         reached.append(f"{s.telemetry.depth_um} µm in {State(s.telemetry.state).name}")
     ctx.clear()
@@ -456,6 +460,7 @@ def depth_fault(ctx: Context) -> str:
         raise Fail(f"latched {state_text(s.telemetry)}, not DEPTH")
     # On the device's clock (its uptime mapped onto ours): from the second SET to the frame.
     offset = ctx.probe.device_offset(since)
+    assert offset is not None  # `s` is a telemetry frame since the mark
     after = (s.telemetry.uptime_ms / 1000 + offset - second) * 1000
     settle = DEPTH_SETTLE_MS
     if after < settle - EARLY_SLACK_MS:

@@ -17,6 +17,7 @@ from firmware_bridge.codec import (
     encode_body,
 )
 from firmware_bridge.conformance.context import Context, Fail, describe, state_text
+from firmware_bridge.conformance.probe import Seen
 from firmware_bridge.conformance.registry import clause
 from firmware_bridge.conformance.steps import (
     QUIET_S,
@@ -85,8 +86,10 @@ def resync(ctx: Context) -> str:
             seq = ctx.probe.next_seq()
             since = ctx.probe.mark()
             ctx.probe.write(junk + encode(Set(*values), seq=seq))  # one write: nothing between
-            got = ctx.probe.wait_for(lambda s, q=seq: s.frame.ack == q
-                                     and s.frame.type == MsgType.APPLIED, 0.3, since=since)
+            def applied(s: Seen, q: int = seq) -> bool:
+                return s.frame.ack == q and s.frame.type == MsgType.APPLIED
+
+            got = ctx.probe.wait_for(applied, 0.3, since=since)
             if got is None:
                 raise Fail(f"the SET right after {what} was lost (no APPLIED)")
     return "a SET right after noise, a 300-byte run, empty runs, a bad CRC: each APPLIED"

@@ -6,7 +6,7 @@ not run."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 
 from firmware_bridge.codec import (
     Ack,
@@ -84,6 +84,15 @@ def state_text(t: Telemetry) -> str:
     return f"{name} faults 0x{t.faults:04X}"
 
 
+class AskOptions(TypedDict, total=False):
+    """Context.ask's keyword arguments, for the expect_* helpers that pass them through."""
+
+    seq: int | None
+    raw: tuple[int, bytes] | None
+    ack: int
+    timeout: float
+
+
 class Context:
     def __init__(self, probe: Probe, ident: Ident, operator: Operator | None,
                  allow_arm: bool):
@@ -139,14 +148,14 @@ class Context:
             raise Fail(f"{what} seq {seq}: no answer within {timeout * 1000:.0f} ms")
         return seq, got.frame
 
-    def expect_ack(self, msg: Message, **kw) -> int:
+    def expect_ack(self, msg: Message, **kw: Unpack[AskOptions]) -> int:
         seq, f = self.ask(msg, **kw)
         if f.type != MsgType.ACK:
             raise Fail(f"{msg.TYPE.name} seq {seq}: {describe(f)}, not ACK")
         return seq
 
     def expect_nack(self, msg: Message | None, code: ErrorCode, fld: Field = Field.NONE,
-                    **kw) -> int:
+                    **kw: Unpack[AskOptions]) -> int:
         what = MsgType(kw["raw"][0] if kw.get("raw") else msg.TYPE).name  # type: ignore
         seq, f = self.ask(msg, **kw)
         if f.type != MsgType.NACK:
@@ -157,7 +166,8 @@ class Context:
                        f"{fld.name}")
         return seq
 
-    def hello(self, version: int = PROTOCOL_VERSION, **kw) -> tuple[int, Ident]:
+    def hello(self, version: int = PROTOCOL_VERSION,
+              **kw: Unpack[AskOptions]) -> tuple[int, Ident]:
         seq, f = self.ask(Hello(version), **kw)
         if f.type != MsgType.IDENT:
             raise Fail(f"HELLO seq {seq}: {describe(f)}, not IDENT")

@@ -25,7 +25,8 @@ from firmware_bridge.schema import HOST_TYPES, MsgType
 from firmware_bridge.transport import Transport
 
 HEARTBEAT_EVERY_S = 0.020  # well inside C-7.6's 50 ms, so a 100 ms watchdog never starves
-_ANSWERS = {MsgType.HELLO: {MsgType.IDENT}, MsgType.SET: {MsgType.APPLIED, MsgType.NACK}}
+_ANSWERS: dict[int, set[MsgType]] = {MsgType.HELLO: {MsgType.IDENT},
+                                     MsgType.SET: {MsgType.APPLIED, MsgType.NACK}}
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,8 @@ def run(transport: Transport, port: str, *, clauses: list[Clause] | None = None,
         _seq, got = probe.command(ClearFault())
         if got is not None and got.frame.type == MsgType.NACK and \
                 got.frame.payload[1] == ErrorCode.FAULT_PERSISTS:
-            names = ", ".join(f.name for f in Fault if f and f in Fault(ident.faults))
+            names = ", ".join(f.name for f in Fault
+                              if f and f in Fault(ident.faults) and f.name is not None)
             raise NotAMachine(f"{port}: the machine has a latched fault whose cause persists "
                               f"({names}): clear the cause (a hot motor cools), then run "
                               "again")

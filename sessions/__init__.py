@@ -1,0 +1,1 @@
+"""The clinical session record: the store and its schema, recording, history and exports."""
