@@ -35,8 +35,24 @@ class SmpScreen(Screen):
         yield Banner(id="banner")
         yield Footer()
 
+    # What must be mounted before the screen is ready (a selector list): widgets nested in
+    # rows mount after the screen's own on_mount, and a view or a key may come in between.
+    READY_WHEN: ClassVar[str] = ""
+
     def on_mount(self) -> None:
+        self._get_ready()
+
+    def _get_ready(self) -> None:
+        want = self.READY_WHEN
+        if want and len(self.query(want)) < want.count(",") + 1:
+            if self.is_attached:
+                self.call_after_refresh(self._get_ready)
+            return
         self.ready = True
+        self.became_ready()
+
+    def became_ready(self) -> None:
+        """What the screen does once all of it is there (the working screen shows itself)."""
 
     def focus_first(self, selector: str) -> None:
         """Focus the first `selector` once it is there: widgets nested in rows mount after

@@ -31,9 +31,6 @@ def _zone_bindings() -> list[Binding]:
     return out
 
 
-_SHOWN = "ScalpMap, MachinePanel, #session, #profile, #log, #sim"  # what show() fills in
-
-
 class WorkScreen(SmpScreen):
     # At 80 columns the map gives way, so that STOP, the state, the confirmed settings and
     # the zone are all on screen (app.tcss); from 170 the map widens with the window.
@@ -89,6 +86,9 @@ class WorkScreen(SmpScreen):
                 tooltip="Every key"),
     ]
 
+    READY_WHEN = "ScalpMap, MachinePanel, #session, #profile, #log, #sim"  # what show() fills
+    skin = 0  # which of SKINS the simulator's needle is on
+
     def compose(self):
         yield from self.compose_frame()
         yield Static(id="session", classes="title")
@@ -104,9 +104,7 @@ class WorkScreen(SmpScreen):
                 yield MachinePanel(id="machine")
                 yield Static(id="sim")
 
-    def on_mount(self) -> None:
-        self.ready = True  # (Textual also runs SmpScreen.on_mount; this one shows at once)
-        self.skin = 0
+    def became_ready(self) -> None:
         self.query_one("#profile").border_title = "zone and settings (confirmed)"
         # The console's own lines: several (key hints, "pass 2 done") are not in the record,
         # so the panel does not claim to be it (F4 shows the record).
@@ -115,12 +113,8 @@ class WorkScreen(SmpScreen):
 
     def show(self, view: View) -> None:
         super().show(view)
-        if not self.ready or len(self.query(_SHOWN)) < _SHOWN.count(",") + 1:
-            # Not all mounted yet (rows nest, and mount after the screen): shown once they
-            # are; or being taken down (the app is closing): nothing to show.
-            if self.ready and self.is_attached:
-                self.call_after_refresh(lambda: self.show(self.app.view))
-            return
+        if not self.ready or not self.query(ScalpMap):
+            return  # not all mounted yet (shown once it is), or being taken down
         w, m = view.work, view.machine
         self.query_one(ScalpMap).show(w)
         self.query_one(MachinePanel).show(view)

@@ -111,7 +111,7 @@ async def to_work(pilot, app, name="Ann Lee"):
     await press(pilot, "ctrl+n")
     await until(pilot, on(app, "PlanScreen"))
     await press(pilot, "ctrl+n")
-    await until(pilot, on(app, "WorkScreen"))
+    await shown(pilot, app, "WorkScreen")
 
 
 @pytest.mark.timeout(120)
