@@ -1158,7 +1158,8 @@ class SessionController:
         changed = (self._machine_view.state != mv.state or t.pedal_down != mv.pedal
                    or mv.stale)
         if work is not None:
-            if work.clock is None:
+            if work.clock is None or _since(t.uptime_ms, work.clock[0]) > UPTIME_WRAP // 2:
+                # Uptime went back: a new boot the link has not reported yet (runs.py).
                 work.clock = (t.uptime_ms, datetime.now(UTC))
             work.recorder.telemetry(Reading(self._wall(t.uptime_ms), t.rate_dhz, t.voltage_mv,
                                             t.current_ma, fault=bool(faults),

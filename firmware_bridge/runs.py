@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from firmware_bridge.codec import State, Telemetry
 
-RUNS_WRAP, NEEDLE_WRAP = 1 << 8, 1 << 32
+RUNS_WRAP, NEEDLE_WRAP, UPTIME_WRAP = 1 << 8, 1 << 32, 1 << 32
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ RunEvent = RunStarted | RunEnded
 class RunCounter:
     def __init__(self) -> None:
         self._last: tuple[int, int] | None = None  # (runs, needle_ms) of the previous frame
+        self._uptime: int | None = None  # uptime_ms of the previous frame
         self._open: int | None = None  # needle time of the run going on now, so far
         self._shared = False
 
@@ -56,11 +57,24 @@ class RunCounter:
         """The machine restarted: its counters began again from 0."""
         self._last = None
         self._open = None
+        self._uptime = None
 
     def feed(self, t: Telemetry) -> list[RunEvent]:
         state = State(t.state) if t.state in State._value2member_map_ else None
         running = state == State.RUNNING
         out: list[RunEvent] = []
+        # Uptime going back is a new boot whose frames came before the link said so (it
+        # tells by IDENT): its counters began again from 0, and a difference with the old
+        # ones is no needle time (a run of 2^32 ms was shown). The open run ends with what
+        # was known of it.
+        restarted = (self._uptime is not None and t.uptime_ms < self._uptime
+                     and self._uptime - t.uptime_ms < UPTIME_WRAP // 2)
+        self._uptime = t.uptime_ms
+        if restarted:
+            if self._open is not None:
+                self._shared = True  # not exact: the old boot's last frames are unknown
+                out.append(self._end(t.uptime_ms, None))
+            self._last = None
         if self._last is None:
             self._last = (t.runs, t.needle_ms)
             if running:

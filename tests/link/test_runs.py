@@ -55,3 +55,15 @@ def test_a_restart_begins_the_count_again():
     c.feed(frame(0, A, 3, 900))
     c.reset()
     assert c.feed(frame(5, A, 0, 0)) == [] and not c.running
+
+
+def test_frames_of_a_new_boot_before_the_link_says_so_are_no_needle_time():
+    """The console showed a 71582-minute zone and a 16843 s run after the machine restarted:
+    its first frames (counters from 0) were fed before the link reported the reboot, and
+    the difference with the old counters wrapped. Uptime going back is a new boot."""
+    frames = [frame(500_000, A, 3, 90_000), frame(500_020, R, 4, 90_005),
+              frame(500_040, R, 4, 90_025),
+              frame(40, A, 0, 0), frame(60, R, 1, 10), frame(80, A, 1, 30)]
+    assert [(type(e), getattr(e, "duration_ms", None)) for e in events(frames)] == [
+        (RunStarted, None), (RunEnded, 25), (RunStarted, None), (RunEnded, 30)]
+    assert durations(frames) == [(25, False), (30, True)]
