@@ -56,6 +56,7 @@ def _wait(pred, timeout: float) -> bool:
 def run_worker(index: int, seconds: float, ber: float, db_dir: str) -> dict[str, int]:
     from adult_client import adult_client
 
+    from console.sim_transport import SimTransport
     from firmware_bridge import Machine, State
     from firmware_bridge.codec import Decoder, Fault
     from firmware_bridge.events import LinkHealth, LinkState, LinkStateChanged, TelemetryReceived
@@ -69,7 +70,7 @@ def run_worker(index: int, seconds: float, ber: float, db_dir: str) -> dict[str,
     from sessions.store import open_store
     from sessions.telemetry import Reading
     from sim.clock import MonotonicClock
-    from sim.inprocess import InProcessSim, SimTransport
+    from sim.inprocess import InProcessSim
     from sim.linkfaults import LinkFaults
     from sim.machine import SimulatedMachine
 

@@ -117,7 +117,7 @@ def _operator(transport, port: str, interactive: bool):
 
 
 def cmd_conformance(args: argparse.Namespace) -> int:
-    import sim  # noqa: F401  (registers sim://)
+    import console.sim_transport  # noqa: F401  (registers sim://)
     from firmware_bridge.conformance import CLAUSES, ORDER, NotAMachine, run, select
     from firmware_bridge.transport import TransportError, open_transport
 

@@ -58,7 +58,7 @@ def _logging(path: Path | None) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import sim  # noqa: F401  (sim:// for tests and trainers)
+    import console.sim_transport  # noqa: F401  (sim:// for tests and trainers)
     from console.machine_process import find_service, port_key, register
     from console.paths import runtime_dir
     from console.priority import raise_priority

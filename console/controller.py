@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import sim  # noqa: F401  (registers sim:// with the bridge's transports)
+import console.sim_transport  # noqa: F401  (registers sim:// with the bridge's transports)
 from console import flight_feed, logs, machine_process, simulator
 from console.view import (
     Link,

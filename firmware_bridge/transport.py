@@ -88,7 +88,7 @@ def open_transport(url: str, *, baudrate: int = 115200, dtr: bool = False,
         return _SCHEMES[scheme](url)
     if scheme == "sim":
         raise TransportError("sim:// is not available: the simulator is not loaded "
-                             "(import sim to register it)")
+                             "(import console.sim_transport to register it)")
     return SerialTransport(url, baudrate=baudrate, dtr=dtr, rts=rts)
 
 

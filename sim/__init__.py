@@ -1,7 +1,5 @@
-"""The simulated machine: firmware core, physics, clocks and transports.
+"""The simulated machine: firmware core, physics, clocks, link faults, pty and TCP servers.
 
-Importing `sim` registers the `sim://` URL scheme with firmware_bridge's transports, so that
-`Machine.connect("sim://")` runs an in-process simulated machine.
+It speaks only the wire (firmware_bridge's schema and codec); console/sim_transport.py makes
+the in-process machine a `sim://` transport.
 """
-
-from sim import inprocess as _inprocess  # noqa: F401  (registers sim://)

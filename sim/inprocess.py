@@ -1,9 +1,9 @@
 """`sim://`: a simulated machine in this process, behind in-memory byte pipes.
 
 A whole SimulatedMachine (firmware, physics, link faults) runs on the real monotonic clock in
-its own thread; the host side gets a `Transport` like any serial port, whose `simulator`
-attribute gives the trainer's controls. `sim://` URLs take options as a query string:
-`sim://?serial=SIM-0042&model=SMP-R1&watchdog_ms=250&boot_id=1234&seed=7`.
+its own thread, behind two byte pipes. console/sim_transport.py makes it a bridge transport
+(the simulator itself speaks only the wire: docs/architecture.md). `sim://` URLs take options
+as a query string: `sim://?serial=SIM-0042&model=SMP-R1&watchdog_ms=250&boot_id=1234&seed=7`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import threading
 from typing import Unpack
 from urllib.parse import parse_qs, urlsplit
 
-from firmware_bridge.transport import Transport, TransportError, register_scheme
 from sim.clock import MonotonicClock
 from sim.machine import MachineOptions, SimulatedMachine
 
@@ -91,45 +90,19 @@ class InProcessSim:
             self._thread.join(timeout=2.0)
 
 
-class SimTransport(Transport):
-    simulator: InProcessSim
-
-    def __init__(self, sim: InProcessSim, url: str = "sim://"):
-        self.url = url
-        self.simulator = sim
-
-    def read(self, max_bytes: int = 4096) -> bytes:
-        try:
-            return self.simulator.to_host.read(max_bytes, 0.05)
-        except EOFError:
-            raise TransportError(f"{self.url}: the simulator stopped") from None
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.simulator.to_machine.write(data)
-        except EOFError:
-            raise TransportError(f"{self.url}: the simulator stopped") from None
-
-    def reset_input(self) -> None:
-        self.simulator.to_host.clear()
-
-    def close(self) -> None:
-        self.simulator.close()
-
-
 _INT_OPTIONS = {"watchdog_ms", "boot_id", "seed"}
 _STR_OPTIONS = {"serial", "model"}
 
 
-def open_sim(url: str) -> SimTransport:
-    query = parse_qs(urlsplit(url).query)
+def options_from_url(url: str) -> MachineOptions:
+    """The machine options a `sim://?...` URL names; ValueError, naming the option, if wrong."""
     options: MachineOptions = {}
-    for key, values in query.items():
+    for key, values in parse_qs(urlsplit(url).query).items():
         if key in _INT_OPTIONS:
             try:
                 number = int(values[-1], 0)
             except ValueError:
-                raise TransportError(f"{url}: {key} must be a whole number") from None
+                raise ValueError(f"{key} must be a whole number") from None
             if key == "watchdog_ms":
                 options["watchdog_ms"] = number
             elif key == "boot_id":
@@ -142,12 +115,5 @@ def open_sim(url: str) -> SimTransport:
             options["model"] = values[-1]
         else:
             allowed = ", ".join(sorted(_INT_OPTIONS | _STR_OPTIONS))
-            raise TransportError(f"{url}: unknown option {key!r} (allowed: {allowed})")
-    try:
-        sim = InProcessSim(**options)
-    except ValueError as exc:
-        raise TransportError(f"{url}: {exc}") from None
-    return SimTransport(sim, url)
-
-
-register_scheme("sim", open_sim)
+            raise ValueError(f"unknown option {key!r} (allowed: {allowed})")
+    return options

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-import sim  # noqa: F401  (registers sim://)
+import console.sim_transport  # noqa: F401  (registers sim://)
 from firmware_bridge import Machine
 from firmware_bridge.codec import Decoder, encode_raw
 from sim.serve import PtyServer
