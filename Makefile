@@ -33,11 +33,15 @@ run: $(STAMP)
 # Two workers: the suite waits on simulated machines and terminals as much as it computes,
 # and more workers than cores starve the simulators' real-time threads. Work stealing keeps
 # the long end-to-end tests from leaving one worker idle at the end.
-test: $(STAMP)
-	$(BIN)/ruff check .
-	@# Strict types (pyproject.toml's [tool.mypy]) on the packages that are clean so far.
-	$(BIN)/mypy protocols firmware_bridge sim
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist worksteal
+
+# Style, the layering (pyproject.toml's import-linter contracts, docs/architecture.md), then
+# strict types on the packages that are clean so far; cheapest first.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy protocols firmware_bridge sim
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

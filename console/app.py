@@ -36,6 +36,7 @@ from textual.worker import Worker, WorkerState
 from console import crash
 from console.config import ConfigError, ConsoleConfig
 from console.controller import SessionController
+from console.reader import RecordReader
 from console.view import Link, MachineState, View
 from console.widgets.text import plain
 from protocols.errors import SmpError
@@ -384,7 +385,7 @@ class SmpApp(App):
     def action_history(self) -> None:
         from console.screens.browsers import ConsoleHistoryScreen
 
-        self._browse(ConsoleHistoryScreen, lambda: ConsoleHistoryScreen(self.store))
+        self._browse(ConsoleHistoryScreen, lambda: ConsoleHistoryScreen(RecordReader(self.store)))
 
     def action_protocols(self) -> None:
         from console.screens.browsers import ConsoleProtocolsScreen

@@ -103,7 +103,16 @@ from sessions.clients import NewClient, add_client
 from sessions.gate import ClientFacts, Contraindication, Verdict, evaluate
 from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine as RecordMachine
-from sessions.recorder import Recorder, check_lot, needle_what, request
+from sessions.recorder import (
+    OpenSession,
+    Recorder,
+    check_lot,
+    close_interrupted,
+    needle_what,
+    open_sessions,
+    request,
+    utcnow,
+)
 from sessions.sink import RecorderSink, RecordStatus
 from sessions.store import Store
 from sessions.telemetry import Reading
@@ -383,6 +392,22 @@ class SessionController:
         if self._controls is not None:
             self._controls.close()
         self.sink.close()
+
+    # --- sessions a crash left open (before connecting: the caller's thread) ------------------
+
+    def interrupted_sessions(self) -> tuple[list[OpenSession], int]:
+        """The open sessions nobody holds any longer (a crash left them), and how many others
+        are open because another chair is running them (their lease is renewed)."""
+        sessions = open_sessions(self.store)
+        now = utcnow()
+        interrupted = [s for s in sessions if not s.held(now)]
+        return interrupted, len(sessions) - len(interrupted)
+
+    def close_interrupted(self, session_ids: list[int]) -> int:
+        """Close these as INTERRUPTED, every recorded event kept; how many were closed."""
+        for session_id in session_ids:
+            close_interrupted(self.store, session_id)
+        return len(session_ids)
 
     # --- clients and the gate (reads and writes outside a session: the caller's thread) -------
 

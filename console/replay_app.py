@@ -30,12 +30,13 @@ class ReplayApp(App):
         self.set_reactive(ReplayApp.presentation, presentation)
 
     def on_mount(self) -> None:
+        from console.reader import RecordReader
         from console.screens.replay import ReplayScreen
 
         if self._theme:
             self.theme = self._theme
         self.sub_title = "PRESENTATION" if self.presentation else ""
-        self.push_screen(ReplayScreen(self.store, self.session, speed=self.speed,
+        self.push_screen(ReplayScreen(RecordReader(self.store), self.session, speed=self.speed,
                                       play=self.play, loaded=self._loaded))
 
     def action_presentation(self) -> None:

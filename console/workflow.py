@@ -1,6 +1,8 @@
 """The session workflow's plain values: the plan, the client chosen, the end summary, and the
 rules for the next session. No state, no threads: the session owner (console/controller.py)
-and the screens share these.
+and the screens share these. The record's forms and questions that screens fill in (a new
+client, the gate's contraindications, a session a crash left open) are named here too:
+screens never import sessions/ (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -11,8 +13,17 @@ from datetime import date, timedelta
 
 from protocols import Dilution, NeedleSpec, SkinCondition, SmpError, Stage, Zone
 from sessions import history
+from sessions.clients import ConsentForm as ConsentForm
+from sessions.clients import Health as Health
+from sessions.clients import NewClient as NewClient
+from sessions.gate import INTERVAL as INTERVAL
 from sessions.gate import REFUSE_UNDER_DAYS, ClientFacts
+from sessions.gate import WARN_UNDER_DAYS as WARN_UNDER_DAYS
+from sessions.gate import Contraindication as Contraindication
+from sessions.recorder import OpenSession as OpenSession
 from sessions.recorder import needle_what
+
+# `X as X` above: named here for the screens (a re-export), the record's forms and questions.
 
 NEXT_SESSION_DAYS = (10, 14)  # docs/domain.md: 10 to 14 days typical
 TOUCH_UP_YEARS, SCAR_TOUCH_UP_YEARS = history.TOUCH_UP_YEARS, history.SCAR_TOUCH_UP_YEARS

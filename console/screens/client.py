@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 from console.screens.base import SmpModal, SmpScreen
 from console.widgets.text import plain
 from console.widgets.ticks import Tick
-from sessions.clients import ConsentForm, Health, NewClient
+from console.workflow import ConsentForm, Health, NewClient
 
 
 class ClientScreen(SmpScreen):

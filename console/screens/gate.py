@@ -19,7 +19,7 @@ from textual.widgets import Checkbox, Input, Static
 from console.screens.base import SmpScreen
 from console.widgets.text import plain
 from console.widgets.ticks import Tick
-from sessions.gate import INTERVAL, WARN_UNDER_DAYS, Contraindication
+from console.workflow import INTERVAL, WARN_UNDER_DAYS, Contraindication
 
 
 class GateScreen(SmpScreen):

@@ -1,8 +1,9 @@
 """The history browser: clients, sessions, per-session and per-zone timelines, lot recall,
 touch-ups due, and exports of a client's record.
 
-Every database read and every export runs in a thread worker that posts plain objects from
-sessions.history in a message; only the message handlers touch widgets.
+Every database read and every export runs in a thread worker, through the record's reader
+(console/reader.py), and posts the plain objects it returns in a message; only the message
+handlers touch widgets.
 
 Presentation mode is the app's (`app.presentation`, console/app.py): the screen follows it and
 has no switch of its own. In it the record is shown as a pseudonymised export makes it
@@ -13,8 +14,6 @@ Anything read under the other mode is dropped, never shown.
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -41,31 +40,26 @@ from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, get_current_worker
 
 from console.paths import exports_dir
-from console.screens.failures import failure_line
-from console.widgets.table import Table
-from protocols import Zone
-from protocols.errors import SmpError
-from protocols.text import printable
-from sessions.export import FORMATS, default_name, render, write_file
-from sessions.history import (
+from console.reader import (
+    FORMATS,
     PAGE_SIZE,
     ClientRecord,
     ClientSummary,
     EventView,
     Page,
     RecallPage,
+    RecordReader,
     SessionView,
     TouchUpDue,
-    client_record,
+    default_name,
     fold,
-    list_clients,
     match_clients,
-    recall,
-    touchups_due,
 )
-from sessions.pseudonymised import pseudonymise
-from sessions.pseudonyms import Pseudonyms
-from sessions.store import Store, open_store
+from console.screens.failures import failure_line
+from console.widgets.table import Table
+from protocols import Zone
+from protocols.errors import SmpError
+from protocols.text import printable
 
 MAX_CLIENT_ROWS = 200  # search narrows a large clinic; a longer table helps nobody
 MAX_DAYS = 36500
@@ -95,39 +89,6 @@ def _stage(stage: str) -> str:
 
 def _zone_label(zone: str | None) -> str:
     return "all zones" if zone is None else Zone(zone).label
-
-
-class _Record:
-    """The store the screen reads: one its caller owns, or one opened from a URL on first use
-    (in a worker) and closed with the screen. Also caches pseudonyms, which are stable for one
-    database."""
-
-    def __init__(self, source: Store | str | None):
-        self._owned = not isinstance(source, Store)
-        self._url = None if isinstance(source, Store) else source
-        self._store = source if isinstance(source, Store) else None
-        self._lock = threading.Lock()
-        self._names: Pseudonyms | None = None
-
-    def get(self) -> Store:
-        with self._lock:
-            if self._store is None:
-                self._store = open_store(self._url)
-            return self._store
-
-    def names(self) -> Pseudonyms:
-        if self._names is None:
-            self._names = Pseudonyms(self.get())
-        return self._names
-
-    def alias(self, client_id: int) -> str:
-        return self.names().client(client_id)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._owned and self._store is not None:
-                self._store.close()
-                self._store = None
 
 
 # -- messages from the workers ------------------------------------------------------------
@@ -323,8 +284,8 @@ class ConfirmReplace(ModalScreen[bool]):
 # -- the screen ---------------------------------------------------------------------------
 
 class HistoryScreen(Screen):
-    """Browse the record. `store` is an open Store (its owner closes it) or a database URL
-    (None: SMP_DB_URL or the default file) that the screen opens in a worker."""
+    """Browse the record: `record` is a reader (console/reader.py), or the database URL of one
+    the screen opens in a worker (None: SMP_DB_URL or the default file) and closes."""
 
     DEFAULT_CSS = """
     HistoryScreen TabbedContent { height: 1fr; }
@@ -367,11 +328,11 @@ class HistoryScreen(Screen):
         Binding("f10", "close", "Close", id="history.close", tooltip="Leave the history"),
     ]
 
-    def __init__(self, store: Store | str | None = None, *,
+    def __init__(self, record: RecordReader | str | None = None, *,
                  today: Callable[[], date] = _utc_today, export_dir: Path | None = None,
                  name: str | None = None, id: str | None = None):
         super().__init__(name=name, id=id)
-        self._record = _Record(store)
+        self._record = record if isinstance(record, RecordReader) else RecordReader(record)
         self._today = today
         self._export_dir = export_dir
         self._clients: list[ClientSummary] = []
@@ -457,44 +418,22 @@ class HistoryScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-clients")
     def _load_clients(self, presentation: bool) -> None:
-        clients = list_clients(self._record.get())
-        if presentation:  # in the pseudonyms' order: the names' would say something
-            clients = sorted((dataclasses.replace(c, name=self._record.alias(c.id))
-                              for c in clients), key=lambda c: c.name)
-        _post_unless_cancelled(self, ClientsLoaded(clients, presentation))
+        _post_unless_cancelled(self, ClientsLoaded(self._record.clients(presentation),
+                                                   presentation))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-record")
     def _load_record(self, client_id: int, presentation: bool) -> None:
-        store = self._record.get()
-        record = client_record(store, client_id, events=True, runs=False)
-        if presentation:
-            record = pseudonymise(record, self._record.names())
-        _post_unless_cancelled(self, RecordLoaded(record, presentation))
-
-    def _aliased(self, page: Page) -> Page:
-        return dataclasses.replace(page, items=tuple(
-            dataclasses.replace(row, client_name=self._record.alias(row.client_id))
-            for row in page.items))
+        _post_unless_cancelled(self, RecordLoaded(self._record.client(client_id, presentation),
+                                                  presentation))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-recall")
     def _load_recall(self, lot: str, offset: int, presentation: bool) -> None:
-        page = recall(self._record.get(), lot, limit=PAGE_SIZE, offset=offset)
-        if page.total and not page.items:  # fewer rows than when the page was chosen
-            page = recall(self._record.get(), lot, limit=PAGE_SIZE, offset=_last(page))
-        if presentation:
-            page = self._aliased(page)
+        page = self._record.recall(lot, offset, presentation)
         _post_unless_cancelled(self, RecallLoaded(lot, page, presentation))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-due")
     def _load_due(self, within: int, today: date, offset: int, presentation: bool) -> None:
-        store = self._record.get()
-        page = touchups_due(store, today=today, within_days=within, limit=PAGE_SIZE,
-                            offset=offset)
-        if page.total and not page.items:
-            page = touchups_due(store, today=today, within_days=within, limit=PAGE_SIZE,
-                                offset=_last(page))
-        if presentation:
-            page = self._aliased(page)
+        page = self._record.touchups(within, today, offset, presentation)
         _post_unless_cancelled(self, DueLoaded(within, today, page, presentation))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-export")
@@ -503,11 +442,9 @@ class HistoryScreen(Screen):
         if path.exists() and not force:
             self.post_message(ExportExists(client_id, fmt, path))
             return
-        store = self._record.get()
-        record = client_record(store, client_id, events=True, runs=False)
-        data = render(store, record, fmt, pseudonymise_ids=presentation)
-        write_file(path, data, force=force)  # refuses a file that appeared meanwhile
-        self.post_message(ExportWritten(path, len(data), len(record.sessions)))
+        size, sessions = self._record.export(client_id, fmt, path, force=force,
+                                             presentation=presentation)
+        self.post_message(ExportWritten(path, size, sessions))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The one place worker failures surface: one line, never a traceback.
@@ -835,7 +772,7 @@ class HistoryScreen(Screen):
                          f"({self.app.key('history.clients')})")
             return
         key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
-        self.app.push_screen(ReplayScreen(self._record.get, int(key)))
+        self.app.push_screen(ReplayScreen(self._record, int(key)))
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 1:
@@ -851,11 +788,6 @@ _KIND = {
     "settings-requested": "settings requested",
     "settings-refused": "settings REFUSED",
 }
-
-
-def _last(page: Page) -> int:
-    """The offset of the last page of an answer as long as `page` says."""
-    return (page.total - 1) // page.limit * page.limit
 
 
 def _pct(value: int | None) -> str:

@@ -18,7 +18,7 @@ from textual.widgets import Button, Input, Static
 
 from console.screens.base import SmpScreen
 from console.widgets.text import plain
-from sessions.recorder import OpenSession, close_interrupted, open_sessions, utcnow
+from console.workflow import OpenSession
 
 WORD = "CLOSE"
 
@@ -95,30 +95,22 @@ class RecoverScreen(SmpScreen):
 
 def offer_recovery(app, then) -> None:
     """Look for interrupted sessions; offer them (and wait for the answer), then `then()`."""
+    controller = app.controller
 
     def found(answer) -> None:
-        sessions, names = answer
-        now = utcnow()
-        interrupted = [s for s in sessions if not s.held(now)]
+        (interrupted, held), names = answer
         if not interrupted:
             then()
             return
 
         def answered(close: bool | None) -> None:
             if close:
-                app.db_call(_close_all, app.store, [s.id for s in interrupted],
+                app.db_call(controller.close_interrupted, [s.id for s in interrupted],
                             then=lambda n: app.notify(f"{n} session(s) closed as interrupted"))
             then()
 
-        app.push_screen(RecoverScreen(interrupted, len(sessions) - len(interrupted), names),
-                        answered)
+        app.push_screen(RecoverScreen(interrupted, held, names), answered)
 
-    app.db_call(lambda: (open_sessions(app.store), app.controller.pseudonyms()), then=found,
-                fail=lambda exc: (app.notify(str(exc), title="Record", severity="error"),
-                                  then()))
-
-
-def _close_all(store, ids: list[int]) -> int:
-    for session_id in ids:
-        close_interrupted(store, session_id)
-    return len(ids)
+    app.db_call(lambda: (controller.interrupted_sessions(), controller.pseudonyms()),
+                then=found, fail=lambda exc: (app.notify(str(exc), title="Record",
+                                                         severity="error"), then()))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable
 from typing import ClassVar
 
 from textual import on, work
@@ -25,6 +24,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from console import replay
 from console.cmd_replay import MAX_SPEED, MIN_SPEED
+from console.reader import RecordReader, ReplaySession
 from console.view import View
 from console.widgets.banner import Banner
 from console.widgets.machine import MachinePanel
@@ -32,15 +32,13 @@ from console.widgets.scalp import ScalpMap
 from console.widgets.table import Table
 from console.widgets.text import plain, set_text, settings_lines
 from protocols import SmpError
-from sessions import replay as records
-from sessions.store import Store
 
 TICK_S = 0.1  # ten pictures a second, as the live screen refreshes
 STEP_US = 10_000_000  # left/right: 10 s
 
 
 class Loaded(Message):
-    def __init__(self, rs: records.ReplaySession | None, error: str, presentation: bool):
+    def __init__(self, rs: ReplaySession | None, error: str, presentation: bool):
         super().__init__()
         self.rs, self.error, self.presentation = rs, error, presentation
 
@@ -75,16 +73,16 @@ class ReplayScreen(Screen):
         Binding("f10,q", "close", "Close", id="replay.close", tooltip="Leave the replay"),
     ]
 
-    def __init__(self, store: Store | Callable[[], Store], session_id: int, *,
+    def __init__(self, record: RecordReader, session_id: int, *,
                  speed: float = 1.0, play: bool = True,
-                 loaded: records.ReplaySession | None = None):
+                 loaded: ReplaySession | None = None):
         super().__init__()
         self._preloaded = loaded  # read before the app started (smp replay): shown at once
-        self._store = store
+        self._record = record
         self.session_id = session_id
         self.speed = speed
         self.playing = play
-        self.rs: records.ReplaySession | None = None
+        self.rs: ReplaySession | None = None
         self.at_us = 0
         self.shown: View | None = None  # the last picture drawn (tests read it)
         self.first_frame_s: float | None = None  # from mount to the first picture
@@ -133,16 +131,15 @@ class ReplayScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="replay-load")
     def _load(self, presentation: bool) -> None:
-        store = self._store if isinstance(self._store, Store) else self._store()
         try:
-            rs = records.load(store, self.session_id, presentation=presentation)
+            rs = self._record.replay(self.session_id, presentation)
         except SmpError as exc:
             self.post_message(Loaded(None, str(exc), presentation))
             return
         self.post_message(Loaded(rs, "", presentation))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="replay-fetch")
-    def _fetch(self, rs: records.ReplaySession, at_us: int) -> None:
+    def _fetch(self, rs: ReplaySession, at_us: int) -> None:
         start, end = replay.needs(rs, at_us)
         ahead = rs.flight.chunk_of(end) + 1  # the next chunk too: playing reaches it soon
         rs.flight.load([*rs.flight.chunks_for(start, end),
