@@ -26,14 +26,14 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
-from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.app import SystemCommand
+from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.reactive import reactive
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
 from console import crash
+from console.app_base import KeyedApp
 from console.config import ConfigError, ConsoleConfig
 from console.controller import SessionController
 from console.reader import RecordReader
@@ -91,11 +91,11 @@ def with_stop_keys(keymap: Mapping[str, str]) -> dict[str, str]:
             if bid in own else keys for bid, keys in keymap.items()}
 
 
-class SmpApp(App):
+class SmpApp(KeyedApp):
     CSS_PATH = "app.tcss"
     TITLE = "smp console"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "STOP", priority=True, id="stop", key_display="Esc",
                 tooltip="Stop the needle now, from any screen"),
         Binding("space", "stop_space", "STOP", priority=True, id="stop-space", show=False,
@@ -122,8 +122,6 @@ class SmpApp(App):
                 priority=True, tooltip="Close the command palette"),
     ]
 
-    presentation: reactive[bool] = reactive(False)
-
     def __init__(self, store: Store, *, url: str | None = None,
                  config: ConsoleConfig | None = None,
                  controller: SessionController | None = None) -> None:
@@ -149,16 +147,6 @@ class SmpApp(App):
         if self.config_.theme not in self.available_themes:
             raise ConfigError(f"theme {self.config_.theme!r}: allowed "
                               f"{', '.join(sorted(self.available_themes))}")
-
-    def key(self, *binding_ids: str) -> str:
-        """The keys of these bindings as the key map applies them, for a label or a line
-        ("space / Esc"): every text that names a key is built from this, so a remapped key
-        is never misnamed."""
-        from console.keymap import binding_ids as declared
-        from console.keymap import label
-
-        return " / ".join(label(self.keymap_.get(b) or ",".join(declared()[b]))
-                          for b in binding_ids)
 
     def get_driver_class(self) -> type:
         from textual.drivers.linux_driver import LinuxDriver

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual.app import App
-from textual.binding import Binding
-from textual.reactive import reactive
+from textual.binding import Binding, BindingType
+
+from console.app_base import KeyedApp
 
 
-class ReplayApp(App):
+class ReplayApp(KeyedApp):
     """The replay alone: no controller, no machine. Presentation mode as the console has it
     (F3 on at once; off asks for a typed word)."""
 
     TITLE = "smp replay"
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f3", "presentation", "Presentation", id="presentation",
                 tooltip="Hide client identities and free text; off asks first"),
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit"),
     ]
-    presentation: reactive[bool] = reactive(False)
 
     def __init__(self, store, session: int, *, speed: float = 1.0, play: bool = True,
                  presentation: bool = False, theme: str | None = None, loaded=None):

@@ -20,6 +20,9 @@ from sessions.gate import INTERVAL as INTERVAL
 from sessions.gate import REFUSE_UNDER_DAYS, ClientFacts
 from sessions.gate import WARN_UNDER_DAYS as WARN_UNDER_DAYS
 from sessions.gate import Contraindication as Contraindication
+from sessions.gate import Verdict as Verdict
+from sessions.history import ClientSummary as ClientSummary
+from sessions.pseudonyms import Pseudonyms as Pseudonyms
 from sessions.recorder import OpenSession as OpenSession
 from sessions.recorder import needle_what
 

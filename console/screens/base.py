@@ -3,8 +3,9 @@ hook for presentation mode changing (the app calls it on every screen and dialog
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual.app import ComposeResult
 from textual.binding import ActiveBinding
 from textual.screen import ModalScreen, Screen, ScreenResultType
 from textual.widgets import Footer
@@ -12,10 +13,17 @@ from textual.widgets import Footer
 from console.view import View
 from console.widgets.banner import Banner
 
+if TYPE_CHECKING:
+    from console.app import SmpApp
 
-class SmpScreen(Screen):
+
+class SmpScreen(Screen[Any]):
     """A full screen of the workflow. `show(view)` is called with every new view, but only
     once the screen is built (`ready`): views arrive from the session's thread at any time."""
+
+    if TYPE_CHECKING:  # they run in the console's app only: its attributes, typed
+        @property
+        def app(self) -> SmpApp: ...  # type: ignore[override]  # narrowed, never assigned
 
     ready = False
     # Binding ids the footer shows first, in this order, the others after them as declared: a
@@ -28,10 +36,10 @@ class SmpScreen(Screen):
         found = super().active_bindings
         rank = {bid: i for i, bid in enumerate(self.FOOTER_FIRST)}
         first = sorted((k for k, b in found.items() if b.binding.id in rank),
-                       key=lambda k: rank[found[k].binding.id])
+                       key=lambda k: rank.get(found[k].binding.id or "", 0))
         return {**{k: found[k] for k in first}, **found}
 
-    def compose_frame(self):
+    def compose_frame(self) -> ComposeResult:
         yield Banner(id="banner")
         yield Footer()
 
@@ -79,6 +87,10 @@ class SmpScreen(Screen):
 
 class SmpModal(ModalScreen[ScreenResultType]):
     """A dialog; the banner stays visible on the screen beneath it."""
+
+    if TYPE_CHECKING:
+        @property
+        def app(self) -> SmpApp: ...  # type: ignore[override]  # as SmpScreen's
 
     def show(self, view: View) -> None:
         """Nothing of its own to update: the app shows each view to the screen beneath."""

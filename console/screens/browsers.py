@@ -7,15 +7,27 @@ kept current while a session runs underneath. The app's STOP keys work on them a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
+from textual.screen import Screen
 
 from console.screens.history import HistoryScreen
 from console.screens.protocols import ProtocolsScreen
 from console.view import View
 from console.widgets.banner import Banner
 
+if TYPE_CHECKING:
+    from console.app import SmpApp
 
-class _WithBanner:
+
+class _WithBanner(Screen[None]):
+    """Put first in the bases: its compose wraps the browser's."""
+
+    if TYPE_CHECKING:
+        @property
+        def app(self) -> SmpApp: ...  # type: ignore[override]  # as SmpScreen's
+
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
         yield from super().compose()

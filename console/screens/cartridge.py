@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 from typing import ClassVar
 
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
@@ -36,7 +37,7 @@ class FitCartridge(SmpModal[bool]):
     FitCartridge #buttons { height: auto; }
     FitCartridge Button { margin: 1 1 0 0; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "fitted", "Fitted", id="cartridge.fitted",
                 tooltip="The cartridge is fitted: record it and move to the zone"),
         Binding("f10", "cancel", "Cancel", id="cartridge.cancel",
@@ -52,7 +53,7 @@ class FitCartridge(SmpModal[bool]):
         self.busy = False  # asked of the controller, its answer not back yet
         self.done = False  # fitted, but another screen was opened over it meanwhile
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         zone = self.zone.label
         on = (f"On the machine now: {self.fitted.text}." if self.fitted else
               "No cartridge is fitted yet in this session.")

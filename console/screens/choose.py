@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
@@ -20,7 +21,7 @@ class Choose(SmpModal[str | None]):
                         padding: 0 1; background: $surface; }
     Choose OptionList { height: auto; max-height: 20; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "cancel", "Cancel", id="choose.cancel", tooltip="Close"),
         Binding("f10", "cancel", "Cancel", show=False, id="choose.close-f10",
                 tooltip="Close (as this key closes what is on top, everywhere)"),
@@ -31,7 +32,7 @@ class Choose(SmpModal[str | None]):
         self.title_text = title
         self.items = items
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Vertical():
             keys = self.app.key("choose.cancel", "choose.close-f10")
             yield Static(plain(f"{self.title_text} ({keys} closes)"))

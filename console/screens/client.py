@@ -10,7 +10,9 @@ from functools import partial
 from typing import ClassVar
 
 from pydantic import ValidationError
-from textual.binding import Binding
+from pydantic_core import ErrorDetails
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Checkbox, Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -18,18 +20,18 @@ from textual.widgets.option_list import Option
 from console.screens.base import SmpModal, SmpScreen
 from console.widgets.text import plain
 from console.widgets.ticks import Tick
-from console.workflow import ConsentForm, Health, NewClient
+from console.workflow import ClientChoice, ClientSummary, ConsentForm, Health, NewClient
 
 
 class ClientScreen(SmpScreen):
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "new", "New client", id="client.new",
                 tooltip="Create a client record"),
         Binding("down", "focus_list", "Results", show=False, id="client.results",
                 tooltip="Move into the search results"),
     ]
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         yield Static("Client", classes="title")
         yield Input(placeholder=self._placeholder(), id="search")
@@ -69,7 +71,7 @@ class ClientScreen(SmpScreen):
         self.app.db_call(partial(self.app.controller.find_clients, presentation=hide), text,
                          then=lambda clients: self.fill(clients, hide, n))
 
-    def fill(self, clients, hidden: bool, n: int | None = None) -> None:
+    def fill(self, clients: list[ClientSummary], hidden: bool, n: int | None = None) -> None:
         if hidden != self.app.presentation:
             return  # read before the mode changed: never shown
         if n is not None and n != self.searches:
@@ -94,7 +96,7 @@ class ClientScreen(SmpScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         box = self.query_one("#clients", OptionList)
         if box.option_count and not box.get_option_at_index(0).disabled:
-            self.pick(int(box.get_option_at_index(0).id))
+            self.pick(int(box.get_option_at_index(0).id or ""))  # every client's has its id
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id and event.option.id.isdigit():
@@ -104,24 +106,24 @@ class ClientScreen(SmpScreen):
         self.app.db_call(self.app.controller.choose_client, client_id, then=self.chosen,
                          fail=self.failed)
 
-    def chosen(self, choice) -> None:
+    def chosen(self, choice: ClientChoice) -> None:
         from console.screens.gate import GateScreen
 
         self.app.workflow["client"] = choice
         self.app.push_screen(GateScreen(choice))
 
-    def failed(self, exc) -> None:
+    def failed(self, exc: Exception) -> None:
         self.query_one("#error", Static).update(self.app.shown(f"error: {exc}"))
 
     def action_new(self) -> None:
-        def created(choice) -> None:
+        def created(choice: ClientChoice | None) -> None:
             if choice is not None:
                 self.chosen(choice)
 
         self.app.push_screen(NewClientScreen(), created)
 
 
-def _plain_error(err: dict, own: str) -> str:
+def _plain_error(err: ErrorDetails, own: str) -> str:
     """A validation error in a technician's words, not the library's."""
     kind, ctx = err.get("type", ""), err.get("ctx") or {}
     if kind == "string_too_short":
@@ -130,26 +132,26 @@ def _plain_error(err: dict, own: str) -> str:
         return f"at most {ctx.get('max_length')} characters"
     if kind == "string_pattern_mismatch" and own == "hair loss stage":
         return "allowed NW1 to NW7, or Ludwig I, II or III"
-    return err["msg"].removeprefix("Value error, ").removeprefix(f"{own}: ")
+    return str(err["msg"]).removeprefix("Value error, ").removeprefix(f"{own}: ")
 
 
 CONSENT_FORM = "v1"  # the clinic's consent form, as pre-filled; the technician corrects it
 
 
-class NewClientScreen(SmpModal[object]):
+class NewClientScreen(SmpModal[ClientChoice | None]):
     DEFAULT_CSS = """
     NewClientScreen { align: center middle; }
     NewClientScreen > Vertical { width: 80; height: auto; border: thick $primary;
                                  background: $surface; padding: 0 1; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "save", "Save", id="newclient.save", tooltip="Create the client"),
         Binding("ctrl+g", "cancel", "Cancel", id="newclient.cancel", tooltip="Close"),
         Binding("f10", "cancel", "Cancel", show=False, id="newclient.close-f10",
                 tooltip="Close without creating the client"),
     ]
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("New client (health data is special-category data: only what is "
                          "needed)", classes="title")

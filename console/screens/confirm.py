@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Button, Static
 
@@ -23,7 +24,7 @@ class Confirm(SmpModal[bool]):
                          background: $surface; }
     Confirm Button { margin: 1 1 0 0; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="Confirm"),
         Binding("n", "answer(False)", "No", id="confirm.no", tooltip="Cancel"),
         Binding("f10", "answer(False)", "No", show=False, id="confirm.close-f10",
@@ -42,7 +43,7 @@ class Confirm(SmpModal[bool]):
     def presentation_changed(self, on: bool) -> None:
         self.query_one("#question", Static).update(self._text())
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self._text(), id="question")
             yield Button(f"{self.yes} ({self.app.key('confirm.yes')})", variant="warning",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -15,7 +16,7 @@ SIM = "simulator"  # `smp sim --pty` in a process of its own (sim:// is the in-p
 
 
 class ConnectScreen(SmpScreen):
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "connect('simulator')", "Simulator", id="connect.simulator",
                 tooltip="Connect to the simulated machine"),
         Binding("r", "rescan", "Rescan ports", id="connect.rescan",
@@ -26,7 +27,7 @@ class ConnectScreen(SmpScreen):
         super().__init__()
         self.url = url
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         yield Static("Connect to a machine", classes="title")
         yield Static("Serial ports found (smp ports), and the simulator. Enter connects.",
@@ -51,7 +52,8 @@ class ConnectScreen(SmpScreen):
         ports.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.action_connect(event.option.id)
+        if event.option.id is not None:  # every option has one: a port, or SIM
+            self.action_connect(event.option.id)
 
     def action_connect(self, url: str) -> None:
         error = self.query_one("#error", Static)

@@ -5,25 +5,27 @@ from __future__ import annotations
 from functools import partial
 from typing import ClassVar
 
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import Checkbox, Input, Label, Static
 
 from console.screens.base import SmpScreen
 from console.widgets.ticks import Tick
+from console.workflow import EndSummary
 from protocols import Zone
 from protocols.aftercare import AFTERCARE
 
 
 class EndScreen(SmpScreen):
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "finish", "Finish session", id="end.finish",
                 tooltip="Record coverage, notes and aftercare; close the session"),
         Binding("ctrl+b", "back", "Back to work", id="end.back",
                 tooltip="Return to the working screen"),
     ]
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         work = self.app.view.work
         yield from self.compose_frame()
         yield Static("End of session", classes="title")
@@ -76,7 +78,7 @@ class EndScreen(SmpScreen):
         self.app.machine_call(end, coverage, notes, then=self.ended,
                               fail=lambda exc: error.update(self.app.shown(f"error: {exc}")))
 
-    def ended(self, summary) -> None:
+    def ended(self, summary: EndSummary) -> None:
         self.done = True
         self.query_one("#error", Static).update("")
         cover = ", ".join(f"{z.label} {'--' if p is None else p}%" for z, p in summary.coverage)

@@ -12,24 +12,25 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Input, Static
 
 from console.screens.base import SmpScreen
 from console.widgets.text import plain
 from console.widgets.ticks import Tick
-from console.workflow import INTERVAL, WARN_UNDER_DAYS, Contraindication
+from console.workflow import INTERVAL, WARN_UNDER_DAYS, ClientChoice, Contraindication, Verdict
 
 
 class GateScreen(SmpScreen):
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "next", "Check and continue", id="gate.next",
                 tooltip="Run the gate; continue to the session plan if it passes"),
         Binding("ctrl+b", "back", "Back", id="gate.back", tooltip="Back to the client list"),
     ]
 
-    def __init__(self, choice) -> None:
+    def __init__(self, choice: ClientChoice) -> None:
         super().__init__()
         self.choice = choice
 
@@ -47,7 +48,7 @@ class GateScreen(SmpScreen):
         for box in self.query(Input):
             box.password = on
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         c = self.choice
         hide = self.app.presentation
         yield from self.compose_frame()
@@ -79,7 +80,7 @@ class GateScreen(SmpScreen):
         why.placeholder = ("reason to override / acknowledge" if event.value else
                            "tick the item to give a reason")
 
-    def answers(self) -> tuple[dict, dict]:
+    def answers(self) -> tuple[dict[Contraindication, bool], dict[str, str]]:
         answers = {c: self.query_one(f"#has-{c.value}", Checkbox).value
                    for c in Contraindication}
         overrides = {}
@@ -95,12 +96,13 @@ class GateScreen(SmpScreen):
                          then=lambda verdicts: self.passed(verdicts, answers, overrides),
                          fail=self.refused)
 
-    def refused(self, exc) -> None:
+    def refused(self, exc: Exception) -> None:
         verdict = self.query_one("#verdict", Static)
         verdict.set_class(True, "error")
         verdict.update(self.app.shown(f"REFUSED: {exc}"))
 
-    def passed(self, verdicts, answers, overrides) -> None:
+    def passed(self, verdicts: list[Verdict], answers: dict[Contraindication, bool],
+               overrides: dict[str, str]) -> None:
         from console.screens.plan import PlanScreen
 
         self.app.workflow.update(answers=answers, overrides=overrides, verdicts=verdicts)

@@ -5,13 +5,15 @@ LOST, FAULT): it sits below them, and STOP's keys, and a click on the button, st
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.markup import escape
 from textual import events
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static
 
 from console.keymap import shown
@@ -19,8 +21,11 @@ from console.screens.base import SmpModal
 from console.widgets.banner import Banner
 from console.widgets.stop import StopButton
 
+if TYPE_CHECKING:
+    from console.app import SmpApp
 
-def key_table(app) -> str:
+
+def key_table(app: SmpApp) -> str:
     from console.app import with_stop_keys
     from console.screens.cartridge import FitCartridge
     from console.screens.choose import Choose
@@ -72,16 +77,16 @@ class HelpScreen(SmpModal[None]):
     HelpScreen > VerticalScroll { width: 96%; height: 1fr; margin: 1 0 1 0;
                                   border: thick $primary; background: $surface; padding: 0 1; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "close", "Close", id="help.close", tooltip="Close the key list"),
         Binding("f2", "close", "Close", show=False, id="help.close-f2",
                 tooltip="Close the key list (the key that opened it)"),
         Binding("f10", "close", "Close", show=False, id="help.close-f10",
                 tooltip="Close the key list (as this key closes what is on top, everywhere)"),
     ]
-    _under: Screen | None = None  # the screen the list was opened over
+    _under: Screen[Any] | None = None  # the screen the list was opened over
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(key_table(self.app), id="keys")
 
@@ -98,7 +103,7 @@ class HelpScreen(SmpModal[None]):
         if self._under is not None:
             self._under.screen_layout_refresh_signal.unsubscribe(self)
 
-    def _beneath(self, kind: type) -> list:
+    def _beneath(self, kind: type[Widget]) -> list[Widget]:
         return [] if self._under is None else list(self._under.query(kind))
 
     def _below_stop(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -39,6 +39,7 @@ from textual.widgets import (
 from textual.widgets.data_table import RowDoesNotExist
 from textual.worker import Worker, get_current_worker
 
+from console.app_base import KeyedApp
 from console.paths import exports_dir
 from console.reader import (
     FORMATS,
@@ -283,9 +284,13 @@ class ConfirmReplace(ModalScreen[bool]):
 
 # -- the screen ---------------------------------------------------------------------------
 
-class HistoryScreen(Screen):
+class HistoryScreen(Screen[None]):
     """Browse the record: `record` is a reader (console/reader.py), or the database URL of one
     the screen opens in a worker (None: SMP_DB_URL or the default file) and closes."""
+
+    if TYPE_CHECKING:  # a browser runs in any console app (the console, smp replay, alone)
+        @property
+        def app(self) -> KeyedApp: ...  # type: ignore[override]  # narrowed, never assigned
 
     DEFAULT_CSS = """
     HistoryScreen TabbedContent { height: 1fr; }

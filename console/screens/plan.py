@@ -9,30 +9,40 @@ from __future__ import annotations
 from datetime import date
 from typing import ClassVar
 
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Select, Static
 
 from console.screens.base import SmpScreen
 from console.widgets.ticks import TickList
-from console.workflow import TRAINING_LOT, Pigment, Plan, cartridge_from, training_expiry
+from console.workflow import (
+    TRAINING_LOT,
+    ClientChoice,
+    Contraindication,
+    Pigment,
+    Plan,
+    cartridge_from,
+    training_expiry,
+)
 from protocols import STAGE_PLANS, Dilution, SkinCondition, SmpError, Stage, Zone
 
 DEFAULT_ZONES = (Zone.HAIRLINE, Zone.MID_SCALP, Zone.CROWN)
 
 
 class PlanScreen(SmpScreen):
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "start", "Start session", id="plan.start",
                 tooltip="Open the session in the record and go to the working screen"),
         Binding("ctrl+b", "back", "Back", id="plan.back", tooltip="Back to the gate"),
     ]
 
-    def __init__(self, choice, answers, overrides) -> None:
+    def __init__(self, choice: ClientChoice, answers: dict[Contraindication, bool],
+                 overrides: dict[str, str]) -> None:
         super().__init__()
         self.choice, self.answers, self.overrides = choice, answers, overrides
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         app = self.app
         training = app.view.machine.simulator
         stage = self.choice.suggested_stage
@@ -47,7 +57,8 @@ class PlanScreen(SmpScreen):
         with VerticalScroll(id="plan-body"):
             yield from self._fields(technician, stage, training, lot, expiry)
 
-    def _fields(self, technician: str, stage: Stage, training: bool, lot: str, expiry: str):
+    def _fields(self, technician: str, stage: Stage, training: bool, lot: str,
+                expiry: str) -> ComposeResult:
         library = self.app.controller.library
         with Grid(id="plan-grid"):
             yield Label("technician")
@@ -110,7 +121,7 @@ class PlanScreen(SmpScreen):
         zones = self._zones()
         return Plan(
             technician=v["technician"],
-            stage=Stage(self.query_one("#stage", Select).value),
+            stage=Stage(str(self.query_one("#stage", Select).value)),  # it allows no blank
             zones=zones,
             conditions=tuple(c for c in SkinCondition
                              if c.value in self.query_one("#skin", TickList).ticked),
@@ -151,7 +162,7 @@ class PlanError(SmpError):
     pass
 
 
-def _text(values: dict, key: str, what: str) -> str:
+def _text(values: dict[str | None, str], key: str, what: str) -> str:
     if not values[key]:
         raise PlanError(f"{what}: required")
     return values[key]

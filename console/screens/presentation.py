@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Static
 
@@ -23,12 +24,12 @@ class PresentationOff(SmpModal[bool]):
     PresentationOff Button { margin-right: 2; }
     PresentationOff #presentation-error { height: auto; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f10", "keep", "Keep hidden", id="presentation.keep",
                 tooltip="Stay in presentation mode"),
     ]
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Leave presentation mode? Client names, contact details and health "
                          "data will be shown on this screen, and on any projector showing it.\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 from textual.worker import Worker, get_current_worker
 
+from console.app_base import KeyedApp
 from console.screens.failures import failure_line
 from console.widgets.table import Table
 from console.widgets.text import plain
@@ -59,8 +60,12 @@ class LibraryLoaded(Message):
         self.library = library
 
 
-class ProtocolsScreen(Screen):
+class ProtocolsScreen(Screen[None]):
     """Browse the library that `loader` returns (default: built-in plus the user folder)."""
+
+    if TYPE_CHECKING:  # a browser runs in any console app (the console, smp replay, alone)
+        @property
+        def app(self) -> KeyedApp: ...  # type: ignore[override]  # narrowed, never assigned
 
     DEFAULT_CSS = """
     ProtocolsScreen #profiles { height: 1fr; }
@@ -78,11 +83,11 @@ class ProtocolsScreen(Screen):
     # F2 to F5 are the console's on every screen; the browser's parts are F6 to F8, as in
     # the history, and Ctrl+R reads again, as there.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f6", "focus('profiles')", "Profiles", id="protocols.profiles",
+        Binding("f6", "focus('#profiles')", "Profiles", id="protocols.profiles",
                 tooltip="The profiles of the library; arrows choose one"),
-        Binding("f7", "focus('stage')", "Stage", id="protocols.stage",
+        Binding("f7", "focus('#stage')", "Stage", id="protocols.stage",
                 tooltip="The session stage to resolve for; arrows, then Enter or Space"),
-        Binding("f8", "focus('skin')", "Skin", id="protocols.skin",
+        Binding("f8", "focus('#skin')", "Skin", id="protocols.skin",
                 tooltip="Skin conditions to resolve for; Enter or Space ticks or unticks"),
         Binding("ctrl+r", "reload", "Reload files", id="protocols.reload",
                 tooltip="Read the user profile files again (after editing them)"),
@@ -181,9 +186,6 @@ class ProtocolsScreen(Screen):
         self.query_one("#status", Static).update(plain(text))
 
     # -- actions ------------------------------------------------------------------------
-
-    def action_focus(self, widget_id: str) -> None:
-        self.query_one(f"#{widget_id}").focus()
 
     def action_reload(self) -> None:
         self._status("Reading the library ...")

@@ -10,15 +10,20 @@ named by their pseudonyms.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Static
 
 from console.screens.base import SmpScreen
 from console.widgets.text import plain
-from console.workflow import OpenSession
+from console.workflow import OpenSession, Pseudonyms
+
+if TYPE_CHECKING:
+    from console.app import SmpApp
 
 WORD = "CLOSE"
 
@@ -31,12 +36,12 @@ class RecoverScreen(SmpScreen):
     RecoverScreen Horizontal { height: auto; }
     RecoverScreen Button { margin: 1 1 0 0; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f10", "keep", "Keep open", id="recover.keep",
                 tooltip="Keep the sessions open (they are offered again at the next start)"),
     ]
 
-    def __init__(self, interrupted: list[OpenSession], held: int, names) -> None:
+    def __init__(self, interrupted: list[OpenSession], held: int, names: Pseudonyms) -> None:
         super().__init__()
         self.interrupted, self.held, self.names = interrupted, held, names
 
@@ -60,7 +65,7 @@ class RecoverScreen(SmpScreen):
     def presentation_changed(self, on: bool) -> None:
         self.query_one("#question", Static).update(plain(self._text()))
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         with Vertical(id="offer"):
             yield Static(plain(self._text()), id="question")
@@ -93,11 +98,11 @@ class RecoverScreen(SmpScreen):
         self.dismiss(False)
 
 
-def offer_recovery(app, then) -> None:
+def offer_recovery(app: SmpApp, then: Callable[[], None]) -> None:
     """Look for interrupted sessions; offer them (and wait for the answer), then `then()`."""
     controller = app.controller
 
-    def found(answer) -> None:
+    def found(answer: tuple[tuple[list[OpenSession], int], Pseudonyms]) -> None:
         (interrupted, held), names = answer
         if not interrupted:
             then()
@@ -111,6 +116,9 @@ def offer_recovery(app, then) -> None:
 
         app.push_screen(RecoverScreen(interrupted, held, names), answered)
 
+    def failed(exc: Exception) -> None:
+        app.notify(str(exc), title="Record", severity="error")
+        then()
+
     app.db_call(lambda: (controller.interrupted_sessions(), controller.pseudonyms()),
-                then=found, fail=lambda exc: (app.notify(str(exc), title="Record",
-                                                         severity="error"), then()))
+                then=found, fail=failed)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import bisect
 import time
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -23,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from console import replay
+from console.app_base import KeyedApp
 from console.cmd_replay import MAX_SPEED, MIN_SPEED
 from console.reader import RecordReader, ReplaySession
 from console.view import View
@@ -47,7 +49,7 @@ class ChunksReady(Message):
     """The flight chunks a seek needed are loaded: show the picture again."""
 
 
-class ReplayScreen(Screen):
+class ReplayScreen(Screen[None]):
     DEFAULT_CSS = """
     ReplayScreen #replay-body { height: 1fr; }
     ReplayScreen #left { width: 34; }
@@ -59,6 +61,11 @@ class ReplayScreen(Screen):
                                                                          padding: 0 1; }
     ReplayScreen #marks { height: 12; }
     """
+
+    if TYPE_CHECKING:  # a browser runs in any console app (the console, smp replay, alone)
+        @property
+        def app(self) -> KeyedApp: ...  # type: ignore[override]  # narrowed, never assigned
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "play", "Play/pause", id="replay.play", tooltip="Play or pause"),
         Binding("plus,equals_sign", "speed(2)", "Faster", id="replay.faster",
@@ -95,7 +102,7 @@ class ReplayScreen(Screen):
     def presentation(self) -> bool:
         return bool(getattr(self.app, "presentation", False))
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Banner(id="banner")
         yield Static(id="live")
         yield Static("Reading the session...", id="session", classes="title")
@@ -254,7 +261,7 @@ class ReplayScreen(Screen):
             return
         words = view.banners
         live.first().display = bool(words)
-        set_text(live.first(), "LIVE MACHINE: " + "  |  ".join(words) if words else "")
+        set_text(live.first(Static), "LIVE MACHINE: " + "  |  ".join(words) if words else "")
 
     def presentation_changed(self, on: bool) -> None:
         """Handled by _mode_changed (the app's reactive); the app calls this on every screen."""
@@ -304,7 +311,7 @@ class ReplayScreen(Screen):
 
     @on(DataTable.RowSelected, "#marks")
     def _mark_selected(self, event: DataTable.RowSelected) -> None:
-        self.jump(int(event.row_key.value))
+        self.jump(int(event.row_key.value or ""))  # every mark's row has its index
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 1:

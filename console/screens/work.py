@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 from typing import ClassVar
 
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
@@ -34,15 +35,17 @@ def _zone_bindings() -> list[Binding]:
 class WorkScreen(SmpScreen):
     # At 80 columns the map gives way, so that STOP, the state, the confirmed settings and
     # the zone are all on screen (app.tcss); from 170 the map widens with the window.
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
+    # (ignore: Textual declares these `ClassVar[...] | None`, which mypy reads as instance's)
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [  # type: ignore[misc]
         (0, "-narrow"), (110, "-normal"), (170, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (32, "-tall")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [  # type: ignore[misc]
+        (0, "-short"), (32, "-tall")]
     # At 80 columns the footer holds STOP, arming, ending, zones and F2 (every key), at 120
     # the app's keys too; the settings keys are written beside the settings as well.
     FOOTER_FIRST: ClassVar[tuple[str, ...]] = (
         "stop", "work.arm", "work.disarm", "work.end", f"work.zone-{next(iter(ZONE_KEYS)).value}",
         "help", "presentation", "history", "protocols")
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         *_zone_bindings(),
         Binding("u", "adjust('depth_mm', 1)", "Depth+", id="work.depth-up",
                 tooltip=f"Needle depth up one step ({DEPTH.step} mm)"),
@@ -89,7 +92,7 @@ class WorkScreen(SmpScreen):
     READY_WHEN = "ScalpMap, MachinePanel, #session, #profile, #log, #sim"  # what show() fills
     skin = 0  # which of SKINS the simulator's needle is on
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield from self.compose_frame()
         yield Static(id="session", classes="title")
         with Horizontal(id="work-body"):
@@ -137,9 +140,9 @@ class WorkScreen(SmpScreen):
             settings = "settings: none confirmed" + (
                 " (arm sends them again)" if w.zone else "")
         else:
-            settings = settings_lines(applied, tuple(
-                f"{key(f'work.{q}-up')}/{key(f'work.{q}-down')}"
-                for q in ("depth", "rate", "volt")))
+            keys = [f"{key(f'work.{q}-up')}/{key(f'work.{q}-down')}"
+                    for q in ("depth", "rate", "volt")]
+            settings = settings_lines(applied, (keys[0], keys[1], keys[2]))
         reasons = "\n".join(f"- {r}" for r in w.reasons) or (
             "- the base profile as written" if w.zone else "- (no zone yet)")
         advisories = "\n".join(f"! {a}" for a in w.advisories)
@@ -213,6 +216,8 @@ class WorkScreen(SmpScreen):
         from console.screens.cartridge import FitCartridge
 
         app, zone, w = self.app, status.zone, self.app.view.work
+        if w is None:  # the session ended meanwhile: no zone to work on
+            return
         known, fitted = status.cartridge, w.fitted
         if known is not None and known.same(fitted):
             app.machine_call(functools.partial(app.controller.select_zone,
@@ -225,10 +230,10 @@ class WorkScreen(SmpScreen):
         else:  # its profile's needle; the lot of the cartridge on the machine if it is one
             entries = app.controller.library.for_zone(zone)
             code = entries[0].profile.needle.code if entries else ""
-            same = fitted is not None and fitted.needle.code == code
+            same = fitted if fitted is not None and fitted.needle.code == code else None
             training = app.view.machine.simulator
-            lot = fitted.lot if same else TRAINING_LOT if training else ""
-            expiry = (fitted.expiry.isoformat() if same else
+            lot = same.lot if same else TRAINING_LOT if training else ""
+            expiry = (same.expiry.isoformat() if same else
                       training_expiry().isoformat() if training else "")
         app.push_screen(FitCartridge(zone, code, lot, expiry, fitted=fitted,
                                      unplanned=unplanned))

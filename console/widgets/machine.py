@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
@@ -39,7 +40,7 @@ class MachinePanel(Vertical):
         if self._view is not None and (self._view.machine.stale or self._shown is not self._view):
             self.show(self._view)
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Static(id="state")
         yield Static(id="values")
         for name in _TRENDS:

@@ -3,6 +3,7 @@ coverage and the passes marked (x2)."""
 
 from __future__ import annotations
 
+from textual.app import ComposeResult
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
@@ -62,7 +63,7 @@ class ScalpMap(Widget):
         super().__init__(id=id)
         self.keys = keys  # the key of each zone as the key map has it; None: keys do nothing
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         for row in LAYOUT:
             for zone in row:
                 cell = ZoneCell(zone)

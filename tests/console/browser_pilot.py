@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from textual.app import App
-from textual.reactive import reactive
 from textual.widgets import DataTable
 
-from console.app import SmpApp
+from console.app_base import KeyedApp
 
 
-class Host(App):
-    presentation = reactive(False)  # as the console's (console/app.py)
-    # Labels name the keys as the console's do (SmpApp.key), here with no key map.
-    keymap_: ClassVar[dict[str, str]] = {}
-    key = SmpApp.key
+class Host(KeyedApp):
+    """A browser screen alone, in the least app it may run in: no key map."""
 
     def __init__(self, screen, *, presentation: bool = False):
         super().__init__()
