@@ -19,17 +19,17 @@ import logging
 import select
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 from rich.text import Text
 from textual import work
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 from console import crash
@@ -47,14 +47,21 @@ log = logging.getLogger(__name__)
 HANGUP_CHECK_S = 0.2
 
 
-def terminal_hung_up(stream) -> bool:
+def terminal_hung_up(stream: TextIO | None) -> bool:
     """Whether the terminal behind `stream` hung up (its other end closed)."""
+    if stream is None:  # no terminal at all
+        return True
     try:
         poller = select.poll()
         poller.register(stream.fileno(), select.POLLIN)
         return any(mask & (select.POLLHUP | select.POLLNVAL) for _, mask in poller.poll(0))
     except (OSError, ValueError, AttributeError):
         return True  # no descriptor left at all
+
+
+# What a worker call runs with its result (on the UI thread), or with the SmpError it raised.
+Then = Callable[[Any], None] | None
+Fail = Callable[[SmpError], None] | None
 
 
 class ViewChanged(Message):
@@ -74,7 +81,7 @@ class Done(Message):
 
 
 class Failed(Message):
-    def __init__(self, fail: Callable[[SmpError], None] | None, error: SmpError) -> None:
+    def __init__(self, fail: Fail, error: SmpError) -> None:
         super().__init__()
         self.fail, self.error = fail, error
 
@@ -86,7 +93,8 @@ STOP_IDS = ("stop", "stop-space", "stop-ctrl-c")
 def with_stop_keys(keymap: Mapping[str, str]) -> dict[str, str]:
     """The key map as applied: an entry for a STOP binding only adds keys to its own, so
     Esc, Ctrl+C and Space (outside text fields) always stop."""
-    own = {b.id: b.key for b in SmpApp.BINDINGS if b.id in STOP_IDS}
+    own = {b.id: b.key for b in SmpApp.BINDINGS
+           if isinstance(b, Binding) and b.id in STOP_IDS}
     return {bid: ",".join(dict.fromkeys([*own[bid].split(","), *keys.split(",")]))
             if bid in own else keys for bid, keys in keymap.items()}
 
@@ -132,7 +140,7 @@ class SmpApp(KeyedApp):
         self.view = View()
         self.controller = controller or SessionController(
             store, flight_retention=timedelta(days=self.config_.flight_retention_days))
-        self.controller.on_view = lambda view: self.post_message(ViewChanged(view))
+        self.controller.on_view = self._view_changed
         self.workflow: dict[str, Any] = {}  # choices carried from screen to screen
         self._sim_order = threading.Lock()
         self.set_reactive(SmpApp.presentation, self.config_.presentation)
@@ -142,11 +150,15 @@ class SmpApp(KeyedApp):
         self.controller.arm_key = self.key("work.arm")
         self.controller.disarm_key = self.key("work.disarm")
         self.stop_keys = frozenset(
-            key.strip() for b in self.BINDINGS if b.id in ("stop", "stop-ctrl-c")
+            key.strip() for b in self.BINDINGS
+            if isinstance(b, Binding) and b.id in ("stop", "stop-ctrl-c")
             for key in keymap.get(b.id, b.key).split(","))
         if self.config_.theme not in self.available_themes:
             raise ConfigError(f"theme {self.config_.theme!r}: allowed "
                               f"{', '.join(sorted(self.available_themes))}")
+
+    def _view_changed(self, view: View) -> None:  # on the session's thread
+        self.post_message(ViewChanged(view))
 
     def get_driver_class(self) -> type:
         from textual.drivers.linux_driver import LinuxDriver
@@ -172,7 +184,10 @@ class SmpApp(KeyedApp):
 
         # The offer to close interrupted sessions comes first, on every start path, and
         # nothing replaces it: connecting starts once it is answered.
-        offer_recovery(self, then=lambda: self.push_screen(ConnectScreen(self.url)))
+        def connect() -> None:
+            self.push_screen(ConnectScreen(self.url))
+
+        offer_recovery(self, then=connect)
         if not self.is_headless:
             self.set_interval(HANGUP_CHECK_S, self._watch_terminal)
         # A full collection of the start-up heap (Textual, SQLAlchemy, pydantic: 50 ms and
@@ -218,13 +233,13 @@ class SmpApp(KeyedApp):
     # them one at a time (an exclusive worker would only mark the earlier one cancelled, and
     # a thread cannot be cancelled half-way, so both would run on the same stale state).
     @work(thread=True, exclusive=False, exit_on_error=False, group="machine")
-    def machine_call(self, fn: Callable, *args: Any, then: Callable | None = None,
-                     fail: Callable | None = None) -> None:
+    def machine_call(self, fn: Callable[..., Any], *args: Any, then: Then = None,
+                     fail: Fail = None) -> None:
         self._call(fn, args, then, fail)
 
     @work(thread=True, exclusive=False, exit_on_error=False, group="db")
-    def db_call(self, fn: Callable, *args: Any, then: Callable | None = None,
-                fail: Callable | None = None) -> None:
+    def db_call(self, fn: Callable[..., Any], *args: Any, then: Then = None,
+                fail: Fail = None) -> None:
         self._call(fn, args, then, fail)
 
     @work(thread=True, exclusive=False, exit_on_error=False, group="simulator")
@@ -250,8 +265,8 @@ class SmpApp(KeyedApp):
     def stop_call(self) -> None:
         self._call(self.controller.stop, (), self._stopped, None)
 
-    def _call(self, fn: Callable, args: tuple, then: Callable | None,
-              fail: Callable | None) -> None:
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], then: Then,
+              fail: Fail) -> None:
         try:
             result = fn(*args)
         except SmpError as exc:
@@ -288,7 +303,7 @@ class SmpApp(KeyedApp):
         # The one place where unexpected worker errors end up: logged, shown in one line.
         if event.state == WorkerState.ERROR:
             # Never the error's text on screen: it may quote a record's values.
-            path = crash.write(event.worker.error)
+            path = crash.write(event.worker.error or RuntimeError("no error given"))
             log.error("worker %s failed; details in %s", event.worker.name, path)
             self.notify(f"internal error ({type(event.worker.error).__name__}); details in "
                         f"{path}", title="Internal error", severity="error", timeout=15)
@@ -452,7 +467,7 @@ class SmpApp(KeyedApp):
         first, *_, last = ZONE_KEYS
         return f"{self.key(f'work.zone-{first.value}')}-{self.key(f'work.zone-{last.value}')}"
 
-    def get_system_commands(self, screen):
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield SystemCommand("STOP", "Stop the needle now", self.action_stop)
         if self.controller.machine is not None and self.view.work is not None:
             yield SystemCommand("Arm / re-arm", "Arm the machine (asks first)", self.arm)

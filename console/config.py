@@ -58,7 +58,7 @@ class ConsoleConfig(BaseModel):
 
         for candidate in (name, *THEME_ALIASES.get(name, ())):
             if candidate in BUILTIN_THEMES:
-                return candidate
+                return str(candidate)
         raise ValueError(f"unknown theme {name!r}; allowed: {', '.join(sorted(BUILTIN_THEMES))}"
                          " (textual-ansi uses your terminal's colours)")
 

@@ -15,9 +15,14 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from textual.binding import Binding
 from textual.keys import REPLACED_KEYS, Keys, _character_to_key, key_to_character
+
+if TYPE_CHECKING:
+    from textual.app import App
+    from textual.screen import Screen
 
 MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
 _NAMED = frozenset(k.value for k in Keys if "+" not in k.value and "<" not in k.value)
@@ -53,14 +58,14 @@ def scopes() -> tuple[Scope, ...]:
             *(Scope(c.__name__, (*_merged(c), *app)) for c in found))
 
 
-def _subclasses(cls: type) -> list[type]:
-    out = []
+def _subclasses(cls: type[Screen[Any]]) -> list[type[Screen[Any]]]:
+    out: list[type[Screen[Any]]] = []
     for sub in cls.__subclasses__():
         out += [sub, *_subclasses(sub)]
     return out
 
 
-def _merged(cls) -> tuple[Binding, ...]:
+def _merged(cls: type[Screen[Any] | App[Any]]) -> tuple[Binding, ...]:
     # Textual's own merge: a subclass's binding for a key replaces its bases' for that key.
     merged = cls._merge_bindings()
     return tuple(b for bindings in merged.key_to_bindings.values() for b in bindings)
@@ -180,7 +185,7 @@ def _check_conflicts(flat: Mapping[str, object], keymap: Mapping[str, str],
     for scope in scopes():
         holders: dict[str, set[str]] = {}
         for b in scope.bindings:
-            keys = effective[b.id].split(",") if b.id in effective else [b.key]
+            keys = effective[b.id].split(",") if b.id and b.id in effective else [b.key]
             for key in keys:
                 holders.setdefault(key, set()).add(b.id or f"{b.action} (Textual's)")
         for bid, keys in added.items():

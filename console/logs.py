@@ -4,6 +4,7 @@ logs event kinds and ids, never payloads, notes, names or reasons."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from logging.handlers import RotatingFileHandler
@@ -19,7 +20,7 @@ _path: Path | None = None
 class _Private(RotatingFileHandler):
     """Every file it opens, the first and each after a rotation, is born 0600."""
 
-    def _open(self):  # type: ignore[override]
+    def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600)
         return os.fdopen(fd, "a", encoding=self.encoding)
 

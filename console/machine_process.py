@@ -116,7 +116,7 @@ def find_service(url: str) -> Registered | None:
 class Simulator:
     """`smp sim --pty` in a process of its own."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[str]  # its lines: the pty it opened
     port: str
     control: str  # its control socket ("" if it did not say)
     lifeline: int  # the write end of its lifeline: whoever holds it keeps it alive
@@ -171,7 +171,7 @@ def start_simulator() -> Simulator:
 class Service:
     """A machine service this console started (None when it joined a running one)."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
 
     def close(self) -> None:
         try:

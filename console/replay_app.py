@@ -7,6 +7,8 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 
 from console.app_base import KeyedApp
+from sessions.replay import ReplaySession
+from sessions.store import Store
 
 
 class ReplayApp(KeyedApp):
@@ -20,11 +22,12 @@ class ReplayApp(KeyedApp):
         Binding("ctrl+q", "quit", "Quit", id="quit", tooltip="Quit"),
     ]
 
-    def __init__(self, store, session: int, *, speed: float = 1.0, play: bool = True,
-                 presentation: bool = False, theme: str | None = None, loaded=None):
+    def __init__(self, store: Store, session: int, *, speed: float = 1.0, play: bool = True,
+                 presentation: bool = False, theme: str | None = None,
+                 loaded: ReplaySession | None = None):
         super().__init__()
         self.store, self.session, self.speed, self.play = store, session, speed, play
-        self._loaded = loaded  # sessions.replay.ReplaySession, read before the app started
+        self._loaded = loaded  # read before the app started
         self._theme = theme
         self.set_reactive(ReplayApp.presentation, presentation)
 
@@ -44,7 +47,11 @@ class ReplayApp(KeyedApp):
         if not self.presentation:
             self.presentation = True
         elif not isinstance(self.screen, PresentationOff):
-            self.push_screen(PresentationOff(), lambda show: show and self._off())
+            self.push_screen(PresentationOff(), self._answered_off)
+
+    def _answered_off(self, show: bool | None) -> None:
+        if show:
+            self._off()
 
     def _off(self) -> None:
         self.presentation = False

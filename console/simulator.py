@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from sim.machine import SimulatedMachine
 from sim.scenario import act
 
 
@@ -28,7 +29,7 @@ class Controls(Protocol):
 class InProcess:
     """A SimulatedMachine in this process (sim://)."""
 
-    def __init__(self, machine) -> None:
+    def __init__(self, machine: SimulatedMachine) -> None:
         self.machine = machine
 
     def do(self, line: str) -> str:

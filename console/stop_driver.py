@@ -13,10 +13,14 @@ Space stops only outside text fields, which only the UI's loop knows.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, cast
 
 from textual import events
 from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from console.app import SmpApp
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +32,7 @@ class StopFirstDriver(LinuxDriver):
         if isinstance(message, events.Key) and message.key in getattr(
                 self._app, "stop_keys", ()):
             try:
-                self._app.controller.stop_now()
+                cast("SmpApp", self._app).controller.stop_now()  # the console's: stop_keys
             except Exception:
                 log.exception("STOP from the input thread failed (the key still stops)")
         super().process_message(message)

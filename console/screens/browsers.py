@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     from console.app import SmpApp
 
 
-class _WithBanner(Screen[None]):
+if TYPE_CHECKING:  # what the mixin is mixed into, for the checker
+    _Browser = Screen[None]
+else:  # at run time a plain mixin: as a second Screen in the bases, Textual would dispatch
+    _Browser = object  # the browser's handlers differently (its status line stayed empty)
+
+
+class _WithBanner(_Browser):
     """Put first in the bases: its compose wraps the browser's."""
 
     if TYPE_CHECKING:

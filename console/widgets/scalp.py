@@ -8,7 +8,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
-from console.view import WorkView
+from console.view import WorkView, ZoneStatus
 from console.widgets.text import set_text
 from protocols import Zone
 
@@ -93,7 +93,7 @@ class ScalpMap(Widget):
             set_text(cell, f"{mark}{key}{_short(z)}\n{figures}")
 
 
-def zone_figures(s) -> str:
+def zone_figures(s: ZoneStatus | None) -> str:
     """A zone's needle time and coverage, short: "2:05  40%" ("--%" before any is noted)."""
     run_s = (s.run_ms if s else 0) // 1000
     cover = f"{s.coverage_pct}%" if s and s.coverage_pct is not None else "--%"

@@ -14,6 +14,8 @@ changes.
 
 from __future__ import annotations
 
+import weakref
+
 from rich.text import Text
 from textual.widgets import Static
 
@@ -40,9 +42,12 @@ def _shape(text: str) -> tuple[int, int]:
     return len(lines), max(len(line) for line in lines)
 
 
+_shown: weakref.WeakKeyDictionary[Static, str] = weakref.WeakKeyDictionary()  # set_text's last
+
+
 def set_text(widget: Static, text: str) -> None:
-    old = getattr(widget, "_smp_text", None)
+    old = _shown.get(widget)
     if old == text:
         return
-    widget._smp_text = text
+    _shown[widget] = text
     widget.update(plain(text), layout=old is None or _shape(old) != _shape(text))

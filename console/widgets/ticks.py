@@ -7,6 +7,8 @@ contraindication questions. Here the state is in the text: "[x] sunburnt skin" /
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual import on
 from textual.content import Content
@@ -22,7 +24,7 @@ def mark(on: bool) -> str:
 class Tick(Checkbox):
     BUTTON_LEFT = BUTTON_INNER = BUTTON_RIGHT = ""
 
-    def __init__(self, text: str, value: bool = False, **kwargs):
+    def __init__(self, text: str, value: bool = False, **kwargs: Any):
         self._text = text
         super().__init__(self._label_for(value), value=value, **kwargs)
 
