@@ -25,14 +25,19 @@ from typing import Any, ClassVar, NamedTuple, TypeVar, overload
 from firmware_bridge.schema import (
     CRC_EXTRA,
     CRC_LEN,
+    DC_PER_C,
+    DHZ_PER_HZ,
     HEADER,
     HOST_COMMANDS,
+    MA_PER_A,
     MAX_BODY,
     MAX_RUN,
+    MV_PER_V,
     OVERHEAD,
     PAYLOAD_SIZE,
     PROTOCOL_VERSION,
     SCHEMAS,
+    UM_PER_MM,
     Capability,
     ErrorCode,
     Fault,
@@ -49,9 +54,9 @@ __all__ = [  # the wire vocabulary lives in schema.py and is re-exported here fo
     "CRC_EXTRA", "HOST_COMMANDS", "MAX_BODY", "MESSAGES", "OVERHEAD", "PAYLOAD_SIZE",
     "PROTOCOL_VERSION", "Ack", "AnyMessage", "Applied", "Arm", "Capability", "ClearFault",
     "Decoder", "DecoderStats", "Disarm", "ErrorCode", "Fault", "Field", "Flag", "Frame",
-    "Heartbeat", "Hello", "Ident", "Malformed", "Message", "MsgType", "Nack", "Set", "State",
-    "Stop", "Telemetry", "VersionMismatch", "Watchdog", "cobs_decode", "cobs_encode",
-    "decode_body", "encode", "encode_body", "encode_raw",
+    "Heartbeat", "Hello", "Ident", "Malformed", "Measured", "Message", "MsgType", "Nack",
+    "Readings", "Set", "State", "Stop", "Telemetry", "VersionMismatch", "Watchdog",
+    "cobs_decode", "cobs_encode", "decode_body", "encode", "encode_body", "encode_raw",
 ]
 
 MAX_ENCODED = MAX_RUN
@@ -324,9 +329,42 @@ class Nack(Message):
         return what if not fld else f"{fld.name.lower()}: {what}"
 
 
+class Measured:
+    """TELEMETRY's five measurements in physical units, for anything that carries them in wire
+    units under the wire's names (the message, the simulator's sensors): the one place the
+    wire's integers are scaled."""
+
+    __slots__ = ()
+    rate_dhz: int
+    voltage_mv: int
+    current_ma: int
+    depth_um: int
+    temperature_dc: int
+
+    @property
+    def rate_hz(self) -> float:
+        return self.rate_dhz / DHZ_PER_HZ
+
+    @property
+    def voltage_v(self) -> float:
+        return self.voltage_mv / MV_PER_V
+
+    @property
+    def current_a(self) -> float:
+        return self.current_ma / MA_PER_A
+
+    @property
+    def depth_mm(self) -> float:
+        return self.depth_um / UM_PER_MM
+
+    @property
+    def temperature_c(self) -> float:
+        return self.temperature_dc / DC_PER_C
+
+
 @_bind
 @dataclass(frozen=True)
-class Telemetry(Message):
+class Telemetry(Message, Measured):
     TYPE = MsgType.TELEMETRY
     state: int
     flags: int  # Flag bits: pedal down, motor on, link alive, session
@@ -343,11 +381,6 @@ class Telemetry(Message):
     runs: int  # entries to RUNNING since boot, modulo 256: no run goes unseen
     needle_ms: int  # milliseconds the needle has been driven since boot, modulo 2^32
 
-    PEDAL: ClassVar[int] = Flag.PEDAL
-    MOTOR: ClassVar[int] = Flag.MOTOR
-    LINK: ClassVar[int] = Flag.LINK
-    SESSION: ClassVar[int] = Flag.SESSION
-
     @property
     def pedal_down(self) -> bool:
         return bool(self.flags & Flag.PEDAL)
@@ -360,6 +393,37 @@ class Telemetry(Message):
     def setpoints(self) -> WireSettings:
         """The setpoints the machine applies now (all 0 if none since boot)."""
         return WireSettings(self.set_depth_um, self.set_rate_dhz, self.set_voltage_mv)
+
+
+_BOUNDS = {f.name: f.bounds for f in Telemetry.SCHEMA.fields if f.kind is int}
+
+
+def _fit(name: str, scaled: float) -> int:
+    lo, hi = _BOUNDS[name]
+    return max(lo, min(hi, round(scaled)))
+
+
+@dataclass(frozen=True, slots=True)
+class Readings(Measured):
+    """What a machine's sensors report, in TELEMETRY's wire units: the integers its firmware
+    judges faults by and sends (the simulator's side of `Measured`)."""
+
+    rate_dhz: int
+    voltage_mv: int
+    current_ma: int
+    depth_um: int
+    temperature_dc: int
+
+    @classmethod
+    def from_physical(cls, *, rate_hz: float, voltage_v: float, current_a: float,
+                      depth_mm: float, temperature_c: float) -> Readings:
+        """Each value rounded once to its wire unit, then held within what its field carries
+        (a sensor reads full scale; the wire never wraps)."""
+        return cls(_fit("rate_dhz", rate_hz * DHZ_PER_HZ),
+                   _fit("voltage_mv", voltage_v * MV_PER_V),
+                   _fit("current_ma", current_a * MA_PER_A),
+                   _fit("depth_um", depth_mm * UM_PER_MM),
+                   _fit("temperature_dc", temperature_c * DC_PER_C))
 
 
 AnyMessage = (Hello | Arm | Disarm | Set | Watchdog | Stop | ClearFault | Heartbeat | Ident | Ack
