@@ -330,9 +330,8 @@ class Nack(Message):
 
 
 class Measured:
-    """TELEMETRY's five measurements in physical units, for anything that carries them in wire
-    units under the wire's names (the message, the simulator's sensors): the one place the
-    wire's integers are scaled."""
+    """TELEMETRY's five measurements in physical units (floats), for anything that carries them
+    in wire units under the wire's names: the message, and the simulator's sensors."""
 
     __slots__ = ()
     rate_dhz: int
@@ -396,11 +395,15 @@ class Telemetry(Message, Measured):
 
 
 _BOUNDS = {f.name: f.bounds for f in Telemetry.SCHEMA.fields if f.kind is int}
+_RATE, _VOLTAGE, _CURRENT, _DEPTH, _TEMPERATURE = (
+    (scale, *_BOUNDS[name]) for name, scale in (
+        ("rate_dhz", DHZ_PER_HZ), ("voltage_mv", MV_PER_V), ("current_ma", MA_PER_A),
+        ("depth_um", UM_PER_MM), ("temperature_dc", DC_PER_C)))
 
 
-def _fit(name: str, scaled: float) -> int:
-    lo, hi = _BOUNDS[name]
-    return max(lo, min(hi, round(scaled)))
+def _fit(value: float, scale: int, lo: int, hi: int) -> int:
+    n = round(value * scale)
+    return n if lo <= n <= hi else lo if n < lo else hi  # not min/max: the simulator's tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,11 +422,8 @@ class Readings(Measured):
                       depth_mm: float, temperature_c: float) -> Readings:
         """Each value rounded once to its wire unit, then held within what its field carries
         (a sensor reads full scale; the wire never wraps)."""
-        return cls(_fit("rate_dhz", rate_hz * DHZ_PER_HZ),
-                   _fit("voltage_mv", voltage_v * MV_PER_V),
-                   _fit("current_ma", current_a * MA_PER_A),
-                   _fit("depth_um", depth_mm * UM_PER_MM),
-                   _fit("temperature_dc", temperature_c * DC_PER_C))
+        return cls(_fit(rate_hz, *_RATE), _fit(voltage_v, *_VOLTAGE), _fit(current_a, *_CURRENT),
+                   _fit(depth_mm, *_DEPTH), _fit(temperature_c, *_TEMPERATURE))
 
 
 AnyMessage = (Hello | Arm | Disarm | Set | Watchdog | Stop | ClearFault | Heartbeat | Ident | Ack

@@ -166,7 +166,9 @@ RESERVED_FLAGS = 0xFF & ~sum(Flag)  # 0xF0: `flags` is a u8
 # --- units ---------------------------------------------------------------------------------
 # The wire carries integers; a physical value is the integer divided by its scale. Depth, rate
 # and voltage are measured in the settings' own wire units (protocols/quantities.py), so those
-# scales are taken from there; codec.Telemetry converts with these and nothing else does.
+# scales are taken from there. codec.Measured reads TELEMETRY with them and codec.Readings
+# writes it; what holds the wire's integers without the codec (a recorded frame, a SET's
+# values in the simulator's motor) divides by them by name, never by a literal.
 UM_PER_MM = DEPTH.wire_scale  # depth_um
 DHZ_PER_HZ = RATE.wire_scale  # rate_dhz
 MV_PER_V = VOLTAGE.wire_scale  # voltage_mv
