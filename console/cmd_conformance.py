@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from console.cli_table import print_table
 from protocols.errors import SmpError, UsageError
 
 PEDAL_PROMPTS = {"pedal down": "press and hold the pedal now", "pedal up": "release the pedal"}
@@ -122,10 +123,10 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     from firmware_bridge.transport import TransportError, open_transport
 
     if args.list:
-        for cid in ORDER:
-            c = CLAUSES[cid]
-            needs = f" (needs {', '.join(sorted(c.needs))})" if c.needs else ""
-            print(f"{c.id:<7} section {c.section:<3} {c.level:<6} {c.title}{needs}")
+        print_table(None, [
+            (c.id, f"section {c.section}", c.level,
+             c.title + (f" (needs {', '.join(sorted(c.needs))})" if c.needs else ""))
+            for c in (CLAUSES[cid] for cid in ORDER)])
         return 0
     clauses = select(args.clause)
     if not args.port:

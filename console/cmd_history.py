@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from console.cli_table import print_table
 from console.echo import echo
 from protocols.text import printable
 
@@ -101,10 +102,7 @@ def _positive(text: str) -> int:
 
 
 def _table(rows: list[tuple]) -> None:
-    rows = [tuple(printable(c) for c in r) for r in rows]  # escaped before measuring
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print_table(rows[0], rows[1:])
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from console.cli_table import print_table
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("machine", help="the machine service (owns a machine's port)",
@@ -126,8 +128,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not running:
         print("no machine service is running")
         return 0
+    rows: list[tuple[str, ...]] = []
     for s in running:
-        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.started))
+        where = (f"pid {s.pid}", s.url,
+                 f"since {time.strftime('%Y-%m-%d %H:%M', time.localtime(s.started))}")
         try:
             with MachineClient.connect(s.socket, role="observe", who="smp machine status") as c:
                 ident = c.ident
@@ -135,8 +139,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                     if ident else "no machine"
                 state = "UNKNOWN" if c.state is None else c.state.name
                 held = c.service.get("controller") or "no controller"
-                print(f"pid {s.pid}  {s.url}  since {since}  {machine}  {state}  link "
-                      f"{c.link_state.value}  {held}")
+                rows.append((*where, machine, state, f"link {c.link_state.value}", held))
         except SmpError as exc:
-            print(f"pid {s.pid}  {s.url}  since {since}  not answering: {exc}")
+            rows.append((*where, f"not answering: {exc}"))
+    print_table(None, rows)
     return 0

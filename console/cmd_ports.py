@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from console.cli_table import print_table
 from console.echo import echo
 from firmware_bridge import ports
 
@@ -20,8 +21,5 @@ def cmd_ports(args: argparse.Namespace) -> int:
         echo("no serial ports found (is the machine plugged in and switched on? "
              "smp console --sim runs the simulator)")
         return 0
-    table = [("DEVICE", "DESCRIPTION", "VID:PID", "SERIAL"), *found]
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
-    for row in table:
-        echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print_table(("DEVICE", "DESCRIPTION", "VID:PID", "SERIAL"), found)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from console.cli_table import print_table
 from console.echo import echo
 from protocols import (
     DEPTH,
@@ -17,7 +18,6 @@ from protocols import (
     resolve,
 )
 from protocols.library import check_files
-from protocols.text import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,17 +60,14 @@ def _skin(text: str) -> SkinCondition:
 
 def cmd_list(args: argparse.Namespace) -> int:
     lib = load_library()
-    rows = [("NAME", "ZONE", "DEPTH mm", "RATE Hz", "VOLT V", "NEEDLE", "SOURCE")]
+    rows = []
     for entry in lib.entries.values():
         p, s = entry.profile, entry.profile.settings
         source = "user" + (" (overrides built-in)" if entry.overrides else "") if (
             entry.source == "user") else "built-in"
         rows.append((p.name, p.zone.value, DEPTH.fmt(s.depth_mm), RATE.fmt(s.rate_hz),
                      VOLTAGE.fmt(s.voltage_v), p.needle.code, source))
-    rows = [tuple(printable(c) for c in r) for r in rows]  # escaped before measuring
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(("NAME", "ZONE", "DEPTH mm", "RATE Hz", "VOLT V", "NEEDLE", "SOURCE"), rows)
     echo()
     echo(f"{len(lib.entries)} profiles; user directory: {lib.user_dir}")
     for err in lib.errors:

@@ -64,7 +64,6 @@ from console.workflow import (
 from firmware_bridge import Fault, LinkState, Machine, State
 from firmware_bridge.client import MachineClient
 from firmware_bridge.commands import Kind, Op, Result, raise_for
-from firmware_bridge.core import KNOWN_FAULTS
 from firmware_bridge.events import (
     CommandFailed,
     Event,
@@ -79,6 +78,7 @@ from firmware_bridge.events import (
     UnsafeReport,
 )
 from firmware_bridge.runs import RunCounter, RunEnded, RunStarted
+from firmware_bridge.schema import KNOWN_FAULTS
 from protocols import (
     DEPTH,
     HARD_LIMITS,
@@ -1176,9 +1176,9 @@ class SessionController:
         state = State(t.state) if t.state in State._value2member_map_ else None
         self._machine_view = replace(
             mv, state=machine_state(state, faults), pedal=t.pedal_down, motor=t.motor_on,
-            rate_hz=t.rate_dhz / 10, voltage_v=t.voltage_mv / 1000,
-            current_a=t.current_ma / 1000, depth_mm=t.depth_um / 1000,
-            temperature_c=t.temperature_dc / 10, telemetry_at=time.monotonic(), stale=False,
+            rate_hz=t.rate_hz, voltage_v=t.voltage_v, current_a=t.current_a,
+            depth_mm=t.depth_mm, temperature_c=t.temperature_c, telemetry_at=time.monotonic(),
+            stale=False,
             **self._fault_fields(faults))
         changed = (self._machine_view.state != mv.state or t.pedal_down != mv.pedal
                    or mv.stale)

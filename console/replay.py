@@ -15,6 +15,15 @@ from dataclasses import dataclass
 
 from console.view import Link, MachineView, View, WorkView, ZoneStatus, fault_text, machine_state
 from firmware_bridge import Fault, State
+from firmware_bridge.schema import (
+    DC_PER_C,
+    DHZ_PER_HZ,
+    MA_PER_A,
+    MV_PER_V,
+    STALE_AFTER_MS,
+    UM_PER_MM,
+    Flag,
+)
 from protocols import MachineSettings, Zone
 from sessions.flight import Frame
 from sessions.replay import ReplaySession
@@ -22,7 +31,7 @@ from sessions.sink import RecordStatus
 
 TREND_S = 12.0  # the sparklines: 60 points, one every 0.2 s, as the live screen draws them
 TREND_EVERY_US = 200_000
-STALE_US = 100_000  # as the link judges it (firmware_bridge: STALE_AFTER_MS)
+STALE_US = STALE_AFTER_MS * 1000  # as the link judges it
 LOG_LINES = 8
 
 
@@ -88,20 +97,20 @@ def view_at(rs: ReplaySession, at_us: int, *, revision: int = 0) -> View:
         points = trend[::TREND_EVERY_US // 20_000]
         mv = MachineView(
             connected=True, simulator=rs.machine.simulator, identity=identity,
-            state=machine_state(state, faults), link=link, pedal=bool(f.flags & 0x01),
-            motor=bool(f.flags & 0x02), rate_hz=f.rate_dhz / 10, voltage_v=f.voltage_mv / 1000,
-            current_a=f.current_ma / 1000, depth_mm=f.depth_um / 1000,
-            temperature_c=f.temperature_dc / 10,
+            state=machine_state(state, faults), link=link, pedal=bool(f.flags & Flag.PEDAL),
+            motor=bool(f.flags & Flag.MOTOR), rate_hz=f.rate_dhz / DHZ_PER_HZ,
+            voltage_v=f.voltage_mv / MV_PER_V, current_a=f.current_ma / MA_PER_A,
+            depth_mm=f.depth_um / UM_PER_MM, temperature_c=f.temperature_dc / DC_PER_C,
             faults=tuple(x.name for x in Fault if x and x in faults), fault_cause=cause,
             fault_action=action,
             rtt_ms=None if h is None or h.rtt_us is None else h.rtt_us / 1000,
             telemetry_age_ms=None if h is None or h.age_us is None else h.age_us / 1000,
             resend_ratio=0.0 if h is None else h.resend_ppm / 1_000_000,
             applied=settings_of(f), settings_known=known,
-            rate_trend=tuple(p.rate_dhz / 10 for p in points),
-            voltage_trend=tuple(p.voltage_mv / 1000 for p in points),
-            current_trend=tuple(p.current_ma / 1000 for p in points),
-            depth_trend=tuple(p.depth_um / 1000 for p in points))
+            rate_trend=tuple(p.rate_dhz / DHZ_PER_HZ for p in points),
+            voltage_trend=tuple(p.voltage_mv / MV_PER_V for p in points),
+            current_trend=tuple(p.current_ma / MA_PER_A for p in points),
+            depth_trend=tuple(p.depth_um / UM_PER_MM for p in points))
     return View(machine=mv, work=_work(rs, marks, at_us, f), log=tuple(
         f"{m.event.at:%H:%M:%S} {m.text}" for m in marks[-LOG_LINES:]),
         record=RecordStatus(), revision=revision, replay=True)

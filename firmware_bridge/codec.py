@@ -25,14 +25,19 @@ from typing import Any, ClassVar, NamedTuple, TypeVar, overload
 from firmware_bridge.schema import (
     CRC_EXTRA,
     CRC_LEN,
+    DC_PER_C,
+    DHZ_PER_HZ,
     HEADER,
     HOST_COMMANDS,
+    MA_PER_A,
     MAX_BODY,
     MAX_RUN,
+    MV_PER_V,
     OVERHEAD,
     PAYLOAD_SIZE,
     PROTOCOL_VERSION,
     SCHEMAS,
+    UM_PER_MM,
     Capability,
     ErrorCode,
     Fault,
@@ -49,9 +54,9 @@ __all__ = [  # the wire vocabulary lives in schema.py and is re-exported here fo
     "CRC_EXTRA", "HOST_COMMANDS", "MAX_BODY", "MESSAGES", "OVERHEAD", "PAYLOAD_SIZE",
     "PROTOCOL_VERSION", "Ack", "AnyMessage", "Applied", "Arm", "Capability", "ClearFault",
     "Decoder", "DecoderStats", "Disarm", "ErrorCode", "Fault", "Field", "Flag", "Frame",
-    "Heartbeat", "Hello", "Ident", "Malformed", "Message", "MsgType", "Nack", "Set", "State",
-    "Stop", "Telemetry", "VersionMismatch", "Watchdog", "cobs_decode", "cobs_encode",
-    "decode_body", "encode", "encode_body", "encode_raw",
+    "Heartbeat", "Hello", "Ident", "Malformed", "Measured", "Message", "MsgType", "Nack",
+    "Readings", "Set", "State", "Stop", "Telemetry", "VersionMismatch", "Watchdog",
+    "cobs_decode", "cobs_encode", "decode_body", "encode", "encode_body", "encode_raw",
 ]
 
 MAX_ENCODED = MAX_RUN
@@ -324,9 +329,41 @@ class Nack(Message):
         return what if not fld else f"{fld.name.lower()}: {what}"
 
 
+class Measured:
+    """TELEMETRY's five measurements in physical units (floats), for anything that carries them
+    in wire units under the wire's names: the message, and the simulator's sensors."""
+
+    __slots__ = ()
+    rate_dhz: int
+    voltage_mv: int
+    current_ma: int
+    depth_um: int
+    temperature_dc: int
+
+    @property
+    def rate_hz(self) -> float:
+        return self.rate_dhz / DHZ_PER_HZ
+
+    @property
+    def voltage_v(self) -> float:
+        return self.voltage_mv / MV_PER_V
+
+    @property
+    def current_a(self) -> float:
+        return self.current_ma / MA_PER_A
+
+    @property
+    def depth_mm(self) -> float:
+        return self.depth_um / UM_PER_MM
+
+    @property
+    def temperature_c(self) -> float:
+        return self.temperature_dc / DC_PER_C
+
+
 @_bind
 @dataclass(frozen=True)
-class Telemetry(Message):
+class Telemetry(Message, Measured):
     TYPE = MsgType.TELEMETRY
     state: int
     flags: int  # Flag bits: pedal down, motor on, link alive, session
@@ -343,11 +380,6 @@ class Telemetry(Message):
     runs: int  # entries to RUNNING since boot, modulo 256: no run goes unseen
     needle_ms: int  # milliseconds the needle has been driven since boot, modulo 2^32
 
-    PEDAL: ClassVar[int] = Flag.PEDAL
-    MOTOR: ClassVar[int] = Flag.MOTOR
-    LINK: ClassVar[int] = Flag.LINK
-    SESSION: ClassVar[int] = Flag.SESSION
-
     @property
     def pedal_down(self) -> bool:
         return bool(self.flags & Flag.PEDAL)
@@ -360,6 +392,38 @@ class Telemetry(Message):
     def setpoints(self) -> WireSettings:
         """The setpoints the machine applies now (all 0 if none since boot)."""
         return WireSettings(self.set_depth_um, self.set_rate_dhz, self.set_voltage_mv)
+
+
+_BOUNDS = {f.name: f.bounds for f in Telemetry.SCHEMA.fields if f.kind is int}
+_RATE, _VOLTAGE, _CURRENT, _DEPTH, _TEMPERATURE = (
+    (scale, *_BOUNDS[name]) for name, scale in (
+        ("rate_dhz", DHZ_PER_HZ), ("voltage_mv", MV_PER_V), ("current_ma", MA_PER_A),
+        ("depth_um", UM_PER_MM), ("temperature_dc", DC_PER_C)))
+
+
+def _fit(value: float, scale: int, lo: int, hi: int) -> int:
+    n = round(value * scale)
+    return n if lo <= n <= hi else lo if n < lo else hi  # not min/max: the simulator's tick
+
+
+@dataclass(frozen=True, slots=True)
+class Readings(Measured):
+    """What a machine's sensors report, in TELEMETRY's wire units: the integers its firmware
+    judges faults by and sends (the simulator's side of `Measured`)."""
+
+    rate_dhz: int
+    voltage_mv: int
+    current_ma: int
+    depth_um: int
+    temperature_dc: int
+
+    @classmethod
+    def from_physical(cls, *, rate_hz: float, voltage_v: float, current_a: float,
+                      depth_mm: float, temperature_c: float) -> Readings:
+        """Each value rounded once to its wire unit, then held within what its field carries
+        (a sensor reads full scale; the wire never wraps)."""
+        return cls(_fit(rate_hz, *_RATE), _fit(voltage_v, *_VOLTAGE), _fit(current_a, *_CURRENT),
+                   _fit(depth_mm, *_DEPTH), _fit(temperature_c, *_TEMPERATURE))
 
 
 AnyMessage = (Hello | Arm | Disarm | Set | Watchdog | Stop | ClearFault | Heartbeat | Ident | Ack

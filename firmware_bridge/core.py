@@ -38,6 +38,7 @@ from firmware_bridge.codec import (
     Decoder,
     ErrorCode,
     Fault,
+    Flag,
     Frame,
     Heartbeat,
     Hello,
@@ -69,14 +70,20 @@ from firmware_bridge.events import (
 )
 from firmware_bridge.schema import (
     HANDSHAKE_MS,
+    HARD_HI,
+    HARD_LO,
     HEARTBEAT_MS,
     HELLO_INTERVAL_MS,
+    KNOWN_FAULTS,
+    NO_SETTINGS,
+    RESERVED_FLAGS,
     RETRIES,
     RTO_INITIAL_MS,
     RTO_MAX_MS,
     RTO_MIN_MS,
     STALE_AFTER_MS,
     STOP_COPIES,
+    UNKNOWN_FAULTS,
     WATCHDOG_DEFAULT_MS,
     one_way_stop_ms,
 )
@@ -92,13 +99,8 @@ HELLO_INTERVAL_S = HELLO_INTERVAL_MS / 1000
 WATCHDOG_DEFAULT_S = WATCHDOG_DEFAULT_MS / 1000
 STALE_AFTER_S = STALE_AFTER_MS / 1000
 HEALTH_EVERY_S = 0.250
-KNOWN_FAULTS = Fault(sum(f.value for f in Fault))
-_UNKNOWN_FAULT_BITS = 0xFFFF & ~int(KNOWN_FAULTS)
 # Deadlines are sums of float periods: a tick at exactly the due time must count as due.
 _EPS = 1e-6
-_RESERVED_FLAGS = 0xF0
-_NO_SETTINGS = WireSettings(0, 0, 0)
-_HARD_HI = HARD_LIMITS.to_wire()[1]
 
 
 def stop_silence_s(watchdog_s: float) -> float:
@@ -172,19 +174,19 @@ def unsafe_telemetry(t: Telemetry) -> str:
     """Why this frame cannot come from a conforming machine ("" if it can)."""
     if t.state not in State._value2member_map_:
         return f"unknown state {t.state}"
-    if t.flags & _RESERVED_FLAGS:
+    if t.flags & RESERVED_FLAGS:
         return f"reserved flag bits set (flags {t.flags:#04x})"
-    if t.faults & _UNKNOWN_FAULT_BITS:
+    if t.faults & UNKNOWN_FAULTS:
         return f"unknown fault bits (faults {t.faults:#06x})"
-    running, motor = t.state == State.RUNNING, bool(t.flags & Telemetry.MOTOR)
+    running, motor = t.state == State.RUNNING, bool(t.flags & Flag.MOTOR)
     if running != motor:
         return f"state {State(t.state).name} with the motor bit {'set' if motor else 'clear'}"
     if not motor and t.voltage_mv:
         return f"{t.voltage_mv} mV drive voltage while the motor is not driven"
-    if t.voltage_mv > _HARD_HI.voltage_mv:
+    if t.voltage_mv > HARD_HI.voltage_mv:
         return f"drive voltage {t.voltage_mv} mV above the hard limit"
     setpoints = t.setpoints
-    if setpoints != _NO_SETTINGS:
+    if setpoints != NO_SETTINGS:
         try:
             MachineSettings.from_wire(*setpoints)
         except ValidationError:
@@ -632,9 +634,8 @@ class LinkCore:
         self._events.append(SettingsUnknown(now, t.requested, t.seq, reason))
 
     def _adopt(self, ident: Ident, now: float) -> None:
-        hard_lo, hard_hi = HARD_LIMITS.to_wire()
-        lo = WireSettings(*(max(a, b) for a, b in zip(ident.lo, hard_lo, strict=True)))
-        hi = WireSettings(*(min(a, b) for a, b in zip(ident.hi, hard_hi, strict=True)))
+        lo = WireSettings(*(max(a, b) for a, b in zip(ident.lo, HARD_LO, strict=True)))
+        hi = WireSettings(*(min(a, b) for a, b in zip(ident.hi, HARD_HI, strict=True)))
         try:
             machine_env = SafetyEnvelope.from_wire(lo, hi)
         except (ValidationError, ValueError) as exc:
@@ -651,7 +652,7 @@ class LinkCore:
                          else None, Fault(ident.faults & KNOWN_FAULTS), now)
         try:
             applied = (MachineSettings.from_wire(*ident.applied)
-                       if ident.applied != _NO_SETTINGS else None)
+                       if ident.applied != NO_SETTINGS else None)
         except ValidationError:
             applied = None
         self._know(applied, now, requested=None, seq=0, source="telemetry")
@@ -676,7 +677,7 @@ class LinkCore:
                              else None, Fault(ident.faults & KNOWN_FAULTS), now)
 
     def _on_telemetry(self, frame: Frame, t: Telemetry, now: float) -> None:
-        if self._telemetry_seq is not None and t.flags & Telemetry.SESSION:
+        if self._telemetry_seq is not None and t.flags & Flag.SESSION:
             # In counter order: a copy, or an older frame overtaken by newer ones, says
             # nothing new. (A frame without the session bit is a restarted machine, whose
             # counter began again: always taken.)
@@ -699,12 +700,12 @@ class LinkCore:
         if state not in (State.ARMED, State.RUNNING):
             self._armed_hint = False
         self._note_state(state, Fault(t.faults), now)
-        if self.ident is not None and (not t.flags & Telemetry.SESSION or (
+        if self.ident is not None and (not t.flags & Flag.SESSION or (
                 prev is not None and t.uptime_ms < prev.uptime_ms)):
             # The machine forgot our handshake, or its clock went back: it restarted, and
             # holds no settings of ours. Ask who it is now (a new boot id is reported as
             # MachineRebooted).
-            if self.knowledge is not Knowledge.NONE and t.setpoints == _NO_SETTINGS:
+            if self.knowledge is not Knowledge.NONE and t.setpoints == NO_SETTINGS:
                 self._know(None, now, requested=None, seq=0, source="telemetry")
                 self.confirmed = False
             self._rehandshake(now)
@@ -718,7 +719,7 @@ class LinkCore:
         if out is not None and out.msg.TYPE == MsgType.SET and ack != out.seq:
             return  # our SET is in flight: this frame may be from before it
         setpoints = t.setpoints
-        held = None if setpoints == _NO_SETTINGS else MachineSettings.from_wire(*setpoints)
+        held = None if setpoints == NO_SETTINGS else MachineSettings.from_wire(*setpoints)
         if self.knowledge is Knowledge.UNKNOWN:
             if held is not None:
                 self._know(held, now, requested=None, seq=ack, source="telemetry")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
 from protocols.envelope import HARD_LIMITS
-from protocols.quantities import QUANTITIES
+from protocols.quantities import DEPTH, QUANTITIES, RATE, VOLTAGE
 from protocols.settings import WireSettings
 
 PROTOCOL_VERSION = 2
@@ -108,8 +108,8 @@ class Fault(IntFlag):
     DEPTH = 0x0020  # the measured depth stayed off its setpoint (actuator stopped short)
 
 
-KNOWN_FAULTS = Fault.STOP | Fault.LINK_LOST | Fault.STALL | Fault.OVERCURRENT | \
-    Fault.OVERTEMP | Fault.DEPTH
+KNOWN_FAULTS = Fault(sum(Fault))  # every bit defined above
+UNKNOWN_FAULTS = 0xFFFF & ~int(KNOWN_FAULTS)  # `faults` is a u16; `~KNOWN_FAULTS` is Fault(0)
 
 
 class ErrorCode(IntEnum):
@@ -148,6 +148,9 @@ class Capability(IntFlag):
     SIMULATOR = 0x0010  # this machine is a simulator, not a device that can hurt anyone
 
 
+RESERVED_CAPABILITIES = 0xFFFF & ~sum(Capability)  # `capabilities` is a u16
+
+
 class Flag(IntFlag):
     """TELEMETRY `flags`; bits 4 to 7 are reserved and zero."""
 
@@ -157,7 +160,20 @@ class Flag(IntFlag):
     SESSION = 0x08  # a HELLO of this protocol version was answered since boot
 
 
-RESERVED_FLAGS = 0xF0
+RESERVED_FLAGS = 0xFF & ~sum(Flag)  # 0xF0: `flags` is a u8
+
+
+# --- units ---------------------------------------------------------------------------------
+# The wire carries integers; a physical value is the integer divided by its scale. Depth, rate
+# and voltage are measured in the settings' own wire units (protocols/quantities.py), so those
+# scales are taken from there. codec.Measured reads TELEMETRY with them and codec.Readings
+# writes it; what holds the wire's integers without the codec (a recorded frame, a SET's
+# values in the simulator's motor) divides by them by name, never by a literal.
+UM_PER_MM = DEPTH.wire_scale  # depth_um
+DHZ_PER_HZ = RATE.wire_scale  # rate_dhz
+MV_PER_V = VOLTAGE.wire_scale  # voltage_mv
+MA_PER_A = 1000  # current_ma
+DC_PER_C = 10  # temperature_dc, signed
 
 
 # --- definitions ---------------------------------------------------------------------------
@@ -197,6 +213,16 @@ class FieldSpec:
     kind: type  # the Python type of the decoded value: int, str or WireSettings
     fmt: str  # its struct format
     values: int  # how many struct values it takes
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The least and the greatest value an integer field carries."""
+        if self.kind is not int:
+            raise TypeError(f"{self.name} is not an integer field")
+        bits = 8 * struct.calcsize(self.fmt)
+        if self.fmt.islower():  # a signed struct code
+            return -(1 << bits - 1), (1 << bits - 1) - 1
+        return 0, (1 << bits) - 1
 
 
 @dataclass(frozen=True)

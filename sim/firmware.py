@@ -322,17 +322,13 @@ class Firmware:
                  | (Flag.MOTOR if self.state == State.RUNNING else 0)
                  | (Flag.LINK if self.link_alive else 0)
                  | (Flag.SESSION if self.handshaken else 0))
-        def clamp16(v: int) -> int:
-            return max(0, min(0xFFFF, v))
-
         s = self.applied or NO_SETTINGS
         return Telemetry(
-            state=self.state, flags=flags, faults=self.faults, rate_dhz=clamp16(r.rate_dhz),
-            voltage_mv=clamp16(r.voltage_mv), current_ma=clamp16(r.current_ma),
-            depth_um=clamp16(r.depth_um),
-            temperature_dc=max(-32768, min(32767, r.temperature_dc)),
-            uptime_ms=self.uptime_ms(now), set_depth_um=s.depth_um, set_rate_dhz=s.rate_dhz,
-            set_voltage_mv=s.voltage_mv, runs=self.runs & 0xFF,
+            state=self.state, flags=flags, faults=self.faults, rate_dhz=r.rate_dhz,
+            voltage_mv=r.voltage_mv, current_ma=r.current_ma, depth_um=r.depth_um,
+            temperature_dc=r.temperature_dc, uptime_ms=self.uptime_ms(now),
+            set_depth_um=s.depth_um, set_rate_dhz=s.rate_dhz, set_voltage_mv=s.voltage_mv,
+            runs=self.runs & 0xFF,
             needle_ms=(self.needle_ns(now) // MS) & 0xFFFFFFFF,
         )
 
@@ -382,7 +378,7 @@ class Firmware:
         r = self.physics.readings()
         cut = "fault-frame-voltage" not in self.quirks
         if r.temperature_dc >= OVERTEMP_DC and not self.faults & Fault.OVERTEMP:
-            self._latch(Fault.OVERTEMP, f"motor at {r.temperature_dc / 10:.1f} C", cut=cut)
+            self._latch(Fault.OVERTEMP, f"motor at {r.temperature_c:.1f} C", cut=cut)
         if self.state != State.RUNNING:
             self._slow_since = self._over_since = None
             return
@@ -400,7 +396,7 @@ class Firmware:
         else:
             self._over_since = None
         if self._slow_since is not None and now - self._slow_since >= STALL_TRIP_MS * MS:
-            self._latch(Fault.STALL, f"stall: {r.rate_dhz / 10:.1f} Hz for {STALL_TRIP_MS} ms",
+            self._latch(Fault.STALL, f"stall: {r.rate_hz:.1f} Hz for {STALL_TRIP_MS} ms",
                         cut=cut)
         elif self._over_since is not None and (
                 now - self._over_since >= OVERCURRENT_TRIP_MS * MS):

@@ -278,7 +278,7 @@ class SimulatedMachine:
                 "state": fw.state.name, "faults": [f.name for f in type(fw.faults)
                                                    if f and f in fw.faults],
                 "pedal": fw.pedal, "link": fw.link_alive, "session": fw.handshaken,
-                "boot_id": fw.boot_id, "readings": r._asdict(),
+                "boot_id": fw.boot_id, "readings": dataclasses.asdict(r),
                 "applied": fw.applied._asdict() if fw.applied else None,
                 "skin": fw.physics.skin.value, "caption": self.caption,
                 "playing": self.playing, "quirks": sorted(fw.quirks),
@@ -290,6 +290,6 @@ class SimulatedMachine:
         faults = fw.faults.name if fw.faults else "none"
         return (f"SIMULATOR {fw.state.name:<8} pedal {'DOWN' if fw.pedal else 'up  '} "
                 f"link {'alive' if fw.link_alive else 'LOST '} "
-                f"{r.rate_dhz / 10:5.1f} Hz {r.voltage_mv / 1000:4.1f} V "
-                f"{r.current_ma / 1000:4.2f} A depth {r.depth_um / 1000:4.2f} mm "
-                f"{r.temperature_dc / 10:5.1f} C skin {fw.physics.skin.value:<6} faults {faults}")
+                f"{r.rate_hz:5.1f} Hz {r.voltage_v:4.1f} V "
+                f"{r.current_a:4.2f} A depth {r.depth_mm:4.2f} mm "
+                f"{r.temperature_c:5.1f} C skin {fw.physics.skin.value:<6} faults {faults}")

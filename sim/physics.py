@@ -23,8 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
 
+from firmware_bridge.codec import Readings
+from firmware_bridge.schema import DHZ_PER_HZ, MV_PER_V, UM_PER_MM
 from protocols.settings import WireSettings
 
 
@@ -38,16 +39,6 @@ class Skin(StrEnum):
     SCAR = "scar"
 
 
-class Readings(NamedTuple):
-    """What the machine's sensors report, in wire units."""
-
-    rate_dhz: int
-    voltage_mv: int
-    current_ma: int
-    depth_um: int
-    temperature_dc: int  # 0.1 °C
-
-
 @dataclass(frozen=True)
 class Constants:
     ke_v_per_hz: float = 0.038  # back-EMF: ~190 Hz free running at 7.5 V
@@ -58,7 +49,7 @@ class Constants:
         Skin.AIR: 0.0, Skin.THIN: 0.25, Skin.NORMAL: 0.35, Skin.THICK: 0.7, Skin.SCAR: 0.9,
     })
     stall_below_hz: float = 20.0  # below this the controller cannot hold the rate
-    depth_speed_um_s: float = 2000.0  # 2 mm/s
+    depth_speed_mm_s: float = 2.0
     ambient_c: float = 25.0
     r_th_c_per_w: float = 12.0  # motor to air
     c_th_j_per_c: float = 15.0  # thermal time constant R_th * C_th = 180 s
@@ -82,15 +73,15 @@ class MachinePhysics:
         self.rate_hz = 0.0
         self.current_a = 0.0
         self.voltage_v = 0.0
-        self.depth_um = 0.0
+        self.depth_mm = 0.0
         self.temperature_c = self.c.ambient_c
 
     def step(self, dt_s: float, *, motor_on: bool, target: WireSettings) -> None:
         c = self.c
-        self._move_depth(dt_s, target.depth_um)
-        volts = target.voltage_mv / 1000 if motor_on else 0.0
+        self._move_depth(dt_s, target.depth_um / UM_PER_MM)
+        volts = target.voltage_mv / MV_PER_V if motor_on else 0.0
         if motor_on:
-            set_hz = target.rate_dhz / 10
+            set_hz = target.rate_dhz / DHZ_PER_HZ
             current = self._load_current(self.rate_hz)
             reachable = 0.0 if self.injected.jam else max(0.0, (volts - current * c.r_ohm)
                                                            / c.ke_v_per_hz)
@@ -123,13 +114,12 @@ class MachinePhysics:
         c = self.c
         return c.i0_a + c.load_a[self.skin] * (0.5 + 0.5 * rate_hz / 130.0)
 
-    def _move_depth(self, dt_s: float, target_um: int) -> None:
-        goal = float(target_um)
+    def _move_depth(self, dt_s: float, goal: float) -> None:
         if self.injected.depth_limit_um is not None:
-            goal = min(goal, float(self.injected.depth_limit_um))
-        step = self.c.depth_speed_um_s * dt_s
-        delta = goal - self.depth_um
-        self.depth_um = goal if abs(delta) <= step else self.depth_um + step * (1 if delta > 0
+            goal = min(goal, self.injected.depth_limit_um / UM_PER_MM)
+        step = self.c.depth_speed_mm_s * dt_s
+        delta = goal - self.depth_mm
+        self.depth_mm = goal if abs(delta) <= step else self.depth_mm + step * (1 if delta > 0
                                                                                 else -1)
 
     def cause_present(self, cause: str) -> bool:
@@ -143,10 +133,6 @@ class MachinePhysics:
         raise ValueError(f"unknown cause {cause!r}")
 
     def readings(self) -> Readings:
-        return Readings(
-            rate_dhz=round(self.rate_hz * 10),
-            voltage_mv=round(self.voltage_v * 1000),
-            current_ma=round(self.current_a * 1000),
-            depth_um=round(self.depth_um),
-            temperature_dc=round(self.temperature_c * 10),
-        )
+        return Readings.from_physical(
+            rate_hz=self.rate_hz, voltage_v=self.voltage_v, current_a=self.current_a,
+            depth_mm=self.depth_mm, temperature_c=self.temperature_c)

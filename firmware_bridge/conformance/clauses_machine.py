@@ -29,6 +29,7 @@ from firmware_bridge.schema import (
     DEPTH_TOLERANCE_UM,
     OVERTEMP_CLEAR_DC,
     OVERTEMP_DC,
+    STALL_BELOW_DHZ,
     STALL_TRIP_MS,
     STEPS,
     TELEMETRY_LATE_MAX_MS,
@@ -197,7 +198,8 @@ def boot_state(ctx: Context) -> str:
     for s in boot:
         t = s.telemetry
         assert t is not None  # `first` matched on its telemetry; the rest are Readings
-        if (t.state, t.faults, t.flags & ~Flag.PEDAL, s.ack, tuple(t.setpoints)) != (
+        # ~int: an IntFlag's ~ keeps only the defined bits, and reserved ones must be 0 too
+        if (t.state, t.faults, t.flags & ~int(Flag.PEDAL), s.ack, tuple(t.setpoints)) != (
                 State.DISARMED, 0, 0, 0, (0, 0, 0)):
             raise Fail(f"after boot: {state_text(t)}, flags 0x{t.flags:02X}, ack {s.ack}, "
                        f"setpoints {tuple(t.setpoints)}")
@@ -285,7 +287,7 @@ def run_needle(ctx: Context) -> str:
         raise Fail(f"after the run: {state_text(back.telemetry)} (a stall on spin-up?)")
     driven = [s.telemetry for s in ctx.probe.telemetry(since)
               if s.telemetry.state == State.RUNNING]
-    if max(t.rate_dhz for t in driven) < 200:
+    if max(t.rate_dhz for t in driven) < STALL_BELOW_DHZ:
         raise Fail("RUNNING but the measured rate never reached 20 Hz")
     if back.telemetry.voltage_mv or back.telemetry.motor_on:
         raise Fail(f"ARMED again but {back.telemetry.voltage_mv} mV")
@@ -294,7 +296,7 @@ def run_needle(ctx: Context) -> str:
         raise Fail("ARM while ARMED changed the state")
     ctx.expect_ack(Disarm())
     ctx.wait_telemetry(lambda t: t.state == State.DISARMED, 0.3, "DISARMED after DISARM")
-    top = max(t.rate_dhz for t in driven) / 10
+    top = max(t.rate_hz for t in driven)
     return f"ARMED, RUNNING up to {top:.1f} Hz, ARMED on release, DISARMED"
 
 
@@ -422,17 +424,17 @@ def overtemp(ctx: Context) -> str:
     if not t.faults & Fault.OVERTEMP:
         raise Fail(f"the hot motor latched {state_text(t)}, not OVERTEMP")
     if t.temperature_dc < OVERTEMP_DC - 5:
-        raise Fail(f"OVERTEMP at {t.temperature_dc / 10:.1f} °C, below 70 °C")
+        raise Fail(f"OVERTEMP at {t.temperature_c:.1f} °C, below 70 °C")
     warm = [x.telemetry for x in ctx.probe.telemetry(since) if x.telemetry.state != State.FAULTED]
     if warm and warm[-1].temperature_dc > OVERTEMP_DC + 5:
-        raise Fail(f"still not latched at {warm[-1].temperature_dc / 10:.1f} °C")
+        raise Fail(f"still not latched at {warm[-1].temperature_c:.1f} °C")
     _, f = ctx.ask(ClearFault())
     now = ctx.tel()
     if now.temperature_dc >= OVERTEMP_CLEAR_DC and (
             f.type != MsgType.NACK or f.message(Nack).code != ErrorCode.FAULT_PERSISTS):
-        raise Fail(f"CLEAR_FAULT at {now.temperature_dc / 10:.1f} °C: {describe(f)}")
-    return f"DISARMED machine: OVERTEMP at {t.temperature_dc / 10:.1f} °C; CLEAR_FAULT " \
-           f"refused at {now.temperature_dc / 10:.1f} °C (the machine stays latched until it " \
+        raise Fail(f"CLEAR_FAULT at {now.temperature_c:.1f} °C: {describe(f)}")
+    return f"DISARMED machine: OVERTEMP at {t.temperature_c:.1f} °C; CLEAR_FAULT " \
+           f"refused at {now.temperature_c:.1f} °C (the machine stays latched until it " \
            "cools below 60 °C)"
 
 

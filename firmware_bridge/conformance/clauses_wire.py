@@ -21,7 +21,6 @@ from firmware_bridge.conformance.probe import Seen
 from firmware_bridge.conformance.registry import clause
 from firmware_bridge.conformance.steps import (
     QUIET_S,
-    RESERVED_CAPABILITIES,
     WATCHDOG_TEST_MS,
     expect_applied,
     noise,
@@ -32,13 +31,14 @@ from firmware_bridge.schema import (
     CRC_EXTRA,
     HARD_HI,
     HARD_LO,
-    KNOWN_FAULTS,
     MAX_BODY,
     MAX_BODY_SENT,
     MAX_RUN,
     PAYLOAD_SIZE,
     PROTOCOL_VERSION,
+    RESERVED_CAPABILITIES,
     STEPS,
+    UNKNOWN_FAULTS,
     WATCHDOG_MAX_MS,
     WATCHDOG_MIN_MS,
     ErrorCode,
@@ -195,7 +195,7 @@ def ident_layout(ctx: Context) -> str:
             problems.append(f"limits {lo}..{hi} for {Set.SCHEMA.names[n]}")
     if not WATCHDOG_MIN_MS <= i.watchdog_ms <= WATCHDOG_MAX_MS:
         problems.append(f"watchdog {i.watchdog_ms} ms")
-    if i.state not in set(State) or i.faults & ~KNOWN_FAULTS:
+    if i.state not in set(State) or i.faults & UNKNOWN_FAULTS:
         problems.append(f"state {i.state} faults 0x{i.faults:04X}")
     if any(i.applied) and not all(i.lo[n] <= i.applied[n] <= i.hi[n] for n in range(3)):
         problems.append(f"applied {tuple(i.applied)}")

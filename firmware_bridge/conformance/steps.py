@@ -13,14 +13,13 @@ from firmware_bridge.codec import (
 )
 from firmware_bridge.conformance.context import Context, Fail, describe, state_text
 from firmware_bridge.schema import (
-    KNOWN_FAULTS,
     PROTOCOL_VERSION,
     RESERVED_FLAGS,
     STEPS,
     TELEMETRY_LATE_MAX_MS,
     TELEMETRY_PERIOD_MS,
+    UNKNOWN_FAULTS,
     WATCHDOG_MIN_MS,
-    Capability,
     Fault,
     Flag,
     MsgType,
@@ -34,9 +33,6 @@ WATCHDOG_TEST_MS = WATCHDOG_MIN_MS  # the shortest watchdog: the quickest waits
 # that reads our frames late: generous, since a wrong timer is wrong by far more.
 EARLY_SLACK_MS, LATE_SLACK_MS = 5, 50
 OTHER_VERSION = PROTOCOL_VERSION + 1
-RESERVED_CAPABILITIES = 0xFFFF & ~(Capability.PEDAL | Capability.DEPTH_SENSOR
-                                   | Capability.CURRENT_SENSOR | Capability.TEMPERATURE_SENSOR
-                                   | Capability.SIMULATOR)
 
 
 
@@ -67,8 +63,8 @@ def telemetry_problems(t: Telemetry, lo: WireSettings, hi: WireSettings) -> list
     s = State(t.state)
     if t.flags & RESERVED_FLAGS:
         out.append(f"reserved flag bits 0x{t.flags & RESERVED_FLAGS:02X}")
-    if t.faults & ~KNOWN_FAULTS:
-        out.append(f"unknown fault bits 0x{t.faults & ~KNOWN_FAULTS:04X}")
+    if t.faults & UNKNOWN_FAULTS:
+        out.append(f"unknown fault bits 0x{t.faults & UNKNOWN_FAULTS:04X}")
     if bool(t.flags & Flag.MOTOR) != (s == State.RUNNING):
         out.append(f"motor bit {int(bool(t.flags & Flag.MOTOR))} in {s.name}")
     if s != State.RUNNING and t.voltage_mv:

@@ -4,8 +4,10 @@ In virtual time (tests/conformance/virtual.py): a whole run costs well under a s
 
 import pytest
 
+from firmware_bridge.codec import Telemetry
 from firmware_bridge.conformance import CLAUSES, ORDER, run, select
-from firmware_bridge.schema import State
+from firmware_bridge.conformance.steps import telemetry_problems
+from firmware_bridge.schema import HARD_HI, HARD_LO, Flag, State
 from protocols.errors import UsageError
 from sim.quirks import QUIRKS
 from tests.conformance.virtual import virtual
@@ -66,3 +68,21 @@ def test_a_selection_runs_in_the_documented_order():
     assert [c.id for c in select(["c-9.2", "C-1.1"])] == ["C-1.1", "C-9.2"]
     with pytest.raises(UsageError, match=r"unknown clause 'C-99.1'; `smp conformance --list`"):
         select(["C-99.1"])
+
+
+def test_reserved_capability_bits_fail_the_ident_clause():
+    """C-4.3 reads the reserved bits by value (an IntFlag's `~` once made its mask 0)."""
+    line, _ = virtual(capabilities=0x011F)
+    report = run(line, "virtual://", clauses=select(["C-4.3"]), clock=line.now,
+                 out=lambda _: None)
+    failed = [r for r in report.results if r.outcome == "FAIL"]
+    assert [r.id for r in failed] == ["C-4.3"]
+    assert "reserved capability bits 0x011F" in failed[0].line()
+
+
+def test_unknown_fault_bits_are_named_in_a_telemetry_frame():
+    t = Telemetry(state=State.FAULTED, flags=Flag.LINK | Flag.SESSION, faults=0x0101,
+                  rate_dhz=0, voltage_mv=0, current_ma=0, depth_um=0, temperature_dc=250,
+                  uptime_ms=1000, set_depth_um=0, set_rate_dhz=0, set_voltage_mv=0, runs=0,
+                  needle_ms=0)
+    assert telemetry_problems(t, HARD_LO, HARD_HI) == ["unknown fault bits 0x0100"]

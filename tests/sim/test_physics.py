@@ -121,7 +121,7 @@ def test_normal_work_does_not_overheat_in_an_hour():
 
 def test_depth_moves_at_bounded_speed_and_reports_while_moving():
     phys = MachinePhysics()
-    phys.depth_um = 1000
+    phys.depth_mm = 1.0
     target = WireSettings(depth_um=2000, rate_dhz=1200, voltage_mv=7000)
     phys.step(0.1, motor_on=False, target=target)
     assert phys.readings().depth_um == 1200  # 2 mm/s
