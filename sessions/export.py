@@ -30,11 +30,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from protocols import MachineSettings, Zone
+from protocols import MachineSettings, Stage, Zone
 from protocols.aftercare import AFTERCARE
 from protocols.text import BIDI, SEPARATORS, printable
+from protocols.zones import used_in_label
 from sessions.errors import RecordError
 from sessions.history import ClientRecord, SessionView, ZoneView
+from sessions.models import Outcome, outcome_label, outcome_of, zone_of
 from sessions.needle_runs import NOT_CONFIRMED, UsedSettings, used_text
 from sessions.pseudonymised import INCLUDE, check_include, pseudonymise
 from sessions.pseudonyms import Pseudonyms
@@ -347,17 +349,13 @@ class _PdfSession:
     needles: list[tuple]
 
 
-def _zone_row(zone: str, coverage: int | None, passes: int, used: list[dict]) -> tuple:
-    return (Zone(zone).label, "" if coverage is None else f"{coverage}%", str(passes),
+def _zone_row(zone: Zone, coverage: int | None, passes: int, used: list[dict]) -> tuple:
+    return (zone.label, "" if coverage is None else f"{coverage}%", str(passes),
             _used_cell(used))
 
 
-def _stage_text(stage: str) -> str:
-    return "touch-up" if stage == "touch-up" else f"stage {stage}"
-
-
-def _line(technician: str, outcome: str | None, aftercare: bool) -> str:
-    return (f"Technician: {technician}.  Outcome: {outcome or 'in progress'}.  "
+def _line(technician: str, outcome: Outcome | None, aftercare: bool) -> str:
+    return (f"Technician: {technician}.  Outcome: {outcome_label(outcome)}.  "
             f"Aftercare given: {'yes' if aftercare else 'no'}.")
 
 
@@ -367,11 +365,11 @@ def _pdf_identified(sv: SessionView) -> _PdfSession:
         (*_zone_row(z.zone, z.coverage_pct, z.passes, used_rows(z)), z.notes)
         for z in sv.zones]
     pigments = [("Pigment", "Shade", "Dilution (water:pigment)", "Lot", "Expiry", "Zone")] + [
-        (p.brand, p.shade, p.dilution, p.lot, p.expiry.isoformat(), _where(p.zone))
+        (p.brand, p.shade, p.dilution, p.lot, p.expiry.isoformat(), used_in_label(p.zone))
         for p in sv.pigments]
     needles = [("Needle cartridge", "Lot", "Expiry", "Zone")] + [
-        (n.code, n.lot, n.expiry.isoformat(), _where(n.zone)) for n in sv.needles]
-    return _PdfSession(f"Session on {sv.started_at:%d %B %Y}: {_stage_text(sv.stage)}{sim}",
+        (n.code, n.lot, n.expiry.isoformat(), used_in_label(n.zone)) for n in sv.needles]
+    return _PdfSession(f"Session on {sv.started_at:%d %B %Y}: {sv.stage.label}{sim}",
                        _line(sv.technician, sv.outcome, sv.aftercare_given), zones, pigments,
                        needles)
 
@@ -382,18 +380,20 @@ def _pdf_pseudonymised(sv: dict, notes: bool) -> _PdfSession:
     sim = "  [SIMULATOR]" if s["machine"]["simulator"] else ""
     zf, pf, nf = (PSEUDONYMISED_PDF[k] for k in ("zone", "pigment", "needle"))
     zones = [ZONE_HEAD + (("Notes",) if notes else ())] + [
-        _zone_row(z["zone"], z["coverage_pct"], z["passes"], z["used"])
+        _zone_row(Zone(z["zone"]), z["coverage_pct"], z["passes"], z["used"])
         + ((z["notes"],) if notes else ())
         for z in ({k: z[k] for k in zf} for z in sv["zones"])]
     pigments = [("Pigment", "Shade", "Dilution (water:pigment)", "Lot (pseudonym)",
                  "Expires", "Zone")] + [
         (p["brand"], p["shade"], p["dilution"], p["lot"], f"day {p['expiry_day']}",
-         _where(p["zone"])) for p in ({k: p[k] for k in pf} for p in sv["pigments"])]
+         used_in_label(zone_of(p["zone"])))
+        for p in ({k: p[k] for k in pf} for p in sv["pigments"])]
     needles = [("Needle cartridge", "Lot (pseudonym)", "Expires", "Zone")] + [
-        (n["code"], n["lot"], f"day {n['expiry_day']}", _where(n["zone"]))
+        (n["code"], n["lot"], f"day {n['expiry_day']}", used_in_label(zone_of(n["zone"])))
         for n in ({k: n[k] for k in nf} for n in sv["needles"])]
-    return _PdfSession(f"Session {s['session']}, day {s['day']}: {_stage_text(s['stage'])}{sim}",
-                       _line(s["technician"], s["outcome"], s["aftercare_given"]), zones,
+    return _PdfSession(f"Session {s['session']}, day {s['day']}: {Stage(s['stage']).label}{sim}",
+                       _line(s["technician"], outcome_of(s["outcome"]), s["aftercare_given"]),
+                       zones,
                        pigments, needles)
 
 
@@ -469,10 +469,6 @@ def _pdf(head: list[str], sessions: list[_PdfSession], simulator: bool) -> bytes
     pdf.ln(2)
     text("Questions or concerns after a session? Contact your clinic.", 10, "I")
     return bytes(pdf.output())
-
-
-def _where(zone: str | None) -> str:
-    return "all zones" if zone is None else Zone(zone).label
 
 
 # -- writing ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import String, case, cast, distinct, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from protocols import MachineSettings, Zone
+from protocols import MachineSettings, Stage, Zone
 from sessions.errors import RecordError
 from sessions.models import (
     Client,
@@ -28,10 +28,13 @@ from sessions.models import (
     GateAnswer,
     NeedleRun,
     NeedleUse,
+    Outcome,
     PigmentUse,
     SessionRow,
     TelemetrySummary,
     ZoneWork,
+    outcome_of,
+    zone_of,
 )
 from sessions.needle_runs import (
     BEFORE_RUNS,
@@ -82,7 +85,7 @@ class ConsentView:
 
 @dataclass(frozen=True)
 class PigmentView:
-    zone: str | None
+    zone: Zone | None  # None: every zone of the session
     brand: str
     shade: str
     dilution: str
@@ -92,7 +95,7 @@ class PigmentView:
 
 @dataclass(frozen=True)
 class NeedleView:
-    zone: str | None
+    zone: Zone | None  # None: every zone of the session
     code: str
     lot: str
     expiry: date
@@ -109,7 +112,7 @@ class GateView:
 
 @dataclass(frozen=True)
 class ZoneView:
-    zone: str
+    zone: Zone
     profile: str
     reasons: tuple[str, ...]
     coverage_pct: int | None
@@ -132,7 +135,7 @@ class EventView:
     seq: int
     at: datetime
     kind: str
-    zone: str | None
+    zone: Zone | None
     settings: MachineSettings | None
     duration_ms: int | None
     corrects_id: int | None
@@ -141,7 +144,7 @@ class EventView:
 
 @dataclass(frozen=True)
 class SummaryView:
-    zone: str | None
+    zone: Zone | None
     run_index: int | None
     run_ms: int
     samples: int
@@ -173,10 +176,10 @@ class SessionView:
     started_at: datetime
     ended_at: datetime | None
     technician: str
-    stage: str
+    stage: Stage
     machine: MachineView
-    planned_zones: tuple[str, ...]
-    outcome: str | None
+    planned_zones: tuple[Zone, ...]
+    outcome: Outcome | None  # None: open
     aftercare_given: bool
     per_run: bool
     gate: tuple[GateView, ...]
@@ -207,7 +210,7 @@ class ClientSummary:
 class ZoneVisit:
     session_id: int
     started_at: datetime
-    stage: str
+    stage: Stage
     simulator: bool
     work: ZoneView
     pigments: tuple[PigmentView, ...]
@@ -222,7 +225,7 @@ class RecallHit:
     simulator: bool
     item: str  # "pigment" or "needle"
     product: str
-    zone: str | None
+    zone: Zone | None
     lot: str
     expiry: date
 
@@ -418,19 +421,22 @@ def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool,
     timeline = _grouped(s, Event, ids, [Event.seq]) if events else {}
     return [SessionView(
         id=r.id, started_at=r.started_at, ended_at=r.ended_at, technician=r.technician,
-        stage=r.stage, machine=MachineView(r.machine_model, r.machine_serial,
-                                           r.machine_firmware, r.simulator),
-        planned_zones=tuple(z for z in r.planned_zones.split(",") if z), outcome=r.outcome,
+        stage=Stage(r.stage), machine=MachineView(r.machine_model, r.machine_serial,
+                                                  r.machine_firmware, r.simulator),
+        planned_zones=tuple(Zone(z) for z in r.planned_zones.split(",") if z),
+        outcome=outcome_of(r.outcome),
         aftercare_given=r.aftercare_given, per_run=r.per_run,
         gate=tuple(GateView(g.item, g.present, g.decision, g.detail, g.reason)
                    for g in gates[r.id]),
         zones=tuple(_zone(z, r.per_run, each.get((r.id, z.zone), ()),
                           skin.get((r.id, z.zone), NO_RUNS)) for z in zones[r.id]),
         pigments=tuple(_pigment(p) for p in pigments[r.id]),
-        needles=tuple(NeedleView(n.zone, n.code, n.lot, n.expiry) for n in needles[r.id]),
-        telemetry=tuple(SummaryView(t.zone, t.run_index, t.run_ms, t.samples, t.mean_rate_dhz,
-                                    t.peak_rate_dhz, t.mean_voltage_mv, t.peak_voltage_mv,
-                                    t.mean_current_ma, t.peak_current_ma, t.faults)
+        needles=tuple(NeedleView(zone_of(n.zone), n.code, n.lot, n.expiry)
+                      for n in needles[r.id]),
+        telemetry=tuple(SummaryView(zone_of(t.zone), t.run_index, t.run_ms, t.samples,
+                                    t.mean_rate_dhz, t.peak_rate_dhz, t.mean_voltage_mv,
+                                    t.peak_voltage_mv, t.mean_current_ma, t.peak_current_ma,
+                                    t.faults)
                         for t in summaries.get(r.id, ())),
         events=tuple(_event(e) for e in timeline.get(r.id, ())),
     ) for r in rows]
@@ -445,19 +451,19 @@ def _zone(z: ZoneWork, per_run: bool, runs: Iterable[RunView],
     runs = tuple(runs)
     if skin is None:
         skin = on_skin(runs)
-    return ZoneView(z.zone, z.profile, tuple(json.loads(z.reasons)), z.coverage_pct,
+    return ZoneView(Zone(z.zone), z.profile, tuple(json.loads(z.reasons)), z.coverage_pct,
                     z.target_density_pct, z.passes, z.notes,
                     _settings(z.depth_um, z.rate_dhz, z.voltage_mv), per_run, runs,
                     skin if per_run else None)
 
 
 def _pigment(p: PigmentUse) -> PigmentView:
-    return PigmentView(p.zone, p.brand, p.shade, f"{p.dilution_water}:{p.dilution_pigment}",
-                       p.lot, p.expiry)
+    return PigmentView(zone_of(p.zone), p.brand, p.shade,
+                       f"{p.dilution_water}:{p.dilution_pigment}", p.lot, p.expiry)
 
 
 def _event(e: Event) -> EventView:
-    return EventView(e.id, e.seq, e.at, e.kind, e.zone,
+    return EventView(e.id, e.seq, e.at, e.kind, zone_of(e.zone),
                      _settings(e.depth_um, e.rate_dhz, e.voltage_mv), e.duration_ms,
                      e.corrects_id, json.loads(e.payload))
 
@@ -506,7 +512,7 @@ def zone_history(store: Store, client_id: int, zone: Zone, *, limit: int | None 
                 select(NeedleRun).where(NeedleRun.session_id.in_(ids),
                                         NeedleRun.zone == zone.value)
                 .order_by(NeedleRun.session_id, NeedleRun.seq)))
-        return [ZoneVisit(zw.session_id, started, stage, sim,
+        return [ZoneVisit(zw.session_id, started, Stage(stage), sim,
                           _zone(zw, per_run, runs.get((zw.session_id, zw.zone), ())),
                           tuple(pigments[zw.session_id]))
                 for zw, started, stage, sim, per_run in rows]
@@ -651,7 +657,10 @@ def recall(store: Store, lot: str, *, limit: int = PAGE_SIZE, offset: int = 0) -
             .order_by(SessionRow.started_at, uses.c.session_id, uses.c.item,
                       func.coalesce(uses.c.zone, ""), uses.c.use_id)
             .offset(offset).limit(limit)).all() if total > offset else []
-    return RecallPage(tuple(RecallHit(*r) for r in rows), total, offset, limit,
+    hits = tuple(RecallHit(cid, name, sid, started, sim, item, product, zone_of(zone), lot_,
+                           expiry)
+                 for cid, name, sid, started, sim, item, product, zone, lot_, expiry in rows)
+    return RecallPage(hits, total, offset, limit,
                       clients=clients, sessions=sessions, simulator_sessions=simulated)
 
 
@@ -660,9 +669,10 @@ def technician_activity(store: Store, *, since: datetime | None = None,
     """Sessions per technician in [since, until): outcomes, simulator practice, zones."""
     zones = (select(ZoneWork.session_id, func.count().label("n"))
              .group_by(ZoneWork.session_id).subquery())
+    ended = SessionRow.outcome
     q = (select(SessionRow.technician, func.count(SessionRow.id),
-                func.count(SessionRow.id).filter(SessionRow.outcome == "completed"),
-                func.count(SessionRow.id).filter(SessionRow.outcome == "interrupted"),
+                func.count(SessionRow.id).filter(ended == Outcome.COMPLETED.value),
+                func.count(SessionRow.id).filter(ended == Outcome.INTERRUPTED.value),
                 func.count(SessionRow.id).filter(SessionRow.simulator.is_(True)),
                 func.coalesce(func.sum(zones.c.n), 0))
          .outerjoin(zones, zones.c.session_id == SessionRow.id)

@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from protocols import Zone
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -61,6 +63,23 @@ class Outcome(StrEnum):
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"
     ABANDONED = "abandoned"
+
+
+def outcome_label(outcome: Outcome | None) -> str:
+    """How every screen, the shell and the PDF name an outcome (None: the session is open)."""
+    return "open" if outcome is None else outcome.value
+
+
+# The stored strings as the views carry them (sessions/history.py, needle_runs.py, replay.py):
+# converted here, where rows are read, so nothing past sessions/ handles the raw text.
+
+def outcome_of(stored: str | None) -> Outcome | None:
+    return None if stored is None else Outcome(stored)
+
+
+def zone_of(stored: str | None) -> Zone | None:
+    """A zone column; NULL is no zone (an event) or every zone (a pigment or cartridge)."""
+    return None if stored is None else Zone(stored)
 
 
 class EventKind(StrEnum):

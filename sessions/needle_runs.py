@@ -17,8 +17,8 @@ from decimal import Decimal
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from protocols import QUANTITIES, MachineSettings
-from sessions.models import NeedleRun
+from protocols import QUANTITIES, MachineSettings, Zone
+from sessions.models import NeedleRun, zone_of
 from sessions.telemetry import QUANTITIES as MEASURED
 
 BEFORE_RUNS = "recorded before per-run settings"
@@ -29,7 +29,7 @@ NOT_CONFIRMED = "settings not confirmed"
 @dataclass(frozen=True)
 class RunView:
     seq: int
-    zone: str | None
+    zone: Zone | None
     profile: str
     started_at: datetime
     ended_at: datetime
@@ -73,8 +73,8 @@ def run_view(r: NeedleRun) -> RunView:
     settings = None if r.depth_um is None else settings_of(r.depth_um, r.rate_dhz, r.voltage_mv)
     stats = {f"{q}_{s}_{u}": getattr(r, f"{q}_{s}_{u}")
              for q, u in MEASURED for s in ("mean", "min", "max")}
-    return RunView(r.seq, r.zone, r.profile, r.started_at, r.ended_at, r.needle_ms, r.exact,
-                   r.ended_by, settings, tuple(json.loads(r.adjustments)), r.samples,
+    return RunView(r.seq, zone_of(r.zone), r.profile, r.started_at, r.ended_at, r.needle_ms,
+                   r.exact, r.ended_by, settings, tuple(json.loads(r.adjustments)), r.samples,
                    r.under_speed_ms, r.faults, stats)
 
 

@@ -46,6 +46,7 @@ from console.widgets.table import Table
 from protocols import Zone
 from protocols.errors import SmpError
 from protocols.text import printable
+from protocols.zones import used_in_label
 from sessions.export import FORMATS, default_name, render, write_file
 from sessions.history import (
     PAGE_SIZE,
@@ -63,6 +64,7 @@ from sessions.history import (
     recall,
     touchups_due,
 )
+from sessions.models import outcome_label
 from sessions.pseudonymised import pseudonymise
 from sessions.pseudonyms import Pseudonyms
 from sessions.store import Store, open_store
@@ -87,14 +89,6 @@ def _text(value: str) -> Text:
 
 def _when(at: datetime | None) -> str:
     return "-" if at is None else f"{at:%Y-%m-%d %H:%M}"
-
-
-def _stage(stage: str) -> str:
-    return "touch-up" if stage == "touch-up" else f"stage {stage}"
-
-
-def _zone_label(zone: str | None) -> str:
-    return "all zones" if zone is None else Zone(zone).label
 
 
 class _Record:
@@ -586,7 +580,7 @@ class HistoryScreen(Screen):
         head.update(_text("\n".join(_client_lines(record, self.presentation))))
         for sv in record.sessions:
             sessions.add_row(*_cells(
-                _when(sv.started_at), _stage(sv.stage), sv.outcome or "OPEN",
+                _when(sv.started_at), sv.stage.label, outcome_label(sv.outcome),
                 "SIMULATOR" if sv.machine.simulator else f"{sv.machine.model} "
                 f"{sv.machine.serial}", sv.technician, ", ".join(z.zone for z in sv.zones)),
                 key=str(sv.id))
@@ -618,7 +612,7 @@ class HistoryScreen(Screen):
         head.update(_text(_session_line(sv)))
         for z in sv.zones:
             zones.add_row(*_cells(
-                Zone(z.zone).label, _pct(z.coverage_pct), _pct(z.target_density_pct),
+                z.zone.label, _pct(z.coverage_pct), _pct(z.target_density_pct),
                 z.passes, "; ".join(z.settings_text()),
                 "; ".join(f"{p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
                           for p in sv.pigments if p.zone in (z.zone, None)),
@@ -648,7 +642,7 @@ class HistoryScreen(Screen):
             table.add_row(*_cells(
                 f"{sv.id}" + (" SIMULATOR" if sv.machine.simulator else ""),
                 f"{e.at:%Y-%m-%d %H:%M:%S}", _KIND.get(e.kind, e.kind),
-                "" if e.zone is None else Zone(e.zone).label,
+                "" if e.zone is None else e.zone.label,
                 "" if e.settings is None else str(e.settings), _event_detail(e)),
                 key=str(e.id))
 
@@ -676,7 +670,7 @@ class HistoryScreen(Screen):
             table.add_row(*_cells(
                 h.client_name, self._shown_id(h.client_id), h.session_id, _when(h.started_at),
                 "SIMULATOR" if h.simulator else "machine", h.item, h.product,
-                _zone_label(h.zone), h.lot, h.expiry))
+                used_in_label(h.zone), h.lot, h.expiry))
         sim = page.simulator_sessions
         summary = (f"Lot {msg.lot}: {page.clients} client(s), {page.sessions} session(s)"
                    + (f", {sim} of them on the SIMULATOR" if sim else "")
@@ -890,8 +884,8 @@ def _client_lines(record: ClientRecord, presentation: bool) -> list[str]:
 
 
 def _session_line(sv: SessionView) -> str:
-    parts = [f"Session {sv.id}", f"{_when(sv.started_at)} UTC", _stage(sv.stage),
-             sv.outcome or "OPEN", f"by {sv.technician}", f"machine {sv.machine}",
+    parts = [f"Session {sv.id}", f"{_when(sv.started_at)} UTC", sv.stage.label,
+             outcome_label(sv.outcome), f"by {sv.technician}", f"machine {sv.machine}",
              "aftercare given" if sv.aftercare_given else "aftercare NOT recorded"]
     gate = [f"{g.item} {g.decision}" + (f" ({g.reason})" if g.reason else "")
             for g in sv.gate if g.decision != "clear"]

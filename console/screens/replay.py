@@ -33,6 +33,7 @@ from console.widgets.table import Table
 from console.widgets.text import plain, set_text, settings_lines
 from protocols import SmpError
 from sessions import replay as records
+from sessions.models import outcome_label
 from sessions.store import Store
 
 TICK_S = 0.1  # ten pictures a second, as the live screen refreshes
@@ -164,7 +165,7 @@ class ReplayScreen(Screen):
         rs = msg.rs
         set_text(self.query_one("#session", Static),
                  f"REPLAY of session {rs.session_id}  client {rs.client}  by {rs.technician}  "
-                 f"stage {rs.stage}  {rs.outcome or 'OPEN'}   [{rs.machine}]   "
+                 f"{rs.stage.label}  {outcome_label(rs.outcome)}   [{rs.machine}]   "
                  f"{rs.flight.frames} frames")
         self._last_tick = time.monotonic()
         self._update_picture()  # the picture first: a long timeline takes a while to fill
