@@ -105,6 +105,7 @@ from sessions.models import Outcome
 from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine as RecordMachine
 from sessions.recorder import Recorder, check_lot, needle_what, request
+from sessions.search import match_clients
 from sessions.sink import RecorderSink, RecordStatus
 from sessions.store import Store
 from sessions.telemetry import Reading
@@ -393,11 +394,10 @@ class SessionController:
         matched by that alone (what is shown), never by the name or id behind it."""
         if not presentation:
             return history.find_clients(self.store, text)
-        key = history.fold(text)
         names = self.pseudonyms()
         shown = sorted((replace(c, name=names.client(c.id))
                         for c in history.list_clients(self.store)), key=lambda c: c.name)
-        return [c for c in shown if key in history.fold(c.name)]
+        return match_clients(shown, text, by_id=False)
 
     def add_client(self, client: NewClient) -> ClientChoice:
         return self.choose_client(add_client(self.store, client))

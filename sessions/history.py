@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from sessions.needle_runs import (
     on_skin_of,
     settings_of,
 )
+from sessions.search import client_id, fold, match_clients
 from sessions.store import Store
 
 TOUCH_UP_YEARS = 4
@@ -310,44 +310,21 @@ def list_clients(store: Store) -> list[ClientSummary]:
     return [ClientSummary(*r) for r in rows]
 
 
-def fold(name: str) -> str:
-    """A name as lookups compare it: NFC, case-folded, spaces collapsed, so that "ŁUKASZ",
-    "łukasz" and a name typed decomposed (z, o, combining diaeresis) all match."""
-    folded = unicodedata.normalize("NFC", name).casefold()
-    return unicodedata.normalize("NFC", " ".join(folded.split()))
-
-
 def find_clients(store: Store, text: str = "") -> list[ClientSummary]:
-    """The one client lookup (console and command line), over the record's clients: see
-    match_clients. Folding is done in Python, not SQL: SQLite's lower() knows only ASCII."""
+    """The record's clients that `text` finds (sessions/search.py). Folding is done in Python,
+    not SQL: SQLite's lower() knows only ASCII."""
     return match_clients(list_clients(store), text)
 
 
-def match_clients(everyone: list[ClientSummary], text: str) -> list[ClientSummary]:
-    """Everyone for "", the client with id "12" or "#12", else every client whose folded
-    name contains each folded word of `text`, exact matches first."""
-    key = text.strip()
-    if not key:
-        return everyone
-    if key.lstrip("#").isdigit():
-        return [c for c in everyone if c.id == int(key.lstrip("#"))]
-    want = fold(key)
-    words = want.split()
-    named = [(c, fold(c.name)) for c in everyone]
-    exact = [c for c, name in named if name == want]
-    return exact + [c for c, name in named
-                    if name != want and all(w in name for w in words)]
-
-
 def find_client(store: Store, text: str) -> ClientView:
-    """One client by id ("12" or "#12") or by name (exact, else a unique partial match),
-    folded as find_clients folds."""
+    """One client by id ("12" or "#12") or by name: the one whose folded name is `text`
+    folded, else the only one `text` finds (sessions/search.py)."""
     key = text.strip()
-    if key.lstrip("#").isdigit():
+    if (cid := client_id(key)) is not None:
         with store.reading() as s:
-            row = s.get(Client, int(key.lstrip("#")))
+            row = s.get(Client, cid)
             if row is None:
-                raise UnknownClient(f"no client with id {key.lstrip('#')}")
+                raise UnknownClient(f"no client with id {cid}")
             return _client(row)
     everyone = list_clients(store)
     matches = match_clients(everyone, key)
@@ -355,7 +332,7 @@ def find_client(store: Store, text: str) -> ClientView:
     chosen = exact or matches
     if len(chosen) == 1:
         with store.reading() as s:
-            return _client(s.get(Client, chosen[0].id))
+            return _client(s.get_one(Client, chosen[0].id))
     if chosen:
         shown = ", ".join(f"{c.name} (id {c.id})" for c in chosen[:20])
         raise AmbiguousClient(f"client {key!r} is ambiguous: {shown}; give the id instead")

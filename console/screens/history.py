@@ -58,15 +58,14 @@ from sessions.history import (
     SessionView,
     TouchUpDue,
     client_record,
-    fold,
     list_clients,
-    match_clients,
     recall,
     touchups_due,
 )
 from sessions.models import outcome_label
 from sessions.pseudonymised import pseudonymise
 from sessions.pseudonyms import Pseudonyms
+from sessions.search import match_clients
 from sessions.store import Store, open_store
 
 MAX_CLIENT_ROWS = 200  # search narrows a large clinic; a longer table helps nobody
@@ -526,10 +525,9 @@ class HistoryScreen(Screen):
         self._table("clients").focus()
 
     def _matches(self, text: str) -> list[ClientSummary]:
-        if self.presentation:  # only what is shown: the pseudonym, never the id or name
-            want = fold(text)
-            return [c for c in self._clients if want in fold(c.name)]
-        return match_clients(self._clients, text)  # the console's and the CLI's one lookup
+        # The console's and the shell's one rule; presentation mode matches only what is
+        # shown, the pseudonym, never the id or name.
+        return match_clients(self._clients, text, by_id=not self.presentation)
 
     def _fill_clients(self, text: str) -> None:
         table = self._table("clients")
