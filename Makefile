@@ -36,7 +36,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	@# Strict types (pyproject.toml's [tool.mypy]) on the packages that are clean so far.
-	$(BIN)/mypy protocols firmware_bridge sim
+	$(BIN)/mypy protocols firmware_bridge sim sessions
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 bench: $(STAMP)

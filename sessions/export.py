@@ -23,22 +23,23 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from protocols import MachineSettings, Stage, Zone
 from protocols.aftercare import AFTERCARE
 from protocols.text import BIDI, SEPARATORS, printable
 from protocols.zones import used_in_label
 from sessions.errors import RecordError
-from sessions.history import ClientRecord, SessionView, ZoneView
+from sessions.history import ClientRecord, NeedleView, PigmentView, SessionView, ZoneView
+from sessions.include import INCLUDE
 from sessions.models import Outcome, outcome_label, outcome_of, zone_of
 from sessions.needle_runs import NOT_CONFIRMED, UsedSettings, used_text
-from sessions.pseudonymised import INCLUDE, check_include, pseudonymise
+from sessions.pseudonymised import check_include, pseudonymise
 from sessions.pseudonyms import Pseudonyms
 from sessions.store import Store
 
@@ -146,7 +147,8 @@ def pseudonymised_document(store: Store, record: ClientRecord,
             "events": [_pick("event", {
                 "seq": e.seq, "t_ms": round((e.at - sv.started_at).total_seconds() * 1000),
                 "kind": e.kind, "zone": e.zone, "settings": e.settings,
-                "duration_ms": e.duration_ms, "corrects_seq": seqs.get(e.corrects_id),
+                "duration_ms": e.duration_ms,
+                "corrects_seq": None if e.corrects_id is None else seqs.get(e.corrects_id),
                 "payload": e.payload}) for e in sv.events],
         }))
     health = None if p.health is None else _pick("health", dataclasses.asdict(p.health))
@@ -174,7 +176,7 @@ def default_name(record: ClientRecord, fmt: str, *, pseudonym: str | None = None
 
 # -- renderers ----------------------------------------------------------------------------
 
-def _plain(value):
+def _plain(value: object) -> dict[str, Any] | str:
     if isinstance(value, MachineSettings):
         w = value.to_wire()
         return {"depth_mm": str(value.depth_mm), "rate_hz": str(value.rate_hz),
@@ -193,7 +195,7 @@ def _plain(value):
 _JSON_RAW = re.compile("[\x7f-\x9f" + "".join(sorted(BIDI | SEPARATORS)) + "]")
 
 
-def _json(doc: dict) -> bytes:
+def _json(doc: Mapping[str, Any]) -> bytes:
     text = json.dumps(doc, default=_plain, indent=2, ensure_ascii=False)
     return (_JSON_RAW.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n").encode()
 
@@ -218,7 +220,7 @@ def csv_cell(value: object) -> str:
     return f"'{text}" if text.startswith(FORMULA_START) else text
 
 
-def _csv(header: tuple[str, ...], rows: list[list]) -> bytes:
+def _csv(header: tuple[str, ...], rows: list[list[object]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     for row in (header, *rows):
@@ -256,7 +258,10 @@ def _seconds(ms: int | None) -> str:
     return "" if ms is None else f"{ms / 1000:.1f}"
 
 
-def _uses(items, zone: str) -> list:
+Used = TypeVar("Used", PigmentView, NeedleView)
+
+
+def _uses(items: Sequence[Used], zone: Zone) -> list[Used]:
     return [i for i in items if i.zone in (zone, None)]
 
 
@@ -266,7 +271,7 @@ def _settings_cells(st: MachineSettings | None) -> list[str]:
 
 def to_csv(record: ClientRecord) -> bytes:
     """One row per zone and setting used on skin there (a zone with none: one row saying why)."""
-    rows = []
+    rows: list[list[object]] = []
     for sv in record.sessions:
         for z in sv.zones:
             for u in used_rows(z):
@@ -286,15 +291,15 @@ def to_csv(record: ClientRecord) -> bytes:
     return _csv(CSV_COLUMNS, rows)
 
 
-def _machine_text(m: dict) -> str:
+def _machine_text(m: Mapping[str, Any]) -> str:
     if m["simulator"]:
         return f"SIMULATOR (firmware {m['firmware']})"
     return f"{m['model']} serial {m['serial']}, firmware {m['firmware']}"
 
 
-def pseudonymised_csv(doc: dict) -> bytes:
+def pseudonymised_csv(doc: Mapping[str, Any]) -> bytes:
     columns = tuple(c for c in PSEUDONYMISED_CSV if c != "notes" or "notes" in doc["included"])
-    rows = []
+    rows: list[list[object]] = []
     for sv in doc["sessions"]:
         for z, u in ((zone, u) for zone in sv["zones"] for u in zone["used"]):
             depth, rate, volt = _settings_cells(u["settings"])
@@ -320,11 +325,11 @@ def pseudonymised_csv(doc: dict) -> bytes:
     return _csv(columns, rows)
 
 
-def _uses_tree(items: list[dict], zone: str) -> list[dict]:
+def _uses_tree(items: list[dict[str, Any]], zone: str) -> list[dict[str, Any]]:
     return [i for i in items if i["zone"] in (zone, None)]
 
 
-def _blank(v) -> str:
+def _blank(v: object) -> str:
     return "" if v is None else str(v)
 
 
@@ -340,16 +345,20 @@ SIM_NOTE = ("SIMULATOR: sessions marked SIMULATOR were practice on a simulated m
             "pigment was applied in them.")
 
 
+Row = tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class _PdfSession:
     heading: str
     line: str
-    zones: list[tuple]  # each table: its heading row first
-    pigments: list[tuple]
-    needles: list[tuple]
+    zones: Sequence[Row]  # each table: its heading row first
+    pigments: Sequence[Row]
+    needles: Sequence[Row]
 
 
-def _zone_row(zone: Zone, coverage: int | None, passes: int, used: list[dict]) -> tuple:
+def _zone_row(zone: Zone, coverage: int | None, passes: int,
+              used: list[dict[str, Any]]) -> Row:
     return (zone.label, "" if coverage is None else f"{coverage}%", str(passes),
             _used_cell(used))
 
@@ -374,7 +383,7 @@ def _pdf_identified(sv: SessionView) -> _PdfSession:
                        needles)
 
 
-def _pdf_pseudonymised(sv: dict, notes: bool) -> _PdfSession:
+def _pdf_pseudonymised(sv: Mapping[str, Any], notes: bool) -> _PdfSession:
     """One session of the pseudonymised tree, with only PSEUDONYMISED_PDF's fields."""
     s = {k: sv[k] for k in PSEUDONYMISED_PDF["session"]}
     sim = "  [SIMULATOR]" if s["machine"]["simulator"] else ""
@@ -408,7 +417,7 @@ def to_pdf(record: ClientRecord, *, now: datetime) -> bytes:
                 any(s.machine.simulator for s in record.sessions))
 
 
-def pseudonymised_pdf(doc: dict) -> bytes:
+def pseudonymised_pdf(doc: Mapping[str, Any]) -> bytes:
     included = doc["included"]
     head = [f"Client: {doc['client']['pseudonym']}",
             "Pseudonymised for teaching: the client, technicians, machine serials and lots are "
@@ -438,7 +447,7 @@ def _pdf(head: list[str], sessions: list[_PdfSession], simulator: bool) -> bytes
         pdf.set_font(FONT, style, size)
         pdf.multi_cell(0, h, printable(s, multiline=True), new_x="LMARGIN", new_y="NEXT")
 
-    def table(rows: list[tuple], widths: tuple[int, ...]) -> None:
+    def table(rows: Sequence[Row], widths: tuple[int, ...]) -> None:
         if len(rows) < 2:
             return
         pdf.set_font(FONT, "", 9)

@@ -12,10 +12,21 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import String, case, cast, distinct, func, literal, or_, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from protocols import MachineSettings, Stage, Zone
 from sessions.errors import RecordError
@@ -139,7 +150,7 @@ class EventView:
     settings: MachineSettings | None
     duration_ms: int | None
     corrects_id: int | None
-    payload: dict
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -374,8 +385,14 @@ def client_record(store: Store, client_id: int, *, events: bool = False,
             tuple(sessions))
 
 
-def _grouped(s: Session, model, ids: list[int], order) -> dict[int, list]:
-    out: dict[int, list] = defaultdict(list)
+# The tables a session's rows are read from, a query each (the checker follows each one).
+PerSession = TypeVar("PerSession", ZoneWork, PigmentUse, NeedleUse, GateAnswer,
+                     TelemetrySummary, Event)
+
+
+def _grouped(s: Session, model: type[PerSession], ids: list[int],
+             order: list[InstrumentedAttribute[int]]) -> dict[int, list[PerSession]]:
+    out: dict[int, list[PerSession]] = defaultdict(list)
     if ids:
         for r in s.scalars(select(model).where(model.session_id.in_(ids)).order_by(*order)):
             out[r.session_id].append(r)
@@ -419,8 +436,11 @@ def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool,
     ) for r in rows]
 
 
-def _settings(depth, rate, volt) -> MachineSettings | None:
-    return None if depth is None else settings_of(depth, rate, volt)
+def _settings(depth: int | None, rate: int | None, volt: int | None) -> MachineSettings | None:
+    """The settings columns of a row: all three, or none (not confirmed)."""
+    if depth is None or rate is None or volt is None:
+        return None
+    return settings_of(depth, rate, volt)
 
 
 def _zone(z: ZoneWork, per_run: bool, runs: Iterable[RunView],
@@ -478,8 +498,8 @@ def zone_history(store: Store, client_id: int, zone: Zone, *, limit: int | None 
     with store.reading() as s:
         rows = s.execute(q).all()
         ids = [r[0].session_id for r in rows]
-        pigments: dict[int, list] = defaultdict(list)
-        runs: dict = {}
+        pigments: dict[int, list[PigmentView]] = defaultdict(list)
+        runs: dict[tuple[int, str | None], list[RunView]] = {}
         if ids:
             for p in s.scalars(select(PigmentUse).where(PigmentUse.session_id.in_(ids),
                                                         or_(PigmentUse.zone == zone.value,
@@ -573,7 +593,7 @@ def touchups_due(store: Store, *, today: date, within_days: int = 0,
     rules = ((False, years), (True, scar_years))
     n = offset + limit
 
-    def rule(scar: bool, bound: datetime):
+    def rule(scar: bool, bound: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
         return Client.scar_work == scar, Client.last_completed_at < bound
 
     bounds = [_due_bound(horizon, y) for _, y in rules]
@@ -593,10 +613,12 @@ def touchups_due(store: Store, *, today: date, within_days: int = 0,
                 ranges.append(select(Client.id, Client.name, Client.last_completed_at,
                                      Client.scar_work).where(*rule(scar, bound)))
         rows = s.execute(union_all(*ranges)).all() if ranges else []
-    due = sorted((TouchUpDue(cid, name, last, add_years(last.date(),
-                                                         scar_years if scar else years),
-                             bool(scar)) for cid, name, last, scar in rows),
-                 key=lambda d: (d.due_on, d.client_name, d.client_id))
+    due = []
+    for cid, name, last, scar in rows:
+        assert last is not None  # each rule's range is last_completed_at < bound: never NULL
+        due.append(TouchUpDue(cid, name, last,
+                              add_years(last.date(), scar_years if scar else years), bool(scar)))
+    due.sort(key=lambda d: (d.due_on, d.client_name, d.client_id))
     return Page(tuple(due[offset:n]), sum(totals), offset, limit)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -116,10 +116,10 @@ def _wire(settings: MachineSettings) -> tuple[int, ...]:
 
 
 def _weighted(used: Sequence[UsedSettings]) -> MachineSettings | None:
-    total = sum(u.needle_ms for u in used)
+    wires = [(_wire(u.settings), u.needle_ms) for u in used if u.settings is not None]
+    total = sum(ms for _, ms in wires)
     if total == 0:
         return None
-    wires = [(_wire(u.settings), u.needle_ms) for u in used]  # type: ignore[arg-type]
     mean = []
     for i, step in enumerate(_WIRE_STEPS):
         exact = Decimal(sum(w[i] * ms for w, ms in wires)) / total / step
@@ -127,10 +127,11 @@ def _weighted(used: Sequence[UsedSettings]) -> MachineSettings | None:
     return settings_of(*mean)
 
 
-def _bound(used: Sequence[UsedSettings], pick) -> MachineSettings | None:
-    if not used:
+def _bound(used: Sequence[UsedSettings],
+           pick: Callable[[Iterable[int]], int]) -> MachineSettings | None:
+    wires = [_wire(u.settings) for u in used if u.settings is not None]
+    if not wires:
         return None
-    wires = [_wire(u.settings) for u in used]  # type: ignore[arg-type]
     return settings_of(*(pick(w[i] for w in wires) for i in range(len(_WIRE_STEPS))))
 
 
