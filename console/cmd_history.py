@@ -138,16 +138,16 @@ def _clients(store, text: str = "") -> int:
 
 def _client(store, text: str) -> int:
     from sessions.history import client_record, find_client
+    from sessions.models import outcome_label
 
     rec = client_record(store, find_client(store, text).id)
     c = rec.client
     echo(f"{c.name} (id {c.id}): {len(rec.sessions)} session(s)")
     for sv in rec.sessions:
-        stage = "touch-up" if sv.stage == "touch-up" else f"stage {sv.stage}"
         sim = "  SIMULATOR" if sv.machine.simulator else ""
         echo()
-        echo(f"{sv.started_at:%Y-%m-%d %H:%M} UTC  session {sv.id}  {stage}  "
-             f"{sv.outcome or 'OPEN'}  by {sv.technician}{sim}")
+        echo(f"{sv.started_at:%Y-%m-%d %H:%M} UTC  session {sv.id}  {sv.stage.label}  "
+             f"{outcome_label(sv.outcome)}  by {sv.technician}{sim}")
         echo(f"  machine   {sv.machine}")
         for g in sv.gate:
             if g.decision != "clear":

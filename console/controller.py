@@ -101,6 +101,7 @@ from protocols.quantities import BY_FIELD
 from sessions import facts, flight, history
 from sessions.clients import NewClient, add_client
 from sessions.gate import ClientFacts, Contraindication, Verdict, evaluate
+from sessions.models import Outcome
 from sessions.pseudonyms import Pseudonyms
 from sessions.recorder import Machine as RecordMachine
 from sessions.recorder import (
@@ -113,6 +114,7 @@ from sessions.recorder import (
     request,
     utcnow,
 )
+from sessions.search import match_clients
 from sessions.sink import RecorderSink, RecordStatus
 from sessions.store import Store
 from sessions.telemetry import Reading
@@ -417,11 +419,10 @@ class SessionController:
         matched by that alone (what is shown), never by the name or id behind it."""
         if not presentation:
             return history.find_clients(self.store, text)
-        key = history.fold(text)
         names = self.pseudonyms()
         shown = sorted((replace(c, name=names.client(c.id))
                         for c in history.list_clients(self.store)), key=lambda c: c.name)
-        return [c for c in shown if key in history.fold(c.name)]
+        return match_clients(shown, text, by_id=False)
 
     def add_client(self, client: NewClient) -> ClientChoice:
         return self.choose_client(add_client(self.store, client))
@@ -436,8 +437,8 @@ class SessionController:
             started = last.started_at if last.started_at.tzinfo else last.started_at.replace(
                 tzinfo=UTC)
             days = (datetime.now(UTC) - started).total_seconds() / 86400
-        completed = [s for s in sessions if s.outcome == "completed"]
-        suggested = next_stage(Stage(completed[-1].stage)) if completed else Stage.S1
+        completed = [s for s in sessions if s.outcome is Outcome.COMPLETED]
+        suggested = next_stage(completed[-1].stage) if completed else Stage.S1
         known = ClientFacts(record.client.date_of_birth,
                             any(c.procedure for c in record.consents))
         fitz = record.health.fitzpatrick if record.health else None
@@ -1318,7 +1319,7 @@ class SessionController:
         why = w.reasons + (zs.why() if zs else ())
         return WorkView(
             session_id=w.recorder.session_id, client=w.client.name,
-            client_alias=w.client.alias, stage=w.plan.stage.label,
+            client_alias=w.client.alias, stage=w.plan.stage,
             zone=w.zone, profile=w.profile, reasons=why, advisories=w.advisories,
             profiles=tuple(e.profile.name for e in self.library.for_zone(w.zone))
             if w.zone else (),

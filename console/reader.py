@@ -25,22 +25,22 @@ from sessions.history import (
     SessionView,
     TouchUpDue,
     client_record,
-    fold,
     list_clients,
-    match_clients,
     recall,
     touchups_due,
 )
+from sessions.models import outcome_label
 from sessions.pseudonymised import pseudonymise
 from sessions.pseudonyms import Pseudonyms
 from sessions.replay import ReplaySession
 from sessions.replay import load as load_replay
+from sessions.search import fold, match_clients
 from sessions.store import Store, open_store
 
 __all__ = [
     "FORMATS", "PAGE_SIZE", "ClientRecord", "ClientSummary", "EventView", "Page", "RecallPage",
     "RecordReader", "ReplaySession", "SessionView", "TouchUpDue", "default_name", "fold",
-    "match_clients",
+    "match_clients", "outcome_label",
 ]
 
 _P = TypeVar("_P", bound=Page[Any])  # a page of rows that each name a client

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from console.workflow import Cartridge
 from firmware_bridge.codec import Fault, State
-from protocols import MachineSettings, Zone
+from protocols import MachineSettings, Stage, Zone
 from sessions.sink import RecordStatus
 
 REPLAY = "REPLAY"  # on every frame of a replay: what is shown is the past, not the machine
@@ -128,7 +128,7 @@ class ZoneStatus:
 class WorkView:
     session_id: int
     client: str  # the name
-    stage: str
+    stage: Stage
     zone: Zone | None
     profile: str
     reasons: tuple[str, ...]

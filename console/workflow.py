@@ -106,7 +106,7 @@ class ClientChoice:
     name: str
     sessions: int
     days_since_last: float | None
-    last_stage: str | None
+    last_stage: Stage | None
     suggested_stage: Stage
     facts: ClientFacts  # date of birth and consent, as the record has them: for the gate
     # The skin conditions the client's record states (Fitzpatrick IV to VI from the skin type

@@ -43,6 +43,11 @@ class Zone(StrEnum):
             ) from None
 
 
+def used_in_label(zone: Zone | None) -> str:
+    """Where a pigment or cartridge was used: its zone, or every zone of the session (None)."""
+    return "all zones" if zone is None else zone.label
+
+
 _LABELS = {
     Zone.HAIRLINE: "Hairline",
     Zone.TEMPLES: "Temples",

@@ -23,20 +23,23 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from protocols import MachineSettings, Zone
+from protocols import MachineSettings, Stage, Zone
 from protocols.aftercare import AFTERCARE
 from protocols.text import BIDI, SEPARATORS, printable
+from protocols.zones import used_in_label
 from sessions.errors import RecordError
-from sessions.history import ClientRecord, SessionView, ZoneView
+from sessions.history import ClientRecord, NeedleView, PigmentView, SessionView, ZoneView
+from sessions.include import INCLUDE
+from sessions.models import Outcome, outcome_label, outcome_of, zone_of
 from sessions.needle_runs import NOT_CONFIRMED, UsedSettings, used_text
-from sessions.pseudonymised import INCLUDE, check_include, pseudonymise
+from sessions.pseudonymised import check_include, pseudonymise
 from sessions.pseudonyms import Pseudonyms
 from sessions.store import Store
 
@@ -144,7 +147,8 @@ def pseudonymised_document(store: Store, record: ClientRecord,
             "events": [_pick("event", {
                 "seq": e.seq, "t_ms": round((e.at - sv.started_at).total_seconds() * 1000),
                 "kind": e.kind, "zone": e.zone, "settings": e.settings,
-                "duration_ms": e.duration_ms, "corrects_seq": seqs.get(e.corrects_id),
+                "duration_ms": e.duration_ms,
+                "corrects_seq": None if e.corrects_id is None else seqs.get(e.corrects_id),
                 "payload": e.payload}) for e in sv.events],
         }))
     health = None if p.health is None else _pick("health", dataclasses.asdict(p.health))
@@ -172,7 +176,7 @@ def default_name(record: ClientRecord, fmt: str, *, pseudonym: str | None = None
 
 # -- renderers ----------------------------------------------------------------------------
 
-def _plain(value):
+def _plain(value: object) -> dict[str, Any] | str:
     if isinstance(value, MachineSettings):
         w = value.to_wire()
         return {"depth_mm": str(value.depth_mm), "rate_hz": str(value.rate_hz),
@@ -191,7 +195,7 @@ def _plain(value):
 _JSON_RAW = re.compile("[\x7f-\x9f" + "".join(sorted(BIDI | SEPARATORS)) + "]")
 
 
-def _json(doc: dict) -> bytes:
+def _json(doc: Mapping[str, Any]) -> bytes:
     text = json.dumps(doc, default=_plain, indent=2, ensure_ascii=False)
     return (_JSON_RAW.sub(lambda m: f"\\u{ord(m[0]):04x}", text) + "\n").encode()
 
@@ -216,7 +220,7 @@ def csv_cell(value: object) -> str:
     return f"'{text}" if text.startswith(FORMULA_START) else text
 
 
-def _csv(header: tuple[str, ...], rows: list[list]) -> bytes:
+def _csv(header: tuple[str, ...], rows: list[list[object]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     for row in (header, *rows):
@@ -254,7 +258,10 @@ def _seconds(ms: int | None) -> str:
     return "" if ms is None else f"{ms / 1000:.1f}"
 
 
-def _uses(items, zone: str) -> list:
+Used = TypeVar("Used", PigmentView, NeedleView)
+
+
+def _uses(items: Sequence[Used], zone: Zone) -> list[Used]:
     return [i for i in items if i.zone in (zone, None)]
 
 
@@ -264,7 +271,7 @@ def _settings_cells(st: MachineSettings | None) -> list[str]:
 
 def to_csv(record: ClientRecord) -> bytes:
     """One row per zone and setting used on skin there (a zone with none: one row saying why)."""
-    rows = []
+    rows: list[list[object]] = []
     for sv in record.sessions:
         for z in sv.zones:
             for u in used_rows(z):
@@ -284,15 +291,15 @@ def to_csv(record: ClientRecord) -> bytes:
     return _csv(CSV_COLUMNS, rows)
 
 
-def _machine_text(m: dict) -> str:
+def _machine_text(m: Mapping[str, Any]) -> str:
     if m["simulator"]:
         return f"SIMULATOR (firmware {m['firmware']})"
     return f"{m['model']} serial {m['serial']}, firmware {m['firmware']}"
 
 
-def pseudonymised_csv(doc: dict) -> bytes:
+def pseudonymised_csv(doc: Mapping[str, Any]) -> bytes:
     columns = tuple(c for c in PSEUDONYMISED_CSV if c != "notes" or "notes" in doc["included"])
-    rows = []
+    rows: list[list[object]] = []
     for sv in doc["sessions"]:
         for z, u in ((zone, u) for zone in sv["zones"] for u in zone["used"]):
             depth, rate, volt = _settings_cells(u["settings"])
@@ -318,11 +325,11 @@ def pseudonymised_csv(doc: dict) -> bytes:
     return _csv(columns, rows)
 
 
-def _uses_tree(items: list[dict], zone: str) -> list[dict]:
+def _uses_tree(items: list[dict[str, Any]], zone: str) -> list[dict[str, Any]]:
     return [i for i in items if i["zone"] in (zone, None)]
 
 
-def _blank(v) -> str:
+def _blank(v: object) -> str:
     return "" if v is None else str(v)
 
 
@@ -338,26 +345,26 @@ SIM_NOTE = ("SIMULATOR: sessions marked SIMULATOR were practice on a simulated m
             "pigment was applied in them.")
 
 
+Row = tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class _PdfSession:
     heading: str
     line: str
-    zones: list[tuple]  # each table: its heading row first
-    pigments: list[tuple]
-    needles: list[tuple]
+    zones: Sequence[Row]  # each table: its heading row first
+    pigments: Sequence[Row]
+    needles: Sequence[Row]
 
 
-def _zone_row(zone: str, coverage: int | None, passes: int, used: list[dict]) -> tuple:
-    return (Zone(zone).label, "" if coverage is None else f"{coverage}%", str(passes),
+def _zone_row(zone: Zone, coverage: int | None, passes: int,
+              used: list[dict[str, Any]]) -> Row:
+    return (zone.label, "" if coverage is None else f"{coverage}%", str(passes),
             _used_cell(used))
 
 
-def _stage_text(stage: str) -> str:
-    return "touch-up" if stage == "touch-up" else f"stage {stage}"
-
-
-def _line(technician: str, outcome: str | None, aftercare: bool) -> str:
-    return (f"Technician: {technician}.  Outcome: {outcome or 'in progress'}.  "
+def _line(technician: str, outcome: Outcome | None, aftercare: bool) -> str:
+    return (f"Technician: {technician}.  Outcome: {outcome_label(outcome)}.  "
             f"Aftercare given: {'yes' if aftercare else 'no'}.")
 
 
@@ -367,33 +374,35 @@ def _pdf_identified(sv: SessionView) -> _PdfSession:
         (*_zone_row(z.zone, z.coverage_pct, z.passes, used_rows(z)), z.notes)
         for z in sv.zones]
     pigments = [("Pigment", "Shade", "Dilution (water:pigment)", "Lot", "Expiry", "Zone")] + [
-        (p.brand, p.shade, p.dilution, p.lot, p.expiry.isoformat(), _where(p.zone))
+        (p.brand, p.shade, p.dilution, p.lot, p.expiry.isoformat(), used_in_label(p.zone))
         for p in sv.pigments]
     needles = [("Needle cartridge", "Lot", "Expiry", "Zone")] + [
-        (n.code, n.lot, n.expiry.isoformat(), _where(n.zone)) for n in sv.needles]
-    return _PdfSession(f"Session on {sv.started_at:%d %B %Y}: {_stage_text(sv.stage)}{sim}",
+        (n.code, n.lot, n.expiry.isoformat(), used_in_label(n.zone)) for n in sv.needles]
+    return _PdfSession(f"Session on {sv.started_at:%d %B %Y}: {sv.stage.label}{sim}",
                        _line(sv.technician, sv.outcome, sv.aftercare_given), zones, pigments,
                        needles)
 
 
-def _pdf_pseudonymised(sv: dict, notes: bool) -> _PdfSession:
+def _pdf_pseudonymised(sv: Mapping[str, Any], notes: bool) -> _PdfSession:
     """One session of the pseudonymised tree, with only PSEUDONYMISED_PDF's fields."""
     s = {k: sv[k] for k in PSEUDONYMISED_PDF["session"]}
     sim = "  [SIMULATOR]" if s["machine"]["simulator"] else ""
     zf, pf, nf = (PSEUDONYMISED_PDF[k] for k in ("zone", "pigment", "needle"))
     zones = [ZONE_HEAD + (("Notes",) if notes else ())] + [
-        _zone_row(z["zone"], z["coverage_pct"], z["passes"], z["used"])
+        _zone_row(Zone(z["zone"]), z["coverage_pct"], z["passes"], z["used"])
         + ((z["notes"],) if notes else ())
         for z in ({k: z[k] for k in zf} for z in sv["zones"])]
     pigments = [("Pigment", "Shade", "Dilution (water:pigment)", "Lot (pseudonym)",
                  "Expires", "Zone")] + [
         (p["brand"], p["shade"], p["dilution"], p["lot"], f"day {p['expiry_day']}",
-         _where(p["zone"])) for p in ({k: p[k] for k in pf} for p in sv["pigments"])]
+         used_in_label(zone_of(p["zone"])))
+        for p in ({k: p[k] for k in pf} for p in sv["pigments"])]
     needles = [("Needle cartridge", "Lot (pseudonym)", "Expires", "Zone")] + [
-        (n["code"], n["lot"], f"day {n['expiry_day']}", _where(n["zone"]))
+        (n["code"], n["lot"], f"day {n['expiry_day']}", used_in_label(zone_of(n["zone"])))
         for n in ({k: n[k] for k in nf} for n in sv["needles"])]
-    return _PdfSession(f"Session {s['session']}, day {s['day']}: {_stage_text(s['stage'])}{sim}",
-                       _line(s["technician"], s["outcome"], s["aftercare_given"]), zones,
+    return _PdfSession(f"Session {s['session']}, day {s['day']}: {Stage(s['stage']).label}{sim}",
+                       _line(s["technician"], outcome_of(s["outcome"]), s["aftercare_given"]),
+                       zones,
                        pigments, needles)
 
 
@@ -408,7 +417,7 @@ def to_pdf(record: ClientRecord, *, now: datetime) -> bytes:
                 any(s.machine.simulator for s in record.sessions))
 
 
-def pseudonymised_pdf(doc: dict) -> bytes:
+def pseudonymised_pdf(doc: Mapping[str, Any]) -> bytes:
     included = doc["included"]
     head = [f"Client: {doc['client']['pseudonym']}",
             "Pseudonymised for teaching: the client, technicians, machine serials and lots are "
@@ -438,7 +447,7 @@ def _pdf(head: list[str], sessions: list[_PdfSession], simulator: bool) -> bytes
         pdf.set_font(FONT, style, size)
         pdf.multi_cell(0, h, printable(s, multiline=True), new_x="LMARGIN", new_y="NEXT")
 
-    def table(rows: list[tuple], widths: tuple[int, ...]) -> None:
+    def table(rows: Sequence[Row], widths: tuple[int, ...]) -> None:
         if len(rows) < 2:
             return
         pdf.set_font(FONT, "", 9)
@@ -469,10 +478,6 @@ def _pdf(head: list[str], sessions: list[_PdfSession], simulator: bool) -> bytes
     pdf.ln(2)
     text("Questions or concerns after a session? Contact your clinic.", 10, "I")
     return bytes(pdf.output())
-
-
-def _where(zone: str | None) -> str:
-    return "all zones" if zone is None else Zone(zone).label
 
 
 # -- writing ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from protocols import Stage, Zone
 from protocols.errors import SmpError
@@ -174,10 +175,10 @@ def why_not_writing(exc: BaseException) -> str:
 
 # --- writing ------------------------------------------------------------------------------------
 
-def client_facts(s, client: Client) -> ClientFacts:
+def client_facts(s: Session, client: Client) -> ClientFacts:
     """What the gate needs of the client, as the record has it."""
-    consented = s.scalar(select(func.count()).select_from(Consent).where(
-        Consent.client_id == client.id, Consent.procedure.is_(True))) > 0
+    consented = s.execute(select(func.count()).select_from(Consent).where(
+        Consent.client_id == client.id, Consent.procedure.is_(True))).scalar_one() > 0
     return ClientFacts(client.date_of_birth, consented)
 
 

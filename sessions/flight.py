@@ -49,7 +49,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 
 from sessions.models import FlightChunk, TelemetrySample
-from sessions.store import Store
+from sessions.store import Store, rowcount
 
 MAGIC = b"SMPF"
 VERSION = 1
@@ -121,7 +121,11 @@ FRAME_COLUMNS = (64, True), (32, False), (8, False), (8, False), (16, False), (1
 HEALTH_COLUMNS = (64, True), (32, False), (32, False), (32, False), (32, False), (32, False), \
     (32, False)
 assert len(FRAME_COLUMNS) == len(fields(Frame)) and len(HEALTH_COLUMNS) == len(fields(Health))
-_OPTIONAL = {1, 2}  # Health columns where None is stored as NONE_U32
+_OPTIONAL = {1, 2}  # rtt_us, age_us: the Health columns where None is stored as NONE_U32
+
+
+def _measured(stored: int) -> int | None:
+    return None if stored == NONE_U32 else stored
 
 
 def to_us(at: datetime) -> int:
@@ -141,7 +145,9 @@ def health_sample(at: datetime, *, rtt_ms: float | None, telemetry_age_ms: float
     def us(ms: float | None) -> int | None:
         return None if ms is None else min(NONE_U32 - 1, max(0, round(ms * 1000)))
 
-    cap = lambda v: min(NONE_U32, max(0, int(v)))  # noqa: E731
+    def cap(v: float) -> int:
+        return min(NONE_U32, max(0, int(v)))
+
     return Health(to_us(at), us(rtt_ms), us(telemetry_age_ms),
                   cap(round(resend_ratio * 1_000_000)), cap(telemetry_lost), cap(bad_frames),
                   us(heartbeat_gap_max_ms) or 0)
@@ -222,12 +228,8 @@ def decode(data: bytes) -> tuple[list[Frame], list[Health]]:
     k = len(FRAME_COLUMNS)
     frames = [Frame(*row) for row in zip(*cols[:k], strict=True)] if n else []
     health = []
-    for row in zip(*cols[k:], strict=True) if m else ():
-        row = list(row)
-        for i in _OPTIONAL:
-            if row[i] == NONE_U32:
-                row[i] = None
-        health.append(Health(*row))
+    for at, rtt, age, resend, lost, bad, gap in zip(*cols[k:], strict=True) if m else ():
+        health.append(Health(at, _measured(rtt), _measured(age), resend, lost, bad, gap))
     return frames, health
 
 
@@ -476,8 +478,8 @@ def prune(store: Store, *, now: datetime, keep: timedelta = RETENTION,
     """prune_fact's deletion at once, for tools and tests: (chunks, samples) deleted."""
     f = prune_fact(0, now=now, keep=keep, samples_keep=samples_keep)
     with store.unit() as s:
-        flight = s.execute(PRUNE_FLIGHT, {"before": datetime.fromisoformat(
-            f["flight_before"])}).rowcount
-        samples = s.execute(PRUNE_SAMPLES, {"before": datetime.fromisoformat(
-            f["samples_before"])}).rowcount
+        flight = rowcount(s.execute(PRUNE_FLIGHT, {"before": datetime.fromisoformat(
+            f["flight_before"])}))
+        samples = rowcount(s.execute(PRUNE_SAMPLES, {"before": datetime.fromisoformat(
+            f["samples_before"])}))
     return flight, samples

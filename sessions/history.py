@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import difflib
 import json
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import String, case, cast, distinct, func, literal, or_, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from protocols import MachineSettings, Zone
+from protocols import MachineSettings, Stage, Zone
 from sessions.errors import RecordError
 from sessions.models import (
     Client,
@@ -28,10 +38,13 @@ from sessions.models import (
     GateAnswer,
     NeedleRun,
     NeedleUse,
+    Outcome,
     PigmentUse,
     SessionRow,
     TelemetrySummary,
     ZoneWork,
+    outcome_of,
+    zone_of,
 )
 from sessions.needle_runs import (
     BEFORE_RUNS,
@@ -45,6 +58,7 @@ from sessions.needle_runs import (
     on_skin_of,
     settings_of,
 )
+from sessions.search import client_id, fold, match_clients
 from sessions.store import Store
 
 TOUCH_UP_YEARS = 4
@@ -82,7 +96,7 @@ class ConsentView:
 
 @dataclass(frozen=True)
 class PigmentView:
-    zone: str | None
+    zone: Zone | None  # None: every zone of the session
     brand: str
     shade: str
     dilution: str
@@ -92,7 +106,7 @@ class PigmentView:
 
 @dataclass(frozen=True)
 class NeedleView:
-    zone: str | None
+    zone: Zone | None  # None: every zone of the session
     code: str
     lot: str
     expiry: date
@@ -109,7 +123,7 @@ class GateView:
 
 @dataclass(frozen=True)
 class ZoneView:
-    zone: str
+    zone: Zone
     profile: str
     reasons: tuple[str, ...]
     coverage_pct: int | None
@@ -132,16 +146,16 @@ class EventView:
     seq: int
     at: datetime
     kind: str
-    zone: str | None
+    zone: Zone | None
     settings: MachineSettings | None
     duration_ms: int | None
     corrects_id: int | None
-    payload: dict
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class SummaryView:
-    zone: str | None
+    zone: Zone | None
     run_index: int | None
     run_ms: int
     samples: int
@@ -173,10 +187,10 @@ class SessionView:
     started_at: datetime
     ended_at: datetime | None
     technician: str
-    stage: str
+    stage: Stage
     machine: MachineView
-    planned_zones: tuple[str, ...]
-    outcome: str | None
+    planned_zones: tuple[Zone, ...]
+    outcome: Outcome | None  # None: open
     aftercare_given: bool
     per_run: bool
     gate: tuple[GateView, ...]
@@ -207,7 +221,7 @@ class ClientSummary:
 class ZoneVisit:
     session_id: int
     started_at: datetime
-    stage: str
+    stage: Stage
     simulator: bool
     work: ZoneView
     pigments: tuple[PigmentView, ...]
@@ -222,7 +236,7 @@ class RecallHit:
     simulator: bool
     item: str  # "pigment" or "needle"
     product: str
-    zone: str | None
+    zone: Zone | None
     lot: str
     expiry: date
 
@@ -307,44 +321,21 @@ def list_clients(store: Store) -> list[ClientSummary]:
     return [ClientSummary(*r) for r in rows]
 
 
-def fold(name: str) -> str:
-    """A name as lookups compare it: NFC, case-folded, spaces collapsed, so that "ŁUKASZ",
-    "łukasz" and a name typed decomposed (z, o, combining diaeresis) all match."""
-    folded = unicodedata.normalize("NFC", name).casefold()
-    return unicodedata.normalize("NFC", " ".join(folded.split()))
-
-
 def find_clients(store: Store, text: str = "") -> list[ClientSummary]:
-    """The one client lookup (console and command line), over the record's clients: see
-    match_clients. Folding is done in Python, not SQL: SQLite's lower() knows only ASCII."""
+    """The record's clients that `text` finds (sessions/search.py). Folding is done in Python,
+    not SQL: SQLite's lower() knows only ASCII."""
     return match_clients(list_clients(store), text)
 
 
-def match_clients(everyone: list[ClientSummary], text: str) -> list[ClientSummary]:
-    """Everyone for "", the client with id "12" or "#12", else every client whose folded
-    name contains each folded word of `text`, exact matches first."""
-    key = text.strip()
-    if not key:
-        return everyone
-    if key.lstrip("#").isdigit():
-        return [c for c in everyone if c.id == int(key.lstrip("#"))]
-    want = fold(key)
-    words = want.split()
-    named = [(c, fold(c.name)) for c in everyone]
-    exact = [c for c, name in named if name == want]
-    return exact + [c for c, name in named
-                    if name != want and all(w in name for w in words)]
-
-
 def find_client(store: Store, text: str) -> ClientView:
-    """One client by id ("12" or "#12") or by name (exact, else a unique partial match),
-    folded as find_clients folds."""
+    """One client by id ("12" or "#12") or by name: the one whose folded name is `text`
+    folded, else the only one `text` finds (sessions/search.py)."""
     key = text.strip()
-    if key.lstrip("#").isdigit():
+    if (cid := client_id(key)) is not None:
         with store.reading() as s:
-            row = s.get(Client, int(key.lstrip("#")))
+            row = s.get(Client, cid)
             if row is None:
-                raise UnknownClient(f"no client with id {key.lstrip('#')}")
+                raise UnknownClient(f"no client with id {cid}")
             return _client(row)
     everyone = list_clients(store)
     matches = match_clients(everyone, key)
@@ -352,7 +343,7 @@ def find_client(store: Store, text: str) -> ClientView:
     chosen = exact or matches
     if len(chosen) == 1:
         with store.reading() as s:
-            return _client(s.get(Client, chosen[0].id))
+            return _client(s.get_one(Client, chosen[0].id))
     if chosen:
         shown = ", ".join(f"{c.name} (id {c.id})" for c in chosen[:20])
         raise AmbiguousClient(f"client {key!r} is ambiguous: {shown}; give the id instead")
@@ -394,8 +385,14 @@ def client_record(store: Store, client_id: int, *, events: bool = False,
             tuple(sessions))
 
 
-def _grouped(s: Session, model, ids: list[int], order) -> dict[int, list]:
-    out: dict[int, list] = defaultdict(list)
+# The tables a session's rows are read from, a query each (the checker follows each one).
+PerSession = TypeVar("PerSession", ZoneWork, PigmentUse, NeedleUse, GateAnswer,
+                     TelemetrySummary, Event)
+
+
+def _grouped(s: Session, model: type[PerSession], ids: list[int],
+             order: list[InstrumentedAttribute[int]]) -> dict[int, list[PerSession]]:
+    out: dict[int, list[PerSession]] = defaultdict(list)
     if ids:
         for r in s.scalars(select(model).where(model.session_id.in_(ids)).order_by(*order)):
             out[r.session_id].append(r)
@@ -418,26 +415,32 @@ def _sessions(s: Session, rows: Iterable[SessionRow], *, events: bool,
     timeline = _grouped(s, Event, ids, [Event.seq]) if events else {}
     return [SessionView(
         id=r.id, started_at=r.started_at, ended_at=r.ended_at, technician=r.technician,
-        stage=r.stage, machine=MachineView(r.machine_model, r.machine_serial,
-                                           r.machine_firmware, r.simulator),
-        planned_zones=tuple(z for z in r.planned_zones.split(",") if z), outcome=r.outcome,
+        stage=Stage(r.stage), machine=MachineView(r.machine_model, r.machine_serial,
+                                                  r.machine_firmware, r.simulator),
+        planned_zones=tuple(Zone(z) for z in r.planned_zones.split(",") if z),
+        outcome=outcome_of(r.outcome),
         aftercare_given=r.aftercare_given, per_run=r.per_run,
         gate=tuple(GateView(g.item, g.present, g.decision, g.detail, g.reason)
                    for g in gates[r.id]),
         zones=tuple(_zone(z, r.per_run, each.get((r.id, z.zone), ()),
                           skin.get((r.id, z.zone), NO_RUNS)) for z in zones[r.id]),
         pigments=tuple(_pigment(p) for p in pigments[r.id]),
-        needles=tuple(NeedleView(n.zone, n.code, n.lot, n.expiry) for n in needles[r.id]),
-        telemetry=tuple(SummaryView(t.zone, t.run_index, t.run_ms, t.samples, t.mean_rate_dhz,
-                                    t.peak_rate_dhz, t.mean_voltage_mv, t.peak_voltage_mv,
-                                    t.mean_current_ma, t.peak_current_ma, t.faults)
+        needles=tuple(NeedleView(zone_of(n.zone), n.code, n.lot, n.expiry)
+                      for n in needles[r.id]),
+        telemetry=tuple(SummaryView(zone_of(t.zone), t.run_index, t.run_ms, t.samples,
+                                    t.mean_rate_dhz, t.peak_rate_dhz, t.mean_voltage_mv,
+                                    t.peak_voltage_mv, t.mean_current_ma, t.peak_current_ma,
+                                    t.faults)
                         for t in summaries.get(r.id, ())),
         events=tuple(_event(e) for e in timeline.get(r.id, ())),
     ) for r in rows]
 
 
-def _settings(depth, rate, volt) -> MachineSettings | None:
-    return None if depth is None else settings_of(depth, rate, volt)
+def _settings(depth: int | None, rate: int | None, volt: int | None) -> MachineSettings | None:
+    """The settings columns of a row: all three, or none (not confirmed)."""
+    if depth is None or rate is None or volt is None:
+        return None
+    return settings_of(depth, rate, volt)
 
 
 def _zone(z: ZoneWork, per_run: bool, runs: Iterable[RunView],
@@ -445,19 +448,19 @@ def _zone(z: ZoneWork, per_run: bool, runs: Iterable[RunView],
     runs = tuple(runs)
     if skin is None:
         skin = on_skin(runs)
-    return ZoneView(z.zone, z.profile, tuple(json.loads(z.reasons)), z.coverage_pct,
+    return ZoneView(Zone(z.zone), z.profile, tuple(json.loads(z.reasons)), z.coverage_pct,
                     z.target_density_pct, z.passes, z.notes,
                     _settings(z.depth_um, z.rate_dhz, z.voltage_mv), per_run, runs,
                     skin if per_run else None)
 
 
 def _pigment(p: PigmentUse) -> PigmentView:
-    return PigmentView(p.zone, p.brand, p.shade, f"{p.dilution_water}:{p.dilution_pigment}",
-                       p.lot, p.expiry)
+    return PigmentView(zone_of(p.zone), p.brand, p.shade,
+                       f"{p.dilution_water}:{p.dilution_pigment}", p.lot, p.expiry)
 
 
 def _event(e: Event) -> EventView:
-    return EventView(e.id, e.seq, e.at, e.kind, e.zone,
+    return EventView(e.id, e.seq, e.at, e.kind, zone_of(e.zone),
                      _settings(e.depth_um, e.rate_dhz, e.voltage_mv), e.duration_ms,
                      e.corrects_id, json.loads(e.payload))
 
@@ -495,8 +498,8 @@ def zone_history(store: Store, client_id: int, zone: Zone, *, limit: int | None 
     with store.reading() as s:
         rows = s.execute(q).all()
         ids = [r[0].session_id for r in rows]
-        pigments: dict[int, list] = defaultdict(list)
-        runs: dict = {}
+        pigments: dict[int, list[PigmentView]] = defaultdict(list)
+        runs: dict[tuple[int, str | None], list[RunView]] = {}
         if ids:
             for p in s.scalars(select(PigmentUse).where(PigmentUse.session_id.in_(ids),
                                                         or_(PigmentUse.zone == zone.value,
@@ -506,7 +509,7 @@ def zone_history(store: Store, client_id: int, zone: Zone, *, limit: int | None 
                 select(NeedleRun).where(NeedleRun.session_id.in_(ids),
                                         NeedleRun.zone == zone.value)
                 .order_by(NeedleRun.session_id, NeedleRun.seq)))
-        return [ZoneVisit(zw.session_id, started, stage, sim,
+        return [ZoneVisit(zw.session_id, started, Stage(stage), sim,
                           _zone(zw, per_run, runs.get((zw.session_id, zw.zone), ())),
                           tuple(pigments[zw.session_id]))
                 for zw, started, stage, sim, per_run in rows]
@@ -590,7 +593,7 @@ def touchups_due(store: Store, *, today: date, within_days: int = 0,
     rules = ((False, years), (True, scar_years))
     n = offset + limit
 
-    def rule(scar: bool, bound: datetime):
+    def rule(scar: bool, bound: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
         return Client.scar_work == scar, Client.last_completed_at < bound
 
     bounds = [_due_bound(horizon, y) for _, y in rules]
@@ -610,10 +613,12 @@ def touchups_due(store: Store, *, today: date, within_days: int = 0,
                 ranges.append(select(Client.id, Client.name, Client.last_completed_at,
                                      Client.scar_work).where(*rule(scar, bound)))
         rows = s.execute(union_all(*ranges)).all() if ranges else []
-    due = sorted((TouchUpDue(cid, name, last, add_years(last.date(),
-                                                         scar_years if scar else years),
-                             bool(scar)) for cid, name, last, scar in rows),
-                 key=lambda d: (d.due_on, d.client_name, d.client_id))
+    due = []
+    for cid, name, last, scar in rows:
+        assert last is not None  # each rule's range is last_completed_at < bound: never NULL
+        due.append(TouchUpDue(cid, name, last,
+                              add_years(last.date(), scar_years if scar else years), bool(scar)))
+    due.sort(key=lambda d: (d.due_on, d.client_name, d.client_id))
     return Page(tuple(due[offset:n]), sum(totals), offset, limit)
 
 
@@ -651,7 +656,10 @@ def recall(store: Store, lot: str, *, limit: int = PAGE_SIZE, offset: int = 0) -
             .order_by(SessionRow.started_at, uses.c.session_id, uses.c.item,
                       func.coalesce(uses.c.zone, ""), uses.c.use_id)
             .offset(offset).limit(limit)).all() if total > offset else []
-    return RecallPage(tuple(RecallHit(*r) for r in rows), total, offset, limit,
+    hits = tuple(RecallHit(cid, name, sid, started, sim, item, product, zone_of(zone), lot_,
+                           expiry)
+                 for cid, name, sid, started, sim, item, product, zone, lot_, expiry in rows)
+    return RecallPage(hits, total, offset, limit,
                       clients=clients, sessions=sessions, simulator_sessions=simulated)
 
 
@@ -660,9 +668,10 @@ def technician_activity(store: Store, *, since: datetime | None = None,
     """Sessions per technician in [since, until): outcomes, simulator practice, zones."""
     zones = (select(ZoneWork.session_id, func.count().label("n"))
              .group_by(ZoneWork.session_id).subquery())
+    ended = SessionRow.outcome
     q = (select(SessionRow.technician, func.count(SessionRow.id),
-                func.count(SessionRow.id).filter(SessionRow.outcome == "completed"),
-                func.count(SessionRow.id).filter(SessionRow.outcome == "interrupted"),
+                func.count(SessionRow.id).filter(ended == Outcome.COMPLETED.value),
+                func.count(SessionRow.id).filter(ended == Outcome.INTERRUPTED.value),
                 func.count(SessionRow.id).filter(SessionRow.simulator.is_(True)),
                 func.coalesce(func.sum(zones.c.n), 0))
          .outerjoin(zones, zones.c.session_id == SessionRow.id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -19,12 +20,15 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from protocols import Zone
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -55,12 +59,32 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # DeclarativeBase says FromClause (a class may be mapped to a join); every class here is
+    # mapped to its own Table, so inserts and updates on Model.__table__ type-check.
+    __table__: ClassVar[Table]
 
 
 class Outcome(StrEnum):
     COMPLETED = "completed"
     INTERRUPTED = "interrupted"
     ABANDONED = "abandoned"
+
+
+def outcome_label(outcome: Outcome | None) -> str:
+    """How every screen, the shell and the PDF name an outcome (None: the session is open)."""
+    return "open" if outcome is None else outcome.value
+
+
+# The stored strings as the views carry them (sessions/history.py, needle_runs.py, replay.py):
+# converted here, where rows are read, so nothing past sessions/ handles the raw text.
+
+def outcome_of(stored: str | None) -> Outcome | None:
+    return None if stored is None else Outcome(stored)
+
+
+def zone_of(stored: str | None) -> Zone | None:
+    """A zone column; NULL is no zone (an event) or every zone (a pigment or cartridge)."""
+    return None if stored is None else Zone(stored)
 
 
 class EventKind(StrEnum):

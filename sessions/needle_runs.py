@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,8 +17,8 @@ from decimal import Decimal
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from protocols import QUANTITIES, MachineSettings
-from sessions.models import NeedleRun
+from protocols import QUANTITIES, MachineSettings, Zone
+from sessions.models import NeedleRun, zone_of
 from sessions.telemetry import QUANTITIES as MEASURED
 
 BEFORE_RUNS = "recorded before per-run settings"
@@ -29,7 +29,7 @@ NOT_CONFIRMED = "settings not confirmed"
 @dataclass(frozen=True)
 class RunView:
     seq: int
-    zone: str | None
+    zone: Zone | None
     profile: str
     started_at: datetime
     ended_at: datetime
@@ -73,8 +73,8 @@ def run_view(r: NeedleRun) -> RunView:
     settings = None if r.depth_um is None else settings_of(r.depth_um, r.rate_dhz, r.voltage_mv)
     stats = {f"{q}_{s}_{u}": getattr(r, f"{q}_{s}_{u}")
              for q, u in MEASURED for s in ("mean", "min", "max")}
-    return RunView(r.seq, r.zone, r.profile, r.started_at, r.ended_at, r.needle_ms, r.exact,
-                   r.ended_by, settings, tuple(json.loads(r.adjustments)), r.samples,
+    return RunView(r.seq, zone_of(r.zone), r.profile, r.started_at, r.ended_at, r.needle_ms,
+                   r.exact, r.ended_by, settings, tuple(json.loads(r.adjustments)), r.samples,
                    r.under_speed_ms, r.faults, stats)
 
 
@@ -116,10 +116,10 @@ def _wire(settings: MachineSettings) -> tuple[int, ...]:
 
 
 def _weighted(used: Sequence[UsedSettings]) -> MachineSettings | None:
-    total = sum(u.needle_ms for u in used)
+    wires = [(_wire(u.settings), u.needle_ms) for u in used if u.settings is not None]
+    total = sum(ms for _, ms in wires)
     if total == 0:
         return None
-    wires = [(_wire(u.settings), u.needle_ms) for u in used]  # type: ignore[arg-type]
     mean = []
     for i, step in enumerate(_WIRE_STEPS):
         exact = Decimal(sum(w[i] * ms for w, ms in wires)) / total / step
@@ -127,10 +127,11 @@ def _weighted(used: Sequence[UsedSettings]) -> MachineSettings | None:
     return settings_of(*mean)
 
 
-def _bound(used: Sequence[UsedSettings], pick) -> MachineSettings | None:
-    if not used:
+def _bound(used: Sequence[UsedSettings],
+           pick: Callable[[Iterable[int]], int]) -> MachineSettings | None:
+    wires = [_wire(u.settings) for u in used if u.settings is not None]
+    if not wires:
         return None
-    wires = [_wire(u.settings) for u in used]  # type: ignore[arg-type]
     return settings_of(*(pick(w[i] for w in wires) for i in range(len(_WIRE_STEPS))))
 
 

@@ -40,7 +40,7 @@ from sessions.models import (
     TelemetrySample,
 )
 from sessions.needle_runs import SPLIT
-from sessions.store import Store
+from sessions.store import Store, rowcount
 from sessions.telemetry import Reading, RunStats
 from sessions.writer import Writer
 
@@ -513,4 +513,4 @@ def prune_telemetry(store: Store, *, now: datetime | None = None,
     (summaries stay). Returns rows deleted."""
     cutoff = (now or utcnow()) - keep
     with store.unit() as s:
-        return s.execute(delete(TelemetrySample).where(TelemetrySample.at < cutoff)).rowcount
+        return rowcount(s.execute(delete(TelemetrySample).where(TelemetrySample.at < cutoff)))

@@ -13,10 +13,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from protocols import Stage
 from sessions import flight
 from sessions.errors import RecordError
 from sessions.history import EventView, MachineView, timeline
-from sessions.models import Client, SessionRow
+from sessions.models import Client, Outcome, SessionRow, outcome_of
 from sessions.pseudonyms import Pseudonyms
 from sessions.store import Store
 
@@ -39,11 +40,11 @@ class ReplaySession:
     session_id: int
     client: str  # the name, or in presentation mode the pseudonym
     technician: str  # likewise
-    stage: str
+    stage: Stage
     machine: MachineView  # the serial pseudonymised in presentation mode
     started_at: datetime
     ended_at: datetime | None
-    outcome: str | None
+    outcome: Outcome | None  # None: open
     events: tuple[EventView, ...]
     marks: tuple[Mark, ...]
     flight: flight.FlightLog
@@ -76,9 +77,10 @@ def load(store: Store, session_id: int, *, presentation: bool = False,
         if row is None:
             raise RecordError(f"no session with id {session_id} in the record")
         sr, name = row
-        header = (sr.client_id, name, sr.technician, sr.stage, sr.started_at, sr.ended_at,
-                  sr.outcome, MachineView(sr.machine_model, sr.machine_serial,
-                                          sr.machine_firmware, sr.simulator))
+        header = (sr.client_id, name, sr.technician, Stage(sr.stage), sr.started_at,
+                  sr.ended_at, outcome_of(sr.outcome),
+                  MachineView(sr.machine_model, sr.machine_serial, sr.machine_firmware,
+                              sr.simulator))
     client_id, name, technician, stage, started, ended, outcome, machine = header
     log = flight.FlightLog(store, session_id)
     if not log.index:

@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, inspect, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, CursorResult, Result, make_url
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from sessions.errors import AppendOnlyViolation, StoreError
@@ -124,6 +124,20 @@ def describe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def sqlite_path(url: URL) -> Path:
+    """The file of an SQLite URL (resolve_url refuses one that names none)."""
+    if not url.database:
+        raise StoreError(f"database URL {describe(url)!r} names no file: {URL_HELP}")
+    return Path(url.database)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows a DELETE or UPDATE touched: Session.execute returns the CursorResult that
+    counts them, though its stubs say a plain Result."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
 def _tell(line: str) -> None:
     print(f"smp: {line}", file=sys.stderr)
 
@@ -201,7 +215,7 @@ def _sqlite_read_only_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -
 def make_engine(url: URL, *, read_only: bool = False) -> Engine:
     """An engine for `url`; with `read_only` one that cannot write (the SQLite file must exist)."""
     if url.get_backend_name() == "sqlite":
-        path = Path(url.database)
+        path = sqlite_path(url)
         # hide_parameters: an error or log line never shows a bound value (a name, a phone).
         if read_only:
             engine = create_engine(url, hide_parameters=True, creator=lambda: sqlite3.connect(
@@ -370,7 +384,9 @@ class Store:
             return before, None
         self.require_writable(f"bringing its schema {before.current or 'empty'} to "
                               f"{before.head}")
-        backup = self._backup(before.current) if before.status == "older" and self.is_sqlite \
+        # "older": a stored revision behind head (None is "empty", with nothing to copy).
+        backup = self._backup(before.current) \
+            if before.current is not None and before.status == "older" and self.is_sqlite \
             else None
         from alembic import command
 
@@ -379,7 +395,7 @@ class Store:
         return before, backup
 
     def _backup(self, revision: str) -> Path:
-        src = Path(self.url.database)
+        src = sqlite_path(self.url)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         dest = src.with_name(f"{src.name}.{revision}.{stamp}.bak")
         fd = os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -414,7 +430,7 @@ def open_store(url: str | URL | None = None, *, upgrade: bool = True,
     resolved = url if isinstance(url, URL) else resolve_url(url)
     reason, new = ("opened read-only" if read_only else None), False
     if resolved.get_backend_name() == "sqlite":
-        found = inspect_path(Path(resolved.database))
+        found = inspect_path(sqlite_path(resolved))
         new = not found.exists
         if new and read_only:
             raise StoreError(f"no record at {found.path} (nothing was created); smp db upgrade "

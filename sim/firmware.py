@@ -177,6 +177,10 @@ class Firmware:
         self._last_tick = now
         self._t = now  # the firmware's own time: where its timers have got to
         self._next_telemetry = now  # frame k is due at boot + k * 20 ms
+        # The slots a starved machine (a late step) did not send: its own account of every
+        # TELEMETRY it did not send, so that a test can tell a frame lost on the way from one
+        # never sent. Grows only while the machine is starved.
+        self.skipped_slots: list[int] = []
         self._telemetry_seq = 0
         self.motor_off_ns: int | None = None
         self._slow_since: int | None = None  # driven below the stall rate since
@@ -253,10 +257,14 @@ class Firmware:
         self._judge_motor(t)
         self._check_depth(t)
         if t >= self._next_telemetry:
+            first = (self._next_telemetry - self.boot_ns) // TELEMETRY_PERIOD_NS
             slot = (t - self.boot_ns) // TELEMETRY_PERIOD_NS
             self._next_telemetry = self.boot_ns + (slot + 1) * TELEMETRY_PERIOD_NS
             if self._next_telemetry > now:  # the last slot due by now: sent; older: skipped
+                self.skipped_slots.extend(range(first, slot))
                 self._send_telemetry(t)
+            else:
+                self.skipped_slots.extend(range(first, slot + 1))
 
     # --- outputs -------------------------------------------------------------------------
 

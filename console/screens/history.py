@@ -53,14 +53,15 @@ from console.reader import (
     SessionView,
     TouchUpDue,
     default_name,
-    fold,
     match_clients,
+    outcome_label,
 )
 from console.screens.failures import failure_line
 from console.widgets.table import Table
 from protocols import Zone
 from protocols.errors import SmpError
 from protocols.text import printable
+from protocols.zones import used_in_label
 
 MAX_CLIENT_ROWS = 200  # search narrows a large clinic; a longer table helps nobody
 MAX_DAYS = 36500
@@ -84,12 +85,6 @@ def _when(at: datetime | None) -> str:
     return "-" if at is None else f"{at:%Y-%m-%d %H:%M}"
 
 
-def _stage(stage: str) -> str:
-    return "touch-up" if stage == "touch-up" else f"stage {stage}"
-
-
-def _zone_label(zone: str | None) -> str:
-    return "all zones" if zone is None else Zone(zone).label
 
 
 # -- messages from the workers ------------------------------------------------------------
@@ -474,10 +469,9 @@ class HistoryScreen(Screen[None]):
         self._table("clients").focus()
 
     def _matches(self, text: str) -> list[ClientSummary]:
-        if self.presentation:  # only what is shown: the pseudonym, never the id or name
-            want = fold(text)
-            return [c for c in self._clients if want in fold(c.name)]
-        return match_clients(self._clients, text)  # the console's and the CLI's one lookup
+        # The console's and the shell's one rule; presentation mode matches only what is
+        # shown, the pseudonym, never the id or name.
+        return match_clients(self._clients, text, by_id=not self.presentation)
 
     def _fill_clients(self, text: str) -> None:
         table = self._table("clients")
@@ -528,7 +522,7 @@ class HistoryScreen(Screen[None]):
         head.update(_text("\n".join(_client_lines(record, self.presentation))))
         for sv in record.sessions:
             sessions.add_row(*_cells(
-                _when(sv.started_at), _stage(sv.stage), sv.outcome or "OPEN",
+                _when(sv.started_at), sv.stage.label, outcome_label(sv.outcome),
                 "SIMULATOR" if sv.machine.simulator else f"{sv.machine.model} "
                 f"{sv.machine.serial}", sv.technician, ", ".join(z.zone for z in sv.zones)),
                 key=str(sv.id))
@@ -560,7 +554,7 @@ class HistoryScreen(Screen[None]):
         head.update(_text(_session_line(sv)))
         for z in sv.zones:
             zones.add_row(*_cells(
-                Zone(z.zone).label, _pct(z.coverage_pct), _pct(z.target_density_pct),
+                z.zone.label, _pct(z.coverage_pct), _pct(z.target_density_pct),
                 z.passes, "; ".join(z.settings_text()),
                 "; ".join(f"{p.brand} {p.shade} {p.dilution} lot {p.lot} exp {p.expiry}"
                           for p in sv.pigments if p.zone in (z.zone, None)),
@@ -590,7 +584,7 @@ class HistoryScreen(Screen[None]):
             table.add_row(*_cells(
                 f"{sv.id}" + (" SIMULATOR" if sv.machine.simulator else ""),
                 f"{e.at:%Y-%m-%d %H:%M:%S}", _KIND.get(e.kind, e.kind),
-                "" if e.zone is None else Zone(e.zone).label,
+                "" if e.zone is None else e.zone.label,
                 "" if e.settings is None else str(e.settings), _event_detail(e)),
                 key=str(e.id))
 
@@ -618,7 +612,7 @@ class HistoryScreen(Screen[None]):
             table.add_row(*_cells(
                 h.client_name, self._shown_id(h.client_id), h.session_id, _when(h.started_at),
                 "SIMULATOR" if h.simulator else "machine", h.item, h.product,
-                _zone_label(h.zone), h.lot, h.expiry))
+                used_in_label(h.zone), h.lot, h.expiry))
         sim = page.simulator_sessions
         summary = (f"Lot {msg.lot}: {page.clients} client(s), {page.sessions} session(s)"
                    + (f", {sim} of them on the SIMULATOR" if sim else "")
@@ -827,8 +821,8 @@ def _client_lines(record: ClientRecord, presentation: bool) -> list[str]:
 
 
 def _session_line(sv: SessionView) -> str:
-    parts = [f"Session {sv.id}", f"{_when(sv.started_at)} UTC", _stage(sv.stage),
-             sv.outcome or "OPEN", f"by {sv.technician}", f"machine {sv.machine}",
+    parts = [f"Session {sv.id}", f"{_when(sv.started_at)} UTC", sv.stage.label,
+             outcome_label(sv.outcome), f"by {sv.technician}", f"machine {sv.machine}",
              "aftercare given" if sv.aftercare_given else "aftercare NOT recorded"]
     gate = [f"{g.item} {g.decision}" + (f" ({g.reason})" if g.reason else "")
             for g in sv.gate if g.decision != "clear"]

@@ -26,7 +26,7 @@ from textual.widgets import DataTable, Footer, Static
 from console import replay
 from console.app_base import KeyedApp
 from console.cmd_replay import MAX_SPEED, MIN_SPEED
-from console.reader import RecordReader, ReplaySession
+from console.reader import RecordReader, ReplaySession, outcome_label
 from console.view import View
 from console.widgets.banner import Banner
 from console.widgets.machine import MachinePanel
@@ -168,7 +168,7 @@ class ReplayScreen(Screen[None]):
         rs = msg.rs
         set_text(self.query_one("#session", Static),
                  f"REPLAY of session {rs.session_id}  client {rs.client}  by {rs.technician}  "
-                 f"stage {rs.stage}  {rs.outcome or 'OPEN'}   [{rs.machine}]   "
+                 f"{rs.stage.label}  {outcome_label(rs.outcome)}   [{rs.machine}]   "
                  f"{rs.flight.frames} frames")
         self._last_tick = time.monotonic()
         self._update_picture()  # the picture first: a long timeline takes a while to fill

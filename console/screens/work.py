@@ -128,8 +128,8 @@ class WorkScreen(SmpScreen):
         zone = w.zone.label if w.zone else f"none: press a zone key ({zones})"
         set_text(self.query_one("#session", Static),
             f"Session {w.session_id}  client "
-            f"{w.client_alias if self.app.presentation else w.client}  {w.stage}  zone {zone}   "
-            f"[{m.identity}]")
+            f"{w.client_alias if self.app.presentation else w.client}  {w.stage.label}  "
+            f"zone {zone}   [{m.identity}]")
         applied = m.applied
         if w.zone is None:
             settings = f"settings: none for this session yet (choose a zone: {zones})"

@@ -14,7 +14,7 @@ from console.app import ViewChanged, make_app
 from console.view import Link, MachineState, MachineView, View, WorkView, ZoneStatus, fault_text
 from console.workflow import Cartridge
 from firmware_bridge import Fault
-from protocols import MachineSettings, NeedleSpec, Zone
+from protocols import MachineSettings, NeedleSpec, Stage, Zone
 from tests.console.conftest import new_client
 from tests.console.test_app import on, until
 
@@ -31,7 +31,7 @@ MACHINE = MachineView(
     voltage_trend=tuple(6.5 for _ in WAVE), current_trend=tuple(w / 250 for w in WAVE),
     depth_trend=tuple(1.55 for _ in WAVE))
 WORK = WorkView(
-    session_id=7, client="Ann Lee", stage="stage 1", zone=Zone.HAIRLINE,
+    session_id=7, client="Ann Lee", stage=Stage.S1, zone=Zone.HAIRLINE,
     profile="hairline-soft", reasons=("hairline, stage 1, Fitzpatrick IV to VI: needle depth "
                                       "1.65 -> 1.55 mm: too deep heals blue",),
     advisories=(), target_density_pct=30,

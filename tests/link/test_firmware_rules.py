@@ -326,6 +326,8 @@ def test_telemetry_keeps_the_boot_grid_when_ticks_are_irregular_or_late():
     skipped = sum(b - a - 1 for a, b in itertools.pairwise(slots))
     assert 0 < skipped <= 2 * late_steps  # a 45 ms step skips the older slots it missed
     assert len(frames) + skipped == slots[-1] + 1  # and no slot is otherwise missing
+    # The machine's own account of what it skipped is exactly the slots missing on the wire.
+    assert b.fw.skipped_slots == sorted(set(range(slots[-1] + 1)) - set(slots))
 
 
 def test_a_firmware_woken_at_each_due_time_sends_every_20_ms_exactly():
