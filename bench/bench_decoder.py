@@ -35,7 +35,7 @@ def ours_stream(rng: random.Random) -> bytes:
     return b"".join(
         encode(Telemetry(2, 0x0F, 0, rng.randrange(500, 1500), 7500, rng.randrange(100, 900),
                          rng.randrange(200, 2500), rng.randrange(200, 400), i * 20, 1800, 1300,
-                         7500), seq=i & 0xFF, ack=(i // 256) & 0xFF)
+                         7500, (i // 100) & 0xFF, i * 20), seq=i & 0xFF, ack=(i // 256) & 0xFF)
         for i in range(N_FRAMES))
 
 

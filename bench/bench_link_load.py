@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from firmware_bridge import Machine, State
 from firmware_bridge.codec import Heartbeat, Telemetry, encode
-from firmware_bridge.link import HEARTBEAT_S
+from firmware_bridge.core import HEARTBEAT_S
 from firmware_bridge.schema import TELEMETRY_PERIOD_MS, WATCHDOG_DEFAULT_MS
 from protocols import MachineSettings
 
@@ -47,10 +47,10 @@ def wire_load(m: Machine, seconds: float) -> bool:
         sent[0] += len(data)
         write(data)
     m.transport.write = counting
-    rx0, t0 = m._decoder.stats.bytes, time.monotonic()
+    rx0, t0 = m._core._decoder.stats.bytes, time.monotonic()
     time.sleep(seconds)
     dt = time.monotonic() - t0
-    rx = (m._decoder.stats.bytes - rx0) / dt
+    rx = (m._core._decoder.stats.bytes - rx0) / dt
     tx = sent[0] / dt
     m.transport.write = write
     tel = len(encode(Telemetry(*[0] * len(Telemetry.SCHEMA.names))))
