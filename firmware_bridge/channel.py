@@ -23,9 +23,10 @@ from enum import Enum
 from typing import Any
 
 from firmware_bridge import events as ev
-from firmware_bridge.codec import Ident, Telemetry
+from firmware_bridge.codec import Fault, Ident, State, Telemetry
 from firmware_bridge.commands import Kind, Op, Result
 from firmware_bridge.core import Knowledge
+from firmware_bridge.handle import Status
 from protocols.envelope import SafetyEnvelope
 from protocols.settings import MachineSettings, WireSettings
 
@@ -102,26 +103,8 @@ def decode_ident(data: dict[str, Any] | None) -> Ident | None:
     return Ident(**fields)
 
 
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
-    """What the service knows of the machine, as a client sees it."""
-
-    ident: Ident | None
-    state: int | None
-    faults: int
-    knowledge: Knowledge
-    applied: MachineSettings | None
-    confirmed: bool
-    link_state: ev.LinkState
-    telemetry: Telemetry | None
-    envelope: SafetyEnvelope
-    machine_envelope: SafetyEnvelope | None
-    rto: float
-    queued: int
-
-
-def encode_status(s: Any) -> dict[str, Any]:
-    """A firmware_bridge.link.Status (or a Snapshot) for the channel."""
+def encode_status(s: Status) -> dict[str, Any]:
+    """The link's status, for the channel."""
     return {"ident": encode_ident(s.ident), "state": None if s.state is None else int(s.state),
             "faults": int(s.faults), "knowledge": s.knowledge.value, "applied": _out(s.applied),
             "confirmed": s.confirmed, "link_state": s.link_state.value,
@@ -130,12 +113,13 @@ def encode_status(s: Any) -> dict[str, Any]:
             "queued": s.queued}
 
 
-def decode_status(d: dict[str, Any]) -> Snapshot:
+def decode_status(d: dict[str, Any]) -> Status:
     try:
         envelope = _envelope_in(d["envelope"])
         assert envelope is not None
-        return Snapshot(
-            decode_ident(d["ident"]), d["state"], d["faults"], Knowledge(d["knowledge"]),
+        return Status(
+            decode_ident(d["ident"]), None if d["state"] is None else State(d["state"]),
+            Fault(d["faults"]), Knowledge(d["knowledge"]),
             _in(MachineSettings | None, d["applied"]), d["confirmed"],
             ev.LinkState(d["link_state"]), _in(Telemetry | None, d["telemetry"]), envelope,
             _envelope_in(d["machine_envelope"]), d["rto"], d["queued"])

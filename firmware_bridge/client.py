@@ -22,17 +22,17 @@ from collections.abc import Callable
 from typing import Any
 
 from firmware_bridge import channel
-from firmware_bridge.codec import Capability, Fault, Ident, State, Telemetry
+from firmware_bridge.codec import Capability
 from firmware_bridge.commands import (
     Kind,
     LinkError,
     NotAllowed,
     Op,
     Result,
-    raise_for,
 )
-from firmware_bridge.core import Knowledge, envelope_problems
-from firmware_bridge.events import Event, LinkHealth, LinkState, LinkStateChanged
+from firmware_bridge.core import envelope_problems
+from firmware_bridge.events import LinkHealth, LinkState, LinkStateChanged
+from firmware_bridge.handle import MachineHandle, Status
 from protocols.envelope import HARD_LIMITS, SafetyEnvelope
 from protocols.settings import MachineSettings
 
@@ -41,11 +41,12 @@ log = logging.getLogger(__name__)
 HELLO_TIMEOUT_S = 10.0  # the service hand-shakes with the machine before it welcomes us
 
 
-class MachineClient:
+class MachineClient(MachineHandle):
     """One connection to a machine service, as its controller or an observer."""
 
     def __init__(self, sock: socket.socket, *, role: str = "control", who: str = "",
                  configured: SafetyEnvelope = HARD_LIMITS):
+        super().__init__()
         self.sock = sock
         self.role = role
         self.configured = configured
@@ -55,8 +56,7 @@ class MachineClient:
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[Callable[[Result], None], Op]] = {}
-        self._subscribers: list[Callable[[Event], None]] = []
-        self._snapshot: channel.Snapshot | None = None
+        self._snapshot: Status | None = None
         self._health: LinkHealth | None = None
         self._gone = ""
         self._closing = False
@@ -92,54 +92,17 @@ class MachineClient:
     # --- what the service last said -----------------------------------------------------------
 
     @property
-    def _s(self) -> channel.Snapshot:
-        assert self._snapshot is not None
+    def status(self) -> Status:
+        assert self._snapshot is not None  # the welcome brings the first; no client before
         return self._snapshot
 
     @property
-    def ident(self) -> Ident | None:
-        return self._s.ident
-
-    @property
-    def state(self) -> State | None:
-        s = self._s.state
-        return None if s is None else State(s)
-
-    @property
-    def faults(self) -> Fault:
-        return Fault(self._s.faults)
-
-    @property
-    def applied(self) -> MachineSettings | None:
-        return self._s.applied
-
-    @property
-    def knowledge(self) -> Knowledge:
-        return self._s.knowledge
-
-    @property
-    def confirmed(self) -> bool:
-        return self._s.confirmed
-
-    @property
     def link_state(self) -> LinkState:
-        return LinkState.LOST if self._gone else self._s.link_state
-
-    @property
-    def telemetry(self) -> Telemetry | None:
-        return self._s.telemetry
-
-    @property
-    def envelope(self) -> SafetyEnvelope:
-        return self._s.envelope
-
-    @property
-    def machine_envelope(self) -> SafetyEnvelope | None:
-        return self._s.machine_envelope
+        return LinkState.LOST if self._gone else self.status.link_state
 
     @property
     def simulated(self) -> bool:
-        ident = self._s.ident
+        ident = self.status.ident
         return bool(ident and ident.capabilities & Capability.SIMULATOR)
 
     @property
@@ -151,27 +114,10 @@ class MachineClient:
         return self._health
 
     def check(self, settings: MachineSettings) -> list[str]:
-        s = self._s
+        s = self.status
         return envelope_problems(s.envelope, self.configured, s.machine_envelope, settings)
 
     # --- commands ------------------------------------------------------------------------------
-
-    def apply(self, settings: MachineSettings, *, timeout: float = 10.0) -> MachineSettings:
-        result = raise_for(self._request(Op.SET, settings, timeout), settings)
-        assert result.applied is not None
-        return result.applied
-
-    def arm(self, *, timeout: float = 10.0) -> None:
-        raise_for(self._request(Op.ARM, None, timeout))
-
-    def disarm(self, *, timeout: float = 10.0) -> None:
-        raise_for(self._request(Op.DISARM, None, timeout))
-
-    def clear_fault(self, *, timeout: float = 10.0) -> None:
-        raise_for(self._request(Op.CLEAR_FAULT, None, timeout))
-
-    def set_watchdog(self, timeout_ms: int, *, timeout: float = 10.0) -> None:
-        raise_for(self._request(Op.WATCHDOG, timeout_ms, timeout))
 
     def stop(self, *, wait: bool = True, timeout: float = 2.0) -> bool:
         """STOP: sent at once from the calling thread, ahead of nothing it could wait on."""
@@ -182,15 +128,6 @@ class MachineClient:
             return self._request(Op.STOP, None, timeout).ok
         except LinkError:
             return False
-
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        """Call `callback(event)` on the client's reader thread for every event."""
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-        return unsubscribe
 
     def close(self, *, disarm: bool = True) -> None:
         """Say goodbye (the service disarms what this controller armed) and hang up."""
@@ -205,12 +142,6 @@ class MachineClient:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
         self.sock.close()
-
-    def __enter__(self) -> MachineClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -236,18 +167,6 @@ class MachineClient:
             if self._pending.pop(ident, None) is not None:
                 kind = Kind.UNKNOWN if op is Op.SET and self._gone else Kind.FAILED
                 callback(Result(op, kind, f"{op.name}: {exc}"))
-
-    def _request(self, op: Op, arg: object, timeout: float) -> Result:
-        done, box = threading.Event(), []
-
-        def ended(result: Result) -> None:
-            box.append(result)
-            done.set()
-
-        self.submit(op, arg, ended)
-        if not done.wait(timeout):
-            raise LinkError(f"{op.name}: no result within {timeout:.1f} s")
-        return box[0]
 
     def _read_loop(self) -> None:
         reason = "the machine service closed the channel"
@@ -308,10 +227,3 @@ class MachineClient:
         old = self._snapshot.link_state
         if old is not LinkState.LOST:
             self._publish(LinkStateChanged(time.monotonic(), old, LinkState.LOST, reason))
-
-    def _publish(self, event: Event) -> None:
-        for cb in list(self._subscribers):
-            try:
-                cb(event)
-            except Exception:
-                log.exception("subscriber %r failed on %s", cb, type(event).__name__)

@@ -32,19 +32,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from firmware_bridge.codec import (
     Applied,
     Arm,
     ClearFault,
     Disarm,
-    Fault,
-    Ident,
     Nack,
     Set,
-    State,
-    Telemetry,
     Watchdog,
 )
 from firmware_bridge.commands import (
@@ -57,7 +52,6 @@ from firmware_bridge.commands import (
     OutsideEnvelope,
     Result,
     SettingsMismatch,
-    raise_for,
 )
 from firmware_bridge.core import (
     HANDSHAKE_S,
@@ -66,7 +60,8 @@ from firmware_bridge.core import (
     Outcome,
     Ticket,
 )
-from firmware_bridge.events import Event, LinkHealth, LinkState, SettingsRefused
+from firmware_bridge.events import LinkHealth, SettingsRefused
+from firmware_bridge.handle import MachineHandle, Status
 from firmware_bridge.transport import Transport, TransportError, open_transport
 from protocols.envelope import HARD_LIMITS, EmptyEnvelope, SafetyEnvelope
 from protocols.errors import SmpError
@@ -81,29 +76,12 @@ COALESCE_S = 0.001
 REOPEN_EVERY_S = 0.5
 
 
-@dataclass(frozen=True)
-class Status:
-    """What the link knows now, as one frozen value (read from any thread)."""
-
-    ident: Ident | None
-    state: State | None
-    faults: Fault
-    knowledge: Knowledge
-    applied: MachineSettings | None
-    confirmed: bool
-    link_state: LinkState
-    telemetry: Telemetry | None
-    envelope: SafetyEnvelope
-    machine_envelope: SafetyEnvelope | None
-    rto: float
-    queued: int  # commands waiting behind the outstanding one
-
-
-class Machine:
-    """A connected machine. Build it with `Machine.connect(url)`."""
+class Machine(MachineHandle):
+    """A connected machine, its link in this process. Build it with `Machine.connect(url)`."""
 
     def __init__(self, transport: Transport, envelope: SafetyEnvelope = HARD_LIMITS, *,
                  reopen: Callable[[], Transport] | None = None):
+        super().__init__()
         self.transport = transport
         # How to open the port again when it goes away (a cable pulled and put back); None:
         # the link stays dead. Never re-arms: a person does.
@@ -119,7 +97,6 @@ class Machine:
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
         self._order = 0
         self._waiting: list[tuple[Ticket, Callable[[Ticket], None]]] = []
-        self._subscribers: list[Callable[[Event], None]] = []
         self._closing = threading.Event()
         self._stopped = threading.Event()
         self._fd: int | None = None
@@ -173,48 +150,6 @@ class Machine:
         return self._status
 
     @property
-    def ident(self) -> Ident | None:
-        return self._status.ident
-
-    @property
-    def state(self) -> State | None:
-        return self._status.state
-
-    @property
-    def faults(self) -> Fault:
-        return self._status.faults
-
-    @property
-    def applied(self) -> MachineSettings | None:
-        """The settings in force as the machine reported them; None if none or not known."""
-        return self._status.applied
-
-    @property
-    def knowledge(self) -> Knowledge:
-        return self._status.knowledge
-
-    @property
-    def confirmed(self) -> bool:
-        """A SET answered by APPLIED since the settings were last unknown."""
-        return self._status.confirmed
-
-    @property
-    def link_state(self) -> LinkState:
-        return self._status.link_state
-
-    @property
-    def telemetry(self) -> Telemetry | None:
-        return self._status.telemetry
-
-    @property
-    def envelope(self) -> SafetyEnvelope:
-        return self._status.envelope
-
-    @property
-    def machine_envelope(self) -> SafetyEnvelope | None:
-        return self._status.machine_envelope
-
-    @property
     def rto(self) -> float:
         return self._status.rto
 
@@ -236,26 +171,6 @@ class Machine:
 
     # --- commands (from any thread but the loop's) -----------------------------------------
 
-    def apply(self, settings: MachineSettings, *, timeout: float = 10.0) -> MachineSettings:
-        """Send the three setpoints; returns what the machine confirmed it applied."""
-        result = raise_for(self._request(Op.SET, settings, timeout), settings)
-        assert result.applied is not None
-        return result.applied
-
-    def arm(self, *, timeout: float = 10.0) -> None:
-        raise_for(self._request(Op.ARM, None, timeout))
-
-    def disarm(self, *, timeout: float = 10.0) -> None:
-        raise_for(self._request(Op.DISARM, None, timeout))
-
-    def clear_fault(self, *, timeout: float = 10.0) -> None:
-        """The deliberate act after a latched fault; the machine is then DISARMED."""
-        raise_for(self._request(Op.CLEAR_FAULT, None, timeout))
-
-    def set_watchdog(self, timeout_ms: int, *, timeout: float = 10.0) -> None:
-        """Shorten the machine's watchdog (100 to 500 ms, never longer than in force)."""
-        raise_for(self._request(Op.WATCHDOG, timeout_ms, timeout))
-
     def stop(self, *, wait: bool = True, timeout: float = 2.0) -> bool:
         """STOP: written first, three times; the machine latches; everything else is
         cancelled. Returns True once the machine acknowledged (False at once if not `wait`)."""
@@ -274,15 +189,6 @@ class Machine:
             callback(Result(op, Kind.FAILED, f"{op.name}: the link is closed"))
             return
         self.call_soon(lambda now: self.request(op, arg, now, callback))
-
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        """Call `callback(event)` on the loop thread for every event; returns an unsubscribe."""
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-        return unsubscribe
 
     def close(self, *, disarm: bool = True) -> None:
         """Disarm (if it may be armed), stop the loop and release the port."""
@@ -304,12 +210,6 @@ class Machine:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def __enter__(self) -> Machine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- the loop's API (for code that runs on the loop: the machine service) ----------------
 
@@ -397,27 +297,6 @@ class Machine:
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
-
-    def _request(self, op: Op, arg: object, timeout: float) -> Result:
-        """Carry out a command on the loop and wait for how it ended."""
-        done = threading.Event()
-        box: list[Result] = []
-
-        def ended(result: Result) -> None:
-            box.append(result)
-            done.set()
-
-        self.submit(op, arg, ended)
-        if not done.wait(timeout):
-            raise LinkError(f"{op.name}: no result within {timeout:.1f} s")
-        return box[0]
-
-    def _publish(self, event: Event) -> None:
-        for cb in list(self._subscribers):
-            try:
-                cb(event)
-            except Exception:  # a subscriber's bug must not stop the link
-                log.exception("subscriber %r failed on %s", cb, type(event).__name__)
 
     def _snapshot(self) -> Status:
         c = self._core
