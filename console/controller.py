@@ -872,9 +872,10 @@ class SessionController:
         """Steps from the zone's start; they hold for the zone for the rest of the session."""
         work = self._require_work()
         q = BY_FIELD[field_name]
-        self._current_settings(work)  # refuses with no zone, or none confirmed there
+        if work.zone is None:
+            raise WorkflowError("choose a zone first")  # as _current_settings says it
         zone = work.zone
-        assert zone is not None  # _current_settings refused otherwise
+        self._current_settings(work)  # refuses a zone with no confirmed settings
         zs = work.zones[zone]
         if zs.start is None:
             raise WorkflowError(f"{zone.label}: choose its profile again before adjusting")
