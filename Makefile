@@ -41,7 +41,7 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/mypy protocols firmware_bridge sim
+	$(BIN)/mypy protocols firmware_bridge sim console
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

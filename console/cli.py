@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import metadata
+from typing import TypeAlias
 
 from console import (
     cmd_conformance,
@@ -21,6 +22,10 @@ from console import (
 )
 from protocols.errors import SmpError
 from protocols.text import printable
+
+# What every cmd_*.register() is handed: argparse's sub-command action over plain parsers (the
+# class is generic only in typeshed, hence the string).
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 COMMANDS = (cmd_console, cmd_protocols, cmd_ports, cmd_sim, cmd_machine, cmd_conformance,
             cmd_history, cmd_replay, cmd_export, cmd_db)

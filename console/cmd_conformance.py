@@ -14,14 +14,20 @@ import select
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.cli_table import print_table
 from protocols.errors import SmpError, UsageError
 
+if TYPE_CHECKING:
+    from console.cli import Subparsers
+    from firmware_bridge.conformance import Operator
+    from firmware_bridge.transport import Transport
+
 PEDAL_PROMPTS = {"pedal down": "press and hold the pedal now", "pedal up": "release the pedal"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "conformance", help="check that a machine follows the link protocol (for makers)",
         description="Run the device clauses of docs/protocol.md against the machine on PORT: "
@@ -55,7 +61,8 @@ class SimulatorOperator:
     def can(self, action: str) -> bool:
         return True
 
-    def do(self, action: str, prompt: str | None = None, idle=None) -> None:
+    def do(self, action: str, prompt: str | None = None,
+           idle: Callable[[], None] | None = None) -> None:
         from sim.control import ControlError
 
         try:
@@ -71,13 +78,14 @@ class PersonOperator:
 
     name = "person"
 
-    def __init__(self, out=print):
+    def __init__(self, out: Callable[[str], object] = print):
         self.out = out
 
     def can(self, action: str) -> bool:
         return True
 
-    def do(self, action: str, prompt: str | None = None, idle=None) -> None:
+    def do(self, action: str, prompt: str | None = None,
+           idle: Callable[[], None] | None = None) -> None:
         text = prompt or PEDAL_PROMPTS.get(action, action)
         if action in PEDAL_PROMPTS:
             self.out(f"  >> {text}")  # the clause watches the pedal in telemetry
@@ -90,7 +98,7 @@ class PersonOperator:
             raise Skip("skipped by the person at the machine")
 
 
-def _read_line(idle) -> str:
+def _read_line(idle: Callable[[], None] | None) -> str:
     while True:
         ready, _, _ = select.select([sys.stdin], [], [], 0.01)
         if ready:
@@ -99,7 +107,7 @@ def _read_line(idle) -> str:
             idle()
 
 
-def _operator(transport, port: str, interactive: bool):
+def _operator(transport: Transport, port: str, interactive: bool) -> Operator | None:
     if transport.simulator is not None:  # sim:// in this process
         from sim.scenario import command
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from console.cmd_history import add_db_option
 from console.echo import echo
 
+if TYPE_CHECKING:
+    from console.cli import Subparsers
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("db", help="the record's database: upgrade or check it")
     ps = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = ps.add_parser("upgrade", help="bring the schema to this program's version "

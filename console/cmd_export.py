@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.cmd_history import add_db_option
 from console.echo import echo
 from sessions.include import INCLUDE
 
+if TYPE_CHECKING:
+    from console.cli import Subparsers
+
 FORMATS = ("json", "csv", "pdf")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "export", help="a client's record as JSON, CSV or a PDF for the client",
         description="Pseudonymised exports (for teaching and research) carry only the fields "

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
 
 from console.cli_table import print_table
 from console.echo import echo
 from protocols.text import printable
+
+if TYPE_CHECKING:
+    from console.cli import Subparsers
+    from sessions.history import Page
+    from sessions.store import Store
+
+_Row = TypeVar("_Row")
 
 
 def add_db_option(p: argparse.ArgumentParser, *, default: object = None) -> None:
@@ -17,7 +25,7 @@ def add_db_option(p: argparse.ArgumentParser, *, default: object = None) -> None
                    "data directory)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "history", help="clients, a client's history, a lot recall, or touch-ups due",
         description="smp history                  every client (as smp history clients)\n"
@@ -73,7 +81,7 @@ def _paging(args: argparse.Namespace) -> tuple[int, int]:
     return limit, (number("--page", args.page, 1, 10**9) - 1) * limit
 
 
-def _within(page, what: str) -> None:
+def _within(page: Page[_Row], what: str) -> None:
     """A page past the end of a non-empty answer is a usage error naming the pages there are."""
     from protocols.errors import UsageError
 
@@ -83,7 +91,7 @@ def _within(page, what: str) -> None:
                          f"{what} make pages 1 to {pages} of {page.limit}")
 
 
-def _showing(page) -> None:
+def _showing(page: Page[_Row]) -> None:
     """The page's place in the whole answer, and how to ask for the next one."""
     echo(page.showing() + (f"; next: --page {page.offset // page.limit + 2}" if page.more
                            else ""))
@@ -101,14 +109,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _table(rows: list[tuple]) -> None:
-    print_table(rows[0], rows[1:])
-
-
 def cmd_history(args: argparse.Namespace) -> int:
     from sessions.store import open_store
 
-    paging = _paging(args) if args.action in ("recall", "due") else None
+    # Checked before the store opens, so that a bad --limit touches no database; the other
+    # actions print no pages and never read it.
+    paging = _paging(args) if args.action in ("recall", "due") else (DEFAULT_LIMIT, 0)
     store = open_store(args.db)
     try:
         if args.action == "client":
@@ -122,7 +128,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _clients(store, text: str = "") -> int:
+def _clients(store: Store, text: str = "") -> int:
     from sessions.history import find_clients
 
     clients = find_clients(store, text)
@@ -130,13 +136,13 @@ def _clients(store, text: str = "") -> int:
         echo(f"no client matches {printable(text)!r}" if text else
              "no clients in the record yet")
         return 0
-    _table([("ID", "CLIENT", "SESSIONS", "LAST SESSION")] + [
+    print_table(("ID", "CLIENT", "SESSIONS", "LAST SESSION"), [
         (c.id, c.name, c.sessions, f"{c.last_session_at:%Y-%m-%d}" if c.last_session_at else "-")
         for c in clients])
     return 0
 
 
-def _client(store, text: str) -> int:
+def _client(store: Store, text: str) -> int:
     from sessions.history import client_record, find_client
     from sessions.models import outcome_label
 
@@ -168,7 +174,7 @@ def _client(store, text: str) -> int:
     return 0
 
 
-def _recall(store, lot: str, paging: tuple[int, int]) -> int:
+def _recall(store: Store, lot: str, paging: tuple[int, int]) -> int:
     from sessions.history import recall
 
     limit, offset = paging
@@ -177,7 +183,7 @@ def _recall(store, lot: str, paging: tuple[int, int]) -> int:
         echo(f"no session used lot {lot}")
         return 0
     _within(page, "uses")
-    _table([("CLIENT ID", "CLIENT", "SESSION", "DATE", "ITEM", "PRODUCT", "ZONE", "EXPIRY")] + [
+    print_table(("CLIENT ID", "CLIENT", "SESSION", "DATE", "ITEM", "PRODUCT", "ZONE", "EXPIRY"), [
         (h.client_id, h.client_name, h.session_id, f"{h.started_at:%Y-%m-%d}",
          h.item + (" (SIMULATOR)" if h.simulator else ""), h.product, h.zone or "all",
          h.expiry) for h in page.items])
@@ -187,7 +193,7 @@ def _recall(store, lot: str, paging: tuple[int, int]) -> int:
     return 0
 
 
-def _due(store, args, paging: tuple[int, int]) -> int:
+def _due(store: Store, args: argparse.Namespace, paging: tuple[int, int]) -> int:
     from sessions.history import SCAR_TOUCH_UP_YEARS, TOUCH_UP_YEARS, touchups_due
 
     limit, offset = paging
@@ -199,7 +205,7 @@ def _due(store, args, paging: tuple[int, int]) -> int:
         echo("no touch-ups due")
         return 0
     _within(page, "touch-ups due")
-    _table([("CLIENT ID", "CLIENT", "LAST COMPLETED", "DUE", "RULE")] + [
+    print_table(("CLIENT ID", "CLIENT", "LAST COMPLETED", "DUE", "RULE"), [
         (d.client_id, d.client_name, f"{d.last_completed_at:%Y-%m-%d}", d.due_on,
          "scar" if d.scar else "standard") for d in page.items])
     echo()

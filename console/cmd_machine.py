@@ -17,11 +17,15 @@ import threading
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.cli_table import print_table
 
+if TYPE_CHECKING:
+    from console.cli import Subparsers
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("machine", help="the machine service (owns a machine's port)",
                        description="The machine service owns a machine's serial port and runs "
                        "the link (heartbeat, retransmission, STOP) in a process of its own. "

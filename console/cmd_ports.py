@@ -4,13 +4,17 @@ number; discovery never opens a port."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from console.cli_table import print_table
 from console.echo import echo
 from firmware_bridge import ports
 
+if TYPE_CHECKING:
+    from console.cli import Subparsers
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("ports", help="serial ports found, with VID:PID and serial number")
     p.set_defaults(handler=cmd_ports)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.cli_table import print_table
 from console.echo import echo
@@ -19,8 +20,11 @@ from protocols import (
 )
 from protocols.library import check_files
 
+if TYPE_CHECKING:
+    from console.cli import Subparsers
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("protocols", help="the treatment-protocol library")
     ps = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 

@@ -5,14 +5,18 @@ command never opens a port or starts a machine service."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from console.cmd_history import add_db_option
 from protocols.errors import UsageError
 
+if TYPE_CHECKING:
+    from console.cli import Subparsers
+
 MIN_SPEED, MAX_SPEED = 0.1, 64.0  # playback speeds, here and on the screen's +/- keys
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "replay", help="play a recorded session back on the working screen (read-only)",
         description="Play a recorded session back from its flight record: the machine's "

@@ -11,12 +11,23 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from protocols.errors import UsageError
 from sim.quirks import QUIRKS
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
 
-def register(sub: argparse._SubParsersAction) -> None:
+    from console.cli import Subparsers
+    from sim.control import ControlServer
+    from sim.firmware import Event
+    from sim.machine import SimulatedMachine
+    from sim.serve import PtyServer, TcpServer
+
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "sim", help="run a simulated machine on a pty or loopback TCP",
         description="Run a simulated SMP machine. It prints where to connect, shows a live "
@@ -115,7 +126,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if args.allow_remote:
             print(f"smp sim: warning: listening on {host}, reachable from other machines",
                   file=sys.stderr)
-        server = TcpServer(machine, host, port, allow_remote=args.allow_remote)
+        server: TcpServer | PtyServer = TcpServer(machine, host, port,
+                                                  allow_remote=args.allow_remote)
     else:
         server = PtyServer(machine, link=args.link)
     control = _control_server(machine, server, args.link)
@@ -144,11 +156,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupt(signum, frame) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _control_server(machine, server, link: Path | None):
+def _control_server(machine: SimulatedMachine, server: TcpServer | PtyServer,
+                    link: Path | None) -> ControlServer | None:
     """The control socket for programs that know only the port; None (with a warning) when
     there is no private runtime directory to put it in."""
     from console.paths import runtime_dir
@@ -168,7 +181,7 @@ def _control_server(machine, server, link: Path | None):
     return control
 
 
-def _event_writer(path: Path):
+def _event_writer(path: Path) -> Callable[[Event], None]:
     import json
 
     try:
@@ -178,7 +191,7 @@ def _event_writer(path: Path):
 
         raise SmpError(f"--events {path}: cannot write: {exc.strerror}") from None
 
-    def write(event) -> None:
+    def write(event: Event) -> None:
         out.write(json.dumps({"t": time.time(), "mono_ns": event.at_ns, "what": event.what,
                               "seq": event.seq, "detail": event.detail}) + "\n")
 
@@ -199,7 +212,7 @@ def _hold_lifeline(fd: int) -> None:
     threading.Thread(target=wait, name="smp-sim-lifeline", daemon=True).start()
 
 
-def _read_commands(machine) -> None:
+def _read_commands(machine: SimulatedMachine) -> None:
     """Standard input lines are commands for the machine; errors are reported, not fatal."""
     from sim.scenario import BadScenario, act
 
@@ -217,7 +230,7 @@ def _read_commands(machine) -> None:
         threading.Thread(target=loop, name="smp-sim-stdin", daemon=True).start()
 
 
-def _show_status(machine, *, quiet: bool) -> None:
+def _show_status(machine: SimulatedMachine, *, quiet: bool) -> None:
     tty = sys.stderr.isatty()
     # A trainer types commands into the same terminal: there the status line has the last row
     # to itself, below a scrolling region, and is drawn with the cursor saved and restored, so

@@ -37,10 +37,12 @@ from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeAlias, TypedDict, TypeVar, TypeVarTuple, cast, overload
 
 import console.sim_transport  # noqa: F401  (registers sim:// with the bridge's transports)
 from console import flight_feed, logs, machine_process, simulator
+from console.simulator import Controls
 from console.view import (
     Link,
     MachineState,
@@ -49,6 +51,7 @@ from console.view import (
     WorkView,
     ZoneStatus,
     cartridge_refusal,
+    fault_names,
     fault_text,
     machine_state,
 )
@@ -161,18 +164,32 @@ class _Query:
     """A read of the record, run on a worker thread once what was submitted is written;
     resumed with its result (or the SmpError it raised)."""
 
-    fn: Callable[..., Any]
-    args: tuple = ()
+    fn: Callable[[], object]
+
+
+# What a command's generator yields, and is resumed with the answer to. The answer's type
+# depends on what was asked, so a step is resumed with an `object`; the helpers that yield
+# (SessionController._machine_call, _opened, _query) say what it is.
+_Wait: TypeAlias = "_MachineCall | _OpenSession | _Query"
+_R = TypeVar("_R")
+_Args = TypeVarTuple("_Args")
+_Steps: TypeAlias = Generator[_Wait, object, _R]  # a command that waits: returns an _R
 
 
 @dataclass(eq=False)
 class _Command:
-    fn: Callable[..., Any]
-    args: tuple
+    fn: Callable[..., object]
+    args: tuple[object, ...]
     done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
+    result: object = None
     error: BaseException | None = None
-    gen: Generator | None = None
+    gen: Generator[_Wait, object, object] | None = None
+
+
+class _FaultFields(TypedDict):
+    faults: tuple[str, ...]
+    fault_cause: str
+    fault_action: str
 
 
 # --- session state (the session thread's alone) -----------------------------------------------
@@ -237,7 +254,7 @@ class _Work:
     fitted: Cartridge | None = None
     # The needle_uses rows written (zone, code, lot, expiry): fitting the same lot for the
     # same zone again is a note on the timeline, not a second row for recalls to count.
-    needles: set[tuple] = field(default_factory=set)
+    needles: set[tuple[Zone, str, str, date]] = field(default_factory=set)
 
 
 def _since(later: int, earlier: int) -> int:
@@ -254,7 +271,7 @@ class SessionController:
     def __init__(self, store: Store, *, on_view: Callable[[View], None] | None = None,
                  envelope: SafetyEnvelope = HARD_LIMITS, library: Library | None = None,
                  publish_every_s: float = 0.2, today: Callable[[], date] | None = None,
-                 journal_dir=None, owner: str = "",
+                 journal_dir: Path | None = None, owner: str = "",
                  flight_retention: timedelta = flight.RETENTION):
         self.store = store
         self.flight_retention = flight_retention  # console.toml flight_retention_days
@@ -270,7 +287,7 @@ class SessionController:
         self.url = ""
         self._service: machine_process.Service | None = None
         self._sim_process: machine_process.Simulator | None = None
-        self._controls: simulator.Controls | None = None
+        self._controls: Controls | None = None
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._unsubscribe: Callable[[], None] | None = None
         self._machine_view = MachineView()
@@ -308,7 +325,7 @@ class SessionController:
         return self._view
 
     @property
-    def simulator(self) -> simulator.Controls | None:
+    def simulator(self) -> Controls | None:
         """The trainer's controls of the simulated machine, else None (a real machine)."""
         return self._controls
 
@@ -323,10 +340,13 @@ class SessionController:
     def connect(self, url: str) -> None:
         """Control the machine on `url` through its machine service (started for it, or one
         already running). `sim://` runs an in-process simulator and link instead (tests)."""
-        service = controls = None
+        service: machine_process.Service | None = None
+        controls: Controls | None = None
+        machine: Machine | MachineClient
         if url.startswith("sim://"):
-            machine: Machine | MachineClient = Machine.connect(url, self.envelope)
-            controls = simulator.InProcess(machine.transport.simulator.machine)
+            local = Machine.connect(url, self.envelope)
+            controls = simulator.InProcess(local.transport.simulator.machine)
+            machine = local
         else:
             machine, service = machine_process.connect_machine(url)
         self._hand_over(machine, url, service, controls)
@@ -343,8 +363,9 @@ class SessionController:
         controls = simulator.Remote(child.control) if child.control else None
         self._hand_over(machine, child.port, service, controls, child)
 
-    def _hand_over(self, machine: Machine | MachineClient, url: str, service: Any,
-                   controls: Any, child: Any = None) -> None:
+    def _hand_over(self, machine: Machine | MachineClient, url: str,
+                   service: machine_process.Service | None, controls: Controls | None,
+                   child: machine_process.Simulator | None = None) -> None:
         """Give a connected machine to the session thread; if the console closed while it
         was connecting, nobody will: it is released here (service, simulator and all)."""
         if child is not None:
@@ -540,7 +561,14 @@ class SessionController:
 
     # --- the queue ----------------------------------------------------------------------------
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    @overload
+    def _call(self, fn: Callable[[*_Args], _Steps[_R]], *args: *_Args) -> _R: ...
+    @overload
+    def _call(self, fn: Callable[[*_Args], _R], *args: *_Args) -> _R: ...
+
+    def _call(self, fn: Callable[..., object], *args: object) -> object:
+        """Run `fn(*args)` on the session thread and wait for its outcome: what it returns,
+        or, for a command that waits (a generator), what it returns when it is done."""
         if self._closed.is_set():
             raise WorkflowError("the console is closing")
         cmd = _Command(fn, args)
@@ -596,8 +624,8 @@ class SessionController:
             self._next_command()
         elif what == "resume":
             cmd, value = arg
-            if cmd is self._current:
-                self._step(cmd, value)
+            if self._current is not None and cmd is self._current:
+                self._step(self._current, value)
         elif what == "event":
             self._handle(arg)
         elif what == "record":
@@ -634,7 +662,7 @@ class SessionController:
             else:
                 self._finish(cmd, result=out)
 
-    def _step(self, cmd: _Command, value: Any) -> None:
+    def _step(self, cmd: _Command, value: object) -> None:
         assert cmd.gen is not None
         try:
             wanted = cmd.gen.send(value)
@@ -648,8 +676,8 @@ class SessionController:
         self._current = None
         self._next_command()
 
-    def _wait_for(self, cmd: _Command, wanted: Any) -> None:
-        def resume(value: Any) -> None:
+    def _wait_for(self, cmd: _Command, wanted: _Wait) -> None:
+        def resume(value: object) -> None:
             self._inbox.put(("resume", (cmd, value)))
 
         if isinstance(wanted, _MachineCall):
@@ -664,14 +692,14 @@ class SessionController:
             def query() -> None:
                 self.sink.flush(QUERY_FLUSH_S)
                 try:
-                    resume(wanted.fn(*wanted.args))
+                    resume(wanted.fn())
                 except SmpError as exc:
                     resume(exc)
             threading.Thread(target=query, name="smp-query", daemon=True).start()
         else:  # pragma: no cover: a bug in a command
             resume(None)
 
-    def _finish(self, cmd: _Command, *, result: Any = None,
+    def _finish(self, cmd: _Command, *, result: object = None,
                 error: BaseException | None = None) -> None:
         cmd.result, cmd.error = result, error
         if error is not None and not isinstance(error, SmpError):
@@ -691,7 +719,9 @@ class SessionController:
 
     # --- commands (each runs on the session thread) -------------------------------------------
 
-    def _adopt(self, machine, url: str, service, controls) -> None:
+    def _adopt(self, machine: Machine | MachineClient, url: str,
+               service: machine_process.Service | None,
+               controls: Controls | None) -> None:
         old, self.machine, self.url = self.machine, machine, url
         old_service, self._service = self._service, service
         self._controls = controls
@@ -714,7 +744,8 @@ class SessionController:
     def _choose(self, choice: ClientChoice) -> None:
         self._client = choice
 
-    def _start_session(self, plan: Plan, answers, overrides):
+    def _start_session(self, plan: Plan, answers: Mapping[Contraindication, bool],
+                       overrides: Mapping[str, str]) -> _Steps[int]:
         client = self._require_client()
         self._require_machine()
         if not plan.zones:
@@ -731,12 +762,10 @@ class SessionController:
             if c is None:
                 raise WorkflowError(f"{needle_what(zone)}: required for a planned zone")
             check_lot(needle_what(zone), c.lot, c.expiry, today)
-        opened = yield _OpenSession(request(
+        opened = yield from self._opened(request(
             client_id=client.id, technician=plan.technician, stage=plan.stage,
             machine=self.record_identity(), planned_zones=list(plan.zones), answers=answers,
             overrides=overrides, at=datetime.now(UTC)))
-        if isinstance(opened, BaseException):
-            raise opened
         recorder = Recorder(opened.session_id, write=self._write, next_seq=2,
                             warnings=opened.warnings)
         self._flight = flight.FlightRecorder(opened.session_id, write=self._write)
@@ -757,7 +786,7 @@ class SessionController:
         return opened.session_id
 
     def _select_zone(self, zone: Zone, profile: str | None, unplanned: bool = False,
-                     cartridge: Cartridge | None = None):
+                     cartridge: Cartridge | None = None) -> _Steps[MachineSettings]:
         work = self._require_work()
         self._require_machine()
         if self._machine_view.pedal:
@@ -839,14 +868,17 @@ class SessionController:
         work.cartridges[zone], work.fitted = c, c
         self._note(text)
 
-    def _adjust(self, field_name: str, steps: int):
+    def _adjust(self, field_name: str, steps: int) -> _Steps[MachineSettings]:
         """Steps from the zone's start; they hold for the zone for the rest of the session."""
         work = self._require_work()
         q = BY_FIELD[field_name]
-        self._current_settings(work)
-        zs = work.zones[work.zone]
+        if work.zone is None:
+            raise WorkflowError("choose a zone first")  # as _current_settings says it
+        zone = work.zone
+        self._current_settings(work)  # refuses a zone with no confirmed settings
+        zs = work.zones[zone]
         if zs.start is None:
-            raise WorkflowError(f"{work.zone.label}: choose its profile again before adjusting")
+            raise WorkflowError(f"{zone.label}: choose its profile again before adjusting")
         moved = {**zs.steps, q.field: zs.steps.get(q.field, 0) + steps}
         try:
             wanted = zs.wanted(moved)
@@ -859,16 +891,14 @@ class SessionController:
         self._publish()
         return applied
 
-    def _repeat_last(self):
+    def _repeat_last(self) -> _Steps[str]:
         work = self._require_work()
         if work.zone is None:
             raise WorkflowError("choose a zone first")
         zone = work.zone
-        found = yield _Query(functools.partial(history.settings_to_repeat, self.store,
-                                               work.client.id, zone,
-                                               excluding=work.recorder.session_id))
-        if isinstance(found, BaseException):
-            raise found
+        found = yield from self._query(functools.partial(
+            history.settings_to_repeat, self.store, work.client.id, zone,
+            excluding=work.recorder.session_id))
         if found is None:
             raise WorkflowError(f"no earlier session of this client ran the needle in "
                                 f"{zone.label} at confirmed settings")
@@ -898,7 +928,8 @@ class SessionController:
         work = self._work
         return work.runs.open_ms if work is not None and work.run_told else None
 
-    def _apply(self, wanted: MachineSettings, adjustments: tuple[str, ...] = ()):
+    def _apply(self, wanted: MachineSettings,
+               adjustments: tuple[str, ...] = ()) -> _Steps[MachineSettings]:
         """Send settings; what the record and the screen get is what the machine reported.
         `adjustments` are the technician's steps they carry, recorded with them."""
         work = self._require_work()
@@ -910,7 +941,7 @@ class SessionController:
             self._publish()
             raise WorkflowError(f"not sent: {'; '.join(problems)}")
         work.recorder.settings_requested(wanted)
-        result = yield _MachineCall(Op.SET, wanted)
+        result = yield from self._machine_call(Op.SET, wanted)
         if result.kind in (Kind.DONE, Kind.MISMATCH):
             # The machine is set to its read-back, whatever was asked (on a mismatch the
             # service has stopped it): that is the record's truth.
@@ -934,7 +965,8 @@ class SessionController:
             work.recorder.settings_refused(wanted, result.message)
             self._note(f"not applied: {result.message}")
             self._publish()
-        raise_for(result, wanted)
+        raise_for(result, wanted)  # DONE from here on: its read-back was recorded above
+        assert result.applied is not None
         return result.applied
 
     def _set_coverage(self, zone: Zone, pct: int) -> None:
@@ -953,7 +985,7 @@ class SessionController:
         self._set_coverage(work.zone, pct)
         return pct
 
-    def _arm(self):
+    def _arm(self) -> _Steps[None]:
         work = self._require_work()
         machine = self._require_machine()
         self._require_record("arm")
@@ -964,7 +996,7 @@ class SessionController:
         if work.zone is None:
             raise WorkflowError("choose a zone before arming")
         if machine.state == State.FAULTED:
-            raise_for((yield _MachineCall(Op.CLEAR_FAULT)))
+            raise_for((yield from self._machine_call(Op.CLEAR_FAULT)))
             work.recorder.note("latched fault cleared by the technician")
         if (machine.applied is None or not machine.confirmed
                 or machine.applied != work.zones[work.zone].settings):
@@ -972,20 +1004,21 @@ class SessionController:
             current, zs = self._current_settings(work), work.zones[work.zone]
             carried = zs.why() if zs.start is not None and current == zs.wanted() else ()
             yield from self._apply(current, carried)
-        raise_for((yield _MachineCall(Op.ARM)))
+        raise_for((yield from self._machine_call(Op.ARM)))
         work.armed_once = True
         work.recorder.note("armed")
         self._note("armed by the technician")
         self._publish()
 
-    def _disarm(self):
-        raise_for((yield _MachineCall(Op.DISARM)))
+    def _disarm(self) -> _Steps[None]:
+        raise_for((yield from self._machine_call(Op.DISARM)))
         if self._work is not None:
             self._work.recorder.note("disarmed")
         self._note("disarmed")
         self._publish()
 
-    def _end_session(self, coverage: dict, notes: str, aftercare_given: bool):
+    def _end_session(self, coverage: dict[Zone, int], notes: str,
+                     aftercare_given: bool) -> _Steps[EndSummary]:
         work = self._require_work()
         for zone, pct in coverage.items():
             if not 0 <= pct <= 100:
@@ -999,7 +1032,7 @@ class SessionController:
             machine.stop(wait=False)
             unreachable = "the link is lost (the machine's watchdog stops the needle)"
         elif machine is not None and machine.state in (State.ARMED, State.RUNNING, None):
-            result = yield _MachineCall(Op.DISARM)
+            result = yield from self._machine_call(Op.DISARM)
             if not result.ok:
                 unreachable = result.message
         if unreachable:
@@ -1010,7 +1043,7 @@ class SessionController:
             # A STOP latched in this session ends with it: the next client starts from a
             # disarmed machine, not under this one's STOPPED banner. Other faults stay latched
             # (their cause is the machine's, and it is shown until someone deals with it).
-            result = yield _MachineCall(Op.CLEAR_FAULT)
+            result = yield from self._machine_call(Op.CLEAR_FAULT)
             if result.ok:
                 work.recorder.note("the STOP latch was cleared at the end of the session")
         self._end_run("session ended")
@@ -1035,6 +1068,32 @@ class SessionController:
         self._work = None
         self._publish()
         return summary
+
+    # --- what a command waits for (each resumed by _wait_for with the answer) ---------------
+
+    @staticmethod
+    def _machine_call(op: Op, arg: object = None) -> _Steps[Result]:
+        """The machine service's Result for `op`."""
+        result = yield _MachineCall(op, arg)
+        assert isinstance(result, Result), result  # _wait_for resumes it with one
+        return result
+
+    @staticmethod
+    def _opened(req: facts.SessionRequest) -> _Steps[facts.Opened]:
+        """The session the sink opened; the SmpError it refused it with is raised."""
+        opened = yield _OpenSession(req)
+        if isinstance(opened, BaseException):
+            raise opened
+        assert isinstance(opened, facts.Opened), opened  # the sink replies with one or other
+        return opened
+
+    @staticmethod
+    def _query(fn: Callable[[], _R]) -> _Steps[_R]:
+        """`fn()` run on a worker once what was submitted is written; its SmpError is raised."""
+        found = yield _Query(fn)
+        if isinstance(found, BaseException):
+            raise found
+        return cast(_R, found)  # _wait_for resumes a _Query with fn's result or its error
 
     # --- requirements -------------------------------------------------------------------------
 
@@ -1257,7 +1316,7 @@ class SessionController:
             self._note(why)
         rest = event.new & ~Fault.STOP
         if rest:
-            names = ", ".join(f.name for f in Fault if f and f in rest)
+            names = ", ".join(fault_names(rest))
             if rec is not None:
                 rec.fault(names, f"{cause}; {action}")
             self._note(f"FAULT {names}: {cause}; {action}")
@@ -1283,10 +1342,9 @@ class SessionController:
     def _note(self, text: str) -> None:
         self._log.append(text)
 
-    def _fault_fields(self, faults: Fault) -> dict:
+    def _fault_fields(self, faults: Fault) -> _FaultFields:
         cause, action = fault_text(faults, self.arm_key)
-        names = tuple(f.name for f in Fault if f and f in faults)
-        return {"faults": names, "fault_cause": cause, "fault_action": action}
+        return {"faults": fault_names(faults), "fault_cause": cause, "fault_action": action}
 
     def _publish(self) -> None:
         """Build a new View from the session's state and hand it to `on_view`."""
@@ -1349,7 +1407,7 @@ class SessionController:
             self._dirty = True
 
 
-def _journal_dir(store: Store):
+def _journal_dir(store: Store) -> Path:
     """The journals of this record, in the data directory: one folder per record URL (the
     sink checks the record there is still the one they were written for)."""
     import hashlib

@@ -13,7 +13,16 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from console.view import Link, MachineView, View, WorkView, ZoneStatus, fault_text, machine_state
+from console.view import (
+    Link,
+    MachineView,
+    View,
+    WorkView,
+    ZoneStatus,
+    fault_names,
+    fault_text,
+    machine_state,
+)
 from firmware_bridge import Fault, State
 from firmware_bridge.schema import (
     DC_PER_C,
@@ -26,7 +35,7 @@ from firmware_bridge.schema import (
 )
 from protocols import MachineSettings, Zone
 from sessions.flight import Frame
-from sessions.replay import ReplaySession
+from sessions.replay import Mark, ReplaySession
 from sessions.sink import RecordStatus
 
 TREND_S = 12.0  # the sparklines: 60 points, one every 0.2 s, as the live screen draws them
@@ -101,7 +110,7 @@ def view_at(rs: ReplaySession, at_us: int, *, revision: int = 0) -> View:
             motor=bool(f.flags & Flag.MOTOR), rate_hz=f.rate_dhz / DHZ_PER_HZ,
             voltage_v=f.voltage_mv / MV_PER_V, current_a=f.current_ma / MA_PER_A,
             depth_mm=f.depth_um / UM_PER_MM, temperature_c=f.temperature_dc / DC_PER_C,
-            faults=tuple(x.name for x in Fault if x and x in faults), fault_cause=cause,
+            faults=fault_names(faults), fault_cause=cause,
             fault_action=action,
             rtt_ms=None if h is None or h.rtt_us is None else h.rtt_us / 1000,
             telemetry_age_ms=None if h is None or h.age_us is None else h.age_us / 1000,
@@ -116,11 +125,13 @@ def view_at(rs: ReplaySession, at_us: int, *, revision: int = 0) -> View:
         record=RecordStatus(), revision=revision, replay=True)
 
 
-def _work(rs: ReplaySession, marks, at_us: int, f: Frame | None) -> WorkView:
+def _work(rs: ReplaySession, marks: tuple[Mark, ...], at_us: int, f: Frame | None) -> WorkView:
     zone: Zone | None = None
-    profile, reasons = "", ()
+    profile = ""
+    reasons: tuple[str, ...] = ()
     runs: dict[Zone, list[int]] = {}
-    armed_once, run_from = False, None
+    armed_once = False
+    run_from: int | None = None  # when the pedal went down, while it is down
     for m in marks:
         e = m.event
         if e.kind == "zone-changed" and e.zone:
@@ -135,13 +146,15 @@ def _work(rs: ReplaySession, marks, at_us: int, f: Frame | None) -> WorkView:
             run_from = None
             if e.zone:
                 runs.setdefault(Zone(e.zone), []).append(e.duration_ms or 0)
-    running = f is not None and f.state == State.RUNNING and run_from is not None
+    run_ms = 0
+    if f is not None and f.state == State.RUNNING and run_from is not None:
+        run_ms = max(0, (at_us - run_from) // 1000)
     zones = tuple(ZoneStatus(z, False, None, sum(runs.get(z, ())), len(runs.get(z, ())),
                              settings_of(f) if f is not None and z == zone else None)
                   for z in Zone)
     return WorkView(session_id=rs.session_id, client=rs.client, stage=rs.stage, zone=zone,
                     profile=profile, reasons=reasons, advisories=(), target_density_pct=None,
-                    zones=zones, run_ms=max(0, (at_us - run_from) // 1000) if running else 0,
+                    zones=zones, run_ms=run_ms,
                     armed_once=armed_once, client_alias=rs.client)
 
 

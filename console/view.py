@@ -60,6 +60,11 @@ FAULT_HELP: dict[Fault, tuple[str, str]] = {
 }
 
 
+def fault_names(faults: Fault) -> tuple[str, ...]:
+    """The latched bits' names, in the schema's order (each a named member of Fault)."""
+    return tuple(f.name for f in Fault if f and f in faults and f.name is not None)
+
+
 def fault_text(faults: Fault, arm: str = "a") -> tuple[str, str]:
     """(cause, what to do) for the latched faults, most specific first; `arm` is the key that
     arms, as the console's key map has it."""

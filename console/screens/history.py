@@ -17,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
@@ -36,7 +37,7 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import RowDoesNotExist, RowKey
 from textual.worker import Worker, get_current_worker
 
 from console.app_base import KeyedApp
@@ -63,6 +64,9 @@ from protocols.errors import SmpError
 from protocols.text import printable
 from protocols.zones import used_in_label
 
+# A page of a paged tab: the lot recall's, or the touch-ups due.
+_Paged: TypeAlias = "RecallPage | Page[TouchUpDue]"
+
 MAX_CLIENT_ROWS = 200  # search narrows a large clinic; a longer table helps nobody
 MAX_DAYS = 36500
 
@@ -79,6 +83,12 @@ def _cells(*values: object) -> tuple[Text, ...]:
 
 def _text(value: str) -> Text:
     return Text(printable(value, multiline=True))
+
+
+def _key_id(key: RowKey) -> int:
+    """The id a row of the clients or sessions table stands for: each is added under it."""
+    assert key.value is not None, "a row added without its key"
+    return int(key.value)
 
 
 def _when(at: datetime | None) -> str:
@@ -136,7 +146,7 @@ class ExportWritten(Message):
         self.sessions = sessions
 
 
-def _post_unless_cancelled(screen: Screen, message: Message) -> None:
+def _post_unless_cancelled(screen: Screen[None], message: Message) -> None:
     # An exclusive worker that was superseded still runs to the end in its thread; its
     # answer is stale and must not overwrite the newer one.
     if not get_current_worker().is_cancelled:
@@ -148,6 +158,10 @@ def _post_unless_cancelled(screen: Screen, message: Message) -> None:
 class ExportDialog(ModalScreen[tuple[str, Path] | None]):
     """Ask for the file; its ending (.json, .csv or .pdf) is the format, so the name and the
     content can never disagree. Answers (format, path) or None."""
+
+    if TYPE_CHECKING:  # a browser's dialog runs in any console app, as the browser does
+        @property
+        def app(self) -> KeyedApp: ...  # type: ignore[override]  # narrowed, never assigned
 
     DEFAULT_CSS = """
     ExportDialog { align: center middle; }
@@ -235,6 +249,10 @@ class ExportDialog(ModalScreen[tuple[str, Path] | None]):
 
 class ConfirmReplace(ModalScreen[bool]):
     """An export would replace an existing file: only a deliberate yes replaces it."""
+
+    if TYPE_CHECKING:  # a browser's dialog runs in any console app, as the browser does
+        @property
+        def app(self) -> KeyedApp: ...  # type: ignore[override]  # narrowed, never assigned
 
     DEFAULT_CSS = """
     ConfirmReplace { align: center middle; }
@@ -341,7 +359,7 @@ class HistoryScreen(Screen[None]):
         self._lot = ""
         # The row each paged tab starts at; a new lot or a new number of days starts again.
         self._offsets = {"recall": 0, "due": 0}
-        self._pages: dict[str, Page | None] = {"recall": None, "due": None}
+        self._pages: dict[str, _Paged | None] = {"recall": None, "due": None}
 
     # -- layout -------------------------------------------------------------------------
 
@@ -400,7 +418,7 @@ class HistoryScreen(Screen[None]):
     def on_unmount(self) -> None:
         self._record.close()
 
-    def _table(self, name: str) -> DataTable:
+    def _table(self, name: str) -> DataTable[Text]:
         return self.query_one(f"#{name}", DataTable)
 
     def _status(self, text: str) -> None:
@@ -491,7 +509,7 @@ class HistoryScreen(Screen[None]):
             table.move_cursor(row=row)  # keep the client being read when the list reloads
 
     @staticmethod
-    def _row_of(table: DataTable, client_id: int) -> int:
+    def _row_of(table: DataTable[Text], client_id: int) -> int:
         try:
             return table.get_row_index(str(client_id))
         except RowDoesNotExist:  # the client is not in the list shown
@@ -499,7 +517,7 @@ class HistoryScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted, "#clients")
     def _client_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        client_id = int(event.row_key.value)
+        client_id = _key_id(event.row_key)
         if client_id != self._client_id or self._shown is None:
             self._client_id = client_id
             self._load_record(client_id, self.presentation)
@@ -541,7 +559,7 @@ class HistoryScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted, "#sessions")
     def _session_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_session(self._session(int(event.row_key.value)))
+        self._show_session(self._session(_key_id(event.row_key)))
 
     def _show_session(self, sv: SessionView | None) -> None:
         head = self.query_one("#session-head", Static)
@@ -648,13 +666,13 @@ class HistoryScreen(Screen[None]):
         self.query_one("#due-summary", Static).update(Text(
             summary + (f"; {self._paged(page, 'touch-ups')}" if page.total else "")))
 
-    def _paged(self, page: Page, what: str) -> str:
+    def _paged(self, page: _Paged, what: str) -> str:
         key = self.app.key
         keys = [k for k, ok in ((f"{key('history.page.previous')} previous", page.offset > 0),
                                 (f"{key('history.page.next')} next", page.more)) if ok]
         return f"{page.showing()} {what}" + (f" ({', '.join(keys)})" if keys else "")
 
-    def _shown_page(self, tab: str, page: Page) -> None:
+    def _shown_page(self, tab: str, page: _Paged) -> None:
         self._offsets[tab] = page.offset
         self._pages[tab] = page
         self.refresh_bindings()
@@ -670,7 +688,8 @@ class HistoryScreen(Screen[None]):
         page = self._pages[tab] if tab else None
         if page is None:
             return False  # not on a paged tab, or nothing read yet: the keys are hidden
-        step = int(parameters[0]) if parameters else 1
+        step = parameters[0] if parameters else 1
+        assert isinstance(step, int), step  # the bindings' page(-1) and page(1)
         # Shown but dimmed at either end, so the footer does not jump as pages turn.
         return (page.more if step > 0 else page.offset > 0) or None
 
@@ -770,8 +789,8 @@ class HistoryScreen(Screen[None]):
             self._status("ERROR: choose a client and one of their sessions to replay "
                          f"({self.app.key('history.clients')})")
             return
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
-        self.app.push_screen(ReplayScreen(self._record, int(key)))
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key
+        self.app.push_screen(ReplayScreen(self._record, _key_id(key)))
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 1:
