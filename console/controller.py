@@ -690,10 +690,13 @@ class SessionController:
             self.sink.open_session(wanted.request, resume)
         elif isinstance(wanted, _Query):
             def query() -> None:
-                self.sink.flush(QUERY_FLUSH_S)
+                # Whatever it raises resumes the command (and a bug ends it as an internal
+                # error, logged): a thread that died instead would hold the session's one
+                # command slot, and every command after it would wait and fail.
                 try:
+                    self.sink.flush(QUERY_FLUSH_S)
                     resume(wanted.fn())
-                except SmpError as exc:
+                except Exception as exc:
                     resume(exc)
             threading.Thread(target=query, name="smp-query", daemon=True).start()
         else:  # pragma: no cover: a bug in a command

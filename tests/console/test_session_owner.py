@@ -205,3 +205,22 @@ def test_stop_now_stops_without_waiting_and_is_recorded_as_the_technicians(store
     finally:
         c.close()
     assert _stops(store, session) == ["STOP sent by the technician"]
+
+
+def test_a_read_that_fails_with_a_bug_ends_its_command_and_the_next_ones_run(controller):
+    """A read on the query worker that raised anything but SmpError killed the worker
+    without resuming its command: the session's one command slot stayed taken, and every
+    later command waited its 30 s and failed."""
+    c = controller
+    c.add_client(new_client())
+    from console import controller as module
+
+    def broken_read():
+        raise KeyError("a bug in a query")
+
+    t0 = time.monotonic()
+    with pytest.raises(module.WorkflowError, match="internal error"):
+        c._call(lambda: (yield from c._query(broken_read)))
+    assert time.monotonic() - t0 < 5
+    c.start_session(plan(), CLEAR, {})  # the next command runs at once
+    assert c.view.work is not None
