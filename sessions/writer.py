@@ -64,27 +64,30 @@ class Writer:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
-            trans = conn.begin()
             try:
-                yield Tx(conn)
-            except BaseException:
-                # The block's own error is what the caller sees, even if the rollback fails.
+                trans = conn.begin()
                 try:
-                    trans.rollback()
+                    yield Tx(conn)
+                except BaseException:
+                    # The block's own error is what the caller sees, even if rollback fails.
+                    try:
+                        trans.rollback()
+                    except exc.DBAPIError:
+                        self._drop(conn, invalidate=True)
+                    raise
+                try:
+                    trans.commit()
                 except exc.DBAPIError:
+                    # After a failed COMMIT SQLAlchemy only forgets the transaction; the driver
+                    # may still hold it open (SQLite does, e.g. for a deferred foreign key), so
+                    # the connection goes.
                     self._drop(conn, invalidate=True)
-                raise
+                    raise
             finally:
-                # SQLAlchemy invalidates the connection on an error it knows as a disconnect.
+                # SQLAlchemy invalidates a connection on an error it knows as a disconnect (at
+                # BEGIN too); dropped here, not reconnected under us without our lock wait.
                 if conn.invalidated:
                     self._drop(conn)
-            try:
-                trans.commit()
-            except exc.DBAPIError:
-                # After a failed COMMIT SQLAlchemy only forgets the transaction; the driver may
-                # still hold it open (SQLite keeps it on SQLITE_BUSY), so the connection goes.
-                self._drop(conn, invalidate=True)
-                raise
 
     def _connect(self) -> Connection:
         conn = self.store.engine.connect()
