@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Row, exc
+from sqlalchemy import Connection, CursorResult, exc
 from sqlalchemy.sql.expression import Executable
 
 from sessions.store import Store, translated
@@ -36,7 +36,8 @@ class Tx:
         new_id: int = self.execute(stmt, values).scalar_one()
         return new_id
 
-    def first(self, stmt: Executable, values: Mapping[str, Any]) -> Row[Any] | None:
+    def first(self, stmt: Executable, values: Mapping[str, Any]) -> Sequence[Any] | None:
+        """The first row (its columns by position), or None."""
         return self.execute(stmt, values).first()
 
     def scalar(self, stmt: Executable, values: Mapping[str, Any]) -> Any:
