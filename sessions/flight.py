@@ -455,7 +455,7 @@ def _aware(at: datetime) -> datetime:
 
 # --- retention ---------------------------------------------------------------------------------
 
-# Module-level statements: the sink's writer compiles each once (sessions/writer.py).
+# Module-level statements: built once, and compiled once by SQLAlchemy's cache (sessions/writer.py).
 PRUNE_FLIGHT = delete(FlightChunk.__table__).where(
     FlightChunk.__table__.c.last_at < bindparam("before"))
 PRUNE_SAMPLES = delete(TelemetrySample.__table__).where(
