@@ -61,6 +61,37 @@ def pg_url(pg_admin_url):
         admin.dispose()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow(seconds): a long test, about `seconds` on an idle machine; the long "
+        "tests start first (pytest_collection_modifyitems)")
+
+
+def _seconds(item) -> float:
+    mark = item.get_closest_marker("slow")
+    return float(mark.args[0]) if mark and mark.args else 0.0
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+def pytest_collection_modifyitems(config, items):
+    """The long tests first, so that none starts at the end and leaves the other worker idle.
+
+    `-n 2 --dist worksteal` (make test) hands each worker half of the collection in its order,
+    then moves tests from the end of the longer queue to the idle one: the long tests are
+    shared between the two lanes, longest first, each lane's at the head of its half. Without
+    xdist it is only an order (the other tests keep theirs)."""
+    slow = sorted((i for i in items if _seconds(i)), key=_seconds, reverse=True)
+    if not slow:
+        return
+    lanes: list[list] = [[], []]
+    for item in slow:  # each, longest first, to the lane with less so far
+        lanes[min((0, 1), key=lambda k: sum(map(_seconds, lanes[k])))].append(item)
+    chosen = set(map(id, slow))
+    rest = [i for i in items if id(i) not in chosen]
+    head = max(0, len(items) // 2 - len(lanes[0]))
+    items[:] = [*lanes[0], *rest[:head], *lanes[1], *rest[head:]]
+
+
 def pytest_runtest_logreport(report):
     if report.when == "call" and report.passed and "[postgresql" in report.nodeid:
         _ran["postgresql"] += 1

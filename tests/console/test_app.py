@@ -183,6 +183,7 @@ async def fitted(pilot, app, zone=Zone.HAIRLINE):
                 and app.view.machine.applied is not None)
 
 
+@pytest.mark.slow(9)
 @pytest.mark.timeout(120)
 def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(store):
     app = make_app(store, url="simulator")  # `--sim`: the simulator and the service in processes
