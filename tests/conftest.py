@@ -7,6 +7,7 @@ be had the PostgreSQL cases skip with the reason, except under CI, where they fa
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
@@ -63,6 +64,9 @@ def pg_url(pg_admin_url):
 
 def pytest_configure(config):
     config.addinivalue_line(
+        "markers", "own_heap: the test sees the process's heap as it is, nothing frozen "
+        "(heap_left_by_earlier_tests_frozen)")
+    config.addinivalue_line(
         "markers", "slow(seconds): a long test, about `seconds` on an idle machine; the long "
         "tests start first (pytest_collection_modifyitems)")
 
@@ -90,6 +94,34 @@ def pytest_collection_modifyitems(config, items):
     rest = [i for i in items if id(i) not in chosen]
     head = max(0, len(items) // 2 - len(lanes[0]))
     items[:] = [*lanes[0], *rest[:head], *lanes[1], *rest[head:]]
+
+
+# A full collection every this many tests, for what the earlier tests left as garbage.
+COLLECT_EVERY = 10
+_tests = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def heap_left_by_earlier_tests_frozen(request):
+    """What the tests before this one left on the heap is frozen (out of the collector's
+    scans) while it runs, as it would not be there at all in a process of its own.
+
+    The console collects and freezes its start-up heap when it mounts (console/app.py). In a
+    test worker that heap also holds what every earlier test left (Textual's caches of
+    rendered lines among them: 12,000 objects more after each Pilot test), and each of those
+    full collections took 0.2 to 0.8 s, one per app; the collector's automatic full scans
+    grew with it. A full collection every COLLECT_EVERY tests frees what the earlier ones
+    left as garbage (their apps: kept at most that long)."""
+    if request.node.get_closest_marker("own_heap"):
+        gc.unfreeze()
+        yield
+        return
+    if next(_tests) % COLLECT_EVERY == 0:
+        gc.unfreeze()
+        gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 def pytest_runtest_logreport(report):

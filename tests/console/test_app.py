@@ -535,6 +535,7 @@ def test_client_search_shows_the_newest_query_whatever_order_they_finish(store):
     asyncio.run(run())
 
 
+@pytest.mark.own_heap  # nothing frozen before the console freezes its own
 def test_the_start_up_heap_is_out_of_the_collectors_scan_while_the_console_runs(store,
                                                                                 tmp_path):
     """A full collection of it stopped the screen and the session for 145 ms in the
