@@ -11,6 +11,7 @@ import gc
 import itertools
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -96,9 +97,14 @@ def pytest_collection_modifyitems(config, items):
     items[:] = [*lanes[0], *rest[:head], *lanes[1], *rest[head:]]
 
 
-# A full collection every this many tests, for what the earlier tests left as garbage.
-COLLECT_EVERY = 10
-_tests = itertools.count()
+# A full collection once the worker has grown by this much since the last one (bytes).
+COLLECT_AFTER_GROWTH = 512 * 2**20
+_collected_at = {"rss": 0}
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 @pytest.fixture(autouse=True)
@@ -110,15 +116,17 @@ def heap_left_by_earlier_tests_frozen(request):
     test worker that heap also holds what every earlier test left (Textual's caches of
     rendered lines among them: 12,000 objects more after each Pilot test), and each of those
     full collections took 0.2 to 0.8 s, one per app; the collector's automatic full scans
-    grew with it. A full collection every COLLECT_EVERY tests frees what the earlier ones
-    left as garbage (their apps: kept at most that long)."""
-    if request.node.get_closest_marker("own_heap"):
+    grew with it. What the earlier tests left as garbage (their apps) is freed by a full
+    collection here once the worker has grown by COLLECT_AFTER_GROWTH: one every ten tests
+    cost more than it saved (a second each, in a worker late in the run)."""
+    if request.node.get_closest_marker("own_heap") or sys.platform != "linux":
         gc.unfreeze()
         yield
         return
-    if next(_tests) % COLLECT_EVERY == 0:
+    if _rss() - _collected_at["rss"] > COLLECT_AFTER_GROWTH:
         gc.unfreeze()
         gc.collect()
+        _collected_at["rss"] = _rss()
     gc.freeze()
     yield
     gc.unfreeze()
