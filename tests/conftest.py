@@ -79,22 +79,18 @@ def _seconds(item) -> float:
 
 @pytest.hookimpl(trylast=True)  # after -k and -m have deselected
 def pytest_collection_modifyitems(config, items):
-    """The long tests first, so that none starts at the end and leaves the other worker idle.
+    """The long tests first, longest first, so that none starts at the end and leaves the
+    other worker idle.
 
     `-n 2 --dist worksteal` (make test) hands each worker half of the collection in its order,
-    then moves tests from the end of the longer queue to the idle one: the long tests are
-    shared between the two lanes, longest first, each lane's at the head of its half. Without
-    xdist it is only an order (the other tests keep theirs)."""
+    then moves tests from the end of the longer queue to the idle one: the long tests, all at
+    the head of the first half, run one after the other on one worker while the other works
+    through short ones. (Shared between the two halves, two of them ran at once at the start,
+    each a console, a simulator and a service: on two loaded cores a newcomer tour and the
+    crash test timed out.) Without xdist it is only an order (the other tests keep theirs)."""
     slow = sorted((i for i in items if _seconds(i)), key=_seconds, reverse=True)
-    if not slow:
-        return
-    lanes: list[list] = [[], []]
-    for item in slow:  # each, longest first, to the lane with less so far
-        lanes[min((0, 1), key=lambda k: sum(map(_seconds, lanes[k])))].append(item)
     chosen = set(map(id, slow))
-    rest = [i for i in items if id(i) not in chosen]
-    head = max(0, len(items) // 2 - len(lanes[0]))
-    items[:] = [*lanes[0], *rest[:head], *lanes[1], *rest[head:]]
+    items[:] = [*slow, *(i for i in items if id(i) not in chosen)]
 
 
 # A full collection once the worker has grown by this much since the last one (bytes).
