@@ -7,9 +7,11 @@ be had the PostgreSQL cases skip with the reason, except under CI, where they fa
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -59,6 +61,71 @@ def pg_url(pg_admin_url):
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "own_heap: the test sees the process's heap as it is, nothing frozen "
+        "(heap_left_by_earlier_tests_frozen)")
+    config.addinivalue_line(
+        "markers", "slow(seconds): a long test, about `seconds` on an idle machine; the long "
+        "tests start first (pytest_collection_modifyitems)")
+
+
+def _seconds(item) -> float:
+    mark = item.get_closest_marker("slow")
+    return float(mark.args[0]) if mark and mark.args else 0.0
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+def pytest_collection_modifyitems(config, items):
+    """The long tests first, longest first, so that none starts at the end and leaves the
+    other worker idle.
+
+    `-n 2 --dist worksteal` (make test) hands each worker half of the collection in its order,
+    then moves tests from the end of the longer queue to the idle one: the long tests, all at
+    the head of the first half, run one after the other on one worker while the other works
+    through short ones. (Shared between the two halves, two of them ran at once at the start,
+    each a console, a simulator and a service: on two loaded cores a newcomer tour and the
+    crash test timed out.) Without xdist it is only an order (the other tests keep theirs)."""
+    slow = sorted((i for i in items if _seconds(i)), key=_seconds, reverse=True)
+    chosen = set(map(id, slow))
+    items[:] = [*slow, *(i for i in items if id(i) not in chosen)]
+
+
+# A full collection once the worker has grown by this much since the last one (bytes).
+COLLECT_AFTER_GROWTH = 512 * 2**20
+_collected_at = {"rss": 0}
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.fixture(autouse=True)
+def heap_left_by_earlier_tests_frozen(request):
+    """What the tests before this one left on the heap is frozen (out of the collector's
+    scans) while it runs, as it would not be there at all in a process of its own.
+
+    The console collects and freezes its start-up heap when it mounts (console/app.py). In a
+    test worker that heap also holds what every earlier test left (Textual's caches of
+    rendered lines among them: 12,000 objects more after each Pilot test), and each of those
+    full collections took 0.2 to 0.8 s, one per app; the collector's automatic full scans
+    grew with it. What the earlier tests left as garbage (their apps) is freed by a full
+    collection here once the worker has grown by COLLECT_AFTER_GROWTH: one every ten tests
+    cost more than it saved (a second each, in a worker late in the run)."""
+    if request.node.get_closest_marker("own_heap") or sys.platform != "linux":
+        gc.unfreeze()
+        yield
+        return
+    if _rss() - _collected_at["rss"] > COLLECT_AFTER_GROWTH:
+        gc.unfreeze()
+        gc.collect()
+        _collected_at["rss"] = _rss()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 def pytest_runtest_logreport(report):

@@ -7,12 +7,15 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from console.cli import main
 from firmware_bridge.conformance import CLAUSES
 from sim.quirks import QUIRKS
 from tests.sim.test_sim_process import SimProcess
 
 
+@pytest.mark.slow(17)
 def test_every_clause_passes_against_smp_sim_over_a_real_pty():
     sim = SimProcess("--pty", "--baud", "115200", "--seed", "5")
     try:

@@ -114,6 +114,76 @@ async def to_work(pilot, app, name="Ann Lee"):
     await shown(pilot, app, "WorkScreen")
 
 
+def offered_plan(app, choice):
+    """The plan as the plan screen offers it on the simulator (TRAINING lots, the default
+    zones, the client's skin ticked, each zone's cartridge from its profile), untouched.
+    test_the_client_list_after_a_session_lists_the_clients_not_no_match checks that it is
+    what the plan screen sends."""
+    from console.screens.plan import DEFAULT_ZONES
+    from console.workflow import TRAINING_LOT, Pigment, Plan, cartridge_from, training_expiry
+    from protocols import STAGE_PLANS, Dilution, SkinCondition
+
+    assert app.view.machine.simulator, "the offered plan prefills lots on the simulator only"
+    stage, expiry = choice.suggested_stage, training_expiry()
+    zones = tuple(z for z in Zone if z in DEFAULT_ZONES)
+
+    def code(zone):
+        entries = app.controller.library.for_zone(zone)
+        return entries[0].profile.needle.code if entries else ""
+
+    return Plan(
+        technician=app.config_.technician or "trainee", stage=stage, zones=zones,
+        conditions=tuple(c for c in SkinCondition if c in choice.skin),
+        pigment=Pigment("Carbon black", "Black", Dilution.parse(str(STAGE_PLANS[stage].lightest)),
+                        TRAINING_LOT, expiry),
+        cartridges={z: cartridge_from(z, code(z), TRAINING_LOT, expiry.isoformat())
+                    for z in zones})
+
+
+async def open_work(pilot, app, name="Ann Lee"):
+    """What to_work does, through the same controller calls the screens make (a new client as
+    the new-client dialog saves it, the gate with no item, the plan as offered), then the
+    working screen pushed where the plan screen leaves it: for tests whose point comes after
+    the walk (the tests of the walk itself walk it: the whole session by keys, the client
+    list after a session, the gate, the new-client dialog, a client's skin on the plan)."""
+    from datetime import date
+
+    from console.screens.client import CONSENT_FORM
+    from console.screens.work import WorkScreen
+    from sessions.clients import ConsentForm, Health, NewClient
+    from sessions.gate import Contraindication
+
+    await until(pilot, on(app, "ClientScreen"))
+    c = app.controller
+    typed = NewClient(name=name, date_of_birth=date(1980, 5, 17), health=Health(),
+                      consent=ConsentForm(procedure=True, photos=False, version=CONSENT_FORM,
+                                          signed_on=date.today()))
+    choice = await asyncio.to_thread(c.add_client, typed)
+    answers, overrides = {item: False for item in Contraindication}, {}
+    verdicts = await asyncio.to_thread(c.check_gate, answers, overrides)
+    plan = offered_plan(app, choice)
+    session_id = await asyncio.to_thread(c.start_session, plan, answers, overrides)
+    # The plan screen pushes the working screen once its worker is done, which comes after
+    # the session's view (both are messages to the app, in this order).
+    await until(pilot, lambda: app.view.work is not None
+                and app.view.work.session_id == session_id)
+    app.workflow.update(client=choice, answers=answers, overrides=overrides, verdicts=verdicts,
+                        plan=plan)
+    await app.push_screen(WorkScreen())
+    await shown(pilot, app, "WorkScreen")
+
+
+async def fitted(pilot, app, zone=Zone.HAIRLINE):
+    """What pressing the zone's key and confirming the cartridge dialog as offered does, by
+    the controller call the dialog makes (the zone's planned cartridge): for tests whose point
+    is not the dialog (tests/console/test_needle_per_zone.py is about it)."""
+    cartridge = app.workflow["plan"].cartridges[zone]
+    await asyncio.to_thread(app.controller.select_zone, zone, cartridge=cartridge)
+    await until(pilot, lambda: app.view.work is not None and app.view.work.zone is zone
+                and app.view.machine.applied is not None)
+
+
+@pytest.mark.slow(9)
 @pytest.mark.timeout(120)
 def test_a_whole_session_by_keys_and_the_record_holds_what_the_screen_showed(store):
     app = make_app(store, url="simulator")  # `--sim`: the simulator and the service in processes
@@ -243,13 +313,11 @@ def test_another_profile_for_the_zone_is_chosen_by_key_and_recorded(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await to_work(pilot, app)
+            await open_work(pilot, app)
             await press(pilot, "v")  # no zone yet: said, nothing opens
             await until(pilot, lambda: any("choose a zone first" in str(n.message)
                                            for n in app._notifications))
-            await press(pilot, "1")
-            await fit(pilot, app)
-            await until(pilot, lambda: app.view.machine.applied is not None)
+            await fitted(pilot, app)
             soft = app.view.machine.applied
             await until(pilot, lambda: "profile hairline-soft  [v: 2 for this zone]" in text(
                 app, "#profile"))
@@ -467,6 +535,7 @@ def test_client_search_shows_the_newest_query_whatever_order_they_finish(store):
     asyncio.run(run())
 
 
+@pytest.mark.own_heap  # nothing frozen before the console freezes its own
 def test_the_start_up_heap_is_out_of_the_collectors_scan_while_the_console_runs(store,
                                                                                 tmp_path):
     """A full collection of it stopped the screen and the session for 145 ms in the
@@ -495,10 +564,8 @@ def test_quitting_while_armed_stops_first_and_asks_and_an_open_session_is_not_le
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await to_work(pilot, app)
-            await press(pilot, "1")
-            await fit(pilot, app)
-            await until(pilot, lambda: app.view.machine.applied is not None)
+            await open_work(pilot, app)
+            await fitted(pilot, app)
             await arm(pilot, app)
             await press(pilot, "ctrl+q")
             await until(pilot, on(app, "Confirm"))
@@ -531,11 +598,9 @@ def test_an_unplanned_zone_asks_first_and_is_recorded_as_chosen(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await to_work(pilot, app)
+            await open_work(pilot, app)
             assert not next(z for z in app.view.work.zones if z.zone is Zone.SCAR).planned
-            await press(pilot, "1")
-            await fit(pilot, app)
-            await until(pilot, lambda: app.view.machine.applied is not None)
+            await fitted(pilot, app)
             await arm(pilot, app)
             await press(pilot, "8")  # the scar: not in the plan, and another cartridge
             await until(pilot, lambda: any("disarm (x) before changing the cartridge"
@@ -599,7 +664,7 @@ def test_arming_without_a_zone_is_refused_before_asking(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await to_work(pilot, app)
+            await open_work(pilot, app)
             await press(pilot, "a")
             await until(pilot, lambda: any("choose a zone before arming" in str(n.message)
                                            for n in app._notifications))
@@ -621,6 +686,10 @@ def test_the_client_list_after_a_session_lists_the_clients_not_no_match(store):
             await until(pilot, on(app, "PlanScreen"))
             await press(pilot, "ctrl+n")
             await until(pilot, on(app, "WorkScreen"))
+            # What the plan screen sent is the plan open_work sends for the tests after it.
+            assert app.workflow["plan"] == offered_plan(app, app.workflow["client"])
+            assert [type(s).__name__ for s in app.screen_stack][-2:] == ["ClientScreen",
+                                                                         "WorkScreen"]
             await press(pilot, "e")
             await until(pilot, on(app, "EndScreen"))
             await press(pilot, "ctrl+n")
@@ -641,7 +710,7 @@ def test_the_scenario_picker_says_what_each_scenario_shows(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await to_work(pilot, app)
+            await open_work(pilot, app)
             await press(pilot, "g")
             await until(pilot, on(app, "Choose"))
             await until(pilot, lambda: app.screen.query("OptionList"))
@@ -746,10 +815,9 @@ def test_every_label_and_banner_is_built_from_the_live_bindings(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await to_work(pilot, app)
+            await open_work(pilot, app)
             assert str(app.screen.query_one("#stop-button").label) == "STOP  (space / Esc / F1)"
-            await press(pilot, "1")
-            await fit(pilot, app)
+            await fitted(pilot, app)
             await until(pilot, lambda: "[w/j]" in text(app, "#profile"))
             await press(pilot, "ctrl+a")
             await until(pilot, on(app, "Confirm"))
@@ -776,11 +844,8 @@ def test_the_recorded_panel_does_not_claim_lines_that_are_not_in_the_record(stor
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await to_work(pilot, app)
-            await press(pilot, "1")
-            await fit(pilot, app)
-            await until(pilot, lambda: "re-arm" in text(app, "#log")
-                        or app.view.machine.applied is not None)
+            await open_work(pilot, app)
+            await fitted(pilot, app)
             assert app.screen.query_one("#log").border_title == "console log"
             await press(pilot, "ctrl+q")
             await until(pilot, on(app, "Confirm"))

@@ -9,7 +9,7 @@ import pytest
 
 from console.app import make_app
 from sessions import history
-from tests.console.test_app import arm, field, fit, on, press, text, to_work, until
+from tests.console.test_app import arm, field, fitted, on, open_work, press, text, to_work, until
 from tests.console.test_layout import _on_screen
 
 
@@ -22,7 +22,7 @@ def test_aftercare_sheet_given_is_not_pre_ticked_and_session_recorded_is_in_sigh
 
     async def run():
         async with app.run_test(size=size) as pilot:
-            await to_work(pilot, app)
+            await open_work(pilot, app)
             await press(pilot, "e")
             await until(pilot, on(app, "EndScreen"))
             tick = await field(pilot, "#aftercare-given")
@@ -49,10 +49,8 @@ def test_a_stopped_banner_from_one_client_never_follows_to_the_next_clients_scre
 
     async def run():
         async with app.run_test(size=(120, 40)) as pilot:
-            await to_work(pilot, app)
-            await press(pilot, "1")
-            await fit(pilot, app)
-            await until(pilot, lambda: app.view.machine.applied is not None)
+            await open_work(pilot, app)
+            await fitted(pilot, app)
             await arm(pilot, app)
             await press(pilot, "space")
             await until(pilot, lambda: "STOPPED" in text(app, "Banner"))

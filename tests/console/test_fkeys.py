@@ -24,7 +24,7 @@ from firmware_bridge import Fault
 from sessions.clients import add_client
 from tests.console.browser_pilot import screen_text
 from tests.console.conftest import new_client
-from tests.console.test_app import SIZE, fit, on, press, to_work, until
+from tests.console.test_app import SIZE, fitted, on, open_work, press, until
 from tests.console.test_snapshots import FAULTED, LOST, RUNNING, _working
 
 
@@ -143,10 +143,8 @@ def test_f10_closes_whatever_is_on_top_including_the_key_list(store):
             await until(pilot, on(app, "ClientScreen"))
             await closes(pilot, "f2", opened="HelpScreen", back="ClientScreen")
             await closes(pilot, "ctrl+n", opened="NewClientScreen", back="ClientScreen")
-            await to_work(pilot, app)
-            await press(pilot, "1")
-            await fit(pilot, app)
-            await until(pilot, lambda: app.view.machine.applied is not None)
+            await open_work(pilot, app)
+            await fitted(pilot, app)
             await closes(pilot, "f2", opened="HelpScreen", back="WorkScreen")
             await closes(pilot, "question_mark", opened="HelpScreen", back="WorkScreen")
             await closes(pilot, "a", opened="Confirm", back="WorkScreen")  # the arm question
@@ -191,10 +189,8 @@ def test_the_key_list_never_covers_the_stop_button(store, size):
 
     async def run():
         async with app.run_test(size=size) as pilot:
-            await to_work(pilot, app)
-            await press(pilot, "1")
-            await fit(pilot, app)
-            await until(pilot, lambda: app.view.machine.applied is not None)
+            await open_work(pilot, app)
+            await fitted(pilot, app)
             await press(pilot, "a")
             await until(pilot, on(app, "Confirm"))
             await press(pilot, "y")

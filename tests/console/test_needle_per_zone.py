@@ -26,11 +26,11 @@ from tests.console.test_app import (
     field,
     fit,
     on,
+    open_work,
     press,
     shown,
     state,
     text,
-    to_work,
     until,
 )
 
@@ -96,7 +96,7 @@ async def refused_while_armed(pilot, app, key: str, words: str) -> None:
 async def fitted_hairline(pilot, app):
     """On the working screen of a new session, the hairline's cartridge fitted as planned and
     its settings confirmed."""
-    await to_work(pilot, app)
+    await open_work(pilot, app)
     await press(pilot, "1")
     await fit(pilot, app)
     await until(pilot, lambda: app.view.work.zone is Zone.HAIRLINE
@@ -283,7 +283,7 @@ def test_a_zone_with_the_cartridge_already_fitted_does_not_ask(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await to_work(pilot, app)
+            await open_work(pilot, app)
             await press(pilot, "4")
             await fit(pilot, app)
             await until(pilot, lambda: app.view.work.zone is Zone.CROWN)
@@ -309,7 +309,7 @@ def test_an_expired_lot_typed_in_the_dialog_is_refused_in_one_line(store):
 
     async def run():
         async with app.run_test(size=SIZE) as pilot:
-            await to_work(pilot, app)
+            await open_work(pilot, app)
             await press(pilot, "1")
             await shown(pilot, app, "FitCartridge")
             (await field(pilot, "#expiry")).value = "2020-01-01"

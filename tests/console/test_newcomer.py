@@ -17,6 +17,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None or shutil.which("ma
                                 reason="tmux or make is not installed")
 
 
+@pytest.mark.slow(9)
 @pytest.mark.timeout(180)
 def test_make_run_reaches_the_working_screen_and_a_pass_with_the_readme_keys(tmp_path):
     record = tmp_path / "record.sqlite3"

@@ -70,6 +70,7 @@ async def hidden(pilot, where: str) -> str:
     return shown
 
 
+@pytest.mark.slow(13)
 @pytest.mark.timeout(180)
 def test_every_screen_and_dialog_in_presentation_mode_hides_identities(store, tmp_path,
                                                                        monkeypatch):

@@ -77,6 +77,15 @@ SIZES = {"80x24": (80, 24), "200x60": (200, 60)}
 HARDWARE = replace(MACHINE, simulator=False, identity="SMP-R1 serial R1-0042 (firmware 1.0.0)")
 
 
+async def up(pilot, screen) -> None:
+    """`screen` pushed, on top and ready (its own rows mounted: SmpScreen.ready, a dialog's
+    on_mount), and what it set off handled."""
+    app = pilot.app
+    await app.push_screen(screen)
+    await until(pilot, lambda: app.screen is screen and getattr(screen, "ready", True))
+    await pilot.pause(0)  # every widget's pending messages handled
+
+
 def _working(view: View, *then):
     """The working screen showing `view`, with `then` (screens) pushed over it."""
     async def before(pilot):
@@ -84,12 +93,13 @@ def _working(view: View, *then):
 
         app = pilot.app
         await started(pilot)
-        await app.push_screen(WorkScreen())
+        work = WorkScreen()
+        await up(pilot, work)
         app.post_message(ViewChanged(view))
-        await pilot.pause(0.2)
+        await until(pilot, lambda: app.view is view)  # and shown: work is ready
+        await pilot.pause(0)
         for make in then:
-            await app.push_screen(make())
-            await pilot.pause(0.2)
+            await up(pilot, make())
         await still(pilot)
     return before
 
@@ -106,11 +116,14 @@ def _client(store, *, dialog: bool = False):
         app = pilot.app
         await started(pilot)
         app.post_message(ViewChanged(View(machine=MACHINE)))
-        await app.push_screen(ClientScreen())
-        await pilot.pause(0.3)
+        await up(pilot, ClientScreen())
+        found = app.screen.query_one("#clients")
+        await until(pilot, lambda: found.option_count == 3)  # the record's, searched for
+        await pilot.pause(0)
         if dialog:
             await pilot.press("ctrl+n")
-            await pilot.pause(0.3)
+            await until(pilot, on(app, "NewClientScreen"))
+            await pilot.pause(0)
         await still(pilot)
     return before
 
@@ -127,16 +140,19 @@ def _gate(store, *, plan: bool = False):
         app = pilot.app
         await started(pilot)
         # A real machine for the plan: the simulator prefills lots with a date a year on.
-        app.post_message(ViewChanged(View(machine=HARDWARE if plan else MACHINE)))
-        await pilot.pause(0.1)
+        view = View(machine=HARDWARE if plan else MACHINE)
+        app.post_message(ViewChanged(view))
+        await until(pilot, lambda: app.view is view)
         choice = app.controller.choose_client(client_id)
         if plan:
-            await app.push_screen(PlanScreen(choice, {}, {}))
+            await up(pilot, PlanScreen(choice, {}, {}))
         else:
-            await app.push_screen(GateScreen(choice))
+            await up(pilot, GateScreen(choice))
             app.screen.query_one("#has-sunburn").value = True
             await pilot.press("ctrl+n")
-        await pilot.pause(0.3)
+            await until(pilot, lambda: "REFUSED" in str(app.screen.query_one("#verdict")
+                                                         .render()))
+        await pilot.pause(0)
         await still(pilot)
     return before
 
@@ -164,10 +180,9 @@ def _recover(store):
         app = pilot.app
         await started(pilot)
         at = datetime(2026, 11, 30, 14, 5)
-        await app.push_screen(RecoverScreen(
+        await up(pilot, RecoverScreen(
             [OpenSession(3, 1, "Ann Lee", "Tom Reyes", at, 41, at)], 1,
             app.controller.pseudonyms()))
-        await pilot.pause(0.2)
         await still(pilot)
     return before
 

@@ -101,6 +101,7 @@ def to_a_run(term: Tmux, sim: SimProcess, stop: str = "STOP  (space / Esc)") -> 
     term.wait_for("Machine: RUNNING")
 
 
+@pytest.mark.slow(10)
 @pytest.mark.timeout(120)
 def test_console_in_tmux_against_smp_sim_stop_link_lost_and_back(tmp_path, store, db_url):
     link = tmp_path / "ttySIM"
@@ -168,6 +169,7 @@ KEEPS_SIGHUP = ("import signal, subprocess, sys; signal.signal(signal.SIGHUP, la
                 "code = subprocess.call(sys.argv[2:]); open(sys.argv[1], 'w').write(str(code))")
 
 
+@pytest.mark.slow(8)
 @pytest.mark.timeout(120)
 def test_a_terminal_closed_mid_run_stops_the_needle_and_the_console_ends(tmp_path, store,
                                                                          db_url):
@@ -230,6 +232,7 @@ def test_the_sim_status_line_never_runs_into_the_commands_typed(tmp_path):
         term.close()
 
 
+@pytest.mark.slow(9)
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_readme_tour_in_tmux_with_a_link_loss_mid_run_and_the_session_ended(tmp_path, store,

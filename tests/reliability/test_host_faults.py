@@ -235,6 +235,7 @@ def _events(path, session: int) -> list[int]:
                                              (session,))]
 
 
+@pytest.mark.slow(18)
 @pytest.mark.timeout(240)
 def test_twenty_kills_at_random_moments_of_a_session_lose_nothing_shown_recorded(sim, tmp_path):
     """kill -9 of the console twenty times, anywhere in a session's work (starting it, a SET,

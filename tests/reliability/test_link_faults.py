@@ -39,7 +39,7 @@ def apply_steps(host) -> list[MachineSettings]:
     return confirmed
 
 
-@pytest.mark.parametrize("ber", [1e-5, 1e-4, 1e-3, 1e-2])
+@pytest.mark.parametrize("ber", [1e-5, 1e-4, 1e-3, pytest.param(1e-2, marks=pytest.mark.slow(6))])
 def test_bit_errors_never_make_the_machine_apply_or_run_what_was_not_asked(sim, ber):
     with connected(sim.address) as host:
         sim.say(f"fault bit-errors {ber}")

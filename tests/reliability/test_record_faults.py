@@ -101,6 +101,7 @@ def check_fault_handling(sim, chair: Chair, fault, heal) -> None:
     assert any("the console: the record is not writing" in str(p) for p in stops), stops
 
 
+@pytest.mark.slow(7)
 def test_a_record_locked_mid_run_stops_the_needle_and_loses_no_run(sim, tmp_path):
     url = f"sqlite:///{tmp_path / 'record.sqlite3'}"
     store = open_store(url)

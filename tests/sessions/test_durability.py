@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from sessions.models import Event
@@ -18,6 +19,7 @@ from tests.sessions.factory import client
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow(14)
 def test_killed_recorder_loses_nothing_it_reported(tmp_path):
     url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
     store = open_store(url)
