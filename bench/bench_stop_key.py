@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -242,4 +243,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # Killed (a timeout, Ctrl+C in another terminal): exit through the `finally`s that end
+    # the tmux server and the console in it, never leave them running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())
