@@ -1,8 +1,10 @@
 """A crash prints one line and writes the traceback, without local variables, to a private
 file: never the client's phone, e-mail, date of birth, allergies or medications.
 
-The crash is a real one: a zone value this version does not know, as another version writes it
-on a shared database."""
+The record has a zone value this version does not know, as another version writes it on a
+shared database: the command line that reads it fails in one line; the console's history
+browser, which reads it in a worker, says so in one line and stays up. A bug on the console's
+UI thread crashes it, in one line."""
 
 import os
 import stat
@@ -61,12 +63,29 @@ def crash_file(out, tmp_path) -> str:
 
 def test_the_console_crash_is_one_line_and_a_private_file(broken_record, tmp_path):
     url, _ = broken_record
-    out = run([str(ROOT / "tests" / "console" / "crash_child.py"), url], tmp_path)
+    out = run([str(ROOT / "tests" / "console" / "crash_child.py"), url, "bug"], tmp_path)
     assert out.returncode == 1
     details = crash_file(out, tmp_path)
     assert "ValueError: 'occiput-v2' is not a valid Zone" in details and "Traceback" in details
     for secret in SECRETS:
         assert secret not in out.stdout + out.stderr + details, secret
+
+
+def test_a_record_the_history_cannot_read_is_one_line_on_screen_and_a_private_file(
+        broken_record, tmp_path):
+    url, _ = broken_record
+    out = run([str(ROOT / "tests" / "console" / "crash_child.py"), url, "record"], tmp_path)
+    assert out.returncode == 0 and not out.stderr  # the console stayed up, and quit
+    shown = out.stdout.strip().splitlines()
+    assert len(shown) == 1, out.stdout
+    assert shown[0].startswith("ERROR: unexpected internal error (ValueError); details in ")
+    path = Path(shown[0].rsplit(" ", 1)[1])
+    assert path.parent == tmp_path / "data" / "smp"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    details = path.read_text()
+    assert "ValueError: 'occiput-v2' is not a valid Zone" in details
+    for secret in SECRETS:
+        assert secret not in out.stdout + details, secret
 
 
 def test_the_command_line_crash_is_one_line_and_a_private_file(broken_record, tmp_path):
