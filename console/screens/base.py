@@ -57,6 +57,9 @@ class SmpScreen(Screen[Any]):
                 self.call_after_refresh(self._get_ready)
             return
         self.ready = True
+        # The view as it is now: one that came before (a resume can come before the banner
+        # is mounted, and the next view may be a while) is shown, SIMULATOR or LINK LOST too.
+        self.show(self.app.view)
         self.became_ready()
 
     def became_ready(self) -> None:

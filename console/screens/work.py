@@ -112,7 +112,6 @@ class WorkScreen(SmpScreen):
         # The console's own lines: several (key hints, "pass 2 done") are not in the record,
         # so the panel does not claim to be it (F4 shows the record).
         self.query_one("#log").border_title = "console log"
-        self.show(self.app.view)
 
     def show(self, view: View) -> None:
         super().show(view)

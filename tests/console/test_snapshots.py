@@ -58,8 +58,11 @@ DISARMED = replace(RUNNING, machine=replace(
 
 async def started(pilot) -> None:
     """The app has asked the record about interrupted sessions and shown its first screen:
-    a screen pushed before that would end up under the connect screen."""
+    a screen pushed before that would end up under the connect screen. From here on the
+    pictures show the test's views only: the session owner (no machine here) publishes its
+    own now and then, which would replace them at a moment that varies with the load."""
     await until(pilot, on(pilot.app, "ConnectScreen"))
+    pilot.app.controller.on_view = lambda view: None
 
 
 async def still(pilot) -> None:
@@ -69,6 +72,7 @@ async def still(pilot) -> None:
     for box in pilot.app.screen.query(Input):
         box.cursor_blink = False
     await pilot.pause(0.05)
+    await pilot.pause()  # and every message that set off handled, the app's too
 
 
 # The smallest terminal a clinic has (a laptop's 80x24) and a big monitor's; the tests that
@@ -115,7 +119,9 @@ def _client(store, *, dialog: bool = False):
 
         app = pilot.app
         await started(pilot)
-        app.post_message(ViewChanged(View(machine=MACHINE)))
+        view = View(machine=MACHINE)
+        app.post_message(ViewChanged(view))
+        await until(pilot, lambda: app.view is view)  # the banner's, before the screen shows
         await up(pilot, ClientScreen())
         found = app.screen.query_one("#clients")
         await until(pilot, lambda: found.option_count == 3)  # the record's, searched for
