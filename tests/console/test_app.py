@@ -821,8 +821,9 @@ def test_every_label_and_banner_is_built_from_the_live_bindings(store):
             await until(pilot, lambda: "[w/j]" in text(app, "#profile"))
             await press(pilot, "ctrl+a")
             await until(pilot, on(app, "Confirm"))
-            assert {str(b.label) for b in app.screen.query("Button")} == {"Arm (z)",
-                                                                          "Cancel (n / F10)"}
+            # Its buttons, once mounted (they sit in a row of their own, after the dialog).
+            await until(pilot, lambda: {str(b.label) for b in app.screen.query("Button")}
+                        == {"Arm (z)", "Cancel (n / F10)"})
             await press(pilot, "z")
             await until(pilot, state(app, MachineState.ARMED))
             await press(pilot, "f1")
