@@ -112,10 +112,10 @@ from sessions.recorder import (
     Recorder,
     check_lot,
     close_interrupted,
+    interrupted_sessions,
     needle_what,
     open_sessions,
     request,
-    utcnow,
 )
 from sessions.search import match_clients
 from sessions.sink import RecorderSink, RecordStatus
@@ -421,10 +421,8 @@ class SessionController:
     def interrupted_sessions(self) -> tuple[list[OpenSession], int]:
         """The open sessions nobody holds any longer (a crash left them), and how many others
         are open because another chair is running them (their lease is renewed)."""
-        sessions = open_sessions(self.store)
-        now = utcnow()
-        interrupted = [s for s in sessions if not s.held(now)]
-        return interrupted, len(sessions) - len(interrupted)
+        interrupted = interrupted_sessions(self.store)
+        return interrupted, len(open_sessions(self.store)) - len(interrupted)
 
     def close_interrupted(self, session_ids: list[int]) -> int:
         """Close these as INTERRUPTED, every recorded event kept; how many were closed."""
