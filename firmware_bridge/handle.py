@@ -93,6 +93,11 @@ class MachineHandle(ABC):
         return self.status.machine_envelope
 
     @property
+    def rto(self) -> float:
+        """The link's retransmission timeout now (seconds)."""
+        return self.status.rto
+
+    @property
     @abstractmethod
     def simulated(self) -> bool: ...
 

@@ -150,10 +150,6 @@ class Machine(MachineHandle):
         return self._status
 
     @property
-    def rto(self) -> float:
-        return self._status.rto
-
-    @property
     def simulated(self) -> bool:
         return self._core.simulated
 
